@@ -1,0 +1,39 @@
+"""meanfield: the mean-field theory of deep random networks and what it says about pruning at
+initialization (Hayou, Ton, Doucet, Teh, ICLR 2021), computed exactly.
+
+The public API is re-exported here; everything else is private.
+"""
+
+from .activations import Activation, available_activations, get_activation
+from .maps import (
+    NoFixedPointWarning,
+    c_map,
+    c_star,
+    chi_1,
+    chi_c,
+    cov_map,
+    depth_scales,
+    eoc_rate,
+    propagate,
+    q_map,
+    q_star,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Activation",
+    "NoFixedPointWarning",
+    "available_activations",
+    "c_map",
+    "c_star",
+    "chi_1",
+    "chi_c",
+    "cov_map",
+    "depth_scales",
+    "eoc_rate",
+    "get_activation",
+    "propagate",
+    "q_map",
+    "q_star",
+]

@@ -1,0 +1,97 @@
+"""Gaussian expectations of an activation over flat arrays: closed forms where THEORY.md §4 has
+them, the exact numerics of :mod:`meanfield._gauss` otherwise. Private; inputs already validated."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import _gauss
+
+RTOL = 1e-14  # error allowed to Mehler's series, relative to √(E[f²] E[g²])
+
+
+def _relu_pair(c):
+    return (np.sqrt((1.0 - c) * (1.0 + c)) + (np.pi - np.arccos(c)) * c) / (2.0 * np.pi)
+
+
+def _closed_diag(act, a, b, m, q):
+    """E[Z^m φ^(a)(√q Z) φ^(b)(√q Z)] in closed form, or None."""
+    kind = act.closed_form
+    key = (min(a, b), max(a, b), m)
+    if kind in ("relu", "leaky_relu", "linear"):
+        # E[φ²] = k q, E[φ'²] = k, E[Z φ φ'] = k √q with k = 1/2, (1 + α²)/2, 1
+        k = {"relu": 0.5, "leaky_relu": 0.5 * (1.0 + act.param ** 2), "linear": 1.0}[kind]
+        if key == (0, 0, 0):
+            return k * q
+        if key == (1, 1, 0):
+            return np.full_like(q, k)
+        if key == (0, 1, 1):
+            return k * np.sqrt(q)
+        if key == (2, 2, 0):
+            return np.zeros_like(q)
+    if kind == "erf":
+        if key == (0, 0, 0):
+            return (2.0 / np.pi) * np.arcsin(2.0 * q / (1.0 + 2.0 * q))
+        if key == (1, 1, 0):
+            return (4.0 / np.pi) / np.sqrt(1.0 + 4.0 * q)
+    return None
+
+
+def _closed_pair(act, a, b, q1, q2, c):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] in closed form, or None."""
+    kind = act.closed_form
+    if (a, b) not in ((0, 0), (1, 1)) or kind is None:
+        return None
+    r = np.sqrt(q1 * q2)
+    if kind == "linear":
+        return r * c if a == 0 else np.ones_like(c)
+    if kind in ("relu", "leaky_relu"):
+        alpha = act.param if kind == "leaky_relu" else 0.0
+        if a == 0:
+            return alpha * r * c + (1.0 - alpha) ** 2 * r * _relu_pair(c)
+        return alpha + (1.0 - alpha) ** 2 * (np.pi - np.arccos(c)) / (2.0 * np.pi)
+    if kind == "erf":
+        d1, d2 = 1.0 + 2.0 * q1, 1.0 + 2.0 * q2
+        if a == 0:
+            return (2.0 / np.pi) * np.arcsin(2.0 * r * c / np.sqrt(d1 * d2))
+        return (4.0 / np.pi) / np.sqrt(d1 * d2 - 4.0 * (r * c) ** 2)
+    return None
+
+
+def diag(act, a, b, m, q):
+    """E[Z^m φ^(a)(√q Z) φ^(b)(√q Z)] for a flat float64 array q (a or b = -1: the constant 1)."""
+    out = _closed_diag(act, a, b, m, q)
+    if out is not None:
+        return out
+    px, ps, _ = act._points
+    out = np.empty_like(q)
+    _gauss.e1_many(act.kernel, act.param, a, b, m, np.ascontiguousarray(q), px, ps, out)
+    return out
+
+
+def coefficients(act, k, q):
+    """Hermite coefficients (len(q), N), E[φ^(k)(√q Z)²] and Parseval tails for the values q."""
+    px, ps, _ = act._points
+    q = np.ascontiguousarray(q, dtype=np.float64)
+    coef = np.empty((q.size, _gauss._NCOEF))
+    norm2 = np.empty(q.size)
+    tails = np.empty(q.size)
+    _gauss.coeffs_many(act.kernel, act.param, k, q, px, ps, coef, norm2, tails)
+    return coef, norm2, tails
+
+
+def pair(act, a, b, q1, q2, c):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] for flat float64 arrays, u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂)."""
+    out = _closed_pair(act, a, b, q1, q2, c)
+    if out is not None:
+        return out
+    px, ps, pk = act._points
+    uq, inv = np.unique(np.concatenate([q1, q2]), return_inverse=True)
+    i1, i2 = inv[: q1.size], inv[q1.size:]
+    CA, NA, TA = coefficients(act, a, uq)
+    CB, NB, TB = (CA, NA, TA) if b == a else coefficients(act, b, uq)
+    out = np.empty_like(c)
+    _gauss.pair_many(act.kernel, act.param, a, b, np.ascontiguousarray(q1),
+                     np.ascontiguousarray(q2), np.ascontiguousarray(c), i1, i2,
+                     CA, NA, TA, CB, NB, TB, px, ps, pk, RTOL, out)
+    return out

@@ -1,0 +1,298 @@
+"""Exact Gaussian expectations (numba kernels, private). THEORY.md §7.
+
+Two tools, each with a known error:
+
+* **Graded composite Gauss–Legendre** on z ∈ [−L, L] (L = 9: the Gaussian mass outside is < 1e-18).
+  The mesh has an edge at every kink of φ (mapped to z = x/√q) and is graded geometrically around
+  every kink and smooth feature of φ: panels start at the feature's width (scale/√q, in z) and double
+  away from it up to width 1. On each panel φ is analytic in a Bernstein ellipse of parameter ρ ≳ 4.6
+  (the nearest singularity is at least one panel-width away), so 10 nodes give an error ≲ ρ^(−20)
+  ≈ 1e-13 of the panel's share, and in practice ~1e-16. The two-dimensional expectation
+  E[f(u₁) g(u₂)] with u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + s Z₂), s = √((1−c)(1+c)) (no cancellation as
+  c → ±1), is nested: the inner integral over Z₂ (with g's features at (x/√q₂ − c z₁)/s) is done for
+  each outer node, the outer mesh is graded around f's features and those of the smoothed inner
+  function (a kink of g becomes a feature of width √q₂ s there). At s = 0 the inner integral is
+  g(√q₂ c z₁) exactly.
+
+* **Mehler's formula** (the dual activation): with A_n = E[φ^(a)(√q₁ Z) He_n(Z)]/√n! and B_n likewise,
+  E[φ^(a)(u₁) φ^(b)(u₂)] = Σ_n A_n B_n cⁿ. The truncation error after N terms is bounded by
+  |c|^N √(T_A T_B) (Cauchy–Schwarz) with the tails T = E[(φ^(a))²] − Σ_{n<N} A_n², which we compute.
+  The series is used wherever that bound is below the tolerance, else the quadrature.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+_L = 9.0          # half-width of the z domain for expectations
+_L_COEF = 13.0    # half-width for Hermite coefficients (He_n(z) e^{-z²/4} is O(1) out to 2√n)
+_HMAX = 1.0       # widest panel (in z)
+_HMAX_COEF = 0.25  # widest panel for Hermite coefficients (resolves He_n oscillations, n ≤ 400)
+_HMIN = 1e-14     # narrowest starting panel
+_NCOEF = 400      # Hermite coefficients kept per (q, derivative order)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
+_MAXEDGES = 4096
+
+
+@njit(cache=True)
+def _grade(a, ha, b, hb, hmax, out, n):
+    """Append to ``out[n:]`` the interior edges of [a, b], graded from width ``ha`` at a and ``hb``
+    at b: after the first panel each panel is as wide as its distance from its end (panels
+    [d, 2d]), at most ``hmax``; return the new count."""
+    mid = 0.5 * (a + b)
+    x = a
+    w = ha
+    while x + w < mid and n < out.size - 2:
+        x += w
+        out[n] = x
+        n += 1
+        w = min(x - a, hmax)
+    out[n] = mid
+    n += 1
+    start = n
+    x = b
+    w = hb
+    while x - w > mid and n < out.size - 1:
+        x -= w
+        out[n] = x
+        n += 1
+        w = min(b - x, hmax)
+    # the right side was written from b downwards: reverse it
+    i = start
+    j = n - 1
+    while i < j:
+        out[i], out[j] = out[j], out[i]
+        i += 1
+        j -= 1
+    return n
+
+
+@njit(cache=True)
+def _mesh(zc, h0, lo, hi, hmax):
+    """Panel edges on [lo, hi]: an edge at every point ``zc`` inside, graded from width ``h0``."""
+    order = np.argsort(zc)
+    pts = np.empty(zc.size + 2)
+    hs = np.empty(zc.size + 2)
+    pts[0] = lo
+    hs[0] = hmax
+    m = 1
+    for i in order:
+        z = zc[i]
+        if lo < z < hi:
+            h = min(max(h0[i], _HMIN), hmax)
+            if z == pts[m - 1]:
+                hs[m - 1] = min(hs[m - 1], h)
+            else:
+                pts[m] = z
+                hs[m] = h
+                m += 1
+    pts[m] = hi
+    hs[m] = hmax
+    m += 1
+    out = np.empty(_MAXEDGES)
+    out[0] = lo
+    n = 1
+    for i in range(m - 1):
+        n = _grade(pts[i], hs[i], pts[i + 1], hs[i + 1], hmax, out, n)
+        out[n] = pts[i + 1]
+        n += 1
+    return out[:n]
+
+
+@njit(cache=True)
+def _rule(edges, with_pdf):
+    """Gauss–Legendre nodes and weights on the panels; the weights include the N(0, 1) density
+    when ``with_pdf``."""
+    npan = edges.size - 1
+    k = _GL_X.size
+    z = np.empty(npan * k)
+    w = np.empty(npan * k)
+    for i in range(npan):
+        half = 0.5 * (edges[i + 1] - edges[i])
+        mid = 0.5 * (edges[i + 1] + edges[i])
+        for j in range(k):
+            zz = mid + half * _GL_X[j]
+            z[i * k + j] = zz
+            ww = half * _GL_W[j]
+            if with_pdf:
+                ww *= _INV_SQRT_2PI * math.exp(-0.5 * zz * zz)
+            w[i * k + j] = ww
+    return z, w
+
+
+@njit(cache=True)
+def _rule_1d(q, px, ps, L, hmax):
+    """Quadrature rule in z for E[f(√q Z)] where f has features at ``px`` of widths ``ps``."""
+    r = math.sqrt(q)
+    zc = np.empty(px.size)
+    h0 = np.empty(px.size)
+    for i in range(px.size):
+        zc[i] = px[i] / r if r > 0.0 else (math.copysign(math.inf, px[i]) if px[i] != 0.0 else 0.0)
+        h0[i] = ps[i] / r if r > 0.0 else math.inf
+    return _rule(_mesh(zc, h0, -L, L, hmax), True)
+
+
+@njit(cache=True)
+def _fk(phi, p, k, x):
+    """φ^(k)(x), with k = -1 meaning the constant 1."""
+    if k < 0:
+        return 1.0
+    return phi(x, p, k)
+
+
+@njit(cache=True)
+def e1(phi, p, a, b, m, q, px, ps):
+    """E[Z^m φ^(a)(√q Z) φ^(b)(√q Z)] for m ∈ {0, 1}, a, b ∈ {-1 (constant 1), 0, 1, 2}."""
+    if q == 0.0:
+        return _fk(phi, p, a, 0.0) * _fk(phi, p, b, 0.0) if m == 0 else 0.0
+    r = math.sqrt(q)
+    z, w = _rule_1d(q, px, ps, _L, _HMAX)
+    acc = 0.0
+    for i in range(z.size):
+        x = r * z[i]
+        v = w[i] * _fk(phi, p, a, x) * _fk(phi, p, b, x)
+        if m == 1:
+            v *= z[i]
+        acc += v
+    return acc
+
+
+@njit(cache=True)
+def e2(phi, p, a, b, q1, q2, c, px, ps, pk):
+    """E[φ^(a)(u₁) φ^(b)(u₂)], u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂), by nested quadrature."""
+    r1 = math.sqrt(q1)
+    r2 = math.sqrt(q2)
+    s = math.sqrt((1.0 - c) * (1.0 + c))
+    npt = px.size
+    # outer mesh: features of f at x/r1, and of the smoothed inner function at x/(r2 c)
+    zc = np.empty(2 * npt)
+    h0 = np.empty(2 * npt)
+    m = 0
+    for i in range(npt):
+        if r1 > 0.0:
+            zc[m] = px[i] / r1
+            h0[m] = ps[i] / r1
+            m += 1
+        rc = r2 * abs(c)
+        if rc > 0.0:
+            xs = ps[i]
+            if pk[i]:
+                xs = min(xs, r2 * s)
+            zc[m] = px[i] / (r2 * c)
+            h0[m] = xs / rc
+            m += 1
+    z1, w1 = _rule(_mesh(zc[:m], h0[:m], -_L, _L, _HMAX), True)
+    zi = np.empty(npt)
+    hi = np.empty(npt)
+    acc = 0.0
+    for i in range(z1.size):
+        f = _fk(phi, p, a, r1 * z1[i])
+        if f == 0.0:
+            continue
+        mean = r2 * c * z1[i]
+        if s == 0.0 or r2 == 0.0:
+            g = _fk(phi, p, b, mean)
+        else:
+            sd = r2 * s
+            for j in range(npt):
+                zi[j] = (px[j] - mean) / sd
+                hi[j] = ps[j] / sd
+            z2, w2 = _rule(_mesh(zi, hi, -_L, _L, _HMAX), True)
+            g = 0.0
+            for j in range(z2.size):
+                g += w2[j] * _fk(phi, p, b, mean + sd * z2[j])
+        acc += w1[i] * f * g
+    return acc
+
+
+@njit(cache=True)
+def hermite_coeffs(phi, p, k, q, px, ps):
+    """Normalised Hermite coefficients A_n = E[φ^(k)(√q Z) He_n(Z)]/√n!, n < _NCOEF, and
+    E[φ^(k)(√q Z)²], both on one quadrature rule."""
+    coef = np.zeros(_NCOEF)
+    r = math.sqrt(q)
+    if r == 0.0:
+        v = phi(0.0, p, k)
+        coef[0] = v
+        return coef, v * v
+    z, w = _rule_1d(q, px, ps, _L_COEF, _HMAX_COEF)
+    sq = np.sqrt(np.arange(_NCOEF, dtype=np.float64))
+    norm2 = 0.0
+    for i in range(z.size):
+        f = phi(r * z[i], p, k)
+        wf = w[i] * f
+        norm2 += wf * f
+        h_prev = 0.0
+        h = 1.0
+        coef[0] += wf
+        for n in range(1, _NCOEF):
+            h_next = (z[i] * h - sq[n - 1] * h_prev) / sq[n]
+            h_prev = h
+            h = h_next
+            coef[n] += wf * h
+    return coef, norm2
+
+
+@njit(cache=True)
+def series(A, B, c):
+    """Σ_n A_n B_n cⁿ by Horner's rule."""
+    acc = 0.0
+    for n in range(A.size - 1, -1, -1):
+        acc = acc * c + A[n] * B[n]
+    return acc
+
+
+@njit(cache=True)
+def tail(coef, norm2):
+    """Upper estimate of Σ_{n≥N} A_n²: what Parseval leaves after the N coefficients, floored at
+    the rounding error of the subtraction."""
+    s = 0.0
+    for n in range(coef.size):
+        s += coef[n] * coef[n]
+    return max(norm2 - s, 0.0) + 8e-16 * norm2
+
+
+@njit(cache=True)
+def pair(phi, p, a, b, q1, q2, c, A, TA, B, TB, px, ps, pk, tol):
+    """E[φ^(a)(u₁) φ^(b)(u₂)]: Mehler's series where its error bound |c|^N √(T_A T_B) is below
+    ``tol`` times √(E_A E_B), else the nested quadrature."""
+    if abs(c) ** A.size * math.sqrt(TA * TB) <= tol:
+        return series(A, B, c)
+    return e2(phi, p, a, b, q1, q2, c, px, ps, pk)
+
+
+@njit(cache=True)
+def e1_many(phi, p, a, b, m, q, px, ps, out):
+    """``e1`` over a flat array of q."""
+    for i in range(q.size):
+        out[i] = e1(phi, p, a, b, m, q[i], px, ps)
+
+
+@njit(cache=True)
+def coeffs_many(phi, p, k, q, px, ps, coef, norm2, tails):
+    """Hermite coefficients, E[φ^(k)²] and tails for each q of a flat array."""
+    for i in range(q.size):
+        c, n2 = hermite_coeffs(phi, p, k, q[i], px, ps)
+        coef[i, :] = c
+        norm2[i] = n2
+        tails[i] = tail(c, n2)
+
+
+@njit(cache=True)
+def pair_many(phi, p, a, b, q1, q2, c, i1, i2, CA, NA, TA, CB, NB, TB, px, ps, pk, rtol, out):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] for flat arrays; ``i1``/``i2`` index the coefficient tables.
+    At c = 1 with q₁ = q₂ the one-dimensional expectation is used, so that c = 1 maps to 1."""
+    for i in range(c.size):
+        if c[i] == 1.0 and q1[i] == q2[i]:
+            out[i] = e1(phi, p, a, b, 0, q1[i], px, ps)
+            continue
+        j1 = i1[i]
+        j2 = i2[i]
+        atol = rtol * math.sqrt(NA[j1] * NB[j2]) + 1e-300
+        out[i] = pair(phi, p, a, b, q1[i], q2[i], c[i], CA[j1], TA[j1], CB[j2], TB[j2],
+                      px, ps, pk, atol)

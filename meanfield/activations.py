@@ -1,0 +1,389 @@
+"""Activation functions φ with their derivatives, kinks and closed-form kernels.
+
+Every activation is an :class:`Activation`. Its numerical heart is a compiled C callback
+``kernel(x, p, k)`` (a ``numba.cfunc`` of signature ``float64(float64, float64, int64)``) that returns
+the k-th derivative (k = 0, 1, 2) of φ at the scalar ``x``, with ``p`` the activation's one real
+parameter (the slope of leaky ReLU, the α of ELU, unused otherwise). The Gaussian-expectation kernels
+of :mod:`meanfield._gauss` take that callback as a first-class function argument, so one compiled and
+disk-cached quadrature serves every activation, a user's own included (passing numba dispatchers
+instead would recompile every kernel for every activation in every process).
+
+Built-ins are looked up by name: ``"tanh"``, ``"erf"``, ``"relu"``, ``"leaky_relu"`` (slope 0.01, or
+``"leaky_relu:0.1"``), ``"elu"`` (α = 1, or ``"elu:0.5"``), ``"selu"``, ``"gelu"``, ``"silu"`` (alias
+``"swish"``), ``"softplus"``, ``"sigmoid"``, ``"hard_tanh"``, ``"linear"``.
+
+The quadrature needs to know where φ is not smooth (``kinks``: the points where φ, φ' or φ'' jumps)
+and on what length scale its smooth features live (``scale``, in units of the pre-activation x: for
+tanh the distance π/2 from the real axis to its nearest pole, rounded down to 1). See THEORY.md §7.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import cfunc, njit, types
+
+__all__ = ["Activation", "get_activation", "available_activations"]
+
+_SQRT_2 = math.sqrt(2.0)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_TWO_OVER_SQRT_PI = 2.0 / math.sqrt(math.pi)
+_SELU_LAMBDA = 1.0507009873554804934193349852946
+_SELU_ALPHA = 1.6732632423543772848170429916717
+KERNEL_SIGNATURE = types.float64(types.float64, types.float64, types.int64)
+
+
+@njit(cache=True)
+def _sigmoid(x):
+    if x >= 0.0:
+        return 1.0 / (1.0 + math.exp(-x))
+    e = math.exp(x)
+    return e / (1.0 + e)
+
+
+def _tanh(x, p, k):
+    t = math.tanh(x)
+    if k == 0:
+        return t
+    s = 1.0 - t * t
+    if k == 1:
+        return s
+    return -2.0 * t * s
+
+
+def _erf(x, p, k):
+    if k == 0:
+        return math.erf(x)
+    g = _TWO_OVER_SQRT_PI * math.exp(-x * x)
+    if k == 1:
+        return g
+    return -2.0 * x * g
+
+
+def _relu(x, p, k):
+    if x <= 0.0:
+        return 0.0
+    if k == 0:
+        return x
+    if k == 1:
+        return 1.0
+    return 0.0
+
+
+def _leaky_relu(x, p, k):
+    s = 1.0 if x > 0.0 else p
+    if k == 0:
+        return s * x
+    if k == 1:
+        return s
+    return 0.0
+
+
+@njit(cache=True)
+def _elu_core(x, p, k):
+    if x > 0.0:
+        if k == 0:
+            return x
+        if k == 1:
+            return 1.0
+        return 0.0
+    if k == 0:
+        return p * math.expm1(x)
+    return p * math.exp(x)
+
+
+def _elu(x, p, k):
+    return _elu_core(x, p, k)
+
+
+def _selu(x, p, k):
+    return _SELU_LAMBDA * _elu_core(x, _SELU_ALPHA, k)
+
+
+def _gelu(x, p, k):
+    cdf = 0.5 * math.erfc(-x / _SQRT_2)
+    pdf = _INV_SQRT_2PI * math.exp(-0.5 * x * x)
+    if k == 0:
+        return x * cdf
+    if k == 1:
+        return cdf + x * pdf
+    return pdf * (2.0 - x * x)
+
+
+def _silu(x, p, k):
+    s = _sigmoid(x)
+    if k == 0:
+        return x * s
+    ds = s * (1.0 - s)
+    if k == 1:
+        return s + x * ds
+    return ds * (2.0 + x * (1.0 - 2.0 * s))
+
+
+def _softplus(x, p, k):
+    if k == 0:
+        return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
+    s = _sigmoid(x)
+    if k == 1:
+        return s
+    return s * (1.0 - s)
+
+
+def _sigmoid_act(x, p, k):
+    s = _sigmoid(x)
+    if k == 0:
+        return s
+    ds = s * (1.0 - s)
+    if k == 1:
+        return ds
+    return ds * (1.0 - 2.0 * s)
+
+
+def _hard_tanh(x, p, k):
+    if x >= 1.0:
+        return 1.0 if k == 0 else 0.0
+    if x <= -1.0:
+        return -1.0 if k == 0 else 0.0
+    if k == 0:
+        return x
+    if k == 1:
+        return 1.0
+    return 0.0
+
+
+def _linear(x, p, k):
+    if k == 0:
+        return x
+    if k == 1:
+        return 1.0
+    return 0.0
+
+
+@njit(cache=True)
+def _apply(kernel, p, k, x, out):
+    for i in range(x.size):
+        out[i] = kernel(x[i], p, k)
+
+
+class Activation:
+    """An activation function φ, its derivatives, and what the quadrature must know about it.
+
+    Build your own from scalar Python functions that numba can compile (``math`` functions,
+    arithmetic, ``if``); they are jitted on construction.
+
+    Parameters
+    ----------
+    phi, dphi : callable float -> float
+        φ and its first derivative φ'.
+    d2phi : callable float -> float, optional
+        φ''. Needed only by quantities that use it (:func:`meanfield.eoc_rate`).
+    kinks : sequence of float, default ()
+        Points x where φ, φ' or φ'' is not continuous. The quadrature splits there.
+    scale : float, default 1.0
+        Length scale (in x) of φ's smooth features, e.g. the distance from the real axis to the
+        nearest complex singularity. Smaller is safer and slower.
+    centers : sequence of float, default (0.0,)
+        Where those smooth features sit (for tanh, 0).
+    name : str, optional
+    odd : bool, default False
+        Whether φ(−x) = −φ(x); used only for documentation and symmetry checks.
+
+    Examples
+    --------
+    >>> import math
+    >>> from meanfield import Activation, q_map
+    >>> act = Activation(math.tanh, lambda x: 1.0 - math.tanh(x) ** 2, name="my_tanh")
+    >>> round(q_map(act, 1.0, 1.5, 0.1) - q_map("tanh", 1.0, 1.5, 0.1), 14)
+    0.0
+    """
+
+    def __init__(self, phi, dphi, d2phi=None, *, kinks=(), scale=1.0, centers=(0.0,), name=None,
+                 odd=False):
+        for label, fn in (("phi", phi), ("dphi", dphi), ("d2phi", d2phi)):
+            if fn is not None and not callable(fn):
+                raise TypeError(f"`{label}` == {fn!r}: must be a callable float -> float")
+        kinks = tuple(float(k) for k in kinks)
+        centers = tuple(float(c) for c in centers)
+        if not all(math.isfinite(k) for k in kinks + centers):
+            raise ValueError(f"`kinks` == {kinks}, `centers` == {centers}: must be finite")
+        if not (isinstance(scale, (int, float)) and scale > 0):
+            raise ValueError(f"`scale` == {scale!r}: must be a number > 0 (math.inf allowed)")
+        self.name = name or getattr(phi, "__name__", "custom")
+        self.param = 0.0
+        self.kinks = kinks
+        self.odd = bool(odd)
+        self.has_d2 = d2phi is not None
+        self.closed_form = None
+        self._points = self._make_points(kinks, centers, float(scale))
+        try:
+            self._kernel = cfunc(KERNEL_SIGNATURE)(_user_kernel(phi, dphi, d2phi))
+        except Exception as exc:  # numba's typing errors are long: keep the first line
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise TypeError(
+                f"`phi`/`dphi` of activation {self.name!r} could not be compiled by numba "
+                f"({first}); write them with scalar arithmetic and `math` functions"
+            ) from None
+
+    @staticmethod
+    def _make_points(kinks, centers, scale):
+        """Arrays (x, scale, is_kink) of the points the quadrature grades its mesh around."""
+        xs, ss, ks = [], [], []
+        for k in kinks:
+            xs.append(k), ss.append(scale), ks.append(True)
+        for c in centers:
+            if c not in kinks and math.isfinite(scale):
+                xs.append(c), ss.append(scale), ks.append(False)
+        order = np.argsort(xs) if xs else np.zeros(0, dtype=np.int64)
+        return (np.asarray(xs, dtype=np.float64)[order],
+                np.asarray(ss, dtype=np.float64)[order],
+                np.asarray(ks, dtype=np.bool_)[order])
+
+    @classmethod
+    def _builtin(cls, name, kernel, param=0.0, *, kinks=(), scale=1.0, centers=(0.0,),
+                 closed_form=None, odd=False, has_d2=True):
+        self = cls.__new__(cls)
+        self.name = name
+        self.param = float(param)
+        self.kinks = tuple(kinks)
+        self.odd = odd
+        self.has_d2 = has_d2
+        self.closed_form = closed_form
+        self._points = cls._make_points(tuple(kinks), tuple(centers), float(scale))
+        self._source = kernel
+        self._kernel = None
+        return self
+
+    @property
+    def kernel(self):
+        """The C callback φ^(k)(x) with parameter p, compiled (or loaded from the disk cache) on
+        first use."""
+        if self._kernel is None:
+            self._kernel = cfunc(KERNEL_SIGNATURE, cache=True)(self._source)
+        return self._kernel
+
+    def __call__(self, x, k=0):
+        """φ^(k)(x) elementwise for an array-like x (k = 0, 1 or 2)."""
+        if k not in (0, 1, 2):
+            raise ValueError(f"`k` == {k!r}: must be 0, 1 or 2")
+        if k == 2 and not self.has_d2:
+            raise ValueError(f"activation {self.name!r} was built without `d2phi`")
+        arr = np.asarray(x, dtype=np.float64)
+        flat = np.ascontiguousarray(arr).ravel()
+        out = np.empty_like(flat)
+        _apply(self.kernel, self.param, k, flat, out)
+        return out.reshape(arr.shape) if arr.ndim else float(out[0])
+
+    def __repr__(self):
+        return f"Activation({self.name!r})"
+
+
+def _user_kernel(phi, dphi, d2phi):
+    f0 = njit(phi)
+    f1 = njit(dphi)
+    f2 = njit(d2phi) if d2phi is not None else None
+    if f2 is None:
+        @njit
+        def kernel(x, p, k):
+            if k == 0:
+                return f0(x)
+            if k == 1:
+                return f1(x)
+            return math.nan
+    else:
+        @njit
+        def kernel(x, p, k):
+            if k == 0:
+                return f0(x)
+            if k == 1:
+                return f1(x)
+            return f2(x)
+    return kernel
+
+
+def _make(name, param=None):
+    inf = math.inf
+    if name == "tanh":
+        return Activation._builtin("tanh", _tanh, odd=True)
+    if name == "erf":
+        return Activation._builtin("erf", _erf, odd=True, closed_form="erf")
+    if name == "relu":
+        return Activation._builtin("relu", _relu, kinks=(0.0,), scale=inf, closed_form="relu")
+    if name == "leaky_relu":
+        slope = 0.01 if param is None else param
+        return Activation._builtin(f"leaky_relu:{slope:g}", _leaky_relu, slope, kinks=(0.0,),
+                                   scale=inf, closed_form="leaky_relu")
+    if name == "elu":
+        alpha = 1.0 if param is None else param
+        return Activation._builtin(f"elu:{alpha:g}", _elu, alpha, kinks=(0.0,))
+    if name == "selu":
+        return Activation._builtin("selu", _selu, kinks=(0.0,))
+    if name == "gelu":
+        return Activation._builtin("gelu", _gelu)
+    if name in ("silu", "swish"):
+        return Activation._builtin("silu", _silu)
+    if name == "softplus":
+        return Activation._builtin("softplus", _softplus)
+    if name == "sigmoid":
+        return Activation._builtin("sigmoid", _sigmoid_act)
+    if name == "hard_tanh":
+        return Activation._builtin("hard_tanh", _hard_tanh, kinks=(-1.0, 1.0), scale=inf, odd=True)
+    if name == "linear":
+        return Activation._builtin("linear", _linear, centers=(), scale=inf, odd=True,
+                                   closed_form="linear")
+    return None
+
+
+_PARAMETRISED = ("leaky_relu", "elu")
+_NAMES = ("tanh", "erf", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "swish",
+          "softplus", "sigmoid", "hard_tanh", "linear")
+_CACHE: dict[str, Activation] = {}
+
+
+def available_activations():
+    """Names accepted by :func:`get_activation` (parametrised ones also as ``"name:value"``)."""
+    return _NAMES
+
+
+def get_activation(activation):
+    """Return the :class:`Activation` for a name such as ``"tanh"`` or ``"elu:0.5"``.
+
+    An :class:`Activation` is returned unchanged.
+
+    Raises
+    ------
+    ValueError
+        Unknown name, or a parameter that is not a finite number (> 0 for ELU, in [0, 1) for
+        leaky ReLU).
+    TypeError
+        Neither a string nor an :class:`Activation`.
+    """
+    if isinstance(activation, Activation):
+        return activation
+    if not isinstance(activation, str):
+        raise TypeError(f"`activation` == {activation!r}: must be a name such as 'tanh' or an "
+                        f"Activation")
+    key = activation.strip().lower().replace("-", "_")
+    if key in _CACHE:
+        return _CACHE[key]
+    name, _, raw = key.partition(":")
+    param = None
+    if raw:
+        if name not in _PARAMETRISED:
+            raise ValueError(f"`activation` == {activation!r}: only {', '.join(_PARAMETRISED)} "
+                             f"take a parameter")
+        try:
+            param = float(raw)
+        except ValueError:
+            param = math.nan
+        ok = (0.0 <= param < 1.0) if name == "leaky_relu" else (param > 0.0 and math.isfinite(param))
+        if not ok:
+            allowed = "in [0, 1)" if name == "leaky_relu" else "a finite number > 0"
+            raise ValueError(f"`activation` == {activation!r}: the parameter of {name} must be "
+                             f"{allowed}")
+    act = _make(name, param)
+    if act is None:
+        raise ValueError(f"`activation` == {activation!r}: unknown; allowed: "
+                         f"{', '.join(_NAMES)} or an Activation")
+    _CACHE[key] = act
+    return act

@@ -1,0 +1,160 @@
+"""The ``meanfield`` command line: parses, validates, calls the public API, writes CSV.
+
+Conventions: tables go to stdout as CSV unless ``--out`` names a file; bad arguments print one line
+``meanfield: error: …`` on stderr and exit with status 2, with no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+
+import numpy as np
+
+_EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2 (argparse prints the whole usage otherwise)
+        raise _UsageError(f"{self.prog}: error: {message}")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _floats(text):
+    """``"1.5"`` or ``"0.5,1,2"`` or ``"lo:hi:n"`` (n points, inclusive) → 1-d float array."""
+    try:
+        if text.count(":") == 2:
+            lo, hi, n = text.split(":")
+            n = int(n)
+            if n < 1:
+                raise ValueError
+            return np.linspace(float(lo), float(hi), n)
+        return np.array([float(v) for v in text.split(",")])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number, a comma-separated list, or lo:hi:n") from None
+
+
+def _write_table(df, out):
+    if out is None:
+        df.to_csv(sys.stdout, index=False)
+        return
+    try:
+        df.to_csv(out, index=False)
+    except OSError as exc:
+        raise ValueError(f"`--out` == {out!r}: cannot write ({exc.strerror})") from None
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _grid(args):
+    sw, sb = np.meshgrid(args.sigma_w, args.sigma_b, indexing="ij")
+    return sw.ravel(), sb.ravel()
+
+
+def _cmd_info(args):
+    import pandas as pd
+
+    from . import c_star, chi_1, chi_c, depth_scales, q_star
+
+    sw, sb = _grid(args)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        xi_q, xi_c = depth_scales(args.activation, sw, sb)
+        df = pd.DataFrame({
+            "activation": args.activation, "sigma_w": sw, "sigma_b": sb,
+            "q_star": q_star(args.activation, sw, sb), "chi_1": chi_1(args.activation, sw, sb),
+            "c_star": c_star(args.activation, sw, sb), "chi_c": chi_c(args.activation, sw, sb),
+            "xi_q": xi_q, "xi_c": xi_c,
+        })
+    _write_table(df, args.out)
+
+
+def _cmd_propagate(args):
+    import pandas as pd
+
+    from . import propagate
+
+    q, c = propagate(args.activation, args.q0, args.c0[:, None], args.sigma_w, args.sigma_b,
+                     args.depth)
+    depth = q.shape[0] - 1
+    layer = np.repeat(np.arange(depth + 1), args.c0.size)
+    df = pd.DataFrame({"activation": args.activation, "sigma_w": args.sigma_w,
+                       "sigma_b": args.sigma_b, "layer": layer,
+                       "c0": np.tile(args.c0, depth + 1), "q": q.ravel(), "c": c.ravel()})
+    _write_table(df, args.out)
+
+
+def _cmd_reproduce(args):
+    from . import reproduce
+
+    reproduce.run(quick=args.quick, out=args.out)
+
+
+def _scalar(text):
+    values = _floats(text)
+    if values.size != 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one number")
+    return float(values[0])
+
+
+def build_parser():
+    parser = _Parser(prog="meanfield", description="Mean-field theory of deep random networks and "
+                     "pruning at initialization (Hayou et al., ICLR 2021).")
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"meanfield {__version__}")
+    sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+
+    p = sub.add_parser("info", help="q*, chi_1, c*, chi_c and depth scales on a (sigma_w, sigma_b) "
+                       "grid, as CSV")
+    p.add_argument("--activation", "-a", default="tanh", help="e.g. tanh, relu, elu:0.5")
+    p.add_argument("--sigma-w", type=_floats, required=True, help="value, list a,b,c or lo:hi:n")
+    p.add_argument("--sigma-b", type=_floats, default=np.array([0.0]),
+                   help="value, list a,b,c or lo:hi:n (default 0)")
+    p.add_argument("--out", "-o", help="CSV file (default: stdout)")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("propagate", help="q^l and c^l through the layers, as CSV")
+    p.add_argument("--activation", "-a", default="tanh")
+    p.add_argument("--sigma-w", type=_scalar, required=True)
+    p.add_argument("--sigma-b", type=_scalar, default=0.0)
+    p.add_argument("--q0", type=_scalar, default=1.0, help="input variance (default 1)")
+    p.add_argument("--c0", type=_floats, default=np.array([0.5]),
+                   help="input correlation(s): value, list or lo:hi:n (default 0.5)")
+    p.add_argument("--depth", type=int, default=50)
+    p.add_argument("--out", "-o", help="CSV file (default: stdout)")
+    p.set_defaults(func=_cmd_propagate)
+
+    p = sub.add_parser("reproduce", help="run the paper's studies and figures")
+    p.add_argument("--quick", action="store_true", help="small sizes, minutes on a laptop")
+    p.add_argument("--out", default="meanfield-results", help="output folder")
+    p.set_defaults(func=_cmd_reproduce)
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return _EXIT_USAGE
+        args.func(args)
+    except (_UsageError, ValueError, TypeError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not msg.startswith("meanfield"):
+            msg = f"meanfield: error: {msg}"
+        print(msg, file=sys.stderr)
+        return _EXIT_USAGE
+    except KeyboardInterrupt:
+        print("meanfield: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,529 @@
+"""The variance and correlation maps of infinitely wide random networks, their fixed points,
+χ₁, χ_c and the depth scales. THEORY.md §2 (Poole et al. 2016; Schoenholz et al. 2017;
+Hayou et al. 2019).
+
+Every function takes the activation first (a name such as ``"tanh"`` or an
+:class:`~meanfield.Activation`) and broadcasts its numeric arguments like numpy: scalars in give a
+Python float out, arrays in give an array of the broadcast shape out.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from . import _expect, _solve
+from ._validate import broadcast, check_array, check_int, scalar_or_array
+from .activations import get_activation
+
+__all__ = ["q_map", "c_map", "cov_map", "propagate", "q_star", "c_star", "chi_1", "chi_c",
+           "depth_scales", "eoc_rate", "NoFixedPointWarning"]
+
+
+class NoFixedPointWarning(RuntimeWarning):
+    """The variance map has no finite fixed point: q^l → ∞ with depth (e.g. ReLU with σ_w > √2)."""
+
+
+def _params(activation, **named):
+    act = get_activation(activation)
+    arrays = broadcast(**{k: check_array(k, v) for k, v in named.items()})
+    shape = arrays[0].shape
+    return act, shape, [np.ascontiguousarray(a, dtype=np.float64).ravel() for a in arrays]
+
+
+def _q_map(act, q, sw, sb):
+    return sb * sb + sw * sw * _expect.diag(act, 0, 0, 0, q)
+
+
+def q_map(activation, q, sigma_w, sigma_b):
+    """One layer of the variance map, F_q(q) = σ_b² + σ_w² E[φ(√q Z)²].
+
+    Parameters
+    ----------
+    activation : str or Activation
+    q : array_like, >= 0
+        Variance of the pre-activations of the previous layer.
+    sigma_w : array_like, > 0
+        Weight standard deviation (weights have variance σ_w² / fan-in).
+    sigma_b : array_like, >= 0
+        Bias standard deviation.
+
+    Returns
+    -------
+    float or ndarray
+        F_q(q), of the broadcast shape of the inputs.
+
+    References
+    ----------
+    THEORY.md §2; Poole et al. (2016), eq. (3).
+
+    Examples
+    --------
+    >>> from meanfield import q_map
+    >>> q_map("relu", 2.0, 1.0, 0.0)
+    1.0
+    """
+    act, shape, (q, sw, sb) = _params(activation, q=q, sigma_w=sigma_w, sigma_b=sigma_b)
+    return scalar_or_array(_q_map(act, q, sw, sb).reshape(shape))
+
+
+def _c_map(act, c, q, sw, sb):
+    num = sb * sb + sw * sw * _expect.pair(act, 0, 0, q, q, c)
+    return num / _q_map(act, q, sw, sb)
+
+
+def c_map(activation, c, sigma_w, sigma_b, q=None):
+    """One layer of the correlation map on the diagonal, F_c(c; q).
+
+    F_c(c; q) = (σ_b² + σ_w² E[φ(u₁) φ(u₂)]) / F_q(q) with u₁ = √q Z₁,
+    u₂ = √q (c Z₁ + √(1 − c²) Z₂).
+
+    Parameters
+    ----------
+    activation : str or Activation
+    c : array_like, in [-1, 1]
+        Correlation of the two inputs' pre-activations in the previous layer.
+    sigma_w, sigma_b : array_like
+        As in :func:`q_map`.
+    q : array_like or None
+        Variance of both inputs in the previous layer; ``None`` means q = q*(σ_w, σ_b)
+        (:func:`q_star`), where F_c(1) = 1.
+
+    Returns
+    -------
+    float or ndarray
+        c of the next layer, broadcast shape.
+
+    References
+    ----------
+    THEORY.md §2; Poole et al. (2016), eq. (5).
+
+    Examples
+    --------
+    >>> from meanfield import c_map
+    >>> c_map("tanh", 1.0, 1.5, 0.3)
+    1.0
+    """
+    if q is None:
+        act, shape, (c, sw, sb) = _params(activation, c=c, sigma_w=sigma_w, sigma_b=sigma_b)
+        q = _q_star(act, sw, sb)
+        out = np.full_like(c, np.nan)
+        ok = np.isfinite(q)
+        out[ok] = _c_map(act, c[ok], q[ok], sw[ok], sb[ok])
+    else:
+        act, shape, (c, sw, sb, q) = _params(activation, c=c, sigma_w=sigma_w, sigma_b=sigma_b,
+                                             q=q)
+        out = _c_map(act, c, q, sw, sb)
+    return scalar_or_array(out.reshape(shape))
+
+
+def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b):
+    """One layer of the variance–covariance map for two different inputs a and b.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    q_a, q_b : array_like, >= 0
+        Variances of the two inputs' pre-activations in the previous layer.
+    cov : array_like
+        Their covariance Σ_ab, with |Σ_ab| <= √(q_a q_b).
+    sigma_w, sigma_b : array_like
+
+    Returns
+    -------
+    (q_a', q_b', cov') : tuple of float or ndarray
+        F_q(q_a), F_q(q_b) and σ_b² + σ_w² E[φ(u_a) φ(u_b)], each of the broadcast shape.
+
+    References
+    ----------
+    THEORY.md §2; Poole et al. (2016), eq. (4).
+
+    Examples
+    --------
+    >>> from meanfield import cov_map
+    >>> [round(v, 12) for v in cov_map("linear", 1.0, 4.0, 1.0, 1.0, 0.0)]
+    [1.0, 4.0, 1.0]
+    """
+    act, shape, (qa, qb, cv, sw, sb) = _params(activation, q_a=q_a, q_b=q_b, cov=cov,
+                                              sigma_w=sigma_w, sigma_b=sigma_b)
+    bound = np.sqrt(qa * qb)
+    bad = np.abs(cv) > bound * (1.0 + 1e-12) + 1e-300
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise ValueError(f"`cov` == {float(cv[i])!r}: must satisfy |cov| <= sqrt(q_a * q_b) = "
+                         f"{float(bound[i])!r}")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        c = np.where(bound > 0.0, np.clip(cv / bound, -1.0, 1.0), 0.0)
+    new_cov = sb * sb + sw * sw * _expect.pair(act, 0, 0, qa, qb, c)
+    return (scalar_or_array(_q_map(act, qa, sw, sb).reshape(shape)),
+            scalar_or_array(_q_map(act, qb, sw, sb).reshape(shape)),
+            scalar_or_array(new_cov.reshape(shape)))
+
+
+def propagate(activation, q0, c0, sigma_w, sigma_b, depth):
+    """Propagate the variance and correlation of two inputs through ``depth`` layers.
+
+    Both inputs have variance q⁰ at layer 0 and correlation c⁰; each layer applies
+    q^l = F_q(q^{l-1}) and c^l = F_c(c^{l-1}; q^{l-1}).
+
+    Parameters
+    ----------
+    activation : str or Activation
+    q0 : array_like, >= 0
+    c0 : array_like, in [-1, 1]
+    sigma_w, sigma_b : array_like
+    depth : int, >= 0
+
+    Returns
+    -------
+    (q, c) : ndarray, each of shape ``(depth + 1,) + broadcast shape``
+        Row 0 holds the input (q⁰, c⁰), row l the values after l layers.
+
+    References
+    ----------
+    THEORY.md §2; Schoenholz et al. (2017), eqs. (3)–(5).
+
+    Examples
+    --------
+    >>> from meanfield import propagate
+    >>> q, c = propagate("relu", 1.0, 0.0, 2 ** 0.5, 0.0, 2)
+    >>> q.shape, float(q[2]), round(float(c[1]), 12)
+    ((3,), 1.0, 0.31830988618)
+    """
+    depth = check_int("depth", depth)
+    act, shape, (q, c, sw, sb) = _params(activation, q0=q0, c0=c0, sigma_w=sigma_w,
+                                         sigma_b=sigma_b)
+    qs = np.empty((depth + 1, q.size))
+    cs = np.empty((depth + 1, q.size))
+    qs[0], cs[0] = q, c
+    for layer in range(1, depth + 1):
+        q_prev, c_prev = qs[layer - 1], cs[layer - 1]
+        q_new = _q_map(act, q_prev, sw, sb)
+        pair = _expect.pair(act, 0, 0, q_prev, q_prev, c_prev)
+        cs[layer] = np.clip((sb * sb + sw * sw * pair) / q_new, -1.0, 1.0)
+        qs[layer] = q_new
+    return qs.reshape((depth + 1,) + shape), cs.reshape((depth + 1,) + shape)
+
+
+def _q_star(act, sw, sb, q0=None):
+    q0 = np.ones_like(sw) if q0 is None else q0
+    kind = act.closed_form
+    if kind in ("relu", "leaky_relu", "linear"):
+        k = {"relu": 0.5, "leaky_relu": 0.5 * (1.0 + act.param ** 2), "linear": 1.0}[kind]
+        slope = k * sw * sw
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.where(slope < 1.0, sb * sb / (1.0 - slope), np.inf)
+        out = np.where((slope == 1.0) & (sb == 0.0), q0, out)
+    else:
+        px, ps, _ = act._points
+        out = np.empty_like(sw)
+        _solve.qstar_many(act.kernel, act.param, sw, sb, np.ascontiguousarray(q0), px, ps, out)
+    n_inf = int(np.isinf(out).sum())
+    if n_inf:
+        i = np.flatnonzero(np.isinf(out))[0]
+        warnings.warn(f"{act.name}: the variance map has no finite fixed point at {n_inf} "
+                      f"point(s) (e.g. sigma_w={float(sw[i])!r}, sigma_b={float(sb[i])!r}): q^l -> inf; "
+                      f"q* is reported as inf and chi/c* as nan there",
+                      NoFixedPointWarning, stacklevel=3)
+    return out
+
+
+def q_star(activation, sigma_w, sigma_b, q0=1.0):
+    """The fixed point q* of the variance map reached from q⁰, found by a root solve.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w, sigma_b : array_like
+    q0 : array_like, default 1.0
+        The input variance the iteration q^l = F_q(q^{l-1}) starts from. F_q is increasing, so the
+        iteration converges monotonically to the nearest fixed point in the direction of
+        F_q(q⁰) − q⁰; that is the one returned. When F_q has several fixed points (THEORY.md §3,
+        activations growing linearly such as SiLU) different q⁰ can give different q*.
+
+    Returns
+    -------
+    float or ndarray
+        q* (broadcast shape); ``inf`` where q^l → ∞ (no finite fixed point: ReLU with
+        σ_w > √2), with a :class:`NoFixedPointWarning`.
+
+    References
+    ----------
+    THEORY.md §2; Poole et al. (2016).
+
+    Examples
+    --------
+    >>> from meanfield import q_star
+    >>> q_star("relu", 1.0, 1.0)
+    2.0
+    """
+    act, shape, (sw, sb, q0) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b, q0=q0)
+    return scalar_or_array(_q_star(act, sw, sb, q0).reshape(shape))
+
+
+def _chi_1(act, sw, q):
+    return sw * sw * _expect.diag(act, 1, 1, 0, q)
+
+
+def chi_1(activation, sigma_w, sigma_b):
+    """χ₁ = σ_w² E[φ'(√q* Z)²], the slope of the correlation map at c = 1.
+
+    χ₁ < 1: ordered phase; χ₁ > 1: chaotic phase; χ₁ = 1: the Edge of Chaos.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w, sigma_b : array_like
+
+    Returns
+    -------
+    float or ndarray
+        χ₁ at q* (from q⁰ = 1), broadcast shape; nan where q* = inf.
+
+    References
+    ----------
+    THEORY.md §2; Schoenholz et al. (2017), eq. (6).
+
+    Examples
+    --------
+    >>> from meanfield import chi_1
+    >>> chi_1("relu", 2 ** 0.5, 0.0)
+    1.0000000000000002
+    """
+    act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
+    q = _q_star(act, sw, sb)
+    return scalar_or_array(_where_finite(q, lambda m: _chi_1(act, sw[m], q[m])).reshape(shape))
+
+
+def _where_finite(q, fn):
+    out = np.full_like(q, np.nan)
+    m = np.isfinite(q)
+    if m.any():
+        out[m] = fn(m)
+    return out
+
+
+def _c_star(act, sw, sb, q):
+    """c* for flat arrays with finite q*: 1 where χ₁ <= 1, else the root in [0, 1)."""
+    chi = _chi_1(act, sw, q)
+    out = np.ones_like(q)
+    chaotic = np.flatnonzero(chi > 1.0)
+    if chaotic.size == 0:
+        return out, chi
+    den = _q_map(act, q[chaotic], sw[chaotic], sb[chaotic])
+    closed = act.closed_form is not None
+    coef, norm2, tails = _expect.coefficients(act, 0, q[chaotic])
+    px, ps, pk = act._points
+    for j, i in enumerate(chaotic):
+        if act.odd and sb[i] == 0.0:
+            out[i] = 0.0  # F_c is odd in c: c* = 0 exactly
+        elif closed:
+            out[i] = _closed_cstar(act, sw[i], sb[i], q[i], den[j])
+        else:
+            atol = _expect.RTOL * norm2[j]
+            out[i] = _solve.cstar(act.kernel, act.param, sw[i], sb[i], q[i], den[j], coef[j],
+                                  tails[j], atol, px, ps, pk)
+    return out, chi
+
+
+def _closed_cstar(act, sw, sb, q, den):
+    from scipy.optimize import brentq
+
+    def g(c):
+        one = np.array([q])
+        return float((sb * sb + sw * sw * _expect.pair(act, 0, 0, one, one, np.array([c]))[0])
+                     / den - c)
+
+    g0 = g(0.0)
+    if g0 <= 0.0:
+        return 0.0
+    hi = 0.5
+    while g(hi) >= 0.0 and hi < 1.0 - 1e-15:
+        hi = 1.0 - 0.5 * (1.0 - hi)
+    return brentq(g, 0.0, hi, xtol=1e-300, rtol=8.9e-16, maxiter=500)
+
+
+def c_star(activation, sigma_w, sigma_b):
+    """The stable fixed point c* of the correlation map at q = q*.
+
+    c* = 1 in the ordered phase and on the EOC (χ₁ <= 1); in the chaotic phase (χ₁ > 1) c = 1 is
+    unstable and c* ∈ [0, 1) is the root of F_c(c) = c (c* = 0 for odd φ with σ_b = 0).
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w, sigma_b : array_like
+
+    Returns
+    -------
+    float or ndarray
+        c*, broadcast shape; nan where q* = inf.
+
+    References
+    ----------
+    THEORY.md §2; Schoenholz et al. (2017), §3.
+
+    Examples
+    --------
+    >>> from meanfield import c_star
+    >>> c_star("tanh", 0.5, 0.1), c_star("tanh", 3.0, 0.0)
+    (1.0, 0.0)
+    """
+    act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
+    q = _q_star(act, sw, sb)
+    return scalar_or_array(_where_finite(q, lambda m: _c_star(act, sw[m], sb[m], q[m])[0])
+                           .reshape(shape))
+
+
+def _chi_c(act, sw, sb, q):
+    cs, chi = _c_star(act, sw, sb, q)
+    out = chi.copy()
+    lt = cs < 1.0
+    if lt.any():
+        out[lt] = sw[lt] ** 2 * _expect.pair(act, 1, 1, q[lt], q[lt], cs[lt])
+    return out, cs, chi
+
+
+def chi_c(activation, sigma_w, sigma_b):
+    """χ_c = σ_w² E[φ'(u₁) φ'(u₂)] at c = c*, q = q*: the slope of the correlation map at its
+    stable fixed point (χ_c = χ₁ where c* = 1).
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w, sigma_b : array_like
+
+    Returns
+    -------
+    float or ndarray
+        χ_c, broadcast shape; nan where q* = inf.
+
+    References
+    ----------
+    THEORY.md §2; Schoenholz et al. (2017), eq. (8).
+
+    Examples
+    --------
+    >>> from meanfield import chi_c
+    >>> round(chi_c("erf", 3.0, 0.0), 12)
+    0.77651082334
+    """
+    act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
+    q = _q_star(act, sw, sb)
+    return scalar_or_array(_where_finite(q, lambda m: _chi_c(act, sw[m], sb[m], q[m])[0])
+                           .reshape(shape))
+
+
+def _fq_slope(act, sw, q):
+    """F_q'(q) = σ_w² E[Z φ(√q Z) φ'(√q Z)] / √q (d/dq of E[φ(√q Z)²]); valid for kinked φ.
+    At q = 0 (then φ(0) = 0) its limit σ_w² φ'(0)²."""
+    out = np.empty_like(q)
+    pos = q > 0.0
+    out[pos] = sw[pos] ** 2 * _expect.diag(act, 0, 1, 1, q[pos]) / np.sqrt(q[pos])
+    out[~pos] = sw[~pos] ** 2 * _expect.diag(act, 1, 1, 0, q[~pos])
+    return out
+
+
+def _xi(rate):
+    """ξ = −1/log(rate): +inf where rate >= 1, 0 where rate == 0."""
+    with np.errstate(divide="ignore"):
+        out = -1.0 / np.log(np.where(rate >= 1.0, 1.0, np.abs(rate)))
+    out[rate >= 1.0] = np.inf
+    return out
+
+
+def depth_scales(activation, sigma_w, sigma_b):
+    """The depth scales ξ_q and ξ_c of the variance and correlation maps.
+
+    |q^l − q*| ~ e^{−l/ξ_q} and |c^l − c*| ~ e^{−l/ξ_c}, with ξ_q⁻¹ = −log F_q'(q*) and
+    ξ_c⁻¹ = −log χ_c.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w, sigma_b : array_like
+
+    Returns
+    -------
+    (xi_q, xi_c) : tuple of float or ndarray
+        In layers, broadcast shape; +inf where a scale diverges (ξ_c on the EOC; ξ_q at a
+        saddle-node of the q-map); nan where q* = inf.
+
+    References
+    ----------
+    THEORY.md §2; Schoenholz et al. (2017), eqs. (7)–(9).
+
+    Examples
+    --------
+    >>> from meanfield import depth_scales
+    >>> xi_q, xi_c = depth_scales("relu", 1.0, 0.5)
+    >>> round(xi_q, 12), round(xi_c, 12)
+    (1.442695040889, 1.442695040889)
+    """
+    act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
+    q = _q_star(act, sw, sb)
+    m = np.isfinite(q)
+    xi_q = np.full_like(q, np.nan)
+    xi_c = np.full_like(q, np.nan)
+    if m.any():
+        xi_q[m] = _xi(_fq_slope(act, sw[m], q[m]))
+        chic = _chi_c(act, sw[m], sb[m], q[m])[0]
+        xi_c[m] = _xi(chic)
+    return scalar_or_array(xi_q.reshape(shape)), scalar_or_array(xi_c.reshape(shape))
+
+
+def eoc_rate(activation, sigma_w, sigma_b):
+    """The constant of the polynomial convergence of c^l → 1 on the Edge of Chaos.
+
+    For smooth φ, 1 − c^l ~ β / l with β = 2 / F_c''(1) = 2 E[φ'(√q* Z)²] / (q* E[φ''(√q* Z)²]).
+    For ReLU-like φ (ReLU, leaky ReLU; EOC at σ_b = 0), 1 − c^l ~ β / l² with β = 9π²/2 for ReLU
+    (the same for leaky ReLU, whose correlation map is ReLU's mixed with the identity:
+    β = 9π²(1 + α²)² / (2 (1 − α)⁴)).
+
+    Parameters
+    ----------
+    activation : str or Activation
+        Needs φ'' (an Activation built with ``d2phi``).
+    sigma_w, sigma_b : array_like
+        A point on the EOC (χ₁ = 1 to 1e-6).
+
+    Returns
+    -------
+    float or ndarray
+        β, broadcast shape.
+
+    Raises
+    ------
+    ValueError
+        A point off the EOC (|χ₁ − 1| > 1e-6), or an Activation without φ''.
+
+    References
+    ----------
+    THEORY.md §2; Hayou et al. (2019), Propositions 1 and 3 (constants re-derived).
+
+    Examples
+    --------
+    >>> from meanfield import eoc_rate
+    >>> round(eoc_rate("relu", 2 ** 0.5, 0.0), 10)
+    44.4132198049
+    """
+    act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
+    q = _q_star(act, sw, sb)
+    chi = _where_finite(q, lambda m: _chi_1(act, sw[m], q[m]))
+    off = ~(np.abs(chi - 1.0) <= 1e-6)
+    if off.any():
+        i = np.flatnonzero(off)[0]
+        raise ValueError(f"(`sigma_w`, `sigma_b`) == ({float(sw[i])!r}, {float(sb[i])!r}): not on "
+                         f"the EOC of {act.name} (chi_1 = {float(chi[i])!r}); eoc_rate needs "
+                         f"chi_1 = 1 to 1e-6")
+    if act.closed_form in ("relu", "leaky_relu"):
+        a = act.param if act.closed_form == "leaky_relu" else 0.0
+        beta = np.full_like(q, 9.0 * math.pi ** 2 * (1.0 + a * a) ** 2 / (2.0 * (1.0 - a) ** 4))
+    else:
+        if not act.has_d2:
+            raise ValueError(f"`activation` == {act.name!r}: eoc_rate needs φ''; build the "
+                             f"Activation with `d2phi`")
+        beta = 2.0 * _expect.diag(act, 1, 1, 0, q) / (q * _expect.diag(act, 2, 2, 0, q))
+    return scalar_or_array(beta.reshape(shape))
