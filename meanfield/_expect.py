@@ -3,6 +3,8 @@ them, the exact numerics of :mod:`meanfield._gauss` otherwise. Private; inputs a
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from . import _gauss
@@ -11,7 +13,23 @@ RTOL = 1e-14  # error allowed to Mehler's series, relative to √(E[f²] E[g²])
 
 
 def _relu_pair(c):
-    return (np.sqrt((1.0 - c) * (1.0 + c)) + (np.pi - np.arccos(c)) * c) / (2.0 * np.pi)
+    """E[relu(Z₁) relu(cZ₁ + √(1−c²)Z₂)] = (√(1−c²) + (π − arccos c) c) / 2π, without cancellation.
+
+    For c → −1 the two terms cancel to O((1+c)^{3/2}); there, with t = arccos(−c) = 2 arcsin √((1+c)/2),
+    the kernel is sin t − t cos t = Σ_{k≥1} (−1)^{k+1} 2k t^{2k+1} / (2k+1)!, summed as a series."""
+    c = np.asarray(c, dtype=np.float64)
+    out = (np.sqrt((1.0 - c) * (1.0 + c)) + np.arccos(-c) * c) / (2.0 * np.pi)
+    neg = c < -0.5
+    if neg.any():
+        t = 2.0 * np.arcsin(np.sqrt(0.5 * (1.0 + c[neg])))
+        t2 = t * t
+        term = t * t2 / 3.0  # k = 1
+        acc = term.copy()
+        for k in range(2, 16):
+            term = -term * t2 * k / ((k - 1) * (2 * k) * (2 * k + 1))
+            acc += term
+        out[neg] = acc / (2.0 * np.pi)
+    return out
 
 
 def _closed_diag(act, a, b, m, q):
@@ -49,7 +67,7 @@ def _closed_pair(act, a, b, q1, q2, c):
         alpha = act.param if kind == "leaky_relu" else 0.0
         if a == 0:
             return alpha * r * c + (1.0 - alpha) ** 2 * r * _relu_pair(c)
-        return alpha + (1.0 - alpha) ** 2 * (np.pi - np.arccos(c)) / (2.0 * np.pi)
+        return alpha + (1.0 - alpha) ** 2 * np.arccos(-c) / (2.0 * np.pi)
     if kind == "erf":
         d1, d2 = 1.0 + 2.0 * q1, 1.0 + 2.0 * q2
         if a == 0:
@@ -64,15 +82,29 @@ def diag(act, a, b, m, q):
     if out is not None:
         return out
     px, ps, _ = act._points
-    out = np.empty_like(q)
-    _gauss.e1_many(act.kernel, act.param, a, b, m, np.ascontiguousarray(q), px, ps, out)
-    return out
+    uq, inv = np.unique(q, return_inverse=True)  # a layer of `propagate` repeats one q many times
+    out = np.empty_like(uq)
+    _gauss.e1_many(act.kernel, act.param, a, b, m, uq, px, ps, out)
+    return out[inv.reshape(np.shape(q))]
+
+
+@functools.lru_cache(maxsize=256)
+def _coefficients_one(act, k, q):
+    return _coefficients(act, k, np.array([q]))
 
 
 def coefficients(act, k, q):
-    """Hermite coefficients (len(q), N), E[φ^(k)(√q Z)²] and Parseval tails for the values q."""
-    px, ps, _ = act._points
+    """Hermite coefficients (len(q), N), E[φ^(k)(√q Z)²] and Parseval tails for the values q.
+
+    A single value is cached (propagation at a fixed point asks for the same q layer after layer)."""
     q = np.ascontiguousarray(q, dtype=np.float64)
+    if q.size == 1:
+        return _coefficients_one(act, k, float(q[0]))
+    return _coefficients(act, k, q)
+
+
+def _coefficients(act, k, q):
+    px, ps, _ = act._points
     coef = np.empty((q.size, _gauss._NCOEF))
     norm2 = np.empty(q.size)
     tails = np.empty(q.size)

@@ -213,8 +213,10 @@ def e2(phi, p, a, b, q1, q2, c, px, ps, pk):
 @njit(cache=True)
 def hermite_coeffs(phi, p, k, q, px, ps):
     """Normalised Hermite coefficients A_n = E[φ^(k)(√q Z) He_n(Z)]/√n!, n < _NCOEF, and
-    E[φ^(k)(√q Z)²], both on one quadrature rule."""
+    E[φ^(k)(√q Z)²], both on one quadrature rule, with compensated (Neumaier) sums: a bias of a few
+    ulps in A_1 would otherwise add up layer after layer on the EOC, where F_c'(1) = 1."""
     coef = np.zeros(_NCOEF)
+    comp = np.zeros(_NCOEF)
     r = math.sqrt(q)
     if r == 0.0:
         v = phi(0.0, p, k)
@@ -223,19 +225,28 @@ def hermite_coeffs(phi, p, k, q, px, ps):
     z, w = _rule_1d(q, px, ps, _L_COEF, _HMAX_COEF)
     sq = np.sqrt(np.arange(_NCOEF, dtype=np.float64))
     norm2 = 0.0
+    norm2_c = 0.0
     for i in range(z.size):
         f = phi(r * z[i], p, k)
         wf = w[i] * f
-        norm2 += wf * f
+        t = norm2 + wf * f
+        norm2_c += (norm2 - t) + wf * f if abs(norm2) >= abs(wf * f) else (wf * f - t) + norm2
+        norm2 = t
         h_prev = 0.0
         h = 1.0
-        coef[0] += wf
-        for n in range(1, _NCOEF):
-            h_next = (z[i] * h - sq[n - 1] * h_prev) / sq[n]
-            h_prev = h
-            h = h_next
-            coef[n] += wf * h
-    return coef, norm2
+        for n in range(_NCOEF):
+            if n > 0:
+                h_next = (z[i] * h - sq[n - 1] * h_prev) / sq[n]
+                h_prev = h
+                h = h_next
+            x = wf * h
+            t = coef[n] + x
+            if abs(coef[n]) >= abs(x):
+                comp[n] += (coef[n] - t) + x
+            else:
+                comp[n] += (x - t) + coef[n]
+            coef[n] = t
+    return coef + comp, norm2 + norm2_c
 
 
 @njit(cache=True)

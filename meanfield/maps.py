@@ -213,9 +213,12 @@ def _q_star(act, sw, sb, q0=None):
     if kind in ("relu", "leaky_relu", "linear"):
         k = {"relu": 0.5, "leaky_relu": 0.5 * (1.0 + act.param ** 2), "linear": 1.0}[kind]
         slope = k * sw * sw
+        # σ_w = √2 is not a float: a slope within a few ulps of 1 is the critical point, where
+        # with σ_b = 0 every q is fixed (q* = q⁰)
+        critical = np.abs(slope - 1.0) <= 4 * np.finfo(float).eps
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where(slope < 1.0, sb * sb / (1.0 - slope), np.inf)
-        out = np.where((slope == 1.0) & (sb == 0.0), q0, out)
+            out = np.where((slope < 1.0) & ~critical, sb * sb / (1.0 - slope), np.inf)
+        out = np.where(critical & (sb == 0.0), q0, out)
     else:
         px, ps, _ = act._points
         out = np.empty_like(sw)
