@@ -20,6 +20,7 @@ tanh the distance π/2 from the real axis to its nearest pole, rounded down to 1
 from __future__ import annotations
 
 import math
+import types as types_
 
 import numpy as np
 from numba import cfunc, njit, types
@@ -35,6 +36,13 @@ KERNEL_SIGNATURE = types.float64(types.float64, types.float64, types.int64)
 
 
 @njit(cache=True)
+def _dsigmoid(x):
+    """σ'(x) = σ(x)(1 − σ(x)), without cancellation for large |x|."""
+    e = math.exp(-abs(x))
+    return e / ((1.0 + e) * (1.0 + e))
+
+
+@njit(cache=True)
 def _sigmoid(x):
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -46,7 +54,8 @@ def _tanh(x, p, k):
     t = math.tanh(x)
     if k == 0:
         return t
-    s = 1.0 - t * t
+    e = math.exp(-2.0 * abs(x))
+    s = 4.0 * e / ((1.0 + e) * (1.0 + e))  # sech², without the cancellation of 1 − tanh²
     if k == 1:
         return s
     return -2.0 * t * s
@@ -115,29 +124,28 @@ def _silu(x, p, k):
     s = _sigmoid(x)
     if k == 0:
         return x * s
-    ds = s * (1.0 - s)
+    ds = _dsigmoid(x)
     if k == 1:
         return s + x * ds
-    return ds * (2.0 + x * (1.0 - 2.0 * s))
+    return ds * (2.0 - x * math.tanh(0.5 * x))  # 1 − 2σ(x) = −tanh(x/2)
 
 
 def _softplus(x, p, k):
     if k == 0:
         return max(x, 0.0) + math.log1p(math.exp(-abs(x)))
-    s = _sigmoid(x)
     if k == 1:
-        return s
-    return s * (1.0 - s)
+        return _sigmoid(x)
+    return _dsigmoid(x)
 
 
 def _sigmoid_act(x, p, k):
     s = _sigmoid(x)
     if k == 0:
         return s
-    ds = s * (1.0 - s)
+    ds = _dsigmoid(x)
     if k == 1:
         return ds
-    return ds * (1.0 - 2.0 * s)
+    return -ds * math.tanh(0.5 * x)
 
 
 def _hard_tanh(x, p, k):
@@ -278,10 +286,18 @@ class Activation:
         return f"Activation({self.name!r})"
 
 
+def _jit_scalar(fn):
+    """njit a user's scalar function; builtins such as ``math.tanh`` are wrapped first."""
+    if not isinstance(fn, types_.FunctionType):
+        inner = fn
+        fn = lambda x: inner(x)  # noqa: E731
+    return njit(fn)
+
+
 def _user_kernel(phi, dphi, d2phi):
-    f0 = njit(phi)
-    f1 = njit(dphi)
-    f2 = njit(d2phi) if d2phi is not None else None
+    f0 = _jit_scalar(phi)
+    f1 = _jit_scalar(dphi)
+    f2 = _jit_scalar(d2phi) if d2phi is not None else None
     if f2 is None:
         @njit
         def kernel(x, p, k):

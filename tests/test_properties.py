@@ -76,7 +76,7 @@ def test_c_map_bounded_for_every_activation(act, q, sw, sb, c):
 @given(act=st.sampled_from(ODD), q=st.floats(1e-3, 100.0), sw=sigma_w, c=corr)
 def test_odd_activation_without_bias_is_odd_in_c(act, q, sw, c):
     plus, minus = mf.c_map(act, [c, -c], sw, 0.0, q=q)
-    assert abs(plus + minus) <= 1e-15
+    assert abs(plus + minus) <= 4e-15  # a few ulps: c and −c go through different rules
 
 
 @SETTINGS
