@@ -5,6 +5,7 @@ The public API is re-exported here; everything else is private.
 """
 
 from .activations import Activation, available_activations, get_activation
+from .eoc import UnstableEOCWarning, eoc, eoc_curve, fixed_points, phase, phase_diagram
 from .maps import (
     NoFixedPointWarning,
     c_map,
@@ -31,7 +32,13 @@ __all__ = [
     "chi_c",
     "cov_map",
     "depth_scales",
+    "eoc",
+    "eoc_curve",
     "eoc_rate",
+    "fixed_points",
+    "phase",
+    "phase_diagram",
+    "UnstableEOCWarning",
     "get_activation",
     "propagate",
     "q_map",

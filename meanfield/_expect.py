@@ -84,46 +84,54 @@ def diag(act, a, b, m, q):
     px, ps, _ = act._points
     uq, inv = np.unique(q, return_inverse=True)  # a layer of `propagate` repeats one q many times
     out = np.empty_like(uq)
-    _gauss.e1_many(act.kernel, act.param, a, b, m, uq, px, ps, out)
+    with _gauss.threads_for(uq.size):
+        _gauss.e1_many(act.kernel, act.param, a, b, m, uq, px, ps, out)
     return out[inv.reshape(np.shape(q))]
 
 
 @functools.lru_cache(maxsize=256)
-def _coefficients_one(act, k, q):
-    return _coefficients(act, k, np.array([q]))
+def _coefficients_one(act, k, q, full):
+    return _coefficients(act, k, np.array([q]), full)
 
 
-def coefficients(act, k, q):
-    """Hermite coefficients (len(q), N), E[φ^(k)(√q Z)²] and Parseval tails for the values q.
-
+def coefficients(act, k, q, full=True):
+    """Hermite coefficients of φ^(k)(√q Z) for the values q: ``(coef, nused, norm2, tails)`` with
+    ``coef`` of shape (len(q), N_max), zero-padded after ``nused`` terms, E[φ^(k)(√q Z)²] and the
+    Parseval tails. ``full=False`` stops at the first, cheaper stage (enough where |c| stays away
+    from 1, e.g. at a chaotic c*: the per-c error bound sends other c to the quadrature anyway).
     A single value is cached (propagation at a fixed point asks for the same q layer after layer)."""
     q = np.ascontiguousarray(q, dtype=np.float64)
     if q.size == 1:
-        return _coefficients_one(act, k, float(q[0]))
-    return _coefficients(act, k, q)
+        return _coefficients_one(act, k, float(q[0]), full)
+    return _coefficients(act, k, q, full)
 
 
-def _coefficients(act, k, q):
+def _coefficients(act, k, q, full):
     px, ps, _ = act._points
     coef = np.empty((q.size, _gauss._NCOEF))
+    nused = np.empty(q.size, dtype=np.int64)
     norm2 = np.empty(q.size)
     tails = np.empty(q.size)
-    _gauss.coeffs_many(act.kernel, act.param, k, q, px, ps, coef, norm2, tails)
-    return coef, norm2, tails
+    with _gauss.threads_for(q.size):
+        _gauss.coeffs_many(act.kernel, act.param, k, q, px, ps, coef, nused, norm2, tails, RTOL,
+                           full)
+    return coef, nused, norm2, tails
 
 
-def pair(act, a, b, q1, q2, c):
-    """E[φ^(a)(u₁) φ^(b)(u₂)] for flat float64 arrays, u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂)."""
+def pair(act, a, b, q1, q2, c, full=True):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] for flat float64 arrays, u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂).
+    ``full``: see :func:`coefficients`."""
     out = _closed_pair(act, a, b, q1, q2, c)
     if out is not None:
         return out
     px, ps, pk = act._points
     uq, inv = np.unique(np.concatenate([q1, q2]), return_inverse=True)
     i1, i2 = inv[: q1.size], inv[q1.size:]
-    CA, NA, TA = coefficients(act, a, uq)
-    CB, NB, TB = (CA, NA, TA) if b == a else coefficients(act, b, uq)
+    CA, UA, NA, TA = coefficients(act, a, uq, full)
+    CB, UB, NB, TB = (CA, UA, NA, TA) if b == a else coefficients(act, b, uq, full)
     out = np.empty_like(c)
-    _gauss.pair_many(act.kernel, act.param, a, b, np.ascontiguousarray(q1),
-                     np.ascontiguousarray(q2), np.ascontiguousarray(c), i1, i2,
-                     CA, NA, TA, CB, NB, TB, px, ps, pk, RTOL, out)
+    with _gauss.threads_for(c.size):
+        _gauss.pair_many(act.kernel, act.param, a, b, np.ascontiguousarray(q1),
+                         np.ascontiguousarray(q2), np.ascontiguousarray(c), i1, i2,
+                         CA, UA, NA, TA, CB, UB, NB, TB, px, ps, pk, RTOL, out)
     return out

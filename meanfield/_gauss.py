@@ -22,17 +22,22 @@ Two tools, each with a known error:
 
 from __future__ import annotations
 
+import contextlib
 import math
 
+import numba
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 _L = 9.0          # half-width of the z domain for expectations
-_L_COEF = 13.0    # half-width for Hermite coefficients (He_n(z) e^{-z²/4} is O(1) out to 2√n)
+_L_COEF = 13.0    # half-width for Hermite coefficients (|He_n(z)/√n!| e^{-z²/2} <= e^{-z²/4})
 _HMAX = 1.0       # widest panel (in z)
-_HMAX_COEF = 0.25  # widest panel for Hermite coefficients (resolves He_n oscillations, n ≤ 400)
 _HMIN = 1e-14     # narrowest starting panel
-_NCOEF = 400      # Hermite coefficients kept per (q, derivative order)
+# Hermite coefficients are computed with _NCOEF_1 terms first, and with _NCOEF where the Parseval
+# tail is not yet negligible; panels narrow enough to resolve He_n's oscillations (frequency √n:
+# 10 Gauss–Legendre nodes on a panel of width h integrate e^{i√n z} to ~(e √n h / 40)^20 < 1e-16)
+_NCOEF_1, _HMAX_COEF_1 = 128, 0.4
+_NCOEF, _HMAX_COEF = 400, 0.2
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
@@ -211,42 +216,50 @@ def e2(phi, p, a, b, q1, q2, c, px, ps, pk):
 
 
 @njit(cache=True)
-def hermite_coeffs(phi, p, k, q, px, ps):
-    """Normalised Hermite coefficients A_n = E[φ^(k)(√q Z) He_n(Z)]/√n!, n < _NCOEF, and
-    E[φ^(k)(√q Z)²], both on one quadrature rule, with compensated (Neumaier) sums: a bias of a few
-    ulps in A_1 would otherwise add up layer after layer on the EOC, where F_c'(1) = 1."""
-    coef = np.zeros(_NCOEF)
-    comp = np.zeros(_NCOEF)
+def hermite_coeffs(phi, p, k, q, px, ps, ncoef, hmax, coef):
+    """Normalised Hermite coefficients A_n = E[φ^(k)(√q Z) He_n(Z)]/√n!, n < ``ncoef``, written to
+    ``coef[:ncoef]``; returns E[φ^(k)(√q Z)²] on the same rule. Each panel's sum is added with
+    Neumaier's compensation: a bias of a few ulps in A_1 would otherwise add up layer after layer
+    on the EOC, where F_c'(1) = 1."""
+    coef[:] = 0.0
     r = math.sqrt(q)
     if r == 0.0:
         v = phi(0.0, p, k)
         coef[0] = v
-        return coef, v * v
-    z, w = _rule_1d(q, px, ps, _L_COEF, _HMAX_COEF)
-    sq = np.sqrt(np.arange(_NCOEF, dtype=np.float64))
+        return v * v
+    z, w = _rule_1d(q, px, ps, _L_COEF, hmax)
+    a = np.sqrt(np.arange(1, ncoef, dtype=np.float64))  # √n
+    inv = 1.0 / a
+    comp = np.zeros(ncoef)
+    panel = np.zeros(ncoef)
+    nk = _GL_X.size
     norm2 = 0.0
-    norm2_c = 0.0
     for i in range(z.size):
         f = phi(r * z[i], p, k)
         wf = w[i] * f
-        t = norm2 + wf * f
-        norm2_c += (norm2 - t) + wf * f if abs(norm2) >= abs(wf * f) else (wf * f - t) + norm2
-        norm2 = t
+        norm2 += wf * f
+        zi = z[i]
         h_prev = 0.0
         h = 1.0
-        for n in range(_NCOEF):
-            if n > 0:
-                h_next = (z[i] * h - sq[n - 1] * h_prev) / sq[n]
-                h_prev = h
-                h = h_next
-            x = wf * h
-            t = coef[n] + x
-            if abs(coef[n]) >= abs(x):
-                comp[n] += (coef[n] - t) + x
-            else:
-                comp[n] += (x - t) + coef[n]
-            coef[n] = t
-    return coef + comp, norm2 + norm2_c
+        panel[0] += wf
+        for n in range(1, ncoef):
+            h_next = (zi * h - a[n - 2] * h_prev) * inv[n - 1] if n > 1 else zi
+            h_prev = h
+            h = h_next
+            panel[n] += wf * h
+        if (i + 1) % nk == 0:
+            for n in range(ncoef):
+                x = panel[n]
+                t = coef[n] + x
+                if abs(coef[n]) >= abs(x):
+                    comp[n] += (coef[n] - t) + x
+                else:
+                    comp[n] += (x - t) + coef[n]
+                coef[n] = t
+                panel[n] = 0.0
+    for n in range(ncoef):
+        coef[n] += comp[n]
+    return norm2
 
 
 @njit(cache=True)
@@ -270,40 +283,71 @@ def tail(coef, norm2):
 
 @njit(cache=True)
 def pair(phi, p, a, b, q1, q2, c, A, TA, B, TB, px, ps, pk, tol):
-    """E[φ^(a)(u₁) φ^(b)(u₂)]: Mehler's series where its error bound |c|^N √(T_A T_B) is below
-    ``tol`` times √(E_A E_B), else the nested quadrature."""
-    if abs(c) ** A.size * math.sqrt(TA * TB) <= tol:
-        return series(A, B, c)
+    """E[φ^(a)(u₁) φ^(b)(u₂)]: Mehler's series over the first min(len(A), len(B)) terms where its
+    error bound |c|^N √(T_A T_B) is below the absolute tolerance ``tol``, else the nested quadrature."""
+    n = min(A.size, B.size)
+    if abs(c) ** n * math.sqrt(TA * TB) <= tol:
+        return series(A[:n], B[:n], c)
     return e2(phi, p, a, b, q1, q2, c, px, ps, pk)
 
 
-@njit(cache=True)
+@njit(cache=True, parallel=True)
 def e1_many(phi, p, a, b, m, q, px, ps, out):
     """``e1`` over a flat array of q."""
-    for i in range(q.size):
+    for i in prange(q.size):
         out[i] = e1(phi, p, a, b, m, q[i], px, ps)
 
 
-@njit(cache=True)
-def coeffs_many(phi, p, k, q, px, ps, coef, norm2, tails):
-    """Hermite coefficients, E[φ^(k)²] and tails for each q of a flat array."""
-    for i in range(q.size):
-        c, n2 = hermite_coeffs(phi, p, k, q[i], px, ps)
-        coef[i, :] = c
+@njit(cache=True, parallel=True)
+def coeffs_many(phi, p, k, q, px, ps, coef, nused, norm2, tails, rtol, full):
+    """Hermite coefficients (zero-padded rows of ``coef``), their number, E[φ^(k)²] and the
+    Parseval tail for each q: _NCOEF_1 terms, or, if ``full``, _NCOEF where the tail exceeds
+    ``rtol`` E[φ^(k)²] (the series then serves c closer to ±1)."""
+    for i in prange(q.size):
+        row = coef[i]
+        n2 = hermite_coeffs(phi, p, k, q[i], px, ps, _NCOEF_1, _HMAX_COEF_1, row[:_NCOEF_1])
+        row[_NCOEF_1:] = 0.0
+        t = tail(row[:_NCOEF_1], n2)
+        n = _NCOEF_1
+        if full and t > rtol * n2:
+            n2 = hermite_coeffs(phi, p, k, q[i], px, ps, _NCOEF, _HMAX_COEF, row)
+            t = tail(row, n2)
+            n = _NCOEF
+        nused[i] = n
         norm2[i] = n2
-        tails[i] = tail(c, n2)
+        tails[i] = t
 
 
-@njit(cache=True)
-def pair_many(phi, p, a, b, q1, q2, c, i1, i2, CA, NA, TA, CB, NB, TB, px, ps, pk, rtol, out):
-    """E[φ^(a)(u₁) φ^(b)(u₂)] for flat arrays; ``i1``/``i2`` index the coefficient tables.
-    At c = 1 with q₁ = q₂ the one-dimensional expectation is used, so that c = 1 maps to 1."""
-    for i in range(c.size):
+@njit(cache=True, parallel=True)
+def pair_many(phi, p, a, b, q1, q2, c, i1, i2, CA, UA, NA, TA, CB, UB, NB, TB, px, ps, pk, rtol, out):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] for flat arrays; ``i1``/``i2`` index the coefficient tables (``U``:
+    how many coefficients each row holds). At c = 1 with q₁ = q₂ the one-dimensional expectation
+    is used, so that c = 1 maps to 1."""
+    for i in prange(c.size):
         if c[i] == 1.0 and q1[i] == q2[i]:
             out[i] = e1(phi, p, a, b, 0, q1[i], px, ps)
             continue
         j1 = i1[i]
         j2 = i2[i]
         atol = rtol * math.sqrt(NA[j1] * NB[j2]) + 1e-300
-        out[i] = pair(phi, p, a, b, q1[i], q2[i], c[i], CA[j1], TA[j1], CB[j2], TB[j2],
-                      px, ps, pk, atol)
+        out[i] = pair(phi, p, a, b, q1[i], q2[i], c[i], CA[j1, :UA[j1]], TA[j1], CB[j2, :UB[j2]],
+                      TB[j2], px, ps, pk, atol)
+
+
+PARALLEL_MIN = 64  # below this many items a parallel region costs more than it saves
+
+
+@contextlib.contextmanager
+def threads_for(n):
+    """Run the enclosed ``*_many`` kernels on one thread when they have fewer than PARALLEL_MIN
+    items: waking numba's thread pool costs ~0.1 ms, and far more when the cores are busy.
+    Larger batches use ``numba.get_num_threads()`` threads (set NUMBA_NUM_THREADS to change)."""
+    if n >= PARALLEL_MIN:
+        yield
+        return
+    old = numba.get_num_threads()
+    numba.set_num_threads(1)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(old)

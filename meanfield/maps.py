@@ -15,6 +15,7 @@ import warnings
 import numpy as np
 
 from . import _expect, _solve
+from ._gauss import threads_for
 from ._validate import broadcast, check_array, check_int, scalar_or_array
 from .activations import get_activation
 
@@ -222,7 +223,8 @@ def _q_star(act, sw, sb, q0=None):
     else:
         px, ps, _ = act._points
         out = np.empty_like(sw)
-        _solve.qstar_many(act.kernel, act.param, sw, sb, np.ascontiguousarray(q0), px, ps, out)
+        with threads_for(sw.size):
+            _solve.qstar_many(act.kernel, act.param, sw, sb, np.ascontiguousarray(q0), px, ps, out)
     n_inf = int(np.isinf(out).sum())
     if n_inf:
         i = np.flatnonzero(np.isinf(out))[0]
@@ -296,16 +298,7 @@ def chi_1(activation, sigma_w, sigma_b):
     1.0000000000000002
     """
     act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
-    q = _q_star(act, sw, sb)
-    return scalar_or_array(_where_finite(q, lambda m: _chi_1(act, sw[m], q[m])).reshape(shape))
-
-
-def _where_finite(q, fn):
-    out = np.full_like(q, np.nan)
-    m = np.isfinite(q)
-    if m.any():
-        out[m] = fn(m)
-    return out
+    return scalar_or_array(_summary(act, sw, sb, ("chi_1",))["chi_1"].reshape(shape))
 
 
 def _c_star(act, sw, sb, q):
@@ -316,18 +309,28 @@ def _c_star(act, sw, sb, q):
     if chaotic.size == 0:
         return out, chi
     den = _q_map(act, q[chaotic], sw[chaotic], sb[chaotic])
-    closed = act.closed_form is not None
-    coef, norm2, tails = _expect.coefficients(act, 0, q[chaotic])
+    if act.closed_form is not None:
+        for j, i in enumerate(chaotic):
+            out[i] = 0.0 if act.odd and sb[i] == 0.0 else _closed_cstar(act, sw[i], sb[i], q[i], den[j])
+        return out, chi
     px, ps, pk = act._points
-    for j, i in enumerate(chaotic):
-        if act.odd and sb[i] == 0.0:
-            out[i] = 0.0  # F_c is odd in c: c* = 0 exactly
-        elif closed:
-            out[i] = _closed_cstar(act, sw[i], sb[i], q[i], den[j])
-        else:
-            atol = _expect.RTOL * norm2[j]
-            out[i] = _solve.cstar(act.kernel, act.param, sw[i], sb[i], q[i], den[j], coef[j],
-                                  tails[j], atol, px, ps, pk)
+    res = np.full(chaotic.size, -1.0)
+    # first with the cheap coefficients and series only; where c* lies beyond the series' proven
+    # range, again with the full set of coefficients, quadratures allowed
+    for full in (False, True):
+        todo = np.flatnonzero(res < 0.0)
+        if todo.size == 0:
+            break
+        idx = chaotic[todo]
+        coef, nused, norm2, tails = _expect.coefficients(act, 0, q[idx], full=full)
+        part = np.empty(todo.size)
+        with threads_for(todo.size):
+            _solve.cstar_many(act.kernel, act.param, sw[idx], sb[idx], q[idx], den[todo], coef,
+                              nused, norm2, tails, _expect.RTOL, px, ps, pk, full, part)
+        res[todo] = part
+    # F_c is odd in c for odd φ without bias: c* = 0 exactly
+    res[act.odd & (sb[chaotic] == 0.0)] = 0.0
+    out[chaotic] = res
     return out, chi
 
 
@@ -375,9 +378,7 @@ def c_star(activation, sigma_w, sigma_b):
     (1.0, 0.0)
     """
     act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
-    q = _q_star(act, sw, sb)
-    return scalar_or_array(_where_finite(q, lambda m: _c_star(act, sw[m], sb[m], q[m])[0])
-                           .reshape(shape))
+    return scalar_or_array(_summary(act, sw, sb, ("c_star",))["c_star"].reshape(shape))
 
 
 def _chi_c(act, sw, sb, q):
@@ -385,7 +386,7 @@ def _chi_c(act, sw, sb, q):
     out = chi.copy()
     lt = cs < 1.0
     if lt.any():
-        out[lt] = sw[lt] ** 2 * _expect.pair(act, 1, 1, q[lt], q[lt], cs[lt])
+        out[lt] = sw[lt] ** 2 * _expect.pair(act, 1, 1, q[lt], q[lt], cs[lt], full=False)
     return out, cs, chi
 
 
@@ -414,9 +415,7 @@ def chi_c(activation, sigma_w, sigma_b):
     0.77651082334
     """
     act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
-    q = _q_star(act, sw, sb)
-    return scalar_or_array(_where_finite(q, lambda m: _chi_c(act, sw[m], sb[m], q[m])[0])
-                           .reshape(shape))
+    return scalar_or_array(_summary(act, sw, sb, ("chi_c",))["chi_c"].reshape(shape))
 
 
 def _fq_slope(act, sw, q):
@@ -434,6 +433,30 @@ def _xi(rate):
     with np.errstate(divide="ignore"):
         out = -1.0 / np.log(np.where(rate >= 1.0, 1.0, np.abs(rate)))
     out[rate >= 1.0] = np.inf
+    return out
+
+
+def _summary(act, sw, sb, fields):
+    """The requested quantities (``q_star, chi_1, c_star, chi_c, xi_q, xi_c``) for flat arrays,
+    each computed once from one q*; nan where q* = inf."""
+    q = _q_star(act, sw, sb)
+    m = np.isfinite(q)
+    out = {k: np.full_like(q, np.nan) for k in fields}
+    if "q_star" in out:
+        out["q_star"] = q
+    if not m.any():
+        return out
+    swm, sbm, qm = sw[m], sb[m], q[m]
+    if {"c_star", "chi_c", "xi_c"} & set(fields):
+        chic, cs, chi = _chi_c(act, swm, sbm, qm)
+        values = {"chi_1": chi, "c_star": cs, "chi_c": chic, "xi_c": _xi(chic)}
+    else:
+        values = {"chi_1": _chi_1(act, swm, qm)}
+    if "xi_q" in fields:
+        values["xi_q"] = _xi(_fq_slope(act, swm, qm))
+    for k in fields:
+        if k != "q_star":
+            out[k][m] = values[k]
     return out
 
 
@@ -466,14 +489,8 @@ def depth_scales(activation, sigma_w, sigma_b):
     (1.442695040889, 1.442695040889)
     """
     act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
-    q = _q_star(act, sw, sb)
-    m = np.isfinite(q)
-    xi_q = np.full_like(q, np.nan)
-    xi_c = np.full_like(q, np.nan)
-    if m.any():
-        xi_q[m] = _xi(_fq_slope(act, sw[m], q[m]))
-        chic = _chi_c(act, sw[m], sb[m], q[m])[0]
-        xi_c[m] = _xi(chic)
+    s = _summary(act, sw, sb, ("xi_q", "xi_c"))
+    xi_q, xi_c = s["xi_q"], s["xi_c"]
     return scalar_or_array(xi_q.reshape(shape)), scalar_or_array(xi_c.reshape(shape))
 
 
@@ -514,7 +531,7 @@ def eoc_rate(activation, sigma_w, sigma_b):
     """
     act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
     q = _q_star(act, sw, sb)
-    chi = _where_finite(q, lambda m: _chi_1(act, sw[m], q[m]))
+    chi = _summary(act, sw, sb, ("chi_1",))["chi_1"]
     off = ~(np.abs(chi - 1.0) <= 1e-6)
     if off.any():
         i = np.flatnonzero(off)[0]

@@ -1,0 +1,291 @@
+"""The Edge of Chaos: EOC points and curves, the phase of (σ_w, σ_b), phase-diagram tables.
+THEORY.md §2–3 (Schoenholz et al. 2017; Hayou et al. 2019).
+
+The EOC is computed parametrically in q, with no fixed-point iteration: a point with q* = q has
+σ_w² = 1/E[φ'(√q Z)²] and σ_b² = H(q) = q − σ_w² E[φ(√q Z)²]; for a given σ_b we solve H(q) = σ_b²
+(the smallest root) by bracketing and Brent's method.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from . import _expect, _solve
+from ._gauss import threads_for
+from ._validate import check_array, check_int, scalar_or_array
+from .activations import get_activation
+from .maps import NoFixedPointWarning, _params, _summary
+
+__all__ = ["eoc", "eoc_curve", "phase", "phase_diagram", "fixed_points", "UnstableEOCWarning"]
+
+
+class UnstableEOCWarning(RuntimeWarning):
+    """The EOC equations' solution is an unstable fixed point of the variance map (THEORY.md §3,
+    "Several fixed points"): iterating F_q does not stay there."""
+
+
+_RELU_LIKE = {"relu": 0.5, "leaky_relu": None, "linear": 1.0}
+
+
+def _relu_like_eoc(act, sb):
+    k = 0.5 * (1.0 + act.param**2) if act.closed_form == "leaky_relu" else _RELU_LIKE[act.closed_form]
+    if np.any(sb != 0.0):
+        bad = float(sb[np.flatnonzero(sb != 0.0)[0]])
+        raise ValueError(f"`sigma_b` == {bad!r}: {act.name} has a single EOC point, (sigma_b, sigma_w) = "
+                         f"(0, {1.0 / math.sqrt(k):.16g}); no EOC at sigma_b > 0")
+    # on that point every q is a fixed point; the one reached from q⁰ = 1 is 1
+    return np.full_like(sb, 1.0 / math.sqrt(k)), np.ones_like(sb)
+
+
+def _eoc(act, sb):
+    """(σ_w, q*, stable) on the EOC for a flat array of σ_b; nan where φ has no EOC point."""
+    if act.closed_form in _RELU_LIKE:
+        sw, q = _relu_like_eoc(act, sb)
+        return sw, q, np.ones_like(sb, dtype=bool)
+    px, ps, _ = act._points
+    q = np.empty_like(sb)
+    with threads_for(sb.size):
+        _solve.eoc_q_many(act.kernel, act.param, np.ascontiguousarray(sb), px, ps, q)
+    sw = np.full_like(sb, np.nan)
+    stable = np.zeros(sb.shape, dtype=bool)
+    ok = np.isfinite(q)
+    if ok.any():
+        sw[ok] = 1.0 / np.sqrt(_expect.diag(act, 1, 1, 0, q[ok]))
+        slope = np.empty(int(ok.sum()))
+        pos = q[ok] > 0.0
+        slope[pos] = sw[ok][pos] ** 2 * _expect.diag(act, 0, 1, 1, q[ok][pos]) / np.sqrt(q[ok][pos])
+        slope[~pos] = 1.0  # q* = 0 at σ_b = 0: F_q'(0) = σ_w² φ'(0)² = χ₁ = 1, marginal
+        stable[ok] = slope <= 1.0 + 1e-12
+    return sw, q, stable
+
+
+def eoc(activation, sigma_b):
+    """The point (σ_w, q*) of the Edge of Chaos at the given σ_b.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_b : array_like, >= 0
+
+    Returns
+    -------
+    (sigma_w, q_star) : tuple of float or ndarray
+        Broadcast shape of ``sigma_b``. χ₁(σ_w, σ_b) = 1 and F_q(q*) = q* there. nan where φ has
+        no EOC point at that σ_b (e.g. softplus and sigmoid at small σ_b: σ_b² = H(q) has no root).
+        For ReLU-like φ (ReLU, leaky ReLU, linear) the EOC is the single point σ_b = 0, σ_w = √2
+        (ReLU), where every q is a fixed point and q* = 1 (reached from q⁰ = 1) is returned.
+
+    Warns
+    -----
+    UnstableEOCWarning
+        Where the solution is an unstable fixed point of F_q (F_q'(q*) > 1, e.g. SiLU at
+        σ_b = 0.3): the variance of a real network does not settle there. :func:`eoc_curve` has a
+        ``stable`` column, :func:`fixed_points` lists every fixed point.
+
+    Raises
+    ------
+    ValueError
+        σ_b > 0 for a ReLU-like activation; σ_b < 0, nan or inf.
+
+    References
+    ----------
+    THEORY.md §3; Hayou et al. (2019), §2.
+
+    Examples
+    --------
+    >>> from meanfield import eoc
+    >>> sw, q = eoc("tanh", 0.3)
+    >>> round(sw, 10), round(q, 10)
+    (1.3955839752, 0.7634747669)
+    >>> eoc("tanh", 0.0)
+    (1.0, 0.0)
+    """
+    act = get_activation(activation)
+    sb = check_array("sigma_b", sigma_b)
+    shape = sb.shape
+    sw, q, stable = _eoc(act, sb.ravel().astype(np.float64))
+    bad = np.isfinite(q) & ~stable
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        warnings.warn(f"{act.name}: the EOC point at sigma_b={float(sb.ravel()[i])!r} (sigma_w="
+                      f"{float(sw[i])!r}, q*={float(q[i])!r}) is an unstable fixed point of the "
+                      f"variance map ({int(bad.sum())} point(s)); see fixed_points()",
+                      UnstableEOCWarning, stacklevel=2)
+    return scalar_or_array(sw.reshape(shape)), scalar_or_array(q.reshape(shape))
+
+
+def eoc_curve(activation, sigma_b=None, num=200):
+    """The EOC curve as a tidy table.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_b : array_like, optional
+        Where to evaluate it; default ``num`` points evenly spaced in [0, 2] (the single point 0
+        for ReLU-like φ).
+    num : int, default 200
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``activation, sigma_b, sigma_w, q_star, stable``, one row per σ_b, rows with no EOC
+        point dropped. ``stable`` is False where q* is an unstable fixed point of F_q.
+
+    Examples
+    --------
+    >>> from meanfield import eoc_curve
+    >>> eoc_curve("tanh", num=3).round(6)
+      activation  sigma_b   sigma_w    q_star  stable
+    0       tanh      0.0  1.000000  0.000000    True
+    1       tanh      1.0  1.855589  3.036396    True
+    2       tanh      2.0  2.325025  7.947507    True
+    """
+    import pandas as pd
+
+    act = get_activation(activation)
+    num = check_int("num", num, low=1)
+    if sigma_b is None:
+        sigma_b = np.zeros(1) if act.closed_form in _RELU_LIKE else np.linspace(0.0, 2.0, num)
+    sb = np.atleast_1d(check_array("sigma_b", sigma_b)).ravel()
+    sw, q, stable = _eoc(act, sb)
+    df = pd.DataFrame({"activation": act.name, "sigma_b": sb, "sigma_w": sw, "q_star": q,
+                       "stable": stable})
+    return df[np.isfinite(df.q_star)].reset_index(drop=True)
+
+
+def _phase_labels(chi, tol):
+    labels = np.where(chi < 1.0 - tol, "ordered", np.where(chi > 1.0 + tol, "chaotic", "eoc"))
+    return np.where(np.isnan(chi), "unbounded", labels).astype(object)
+
+
+def phase(activation, sigma_w, sigma_b, tol=1e-9):
+    """The phase of each (σ_w, σ_b): ``"ordered"`` (χ₁ < 1 − tol), ``"eoc"`` (|χ₁ − 1| <= tol) or
+    ``"chaotic"`` (χ₁ > 1 + tol); ``"unbounded"`` where the variance map has no finite fixed point
+    (q^l → ∞, e.g. ReLU with σ_w > √2).
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w, sigma_b : array_like
+    tol : float, default 1e-9
+
+    Returns
+    -------
+    str or ndarray of str (object dtype)
+        Broadcast shape.
+
+    References
+    ----------
+    THEORY.md §2; Schoenholz et al. (2017).
+
+    Examples
+    --------
+    >>> from meanfield import phase
+    >>> phase("tanh", [0.8, 1.3955839751549, 3.0], 0.3).tolist()
+    ['ordered', 'eoc', 'chaotic']
+    """
+    if not (isinstance(tol, (int, float)) and tol >= 0 and math.isfinite(tol)):
+        raise ValueError(f"`tol` == {tol!r}: must be a finite number >= 0")
+    act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoFixedPointWarning)
+        chi = _summary(act, sw, sb, ("chi_1",))["chi_1"]
+    labels = _phase_labels(chi, tol).reshape(shape)
+    return str(labels) if labels.ndim == 0 else labels
+
+
+def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9):
+    """Every mean-field quantity on the grid σ_w × σ_b, as a tidy table.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w, sigma_b : array_like, 1-d
+        The grid's axes.
+    tol : float, default 1e-9
+        Passed to :func:`phase`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per grid point (σ_w varying slowest), columns ``sigma_w, sigma_b, q_star, chi_1,
+        c_star, chi_c, xi_q, xi_c, phase``; nan where q* = inf (phase ``"unbounded"``).
+
+    Examples
+    --------
+    >>> from meanfield import phase_diagram
+    >>> df = phase_diagram("tanh", [0.8, 3.0], [0.3])
+    >>> df.phase.tolist(), df.c_star.round(6).tolist()
+    (['ordered', 'chaotic'], [1.0, 0.068364])
+    """
+    import pandas as pd
+
+    act = get_activation(activation)
+    axes = {}
+    for name, values in (("sigma_w", sigma_w), ("sigma_b", sigma_b)):
+        arr = check_array(name, values)
+        if arr.ndim > 1:
+            raise ValueError(f"`{name}` has shape {arr.shape}: must be 1-d (the grid's axis)")
+        axes[name] = np.atleast_1d(arr)
+    sw, sb = (a.ravel() for a in np.meshgrid(axes["sigma_w"], axes["sigma_b"], indexing="ij"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NoFixedPointWarning)
+        s = _summary(act, sw, sb, ("q_star", "chi_1", "c_star", "chi_c", "xi_q", "xi_c"))
+    return pd.DataFrame({"sigma_w": sw, "sigma_b": sb, **s, "phase": _phase_labels(s["chi_1"], tol)})
+
+
+def fixed_points(activation, sigma_w, sigma_b, q_max=1e8):
+    """All fixed points of the variance map F_q in [0, q_max], with their stability.
+
+    Activations that grow linearly (ELU, SiLU, softplus, GELU) can have two fixed points for
+    σ_w > √2 (a stable lower one, an unstable upper one) or none (THEORY.md §3).
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w : float, > 0
+    sigma_b : float, >= 0
+    q_max : float, default 1e8
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``q, slope, stable``: each fixed point, F_q'(q) there, and whether |F_q'| < 1.
+        Found by scanning F_q(q) − q on a geometric grid (ratio 1.05) for sign changes, then Brent:
+        two fixed points closer than 5 % apart may be missed.
+
+    Examples
+    --------
+    >>> from meanfield import fixed_points
+    >>> fixed_points("silu", 1.5756, 0.3).round(3).values.tolist()
+    [[0.362, 0.853, True], [1.4, 1.094, False]]
+    """
+    import pandas as pd
+    from scipy.optimize import brentq
+
+    act = get_activation(activation)
+    sw = float(check_array("sigma_w", sigma_w))
+    sb = float(check_array("sigma_b", sigma_b))
+    if act.closed_form in _RELU_LIKE:
+        raise ValueError(f"`activation` == {act.name!r}: its variance map is affine, "
+                         f"F_q(q) = sigma_b^2 + k sigma_w^2 q; use q_star")
+
+    def g(q):
+        q = np.atleast_1d(np.asarray(q, dtype=np.float64))
+        return sb * sb + sw * sw * _expect.diag(act, 0, 0, 0, q) - q
+
+    grid = np.concatenate([[0.0], np.geomspace(1e-12, q_max, int(np.log(q_max / 1e-12) / np.log(1.05)))])
+    vals = g(grid)
+    roots = [0.0] if vals[0] == 0.0 else []
+    for i in np.flatnonzero(np.sign(vals[:-1]) * np.sign(vals[1:]) < 0):
+        roots.append(brentq(lambda x: float(g(x)[0]), grid[i], grid[i + 1], xtol=1e-300,
+                            rtol=8.9e-16))
+    q = np.array(roots)
+    slope = np.empty_like(q)
+    pos = q > 0
+    slope[pos] = sw * sw * _expect.diag(act, 0, 1, 1, q[pos]) / np.sqrt(q[pos])
+    slope[~pos] = sw * sw * _expect.diag(act, 1, 1, 0, q[~pos])
+    return pd.DataFrame({"q": q, "slope": slope, "stable": np.abs(slope) < 1.0})
