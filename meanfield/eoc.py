@@ -35,9 +35,9 @@ def _relu_like_eoc(act, sb):
     if np.any(sb != 0.0):
         bad = float(sb[np.flatnonzero(sb != 0.0)[0]])
         raise ValueError(f"`sigma_b` == {bad!r}: {act.name} has a single EOC point, (sigma_b, sigma_w) = "
-                         f"(0, {1.0 / math.sqrt(k):.16g}); no EOC at sigma_b > 0")
+                         f"(0, {math.sqrt(1.0 / k):.16g}); no EOC at sigma_b > 0")
     # on that point every q is a fixed point; the one reached from q⁰ = 1 is 1
-    return np.full_like(sb, 1.0 / math.sqrt(k)), np.ones_like(sb)
+    return np.full_like(sb, math.sqrt(1.0 / k)), np.ones_like(sb)
 
 
 def _eoc(act, sb):
