@@ -99,6 +99,11 @@ def _mesh(zc, h0, lo, hi, hmax):
     pts[m] = hi
     hs[m] = hmax
     m += 1
+    # a feature's width bounds the panels near it, not only at it: each point's starting width is
+    # at most any other point's width plus their distance (a kink next to a narrow feature)
+    for i in range(m):
+        for j in range(m):
+            hs[i] = min(hs[i], hs[j] + abs(pts[i] - pts[j]))
     out = np.empty(_MAXEDGES)
     out[0] = lo
     n = 1

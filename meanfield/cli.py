@@ -39,15 +39,65 @@ def _floats(text):
             f"{text!r} is not a number, a comma-separated list, or lo:hi:n") from None
 
 
+_FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
+
+
 def _write_table(df, out):
     if out is None:
         df.to_csv(sys.stdout, index=False)
         return
+    if not out.lower().endswith(".csv"):
+        raise ValueError(f"`--out` == {out!r}: must end in .csv")
     try:
         df.to_csv(out, index=False)
     except OSError as exc:
         raise ValueError(f"`--out` == {out!r}: cannot write ({exc.strerror})") from None
     print(f"wrote {out}", file=sys.stderr)
+
+
+def _write_table_or_figure(df, out, draw):
+    """CSV (stdout or a .csv file), or a figure for .png/.pdf/.svg drawn by ``draw(df, ax)``."""
+    if out is None or not out.lower().endswith(_FIGURE_SUFFIXES):
+        if out is not None and not out.lower().endswith(".csv"):
+            raise ValueError(f"`--out` == {out!r}: must end in .csv, .png, .pdf or .svg")
+        _write_table(df, out)
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8), constrained_layout=True)
+    draw(df, ax)
+    try:
+        fig.savefig(out, dpi=150)
+    except OSError as exc:
+        raise ValueError(f"`--out` == {out!r}: cannot write ({exc.strerror})") from None
+    finally:
+        plt.close(fig)
+    print(f"wrote {out}", file=sys.stderr)
+
+
+def _cmd_eoc(args):
+    import pandas as pd
+
+    from . import eoc_curve
+    from .plotting import plot_eoc_curves
+
+    frames = [eoc_curve(a, sigma_b=args.sigma_b) for a in args.activation]
+    df = pd.concat(frames, ignore_index=True)
+    _write_table_or_figure(df, args.out, lambda d, ax: plot_eoc_curves(args.activation, data=d,
+                                                                          ax=ax))
+
+
+def _cmd_phase_diagram(args):
+    from . import phase_diagram
+    from .plotting import plot_phase_diagram
+
+    df = phase_diagram(args.activation, args.sigma_w, args.sigma_b)
+    df.insert(0, "activation", args.activation)
+    _write_table_or_figure(df, args.out, lambda d, ax: plot_phase_diagram(
+        args.activation, data=d, quantity=args.quantity, ax=ax))
 
 
 def _grid(args):
@@ -129,6 +179,28 @@ def build_parser():
     p.add_argument("--out", "-o", help="CSV file (default: stdout)")
     p.set_defaults(func=_cmd_propagate)
 
+    p = sub.add_parser("eoc", help="the Edge of Chaos curve(s), as CSV or a plot")
+    p.add_argument("--activation", "-a", action="append", default=None,
+                   help="repeat for several curves (default tanh)")
+    p.add_argument("--sigma-b", type=_floats, default=None,
+                   help="value, list or lo:hi:n (default 0:2:200)")
+    p.add_argument("--out", "-o", help="file.csv, or file.png/.pdf/.svg for a plot (default: CSV "
+                   "to stdout)")
+    p.set_defaults(func=_cmd_eoc)
+
+    p = sub.add_parser("phase-diagram", help="q*, chi_1, c*, chi_c, depth scales and phase over a "
+                       "(sigma_w, sigma_b) grid, as CSV or a plot")
+    p.add_argument("--activation", "-a", default="tanh")
+    p.add_argument("--sigma-w", type=_floats, default=np.linspace(0.5, 4.0, 100),
+                   help="lo:hi:n or a list (default 0.5:4:100)")
+    p.add_argument("--sigma-b", type=_floats, default=np.linspace(0.0, 2.0, 60),
+                   help="lo:hi:n or a list (default 0:2:60)")
+    p.add_argument("--quantity", choices=("chi_1", "xi_c"), default="chi_1",
+                   help="colour of the plot (default chi_1)")
+    p.add_argument("--out", "-o", help="file.csv, or file.png/.pdf/.svg for a plot (default: CSV "
+                   "to stdout)")
+    p.set_defaults(func=_cmd_phase_diagram)
+
     p = sub.add_parser("reproduce", help="run the paper's studies and figures")
     p.add_argument("--quick", action="store_true", help="small sizes, minutes on a laptop")
     p.add_argument("--out", default="meanfield-results", help="output folder")
@@ -143,6 +215,8 @@ def main(argv=None):
         if args.command is None:
             parser.print_help()
             return _EXIT_USAGE
+        if getattr(args, "activation", "") is None:
+            args.activation = ["tanh"]
         args.func(args)
     except (_UsageError, ValueError, TypeError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

@@ -50,3 +50,40 @@ def test_reproduce_quick_writes_the_core_table(tmp_path, capsys):
     df = pd.read_csv(tmp_path / "signal_propagation.csv")
     assert {"tanh", "relu"} <= set(df.activation)
     assert "signal propagation table" in capsys.readouterr().out
+
+
+def test_eoc_csv_and_png(tmp_path, capsys):
+    assert main(["eoc", "-a", "tanh", "-a", "erf", "--sigma-b", "0:1:3"]) == 0
+    df = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert df.activation.tolist() == ["tanh"] * 3 + ["erf"] * 3
+    sw, q = mf.eoc("tanh", [0.0, 0.5, 1.0])
+    assert df.sigma_w[:3].to_numpy() == pytest.approx(sw, rel=1e-15)
+    png = tmp_path / "eoc.png"
+    assert main(["eoc", "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_phase_diagram_csv_and_plot(tmp_path):
+    csv = tmp_path / "pd.csv"
+    assert main(["phase-diagram", "--sigma-w", "0.8,3", "--sigma-b", "0.3", "--out", str(csv)]) == 0
+    df = pd.read_csv(csv)
+    assert df.phase.tolist() == ["ordered", "chaotic"]
+    assert df.c_star.to_numpy() == pytest.approx(mf.c_star("tanh", [0.8, 3.0], 0.3), rel=1e-14)
+    pdf = tmp_path / "pd.pdf"
+    assert main(["phase-diagram", "--sigma-w", "0.5:3:6", "--sigma-b", "0:1:4", "--quantity",
+                 "xi_c", "--out", str(pdf)]) == 0
+    assert pdf.read_bytes()[:4] == b"%PDF"
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["eoc", "-a", "relu", "--sigma-b", "0.5"], "single EOC point"),
+    (["phase-diagram", "--out", "x.txt"], "must end in .csv, .png, .pdf or .svg"),
+    (["phase-diagram", "--sigma-w", "1:2:0"], "lo:hi:n"),
+    (["eoc", "--out", "/nonexistent/dir/e.png"], "`--out`"),
+])
+def test_eoc_commands_bad_arguments(argv, needle):
+    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", *argv], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr

@@ -1,0 +1,256 @@
+"""Plots of the theory (matplotlib). Each function draws on ``ax`` (a new figure if None) and
+returns the Axes. They take the library's tidy tables, or compute them when given parameters.
+
+Import this module only when plotting: it imports matplotlib.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ._validate import check_int
+from .activations import get_activation
+
+__all__ = ["plot_phase_diagram", "plot_eoc_curves", "plot_depth_scales",
+           "plot_correlation_convergence"]
+
+_PHASE_COLOURS = {"ordered": "tab:blue", "eoc": "black", "chaotic": "tab:red"}
+
+
+def _axes(ax):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=(6.0, 4.5), constrained_layout=True)[1]
+
+
+def plot_phase_diagram(activation="tanh", sigma_w=None, sigma_b=None, *, data=None,
+                       quantity="chi_1", ax=None):
+    """Phase diagram: ``quantity`` (``"chi_1"`` or ``"xi_c"``) as a colour map over (σ_b, σ_w), the EOC
+    curve over it, the ordered and chaotic phases labelled.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_w, sigma_b : array_like, 1-d, optional
+        Grid axes (default σ_w ∈ [0.5, 4] and σ_b ∈ [0, 2], 120 × 80 points); ignored with ``data``.
+    data : pandas.DataFrame, optional
+        A :func:`meanfield.phase_diagram` table.
+    quantity : {"chi_1", "xi_c"}
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from matplotlib.colors import LogNorm, TwoSlopeNorm
+
+    from .eoc import eoc_curve, phase_diagram
+
+    if quantity not in ("chi_1", "xi_c"):
+        raise ValueError(f"`quantity` == {quantity!r}: must be 'chi_1' or 'xi_c'")
+    act = get_activation(activation)
+    if data is None:
+        sigma_w = np.linspace(0.5, 4.0, 120) if sigma_w is None else sigma_w
+        sigma_b = np.linspace(0.0, 2.0, 80) if sigma_b is None else sigma_b
+        data = phase_diagram(act, sigma_w, sigma_b)
+    sw = np.unique(data.sigma_w.to_numpy())
+    sb = np.unique(data.sigma_b.to_numpy())
+    grid = (data.pivot(index="sigma_w", columns="sigma_b", values=quantity)
+            .reindex(index=sw, columns=sb).to_numpy())
+    ax = _axes(ax)
+    if quantity == "chi_1":
+        finite = grid[np.isfinite(grid)]
+        norm = TwoSlopeNorm(vcenter=1.0, vmin=min(finite.min(), 0.99), vmax=max(finite.max(), 1.01))
+        mesh = ax.pcolormesh(sb, sw, grid, shading="auto", cmap="RdBu_r", norm=norm)
+        label = r"$\chi_1$"
+    else:
+        shown = np.where(np.isfinite(grid), grid, np.nan)
+        mesh = ax.pcolormesh(sb, sw, shown, shading="auto", cmap="viridis",
+                             norm=LogNorm(vmin=max(np.nanmin(shown), 1e-2), vmax=np.nanmax(shown)))
+        label = r"$\xi_c$ (layers)"
+    ax.figure.colorbar(mesh, ax=ax, label=label)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        curve = eoc_curve(act, sigma_b=sb) if act.closed_form is None else eoc_curve(act)
+    ax.plot(curve.sigma_b, curve.sigma_w, color="black", lw=2, label="Edge of Chaos")
+    if len(curve) > 1:
+        mid = curve.iloc[len(curve) // 2]
+        ax.text(mid.sigma_b, mid.sigma_w * 0.6, "ordered", ha="center", color="white",
+                fontsize=12, weight="bold")
+        ax.text(mid.sigma_b, min(mid.sigma_w * 1.5, sw.max() * 0.95), "chaotic", ha="center",
+                color="white", fontsize=12, weight="bold")
+    ax.set_xlim(sb.min(), sb.max())
+    ax.set_ylim(sw.min(), sw.max())
+    ax.set_xlabel(r"$\sigma_b$")
+    ax.set_ylabel(r"$\sigma_w$")
+    ax.set_title(f"{act.name}: phase diagram")
+    ax.legend(loc="upper left")
+    return ax
+
+
+def _single_point(activation):
+    """ReLU-like activations have a single EOC point (σ_b = 0)."""
+    from .eoc import _RELU_LIKE
+
+    return get_activation(activation).closed_form in _RELU_LIKE
+
+
+def plot_eoc_curves(activations=("tanh", "erf", "elu", "silu", "softplus"), sigma_b=None, *,
+                    data=None, ax=None):
+    """EOC curves σ_w(σ_b) of several activations on one axes; unstable stretches dashed,
+    ReLU-like activations as a single point.
+
+    Parameters
+    ----------
+    activations : sequence of str or Activation
+    sigma_b : array_like, optional
+        Default 200 points in [0, 2].
+    data : pandas.DataFrame, optional
+        Concatenated :func:`meanfield.eoc_curve` tables (with their ``activation`` column).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    import pandas as pd
+
+    from .eoc import eoc_curve
+
+    if data is None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            data = pd.concat([eoc_curve(a, sigma_b=None if _single_point(a) else sigma_b)
+                              for a in activations], ignore_index=True)
+    ax = _axes(ax)
+    for name, df in data.groupby("activation", sort=False):
+        if len(df) == 1:
+            ax.plot(df.sigma_b, df.sigma_w, "o", ms=8, label=f"{name} (single point)")
+            continue
+        line, = ax.plot(df.sigma_b.where(df.stable), df.sigma_w.where(df.stable), lw=2, label=name)
+        if not df.stable.all():
+            ax.plot(df.sigma_b.where(~df.stable), df.sigma_w.where(~df.stable), lw=2, ls="--",
+                    color=line.get_color(), label=f"{name} (unstable q*)")
+    missing = [n for n in (get_activation(a).name for a in activations)
+               if n not in set(data.activation)]
+    if missing:
+        ax.text(0.02, 0.02, "no EOC: " + ", ".join(missing), transform=ax.transAxes, fontsize=9)
+    ax.set_xlabel(r"$\sigma_b$")
+    ax.set_ylabel(r"$\sigma_w$ on the EOC")
+    ax.set_title("Edge of Chaos curves")
+    ax.legend(fontsize=9)
+    return ax
+
+
+def plot_depth_scales(activation="tanh", sigma_b=0.3, sigma_w=None, *, data=None, ax=None):
+    """Depth scales ξ_q and ξ_c along σ_w at fixed σ_b (log scale); ξ_c diverges at the EOC.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_b : float
+    sigma_w : array_like, optional
+        Default 300 points in [0.5, 4].
+    data : pandas.DataFrame, optional
+        A table with columns ``sigma_w, xi_q, xi_c`` (e.g. :func:`meanfield.phase_diagram` at one σ_b).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    from .eoc import eoc, phase_diagram
+
+    act = get_activation(activation)
+    if data is None:
+        sigma_w = np.linspace(0.5, 4.0, 300) if sigma_w is None else sigma_w
+        data = phase_diagram(act, sigma_w, [sigma_b])
+    ax = _axes(ax)
+    ax.semilogy(data.sigma_w, data.xi_q, lw=2, label=r"$\xi_q$")
+    ax.semilogy(data.sigma_w, data.xi_c, lw=2, label=r"$\xi_c$")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            sw_eoc = eoc(act, sigma_b)[0]
+        except ValueError:
+            sw_eoc = math.nan
+    if math.isfinite(sw_eoc):
+        ax.axvline(sw_eoc, color="black", ls=":", label=f"EOC ($\\sigma_w$ = {sw_eoc:.4f})")
+    ax.set_xlabel(r"$\sigma_w$")
+    ax.set_ylabel("depth scale (layers)")
+    ax.set_title(f"{act.name}, $\\sigma_b$ = {sigma_b:g}")
+    ax.legend()
+    return ax
+
+
+def plot_correlation_convergence(activation="tanh", sigma_b=0.3, sigma_w=(0.8, None, 3.0),
+                                 depth=1000, c0=0.5, *, data=None, ax=None):
+    """|c^l − c*| against l (log–log) in the ordered phase, on the EOC and in the chaotic phase:
+    exponential convergence off the EOC, polynomial (β/l) on it, with β from
+    :func:`meanfield.eoc_rate` drawn as a line.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    sigma_b : float
+    sigma_w : (float, float or None, float)
+        Ordered, EOC (None: computed) and chaotic σ_w.
+    depth : int
+    c0 : float
+        Input correlation; the input variance is q*.
+    data : pandas.DataFrame, optional
+        Columns ``phase, layer, distance`` (and ``beta`` on the EOC rows), as this function
+        computes with :func:`convergence_table`.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if data is None:
+        data = convergence_table(activation, sigma_b, sigma_w, depth, c0)
+    ax = _axes(ax)
+    for name, df in data.groupby("phase", sort=False):
+        keep = df.distance > 0
+        ax.loglog(df.layer[keep], df.distance[keep], lw=2, color=_PHASE_COLOURS.get(name),
+                  label=f"{name} ($\\sigma_w$ = {df.sigma_w.iloc[0]:.4g})")
+        if name == "eoc" and np.isfinite(df.beta.iloc[0]):
+            layer = df.layer.to_numpy()[1:]
+            ax.loglog(layer, df.beta.iloc[0] / layer, color="gray", ls="--",
+                      label=f"$\\beta/l$, $\\beta$ = {df.beta.iloc[0]:.4f}")
+    ax.set_ylim(1e-16, 2)
+    ax.set_xlabel("layer $l$")
+    ax.set_ylabel(r"$|c^l - c^*|$")
+    ax.set_title(f"{get_activation(activation).name}, $\\sigma_b$ = {sigma_b:g}")
+    ax.legend(fontsize=9)
+    return ax
+
+
+def convergence_table(activation="tanh", sigma_b=0.3, sigma_w=(0.8, None, 3.0), depth=1000, c0=0.5):
+    """The tidy table behind :func:`plot_correlation_convergence`: columns ``phase, sigma_w,
+    sigma_b, layer, c, c_star, distance, beta``."""
+    import pandas as pd
+
+    from .eoc import eoc
+    from .maps import c_star, eoc_rate, propagate, q_star
+
+    act = get_activation(activation)
+    depth = check_int("depth", depth, low=1)
+    ordered, at_eoc, chaotic = sigma_w
+    if at_eoc is None:
+        at_eoc = eoc(act, sigma_b)[0]
+    frames = []
+    for name, sw in (("ordered", ordered), ("eoc", at_eoc), ("chaotic", chaotic)):
+        q0 = q_star(act, sw, sigma_b)
+        _, c = propagate(act, q0, c0, sw, sigma_b, depth)
+        cs = 1.0 if name == "eoc" else c_star(act, sw, sigma_b)
+        beta = eoc_rate(act, sw, sigma_b) if name == "eoc" else np.nan
+        frames.append(pd.DataFrame({"phase": name, "sigma_w": sw, "sigma_b": sigma_b,
+                                    "layer": np.arange(depth + 1), "c": c, "c_star": cs,
+                                    "distance": np.abs(c - cs), "beta": beta}))
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,52 @@
+"""Plots draw what the library computes (checked on the artists' data), and return their Axes."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+import meanfield as mf  # noqa: E402
+from meanfield import plotting  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _close():
+    yield
+    plt.close("all")
+
+
+def test_phase_diagram_plot_draws_the_eoc_curve():
+    ax = plotting.plot_phase_diagram("tanh", np.linspace(0.5, 3, 12), np.linspace(0, 1, 5))
+    line = ax.get_lines()[0]
+    sw, _ = mf.eoc("tanh", line.get_xdata())
+    np.testing.assert_allclose(line.get_ydata(), sw, rtol=1e-14)
+    assert {t.get_text() for t in ax.texts} == {"ordered", "chaotic"}
+
+
+def test_eoc_curves_plot_marks_unstable_and_missing():
+    ax = plotting.plot_eoc_curves(("tanh", "silu", "softplus", "relu"), sigma_b=np.linspace(0, 1, 9))
+    labels = [l.get_label() for l in ax.get_lines()]
+    assert "silu (unstable q*)" in labels and "relu (single point)" in labels
+    assert any("softplus" in t.get_text() for t in ax.texts)
+
+
+def test_depth_scales_plot_and_convergence_table():
+    ax = plotting.plot_depth_scales("tanh", 0.3, np.linspace(0.8, 3, 20))
+    assert len(ax.get_lines()) == 3
+    df = plotting.convergence_table("tanh", 0.3, depth=150)
+    assert set(df.phase) == {"ordered", "eoc", "chaotic"}
+    eoc_rows = df[df.phase == "eoc"]
+    assert eoc_rows.beta.iloc[0] == pytest.approx(mf.eoc_rate("tanh", mf.eoc("tanh", 0.3)[0], 0.3))
+    # exponential off the EOC, polynomial on it
+    last = df[df.layer == 150].set_index("phase").distance
+    assert last["ordered"] < 1e-6 and last["chaotic"] < 1e-6 and last["eoc"] > 1e-2
+    ax = plotting.plot_correlation_convergence("tanh", data=df)
+    assert ax.get_yscale() == "log"
+
+
+def test_bad_quantity():
+    with pytest.raises(ValueError, match="`quantity` == 'chi'"):
+        plotting.plot_phase_diagram("tanh", [1.0], [0.1], quantity="chi")
