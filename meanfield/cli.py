@@ -138,10 +138,86 @@ def _cmd_propagate(args):
     _write_table(df, args.out)
 
 
+def _sigma_ws(text):
+    """Like _floats, but also the words eoc/ordered/chaotic are kept as given."""
+    parts = text.split(",")
+    if all(p.strip().lower() == "eoc" for p in parts):
+        return ["eoc"] * len(parts)
+    if "eoc" in text.lower():
+        return [p.strip().lower() if p.strip().lower() == "eoc" else float(p) for p in parts]
+    return list(_floats(text))
+
+
+def _ints(text):
+    try:
+        return [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer or a comma-separated list "
+                                         f"of them") from None
+
+
+def _words(text):
+    return [w.strip() for w in text.split(",") if w.strip()]
+
+
+def _simulate(args, fn, **extra):
+    from ._executors import make_executor
+
+    executor = make_executor(args.workers, args.scheduler)
+    try:
+        return fn(args.activation[0] if len(args.activation) == 1 else args.activation, args.width,
+                  args.depth, args.sigma_w, list(args.sigma_b), trials=args.trials,
+                  batch=args.batch, classes=args.classes, method=args.method, arch=args.arch,
+                  seed=args.seed, executor=executor, store=args.store, progress=not args.quiet,
+                  **extra)
+    finally:
+        if executor is not None:
+            (executor.close if hasattr(executor, "scheduler_info") else executor.shutdown)()
+
+
+def _cmd_scr(args):
+    from .sparsity import sweep_critical_sparsity
+
+    _write_table(_simulate(args, sweep_critical_sparsity), args.out)
+
+
+def _cmd_kept(args):
+    from .sparsity import sweep_kept_per_layer
+
+    _write_table(_simulate(args, sweep_kept_per_layer, sparsity=args.sparsity), args.out)
+
+
+def _add_simulation_arguments(p):
+    p.add_argument("--activation", "-a", action="append", default=None)
+    p.add_argument("--width", type=_ints, required=True, help="integer or list, e.g. 100")
+    p.add_argument("--depth", type=_ints, required=True, help="integer or list, e.g. 10,20,50")
+    p.add_argument("--sigma-w", type=_sigma_ws, required=True,
+                   help="value, list, lo:hi:n, or 'eoc' (the EOC value at each sigma_b)")
+    p.add_argument("--sigma-b", type=_floats, default=np.array([0.0]))
+    p.add_argument("--trials", type=int, default=20)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--classes", type=int, default=10)
+    p.add_argument("--method", type=_words, default=["snip"],
+                   help="snip, grasp, synflow, magnitude, random (or a list)")
+    p.add_argument("--arch", type=_words, default=["ffnn"], help="ffnn, resnet, stable_resnet")
+    p.add_argument("--seed", type=int, default=0)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, help="processes on this machine")
+    group.add_argument("--scheduler", help="address of a dask scheduler (pip install "
+                       "'meanfield-toolkit[dask]')")
+    p.add_argument("--store", help="CSV file results are appended to as trials finish; rerun "
+                   "with it to resume")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--out", "-o", help="CSV file (default: stdout)")
+
+
 def _cmd_reproduce(args):
     from . import reproduce
 
-    reproduce.run(quick=args.quick, out=args.out)
+    rows = reproduce.run(quick=args.quick, out=args.out, workers=args.workers,
+                         scheduler=args.scheduler, progress=not args.quiet)
+    if any(r[1].startswith("FAILED") for r in rows):
+        raise SystemExit(1)
 
 
 def _scalar(text):
@@ -201,9 +277,24 @@ def build_parser():
                    "to stdout)")
     p.set_defaults(func=_cmd_phase_diagram)
 
+    p = sub.add_parser("scr", help="Monte Carlo critical sparsity of pruning at initialization, "
+                       "one row per trial (CSV)")
+    _add_simulation_arguments(p)
+    p.set_defaults(func=_cmd_scr)
+
+    p = sub.add_parser("kept", help="fraction of weights kept per layer after pruning (CSV)")
+    _add_simulation_arguments(p)
+    p.add_argument("--sparsity", type=_floats, required=True, help="e.g. 0.7 (or a list)")
+    p.set_defaults(func=_cmd_kept)
+
     p = sub.add_parser("reproduce", help="run the paper's studies and figures")
-    p.add_argument("--quick", action="store_true", help="small sizes, minutes on a laptop")
-    p.add_argument("--out", default="meanfield-results", help="output folder")
+    p.add_argument("--quick", action="store_true", help="small sizes: minutes on a laptop")
+    p.add_argument("--out", help="folder for results/ and figures/ (default: results/ and "
+                   "figures/out/ of the repository)")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, help="processes on this machine")
+    group.add_argument("--scheduler", help="address of a dask scheduler")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_reproduce)
     return parser
 

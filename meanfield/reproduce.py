@@ -1,64 +1,105 @@
-"""``meanfield reproduce``: run every study, then every figure, and print a summary.
+"""``meanfield reproduce``: run every study of the paper's argument, then every figure, and print
+a summary table (figure, file, seconds).
 
-The studies and figures of the paper land one issue at a time; until a piece exists its row in the
-summary says what it needs. What runs today is the signal-propagation table of the theory core.
+The studies (``simulations/``) and figure scripts (``figures/``) live beside the library in the
+repository, and data flows one way (theory → simulation → results → figures): this runner starts
+each of them as ``python -m simulations.<study>`` / ``python -m figures.<figure>`` from the
+repository's root, so the library never imports them.
 """
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 
-import numpy as np
-
-#: (figure, what it needs) for the pieces that are not in the library yet
-PENDING = [
-    ("1 phase diagram", "needs the EOC module (eoc.py)"),
-    ("2 EOC curves", "needs the EOC module (eoc.py)"),
-    ("5-8 critical sparsity", "needs the pruning simulations (sparsity.py)"),
-    ("9-10 training", "needs the trainer (training.py)"),
+#: (figure, study, figure script, what the study needs beyond the theory core)
+PIPELINE = [
+    ("1 phase diagram", "phase_diagram", "phase_diagram", None),
+    ("2 EOC curves", "eoc_curves", "eoc_curves", None),
+    ("3 depth scales", "depth_scales", "depth_scales", None),
+    ("4 correlation convergence", "correlation_convergence", "correlation_convergence", None),
+    ("5 s_cr vs depth", "scr_depth", "scr_depth", "meanfield.pruning"),
+    ("6 kept per layer", "kept_per_layer", "kept_per_layer", "meanfield.pruning"),
+    ("7 s_cr vs width", "scr_width", "scr_width", "meanfield.pruning"),
+    ("8 FFNN vs ResNets", "scr_arch", "scr_arch", "meanfield.pruning"),
+    ("9 training curves", "training_curves", "training_curves", "meanfield.training"),
+    ("10 accuracy table", "accuracy_table", "accuracy_table", "meanfield.training"),
 ]
 
 
-def _signal_table(quick):
-    """q*, χ₁, c*, χ_c, ξ_q, ξ_c over σ_w at σ_b = 0.3 for several activations (tidy)."""
-    import pandas as pd
-
-    from . import c_star, chi_1, chi_c, depth_scales, q_star
-
-    sigma_w = np.linspace(0.5, 3.0, 11 if quick else 101)
-    sigma_b = 0.3
-    frames = []
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for act in ("tanh", "erf", "relu", "elu", "silu"):
-            xi_q, xi_c = depth_scales(act, sigma_w, sigma_b)
-            frames.append(pd.DataFrame({
-                "activation": act, "sigma_w": sigma_w, "sigma_b": sigma_b,
-                "q_star": q_star(act, sigma_w, sigma_b), "chi_1": chi_1(act, sigma_w, sigma_b),
-                "c_star": c_star(act, sigma_w, sigma_b), "chi_c": chi_c(act, sigma_w, sigma_b),
-                "xi_q": xi_q, "xi_c": xi_c}))
-    return pd.concat(frames, ignore_index=True)
+def find_root(start=None):
+    """The repository root: the first folder upwards from ``start`` (default: the working
+    directory) holding ``simulations/`` and ``figures/``."""
+    here = Path(start or os.getcwd()).resolve()
+    for folder in (here, *here.parents):
+        if (folder / "simulations" / "__init__.py").exists() and (folder / "figures").is_dir():
+            return folder
+    raise ValueError(f"no simulations/ and figures/ above {str(here)!r}: run `meanfield reproduce` "
+                     f"inside a clone of the meanfield repository")
 
 
-def run(quick=False, out="meanfield-results"):
-    """Run what exists of the reproduction into ``out``; return the summary rows."""
-    out = Path(out)
+def _available(module):
+    if module is None:
+        return True
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def _run(root, args, log):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root),
+                                                                      os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True,
+                          text=True)
+    log.write(f"$ python -m {' '.join(args)}\n{proc.stdout}{proc.stderr}\n")
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise RuntimeError(f"python -m {args[0]} failed: {tail}")
+
+
+def run(quick=False, out=None, workers=None, scheduler=None, progress=True):
+    """Run the pipeline; return the summary rows (figure, file or status, seconds)."""
+    from ._progress import progress_bar
+
+    root = find_root()
+    out = Path(out).resolve() if out else root
+    results = out / "results"
+    figures = out / "figures" if out != root else root / "figures" / "out"
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        results.mkdir(parents=True, exist_ok=True)
+        figures.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ValueError(f"`--out` == {str(out)!r}: cannot create ({exc.strerror})") from None
+    extra = (["--quick"] if quick else []) + (["--workers", str(workers)] if workers else []) + (
+        ["--scheduler", scheduler] if scheduler else [])
     rows = []
-    t0 = time.perf_counter()
-    table = _signal_table(quick)
-    path = out / "signal_propagation.csv"
-    table.to_csv(path, index=False)
-    rows.append(("signal propagation table", str(path), f"{time.perf_counter() - t0:.1f}"))
-    rows += [(name, need, "-") for name, need in PENDING]
+    total_start = time.perf_counter()
+    with open(out / "reproduce.log", "w") as log, progress_bar(len(PIPELINE), progress,
+                                                               desc="figures", unit="figure") as bar:
+        for name, study, figure, needs in PIPELINE:
+            t0 = time.perf_counter()
+            if not (_available(needs) and (root / "simulations" / f"{study}.py").exists()):
+                rows.append((name, f"needs {needs or study} (not in this version)", "-"))
+                bar.update()
+                continue
+            try:
+                _run(root, [f"simulations.{study}", "--results", str(results), *extra], log)
+                _run(root, [f"figures.{figure}", "--results", str(results), "--out", str(figures)],
+                     log)
+                made = sorted(p.name for p in figures.glob(f"fig{name.split()[0]}_*.png"))
+                rows.append((name, str(figures / made[0]) if made else "(no png)",
+                             f"{time.perf_counter() - t0:.1f}"))
+            except RuntimeError as exc:
+                rows.append((name, f"FAILED: {exc}", f"{time.perf_counter() - t0:.1f}"))
+            bar.update()
+    rows.append(("total", str(out), f"{time.perf_counter() - total_start:.1f}"))
     width = max(len(r[0]) for r in rows)
-    print(f"{'figure':<{width}}  {'file':<48}  seconds", file=sys.stdout)
+    print(f"{'figure':<{width}}  {'file':<60}  seconds")
     for name, file, secs in rows:
-        print(f"{name:<{width}}  {file:<48}  {secs}", file=sys.stdout)
+        print(f"{name:<{width}}  {file:<60}  {secs}")
+    if any(r[1].startswith("FAILED") for r in rows):
+        print(f"some steps failed; see {out / 'reproduce.log'}", file=sys.stderr)
     return rows

@@ -45,11 +45,27 @@ def test_bad_arguments_one_line_exit_2(argv, needle):
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
 
 
-def test_reproduce_quick_writes_the_core_table(tmp_path, capsys):
-    assert main(["reproduce", "--quick", "--out", str(tmp_path)]) == 0
-    df = pd.read_csv(tmp_path / "signal_propagation.csv")
-    assert {"tanh", "relu"} <= set(df.activation)
-    assert "signal propagation table" in capsys.readouterr().out
+@pytest.mark.slow
+def test_reproduce_quick_writes_figures_and_csv(tmp_path, capsys):
+    assert main(["reproduce", "--quick", "--quiet", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for study, fig in [("phase_diagram", "fig1_phase_diagram"), ("eoc_curves", "fig2_eoc_curves"),
+                       ("depth_scales", "fig3_depth_scales"),
+                       ("correlation_convergence", "fig4_correlation_convergence")]:
+        assert len(pd.read_csv(tmp_path / "results" / f"{study}.csv")) > 10
+        for suffix in (".png", ".pdf"):
+            assert (tmp_path / "figures" / f"{fig}{suffix}").stat().st_size > 1000
+        assert f"{fig}.png" in out
+    df = pd.read_csv(tmp_path / "results" / "eoc_curves.csv")
+    tanh = df[df.activation == "tanh"]
+    sw, _ = mf.eoc("tanh", tanh.sigma_b.to_numpy())
+    assert tanh.sigma_w.to_numpy() == pytest.approx(sw, rel=1e-14)
+
+
+def test_reproduce_outside_a_clone_is_a_clear_error(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["reproduce", "--quick"]) == 2
+    assert "inside a clone" in capsys.readouterr().err
 
 
 def test_eoc_csv_and_png(tmp_path, capsys):

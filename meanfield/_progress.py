@@ -1,0 +1,26 @@
+"""One progress bar for long work (tqdm), silent unless asked for."""
+
+from __future__ import annotations
+
+import contextlib
+
+
+class _Silent:
+    def update(self, n=1):
+        pass
+
+    def set_postfix_str(self, s):
+        pass
+
+
+@contextlib.contextmanager
+def progress_bar(total, enabled, desc=None, initial=0, unit="trial"):
+    """A tqdm bar over ``total`` items when ``enabled`` (on stderr), else an object whose
+    ``update`` does nothing."""
+    if not enabled:
+        yield _Silent()
+        return
+    from tqdm.auto import tqdm
+
+    with tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True) as bar:
+        yield bar

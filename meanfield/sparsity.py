@@ -1,0 +1,296 @@
+"""Monte Carlo of pruning at initialization on finite random networks: the critical sparsity s_cr
+and the fraction of weights kept per layer, over grids of parameters, on any executor, resumable.
+THEORY.md §5 (Hayou, Ton, Doucet, Teh 2021).
+
+Randomness: trial i of every configuration draws everything (weights, biases, inputs, labels) from
+``numpy.random.default_rng(SeedSequence(seed).spawn(trials)[i])`` — so results are bit-identical
+whatever the executor and the number of workers, and every configuration of a sweep sees the same
+streams (common random numbers, which sharpen comparisons between phases).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from ._executors import run_tasks
+from ._progress import progress_bar
+from ._store import TrialStore
+from ._validate import check_array, check_int
+from .activations import get_activation
+
+__all__ = ["simulate_critical_sparsity", "kept_per_layer", "sweep_critical_sparsity",
+           "sweep_kept_per_layer"]
+
+METHODS = ("snip", "grasp", "synflow", "magnitude", "random")
+ARCHS = ("ffnn", "resnet", "stable_resnet")
+_PARAMS = ("activation", "width", "depth", "sigma_w", "sigma_b", "batch", "classes", "method",
+           "arch", "seed")
+_CHUNK_SECONDS = 0.5  # aim for tasks of about this long, so scheduling costs stay small
+
+
+def trial_seed(seed, trial):
+    """The SeedSequence of trial ``trial``: ``SeedSequence(seed).spawn(n)[trial]`` for any n > trial."""
+    return np.random.SeedSequence(seed, spawn_key=(int(trial),))
+
+
+def _as_list(name, value):
+    if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+        return [value]
+    values = list(value)
+    if not values:
+        raise ValueError(f"`{name}` is empty: give at least one value")
+    return values
+
+
+def _choice(name, value, allowed):
+    if value not in allowed:
+        raise ValueError(f"`{name}` == {value!r}: must be one of {', '.join(allowed)}")
+    return value
+
+
+def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch, seed,
+             sparsity=None):
+    """Validated configurations (dicts) of the Cartesian product of the list-valued arguments.
+    ``sigma_w="eoc"`` is replaced by the EOC value at that σ_b."""
+    from .eoc import eoc
+
+    seed = check_int("seed", seed)
+    batch = check_int("batch", batch, low=1)
+    classes = check_int("classes", classes, low=2)
+    out = []
+    grid = itertools.product(_as_list("activation", activation), _as_list("width", width),
+                             _as_list("depth", depth), _as_list("sigma_b", sigma_b),
+                             _as_list("sigma_w", sigma_w), _as_list("method", method),
+                             _as_list("arch", arch), _as_list("sparsity", sparsity))
+    for act, w, d, sb, sw, m, a, s in grid:
+        act_obj = get_activation(act)
+        sb = float(check_array("sigma_b", sb))
+        if isinstance(sw, str):
+            if sw.lower() != "eoc":
+                raise ValueError(f"`sigma_w` == {sw!r}: must be a number > 0 or 'eoc'")
+            sw = float(eoc(act_obj, sb)[0])
+            if not math.isfinite(sw):
+                raise ValueError(f"`sigma_w` == 'eoc': {act_obj.name} has no EOC at sigma_b={sb}")
+        cfg = {"activation": act_obj.name,
+               "width": check_int("width", w, low=1), "depth": check_int("depth", d, low=1),
+               "sigma_w": float(check_array("sigma_w", sw)), "sigma_b": sb, "batch": batch,
+               "classes": classes, "method": _choice("method", m, METHODS),
+               "arch": _choice("arch", a, ARCHS), "seed": seed}
+        if s is not None:
+            s = float(s)
+            if not 0.0 <= s < 1.0:
+                raise ValueError(f"`sparsity` == {s!r}: must be in [0, 1)")
+            cfg["sparsity"] = s
+        out.append((act, cfg))
+    return out
+
+
+def _network_and_data(act, cfg, rng):
+    from .networks import init_network
+
+    net = init_network(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
+                       classes=cfg["classes"], arch=cfg["arch"], rng=rng)
+    X = rng.standard_normal((cfg["batch"], cfg["width"]), dtype=net.weights[0].dtype)
+    y = rng.integers(0, cfg["classes"], cfg["batch"])
+    return net, X, y
+
+
+def _scores(act, cfg, rng):
+    from .pruning import scores
+
+    net, X, y = _network_and_data(act, cfg, rng)
+    return scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
+
+
+def _scr_trials(act, cfg, trials):
+    """Rows ``{**cfg, trial, s_cr}`` for the given trial indices (runs in a worker)."""
+    from .pruning import critical_sparsity, snip_critical_sparsity_trial
+
+    rows = []
+    for i in trials:
+        rng = np.random.default_rng(trial_seed(cfg["seed"], i))
+        if cfg["method"] == "snip":
+            s_cr = snip_critical_sparsity_trial(act, cfg["width"], cfg["depth"], cfg["sigma_w"],
+                                                cfg["sigma_b"], batch=cfg["batch"],
+                                                classes=cfg["classes"], arch=cfg["arch"], rng=rng)
+        else:
+            s_cr = critical_sparsity(_scores(act, cfg, rng))
+        rows.append({**cfg, "trial": int(i), "s_cr": float(s_cr)})
+    return rows
+
+
+def _kept_trials(act, cfg, trials):
+    """Rows ``{**cfg, trial, layer, kept_fraction}`` (layers 1 … depth + 1, the readout last)."""
+    from .pruning import global_masks, kept_fraction
+
+    rows = []
+    for i in trials:
+        rng = np.random.default_rng(trial_seed(cfg["seed"], i))
+        kept = kept_fraction(global_masks(_scores(act, cfg, rng), cfg["sparsity"]))
+        rows += [{**cfg, "trial": int(i), "layer": layer + 1, "kept_fraction": float(k)}
+                 for layer, k in enumerate(kept)]
+    return rows
+
+
+def _chunk_size(cfg):
+    """Trials per task: about _CHUNK_SECONDS of work, from the multiply-adds of one trial."""
+    flops = 6.0 * cfg["batch"] * cfg["width"] ** 2 * (cfg["depth"] + 1)
+    return max(1, min(64, int(_CHUNK_SECONDS * 5e9 / flops)))
+
+
+def _run(worker, configs, trials, executor, store, progress, key):
+    """Run ``trials`` trials of every configuration; returns all rows (stored and new)."""
+    import pandas as pd
+
+    trials = check_int("trials", trials, low=1)
+    st = TrialStore(store, key) if store is not None else None
+    tasks, total, done = [], 0, 0
+    for act, cfg in configs:
+        todo = [i for i in range(trials)
+                if st is None or not _is_done(st, cfg, i, key)]
+        done += trials - len(todo)
+        total += trials
+        size = _chunk_size(cfg)
+        tasks += [(act, cfg, tuple(todo[j:j + size])) for j in range(0, len(todo), size)]
+    rows = []
+    with progress_bar(total, progress, desc="trials", initial=done) as bar:
+        for task, result in run_tasks(worker, tasks, executor):
+            if st is not None:
+                st.append(result)
+            rows += result
+            bar.update(len(task[2]))
+    if st is None:
+        out = pd.DataFrame(rows)
+    else:  # everything stored for these configurations, earlier runs included
+        stored = TrialStore(store, key).frame
+        wanted = pd.DataFrame([cfg for _, cfg in configs])
+        out = stored.merge(wanted, on=list(wanted.columns), how="inner")
+        out = out[out.trial < trials][list(stored.columns)]
+    sort = [k for k in key if k in out.columns]
+    return out.sort_values(sort, kind="stable").reset_index(drop=True) if len(out) else out
+
+
+def _is_done(st, cfg, trial, key):
+    probe = {**cfg, "trial": trial, "layer": 1}
+    return st._key(probe) in st.done
+
+
+def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
+                            classes=10, method="snip", arch="ffnn", seed=0, executor=None,
+                            store=None, progress=False):
+    """Monte Carlo critical sparsity over the grid of every list-valued argument.
+
+    Each of ``activation, width, depth, sigma_w, sigma_b, method, arch`` may be a scalar or a list;
+    the sweep runs the Cartesian product. ``sigma_w="eoc"`` means the EOC value at each σ_b.
+    Other arguments as in :func:`simulate_critical_sparsity`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (configuration, trial): the parameters, ``trial`` and ``s_cr``.
+    """
+    configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
+                       seed)
+    key = _PARAMS + ("trial",)
+    return _run(_scr_trials, configs, trials, executor, store, progress, key)
+
+
+def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
+                               classes=10, method="snip", arch="ffnn", seed=0, executor=None,
+                               store=None, progress=False):
+    """Monte Carlo estimate of the critical sparsity s_cr of pruning at initialization.
+
+    Each trial draws a random network (THEORY.md §1: ``depth`` hidden layers of ``width`` units,
+    a linear readout to ``classes`` logits, counted as a layer), a batch of ``batch`` inputs
+    N(0, I_width) with labels uniform over the classes, scores every weight by ``method`` on the
+    mean cross-entropy, and records s_cr = #{g ≤ m}/#{weights} with m = min_l max_ij g^l_ij: the
+    smallest global sparsity at which some layer is fully pruned (THEORY.md §5).
+
+    Parameters
+    ----------
+    activation : str or Activation
+    width, depth : int, >= 1
+    sigma_w : float, > 0, or "eoc"
+    sigma_b : float, >= 0
+    trials : int, >= 1
+    batch : int, default 128
+    classes : int, default 10
+    method : {"snip", "grasp", "synflow", "magnitude", "random"}, default "snip"
+    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
+    seed : int, default 0
+        Trial i uses ``SeedSequence(seed).spawn(trials)[i]``.
+    executor : None, concurrent.futures.Executor or dask.distributed.Client
+        Where trials run; results do not depend on it.
+    store : str or Path, optional
+        CSV file that each finished trial is appended to; a rerun with the same file skips the
+        trials already there (resume after an interruption).
+    progress : bool, default False
+        A tqdm progress bar on stderr.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per trial: ``activation, width, depth, sigma_w, sigma_b, batch, classes, method,
+        arch, seed, trial, s_cr``.
+
+    References
+    ----------
+    Hayou, Ton, Doucet, Teh (2021), §3, Proposition 1; THEORY.md §5.
+    """
+    for name, value in (("width", width), ("depth", depth), ("sigma_w", sigma_w),
+                        ("sigma_b", sigma_b), ("method", method), ("arch", arch)):
+        if not (isinstance(value, str) or np.ndim(value) == 0):
+            raise TypeError(f"`{name}` == {value!r}: must be a scalar; use "
+                            f"sweep_critical_sparsity for grids")
+    return sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, trials=trials,
+                                   batch=batch, classes=classes, method=method, arch=arch,
+                                   seed=seed, executor=executor, store=store, progress=progress)
+
+
+def sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, trials,
+                         batch=128, classes=10, method="snip", arch="ffnn", seed=0, executor=None,
+                         store=None, progress=False, per_trial=False):
+    """:func:`kept_per_layer` over the grid of every list-valued argument (``sparsity`` too)."""
+    configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
+                       seed, sparsity=sparsity)
+    key = _PARAMS + ("sparsity", "trial", "layer")
+    rows = _run(_kept_trials, configs, trials, executor, store, progress, key)
+    if per_trial:
+        return rows
+    group = list(_PARAMS) + ["sparsity", "layer"]
+    agg = rows.groupby(group, sort=True).kept_fraction.agg(["mean", "std", "count"]).reset_index()
+    agg = agg.rename(columns={"mean": "kept_fraction", "std": "kept_sd", "count": "trials"})
+    agg["kept_se"] = agg.kept_sd / np.sqrt(agg.trials)
+    return agg
+
+
+def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, trials, batch=128,
+                   classes=10, method="snip", arch="ffnn", seed=0, executor=None, store=None,
+                   progress=False, per_trial=False):
+    """Fraction of weights kept in each layer after global pruning at ``sparsity``.
+
+    Parameters
+    ----------
+    sparsity : float, in [0, 1)
+        Global fraction of weights pruned.
+    per_trial : bool, default False
+        Return one row per (trial, layer) instead of the summary.
+    Others as in :func:`simulate_critical_sparsity`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per layer (1 … depth + 1, the readout last): the parameters, ``layer,
+        kept_fraction`` (mean over trials), ``kept_sd``, ``trials``, ``kept_se``.
+
+    References
+    ----------
+    Hayou, Ton, Doucet, Teh (2021), Figure 2; THEORY.md §5.
+    """
+    return sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
+                                trials=trials, batch=batch, classes=classes, method=method,
+                                arch=arch, seed=seed, executor=executor, store=store,
+                                progress=progress, per_trial=per_trial)
