@@ -5,6 +5,7 @@ The public API is re-exported here; everything else is private.
 """
 
 from .activations import Activation, available_activations, get_activation
+from .datasets import available_datasets, load_dataset
 from .eoc import UnstableEOCWarning, eoc, eoc_curve, fixed_points, phase, phase_diagram
 from .maps import (
     NoFixedPointWarning,
@@ -26,6 +27,8 @@ __all__ = [
     "Activation",
     "NoFixedPointWarning",
     "available_activations",
+    "available_datasets",
+    "load_dataset",
     "c_map",
     "c_star",
     "chi_1",
