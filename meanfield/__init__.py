@@ -20,6 +20,18 @@ from .maps import (
     q_map,
     q_star,
 )
+from .prediction import (
+    layer_gradient_scales,
+    ordered_phase_bound,
+    predict_critical_sparsity,
+    predict_kept_per_layer,
+)
+from .sparsity import (
+    kept_per_layer,
+    simulate_critical_sparsity,
+    sweep_critical_sparsity,
+    sweep_kept_per_layer,
+)
 
 __version__ = "0.1.0"
 
@@ -46,4 +58,12 @@ __all__ = [
     "propagate",
     "q_map",
     "q_star",
+    "kept_per_layer",
+    "layer_gradient_scales",
+    "ordered_phase_bound",
+    "predict_critical_sparsity",
+    "predict_kept_per_layer",
+    "simulate_critical_sparsity",
+    "sweep_critical_sparsity",
+    "sweep_kept_per_layer",
 ]

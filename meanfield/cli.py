@@ -211,6 +211,20 @@ def _add_simulation_arguments(p):
     p.add_argument("--out", "-o", help="CSV file (default: stdout)")
 
 
+def _cmd_train(args):
+    from .training import train
+
+    if args.sigma_w is not None and args.init is not None:
+        raise ValueError("give either `--init` or `--sigma-w`, not both")
+    sigma_w = args.sigma_w if args.sigma_w is not None else (args.init or "eoc")
+    df = train(args.activation[0], args.dataset, width=args.width, depth=args.depth,
+               sigma_w=sigma_w, sigma_b=args.sigma_b, arch=args.arch, method=args.method,
+               sparsity=args.sparsity, rescale=args.rescale, epochs=args.epochs, batch=args.batch,
+               lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
+               progress=not args.quiet)
+    _write_table(df, args.out)
+
+
 def _cmd_reproduce(args):
     from . import reproduce
 
@@ -287,6 +301,32 @@ def build_parser():
     p.add_argument("--sparsity", type=_floats, required=True, help="e.g. 0.7 (or a list)")
     p.set_defaults(func=_cmd_kept)
 
+    p = sub.add_parser("train", help="prune a random net at initialization, train it, and write "
+                       "the history (CSV)")
+    p.add_argument("--dataset", default="mnist5k", help="mnist5k, digits or teacher")
+    p.add_argument("--activation", "-a", action="append", default=None)
+    p.add_argument("--width", type=int, default=100)
+    p.add_argument("--depth", type=int, default=30)
+    p.add_argument("--init", choices=("eoc", "ordered", "chaotic"),
+                   help="sigma_w: the EOC value at sigma_b, 0.8 (ordered) or 3.0 (chaotic); "
+                   "default eoc")
+    p.add_argument("--sigma-w", type=_scalar)
+    p.add_argument("--sigma-b", type=_scalar, default=0.3)
+    p.add_argument("--arch", default="ffnn", choices=("ffnn", "resnet", "stable_resnet"))
+    p.add_argument("--method", default="none",
+                   choices=("none", "snip", "grasp", "synflow", "magnitude", "random"))
+    p.add_argument("--sparsity", type=_scalar, default=0.0)
+    p.add_argument("--rescale", action="store_true", help="SBP-SR rescaling after pruning")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--lr", type=_scalar, default=0.01)
+    p.add_argument("--momentum", type=_scalar, default=0.9)
+    p.add_argument("--weight-decay", type=_scalar, default=0.0)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--out", "-o", help="CSV file (default: stdout)")
+    p.set_defaults(func=_cmd_train)
+
     p = sub.add_parser("reproduce", help="run the paper's studies and figures")
     p.add_argument("--quick", action="store_true", help="small sizes: minutes on a laptop")
     p.add_argument("--out", help="folder for results/ and figures/ (default: results/ and "
@@ -318,6 +358,11 @@ def main(argv=None):
     except KeyboardInterrupt:
         print("meanfield: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # e.g. `meanfield ... | head`: the reader left, nothing is wrong
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 0
 
 

@@ -15,7 +15,7 @@ from ._validate import check_int
 from .activations import get_activation
 
 __all__ = ["plot_phase_diagram", "plot_eoc_curves", "plot_depth_scales",
-           "plot_correlation_convergence"]
+           "plot_correlation_convergence", "convergence_table", "plot_scr", "plot_kept_per_layer"]
 
 _PHASE_COLOURS = {"ordered": "tab:blue", "eoc": "black", "chaotic": "tab:red"}
 
@@ -254,3 +254,79 @@ def convergence_table(activation="tanh", sigma_b=0.3, sigma_w=(0.8, None, 3.0), 
                                     "layer": np.arange(depth + 1), "c": c, "c_star": cs,
                                     "distance": np.abs(c - cs), "beta": beta}))
     return pd.concat(frames, ignore_index=True)
+
+
+def plot_scr(data, x="depth", group="phase", *, prediction=True, bound=None, ax=None):
+    """E[s_cr] (mean ± 2 standard errors) against ``x`` per ``group``, with the mean-field
+    prediction (dashed) where the table has a ``prediction`` column and an optional bound curve.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Columns ``x, group, s_cr_mean, se`` (as the simulations write them), optionally
+        ``prediction``.
+    x : str
+        ``"depth"`` or ``"width"``.
+    group : str
+        ``"phase"`` or ``"arch"``.
+    prediction : bool
+        Draw the ``prediction`` column if present.
+    bound : (array, array), optional
+        x and y of a curve to draw (e.g. :func:`meanfield.prediction.ordered_phase_bound`).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _axes(ax)
+    for name, df in data.groupby(group, sort=False):
+        df = df.sort_values(x)
+        colour = _PHASE_COLOURS.get(name)
+        bar = ax.errorbar(df[x], df.s_cr_mean, yerr=2 * df.se, marker="o", capsize=3,
+                          color=colour, label=f"{name} (Monte Carlo, ±2 SE)")
+        if prediction and "prediction" in df:
+            ax.plot(df[x], df.prediction, ls="--", color=bar[0].get_color(),
+                    label=f"{name} (mean field)")
+    if bound is not None:
+        ax.plot(*bound, color="gray", ls=":", label="ordered-phase bound")
+    ax.set_xscale("log")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel({"depth": "depth $L$", "width": "width $N$"}.get(x, x))
+    ax.set_ylabel(r"$E[s_{cr}]$")
+    ax.legend(fontsize=8)
+    return ax
+
+
+def plot_kept_per_layer(data, group="phase", *, ax=None):
+    """Percentage of weights kept in each layer after global pruning, per ``group``, with the
+    spread over trials (±2 SE) and the mean-field prediction where present.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Columns ``layer, kept_fraction, kept_se, group`` (as :func:`meanfield.kept_per_layer`
+        returns plus a group column), optionally ``prediction``.
+    group : str
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _axes(ax)
+    for name, df in data.groupby(group, sort=False):
+        df = df.sort_values("layer")
+        colour = _PHASE_COLOURS.get(name)
+        line, = ax.plot(df.layer, 100 * df.kept_fraction, color=colour, lw=1.5,
+                        label=f"{name} (Monte Carlo)")
+        ax.fill_between(df.layer, 100 * (df.kept_fraction - 2 * df.kept_se),
+                        100 * (df.kept_fraction + 2 * df.kept_se), color=line.get_color(),
+                        alpha=0.25)
+        if "prediction" in df:
+            ax.plot(df.layer, 100 * df.prediction, ls="--", color=line.get_color(),
+                    label=f"{name} (mean field)")
+    ax.set_xlabel("layer")
+    ax.set_ylabel("% of weights kept")
+    ax.legend(fontsize=8)
+    return ax

@@ -17,7 +17,6 @@ import numpy as np
 
 from ._executors import run_tasks
 from ._progress import progress_bar
-from ._store import TrialStore
 from ._validate import check_array, check_int
 from .activations import get_activation
 
@@ -88,40 +87,50 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
     return out
 
 
-def _network_and_data(act, cfg, rng):
-    from .networks import init_network
-
-    net = init_network(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
-                       classes=cfg["classes"], arch=cfg["arch"], rng=rng)
-    X = rng.standard_normal((cfg["batch"], cfg["width"]), dtype=net.weights[0].dtype)
-    y = rng.integers(0, cfg["classes"], cfg["batch"])
-    return net, X, y
-
-
 def _scores(act, cfg, rng):
-    from .pruning import scores
+    """The scores of one trial: the same draws (network, X, y) as the SNIP fast path."""
+    from .pruning import _trial_inputs, scores
 
-    net, X, y = _network_and_data(act, cfg, rng)
+    net, X, y = _trial_inputs(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
+                              cfg["batch"], cfg["classes"], cfg["arch"], rng, np.float32)
     return scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
 
 
+def _one_blas_thread(fn):
+    """Run ``fn`` with single-threaded BLAS: a trial's products are small (≤ a few MFLOP), where
+    OpenBLAS threads cost more than they give, and catastrophically more (100×) when the cores are
+    busy — with an executor, parallelism comes from running trials side by side instead."""
+    import functools
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(limits=1, user_api="blas"):
+            return fn(*args, **kwargs)
+
+    return wrapper
+
+
+@_one_blas_thread
 def _scr_trials(act, cfg, trials):
     """Rows ``{**cfg, trial, s_cr}`` for the given trial indices (runs in a worker)."""
-    from .pruning import critical_sparsity, snip_critical_sparsity_trial
+    from .pruning import critical_sparsity_trial, snip_critical_sparsity_trial
 
     rows = []
     for i in trials:
         rng = np.random.default_rng(trial_seed(cfg["seed"], i))
+        args = (act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"])
+        kw = dict(batch=cfg["batch"], classes=cfg["classes"], arch=cfg["arch"], rng=rng)
         if cfg["method"] == "snip":
-            s_cr = snip_critical_sparsity_trial(act, cfg["width"], cfg["depth"], cfg["sigma_w"],
-                                                cfg["sigma_b"], batch=cfg["batch"],
-                                                classes=cfg["classes"], arch=cfg["arch"], rng=rng)
+            s_cr = snip_critical_sparsity_trial(*args, **kw)
         else:
-            s_cr = critical_sparsity(_scores(act, cfg, rng))
+            s_cr = critical_sparsity_trial(*args, method=cfg["method"], **kw)
         rows.append({**cfg, "trial": int(i), "s_cr": float(s_cr)})
     return rows
 
 
+@_one_blas_thread
 def _kept_trials(act, cfg, trials):
     """Rows ``{**cfg, trial, layer, kept_fraction}`` (layers 1 … depth + 1, the readout last)."""
     from .pruning import global_masks, kept_fraction
@@ -144,6 +153,8 @@ def _chunk_size(cfg):
 def _run(worker, configs, trials, executor, store, progress, key):
     """Run ``trials`` trials of every configuration; returns all rows (stored and new)."""
     import pandas as pd
+
+    from ._store import TrialStore
 
     trials = check_int("trials", trials, low=1)
     st = TrialStore(store, key) if store is not None else None
@@ -278,7 +289,10 @@ def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, tria
         Global fraction of weights pruned.
     per_trial : bool, default False
         Return one row per (trial, layer) instead of the summary.
-    Others as in :func:`simulate_critical_sparsity`.
+    activation, width, depth, sigma_w, sigma_b
+        As in :func:`simulate_critical_sparsity`.
+    trials, batch, classes, method, arch, seed, executor, store, progress
+        As in :func:`simulate_critical_sparsity`.
 
     Returns
     -------

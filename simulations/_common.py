@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -27,10 +28,34 @@ def output(args, name):
     return folder / f"{name}.csv"
 
 
+@contextlib.contextmanager
 def executor(args):
+    """The executor of ``--workers`` / ``--scheduler`` (None: serial), closed on exit."""
     from meanfield._executors import make_executor
 
-    return make_executor(args.workers, args.scheduler)
+    ex = make_executor(args.workers, args.scheduler)
+    try:
+        yield ex
+    finally:
+        if ex is not None:
+            (ex.close if hasattr(ex, "scheduler_info") else ex.shutdown)()
+
+
+def phase_names(sigma_w):
+    """'ordered' (σ_w = 0.8), 'chaotic' (3.0) or 'eoc' for the σ_w of the tanh studies."""
+    import numpy as np
+
+    return np.select([np.asarray(sigma_w) == 0.8, np.asarray(sigma_w) == 3.0],
+                     ["ordered", "chaotic"], "eoc")
+
+
+def summarise(df, by):
+    """Mean, sd, count and standard error of s_cr per group (tidy)."""
+    import numpy as np
+
+    out = df.groupby(by).s_cr.agg(["mean", "std", "count"]).reset_index()
+    out["se"] = out["std"] / np.sqrt(out["count"])
+    return out.rename(columns={"mean": "s_cr_mean", "std": "s_cr_sd", "count": "trials"})
 
 
 def finish(df, path, t0):

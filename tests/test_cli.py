@@ -103,3 +103,32 @@ def test_eoc_commands_bad_arguments(argv, needle):
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
+def test_scr_and_kept_commands(tmp_path, capsys):
+    out = tmp_path / "scr.csv"
+    assert main(["scr", "--width", "10", "--depth", "3,4", "--sigma-w", "0.8,eoc", "--sigma-b",
+                 "0.3", "--trials", "2", "--batch", "8", "-q", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert len(df) == 8 and set(df.depth) == {3, 4}
+    api = mf.sweep_critical_sparsity("tanh", 10, [3, 4], [0.8, "eoc"], 0.3, trials=2, batch=8)
+    assert df.s_cr.tolist() == api.s_cr.tolist()
+    assert main(["kept", "--width", "10", "--depth", "3", "--sigma-w", "1", "--sigma-b", "0.3",
+                 "--sparsity", "0.5", "--trials", "2", "--batch", "8", "-q"]) == 0
+    kept = pd.read_csv(__import__("io").StringIO(capsys.readouterr().out))
+    assert kept.layer.tolist() == [1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["scr", "--width", "10", "--depth", "3", "--sigma-w", "1", "--trials", "0"], "`trials` == 0"),
+    (["scr", "--width", "10", "--depth", "3", "--sigma-w", "1", "--workers", "0"], "`--workers`"),
+    (["scr", "--width", "10", "--depth", "3", "--sigma-w", "1", "--method", "x"], "`method`"),
+    (["kept", "--width", "10", "--depth", "3", "--sigma-w", "1", "--sparsity", "1.2"],
+     "`sparsity` == 1.2"),
+])
+def test_simulation_commands_bad_arguments(argv, needle):
+    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", *argv], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr

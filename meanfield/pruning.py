@@ -1,0 +1,626 @@
+"""Pruning at initialization: scores, global masks, critical sparsity, rescaling. THEORY.md §5–6.
+
+Every score function returns a list of arrays shaped like ``net.weights`` (readout included; biases
+are never scored or pruned). :func:`global_masks` keeps the weights with the *largest* scores over
+the whole network; :func:`scores` returns, for every method, scores oriented that way ("keep the
+largest"), which for GraSP is the negative of the paper's score.
+
+The Monte Carlo of the critical sparsity s_cr (THEORY.md §5) calls
+:func:`snip_critical_sparsity_trial` once per trial: one random network, one batch, SNIP scores and
+s_cr, fused so that no score is stored twice and no array of all scores is sorted or concatenated.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from . import networks as _nw
+from .activations import get_activation
+from .networks import Network, check_masks, scratch, standard_normal
+
+__all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", "random_scores",
+           "scores", "global_masks", "critical_sparsity", "kept_fraction", "rescale",
+           "hessian_vector_product", "snip_critical_sparsity_trial", "critical_sparsity_trial",
+           "METHODS"]
+
+METHODS = ("snip", "grasp", "synflow", "magnitude", "random")
+
+
+# ------------------------------------------------------------------------------------------------
+# Kernels
+# ------------------------------------------------------------------------------------------------
+
+@njit(cache=True)
+def _count_le(s, m):
+    """#{i : s[i] <= m}, one vectorised pass."""
+    c = 0
+    for i in range(s.size):
+        c += s[i] <= m
+    return c
+
+
+# ------------------------------------------------------------------------------------------------
+# Validation
+# ------------------------------------------------------------------------------------------------
+
+def _check_sparsity(sparsity):
+    try:
+        s = float(sparsity)
+    except (TypeError, ValueError):
+        raise TypeError(f"`sparsity` == {sparsity!r}: must be a number in [0, 1)") from None
+    if not 0.0 <= s < 1.0:
+        raise ValueError(f"`sparsity` == {sparsity!r}: must be in [0, 1)")
+    return s
+
+
+def _check_scores(scores):
+    if isinstance(scores, np.ndarray) or not hasattr(scores, "__len__") or len(scores) == 0:
+        raise TypeError("`scores`: must be a non-empty list of arrays, one per layer")
+    out = []
+    for l, s in enumerate(scores):
+        a = np.asarray(s)
+        if a.size == 0:
+            raise ValueError(f"`scores[{l}]` is empty: every layer must have weights")
+        if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
+            raise TypeError(f"`scores[{l}]` has dtype {a.dtype}: must be real")
+        if np.isnan(a).any():
+            raise ValueError(f"`scores[{l}]` contains nan: scores must be comparable")
+        out.append(a)
+    return out
+
+
+def _n_keep(sparsity, n):
+    """⌊(1 − s) n⌋, taking (1 − s) n to be an integer when it is one up to rounding."""
+    x = (1.0 - sparsity) * n
+    r = round(x)
+    return int(r) if abs(x - r) <= 1e-9 * max(1.0, x) else int(math.floor(x))
+
+
+# ------------------------------------------------------------------------------------------------
+# Scores
+# ------------------------------------------------------------------------------------------------
+
+def snip_scores(net, X, y):
+    """SNIP (connection sensitivity) scores g^l_ij = |W^l_ij ∂ℒ/∂W^l_ij|.
+
+    ℒ is the mean cross-entropy on the batch (X, y) (:func:`meanfield.networks.loss_and_grads`).
+
+    Parameters
+    ----------
+    net : Network
+    X : array_like, shape (B, N₀)
+    y : array_like of int, shape (B,)
+
+    Returns
+    -------
+    list of ndarray
+        Shaped like ``net.weights``, dtype ``net.dtype``.
+
+    References
+    ----------
+    Lee, Ajanthan, Torr (2019), *SNIP: single-shot network pruning based on connection
+    sensitivity*, eq. (6) (up to their normalisation by the sum, which does not change a ranking);
+    THEORY.md §5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from meanfield.networks import init_network
+    >>> from meanfield.pruning import snip_scores
+    >>> rng = np.random.default_rng(0)
+    >>> net = init_network("tanh", 6, 2, 1.2, 0.1, classes=3, rng=rng)
+    >>> s = snip_scores(net, rng.standard_normal((4, 6)), [0, 1, 2, 0])
+    >>> [x.shape for x in s], bool(min(x.min() for x in s) >= 0)
+    ([(6, 6), (6, 6), (3, 6)], True)
+    """
+    _, grads, _ = _nw.loss_and_grads(net, X, y)
+    return [np.abs(w * g) for w, g in zip(net.weights, grads)]
+
+
+def magnitude_scores(net):
+    """Magnitude scores |W^l_ij| (THEORY.md §5).
+
+    Returns
+    -------
+    list of ndarray
+        Shaped like ``net.weights``.
+    """
+    net = _nw._check_net(net)
+    return [np.abs(w) for w in net.weights]
+
+
+def random_scores(net, rng):
+    """Random scores: independent U[0, 1) draws (``rng.random``, float64, layer by layer), so that
+    global pruning removes a uniformly random subset of the weights.
+
+    Returns
+    -------
+    list of ndarray, float64
+        Shaped like ``net.weights``.
+    """
+    net = _nw._check_net(net)
+    rng = _nw._check_rng(rng)
+    return [rng.random(w.shape) for w in net.weights]
+
+
+def hessian_vector_product(net, X, y, v):
+    """H v, the Hessian of the mean cross-entropy with respect to the weights times v, exactly.
+
+    Computed by forward-mode differentiation of the backward pass (Pearlmutter's R-operator):
+    tangents ẏ^l, ḣ^l of the forward pass and δ̇^l of the backward one, in float64, so it is
+    exact up to rounding. The biases are held fixed (H is the weight block of the Hessian).
+    Needs φ'' (``activation.has_d2``).
+
+    Parameters
+    ----------
+    net : Network
+    X : array_like, shape (B, N₀)
+    y : array_like of int, shape (B,)
+    v : list of array_like
+        Shaped like ``net.weights``.
+
+    Returns
+    -------
+    list of ndarray, float64
+        Shaped like ``net.weights``.
+
+    References
+    ----------
+    Pearlmutter (1994), *Fast exact multiplication by the Hessian*, Neural Computation 6.
+    """
+    net = _nw._check_net(net)
+    X = _nw._check_X(net, X).astype(np.float64)
+    y = _nw._check_labels(net, y, X.shape[0])
+    v = check_masks(net, v, "v")
+    if v is None:
+        raise TypeError("`v`: must be a list of arrays shaped like the weights")
+    if not net.activation.has_d2:
+        raise ValueError(f"activation {net.activation.name!r} has no second derivative: "
+                         f"the Hessian-vector product needs one (build it with d2phi)")
+    return _hvp(net, X, y, [np.asarray(a, np.float64) for a in v])
+
+
+def _hvp(net, X, y, V):
+    act = net.activation
+    W = [w.astype(np.float64) for w in net.weights]
+    b = [c.astype(np.float64) for c in net.biases]
+    L, alpha, residual = net.depth, net.alpha, net.arch != "ffnn"
+    Ys, dYs, Hs, dHs = [], [], [], []
+    h, dh = X, np.zeros_like(X)
+    for k in range(L):
+        lin, dlin = h @ W[k].T + b[k], dh @ W[k].T + h @ V[k].T
+        if residual and k > 0:
+            yk, dyk = Ys[-1] + alpha * lin, dYs[-1] + alpha * dlin
+        else:
+            yk, dyk = lin, dlin
+        h, dh = act(yk, 0), act(yk, 1) * dyk
+        Ys.append(yk), dYs.append(dyk), Hs.append(h), dHs.append(dh)
+    z = h @ W[L].T + b[L]
+    dz = dh @ W[L].T + h @ V[L].T
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    B = X.shape[0]
+    dp = p * (dz - (p * dz).sum(axis=1, keepdims=True))
+    delta = p.copy()
+    delta[np.arange(B), y] -= 1.0
+    delta /= B
+    ddelta = dp / B
+    out = [None] * (L + 1)
+    out[L] = ddelta.T @ Hs[L - 1] + delta.T @ dHs[L - 1]
+    a, da = delta @ W[L], ddelta @ W[L] + delta @ V[L]
+    d1 = act(Ys[L - 1], 1)
+    d, dd = a * d1, da * d1 + a * act(Ys[L - 1], 2) * dYs[L - 1]
+    for k in range(L - 1, -1, -1):
+        res = residual and k > 0
+        c = alpha if res else 1.0
+        u, du = c * d, c * dd
+        h_prev, dh_prev = (X, np.zeros_like(X)) if k == 0 else (Hs[k - 1], dHs[k - 1])
+        out[k] = du.T @ h_prev + u.T @ dh_prev
+        if k == 0:
+            break
+        a, da = u @ W[k], du @ W[k] + u @ V[k]
+        d1 = act(Ys[k - 1], 1)
+        nd = a * d1
+        ndd = da * d1 + a * act(Ys[k - 1], 2) * dYs[k - 1]
+        d, dd = (d + nd, dd + ndd) if res else (nd, ndd)
+    return out
+
+
+def grasp_scores(net, X, y):
+    """GraSP scores S = −W ∘ (H g), g = ∂ℒ/∂W, H the Hessian of ℒ in the weights.
+
+    ℒ is the mean cross-entropy on (X, y) (temperature 1); g and H g are computed in float64, H g
+    exactly by :func:`hessian_vector_product`. GraSP *removes the weights with the largest S*
+    (it keeps those whose removal least reduces the gradient flow), so to prune with
+    :func:`global_masks` (which keeps the largest scores) use ``-S``;
+    ``scores(net, X, y, "grasp")`` returns ``-S``.
+
+    Returns
+    -------
+    list of ndarray, float64
+        S, shaped like ``net.weights``.
+
+    References
+    ----------
+    Wang, Zhang, Grosse (2020), *Picking winning tickets before training by preserving gradient
+    flow*, eq. (8) and Algorithm 1; THEORY.md §5.
+    """
+    net = _nw._check_net(net)
+    net64 = Network([w.astype(np.float64) for w in net.weights],
+                    [c.astype(np.float64) for c in net.biases], net.activation, net.arch,
+                    net.depth, net.sigma_w, net.sigma_b)
+    _, g, _ = _nw.loss_and_grads(net64, X, y)
+    hg = hessian_vector_product(net64, X, y, g)
+    return [-w * v for w, v in zip(net64.weights, hg)]
+
+
+def _synflow_round(net, A):
+    """SynFlow scores A ∘ ∂ℛ/∂A for the linearised network with weights A = |W| ∘ δ (no
+    activation, no biases, residual branches kept), divided by ℛ. Vectors are normalised at every
+    layer and their log-scales carried, so nothing overflows at any depth."""
+    L, alpha, residual = net.depth, net.alpha, net.arch != "ffnn"
+
+    def unit(x):
+        n = x.max()
+        return (x / n, math.log(n)) if n > 0 else (x, 0.0)
+
+    r, c = unit(np.ones(net.n_in))
+    rs, cs = [r], [c]  # r^k = e^{cs[k]} rs[k]
+    for k in range(L + 1):
+        nxt = A[k] @ r
+        if residual and 0 < k < L:
+            nxt = r + alpha * nxt
+        r, dc = unit(nxt)
+        c += dc
+        rs.append(r), cs.append(c)
+    total = r.sum()
+    if total == 0.0:
+        return [np.zeros_like(a) for a in A]
+    log_r = c + math.log(total)
+    ell, e = np.ones(net.classes), 0.0  # ∂ℛ/∂r^{k+1} = e^e · ell
+    out = [None] * (L + 1)
+    for k in range(L, -1, -1):
+        res = residual and 0 < k < L
+        f = alpha if res else 1.0
+        scale = math.exp(e + cs[k] - log_r) * f
+        out[k] = A[k] * np.outer(ell, rs[k]) * scale
+        back = A[k].T @ ell
+        ell, de = unit(ell + f * back if res else back)
+        e += de
+    return out
+
+
+def synflow_scores(net, sparsity, iterations=100):
+    """Iterative SynFlow scores, whose global top-(1 − s) is SynFlow's mask at sparsity s.
+
+    Each round scores the current masked network by |θ ∘ ∂ℛ/∂θ| with ℛ = 1ᵀ(∏_l |W^l ∘ δ^l|) 1, the
+    output of the network run on an all-ones input with weights |W| ∘ δ, the activation replaced
+    by the identity, biases dropped (residual connections kept); then it prunes globally to
+    sparsity s_k = 1 − (1 − s)^{k/n} (the exponential schedule), k = 1 … n. The scores of the last
+    round are returned: ``global_masks(synflow_scores(net, s), s)`` is SynFlow's final mask
+    (weights pruned in earlier rounds score 0). Computed in float64 and divided by ℛ (a positive
+    constant, which changes no ranking) so that deep networks do not overflow.
+
+    Parameters
+    ----------
+    net : Network
+    sparsity : float in [0, 1)
+    iterations : int >= 1, default 100
+        n, the number of pruning rounds.
+
+    Returns
+    -------
+    list of ndarray, float64
+        Shaped like ``net.weights``.
+
+    References
+    ----------
+    Tanaka, Kunin, Yamins, Ganguli (2020), *Pruning neural networks without any data by
+    iteratively conserving synaptic flow*, Algorithm 1; THEORY.md §5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from meanfield.networks import init_network
+    >>> from meanfield.pruning import synflow_scores, global_masks, kept_fraction
+    >>> net = init_network("tanh", 20, 3, 1.0, 0.0, rng=np.random.default_rng(0))
+    >>> s = synflow_scores(net, 0.9, iterations=10)
+    >>> round(1 - kept_fraction(global_masks(s, 0.9), weighted=True), 6)
+    0.9
+    """
+    net = _nw._check_net(net)
+    s = _check_sparsity(sparsity)
+    n = _nw.check_int("iterations", iterations, 1)
+    absw = [np.abs(w.astype(np.float64)) for w in net.weights]
+    masks = [np.ones(w.shape, bool) for w in net.weights]
+    for k in range(1, n + 1):
+        sc = _synflow_round(net, [a * m for a, m in zip(absw, masks)])
+        masks = global_masks(sc, 1.0 - (1.0 - s) ** (k / n))
+    return sc
+
+
+def scores(net, X, y, method, *, sparsity=None, rng=None):
+    """Scores of every weight by ``method``, oriented so that pruning keeps the largest.
+
+    Parameters
+    ----------
+    net : Network
+    X : array_like, shape (B, N₀), or None
+        The batch; needed by "snip" and "grasp", ignored by the others.
+    y : array_like of int, shape (B,), or None
+    method : {"snip", "grasp", "synflow", "magnitude", "random"}
+        :func:`snip_scores`; ``-``:func:`grasp_scores` (GraSP prunes the largest of its own
+        score); :func:`synflow_scores` (needs ``sparsity``); :func:`magnitude_scores`;
+        :func:`random_scores` (needs ``rng``).
+    sparsity : float in [0, 1), optional
+        Target sparsity, for "synflow".
+    rng : numpy.random.Generator, optional
+        For "random".
+
+    Returns
+    -------
+    list of ndarray
+        Shaped like ``net.weights``.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``method``; "synflow" without ``sparsity``.
+    TypeError
+        "random" without a Generator ``rng``.
+    """
+    if method not in METHODS:
+        raise ValueError(f"`method` == {method!r}: must be one of {', '.join(map(repr, METHODS))}")
+    if method == "snip":
+        return snip_scores(net, X, y)
+    if method == "grasp":
+        return [-s for s in grasp_scores(net, X, y)]
+    if method == "synflow":
+        if sparsity is None:
+            raise ValueError("`sparsity` == None: method 'synflow' needs the target sparsity "
+                             "(a number in [0, 1))")
+        return synflow_scores(net, sparsity)
+    if method == "magnitude":
+        return magnitude_scores(net)
+    return random_scores(net, rng)
+
+
+# ------------------------------------------------------------------------------------------------
+# Masks, critical sparsity, rescaling
+# ------------------------------------------------------------------------------------------------
+
+def global_masks(scores, sparsity):
+    """Global pruning: keep the (1 − s) fraction of weights with the largest scores.
+
+    With N weights in all, the n = N − ⌊(1 − s) N⌋ lowest-scored ones are pruned, and with them
+    every weight tied with the n-th lowest score (ties at the threshold are pruned together, so
+    slightly more than s may go). O(N) (``np.partition``).
+
+    Parameters
+    ----------
+    scores : list of array_like
+        One array per layer, any shapes, no nan.
+    sparsity : float in [0, 1)
+
+    Returns
+    -------
+    list of ndarray of bool
+        True for kept weights, shaped like ``scores``.
+
+    References
+    ----------
+    THEORY.md §5.
+
+    Examples
+    --------
+    >>> from meanfield.pruning import global_masks
+    >>> [m.tolist() for m in global_masks([[3.0, 1.0], [2.0, 1.0, 5.0]], 0.2)]
+    [[True, False], [True, False, True]]
+    """
+    sc = _check_scores(scores)
+    s = _check_sparsity(sparsity)
+    n = sum(a.size for a in sc)
+    n_prune = n - _n_keep(s, n)
+    if n_prune == 0:
+        return [np.ones(a.shape, bool) for a in sc]
+    flat = np.concatenate([a.ravel() for a in sc])
+    tau = np.partition(flat, n_prune - 1)[n_prune - 1]
+    return [a > tau for a in sc]
+
+
+def critical_sparsity(scores):
+    """Critical sparsity s_cr = #{g ≤ m} / #{all}, m = min_l max_ij g^l_ij.
+
+    The smallest sparsity at which global pruning by these scores empties a layer (ties at m
+    pruned together, as in :func:`global_masks`). O(N): one pass for the maxima, one to count.
+
+    Parameters
+    ----------
+    scores : list of array_like
+        One array per layer (readout included), no nan.
+
+    Returns
+    -------
+    float
+
+    References
+    ----------
+    Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §3; THEORY.md §5.
+
+    Examples
+    --------
+    >>> from meanfield.pruning import critical_sparsity
+    >>> critical_sparsity([[0.5, 2.0, 0.1], [1.0, 0.7]])  # m = 1.0: 4 of 5 scores are <= m
+    0.8
+    """
+    sc = _check_scores(scores)
+    m = min(a.max() for a in sc)
+    return sum(int(np.count_nonzero(a <= m)) for a in sc) / sum(a.size for a in sc)
+
+
+def kept_fraction(masks, weighted=False):
+    """Fraction of weights kept in each layer (or, with ``weighted``, in the whole network).
+
+    Parameters
+    ----------
+    masks : list of array_like of bool or 0/1
+    weighted : bool, default False
+
+    Returns
+    -------
+    ndarray, shape (n_layers,), or float if ``weighted``
+    """
+    ms = [np.asarray(m) for m in masks]
+    if not ms:
+        raise ValueError("`masks` is empty: must hold one array per layer")
+    kept = np.array([np.count_nonzero(m) for m in ms], dtype=np.float64)
+    sizes = np.array([m.size for m in ms], dtype=np.float64)
+    return float(kept.sum() / sizes.sum()) if weighted else kept / sizes
+
+
+def rescale(net, masks):
+    """The pruned network with each neuron's incoming weights rescaled (SBP-SR, THEORY.md §6).
+
+    W^l ← ρ^l ∘ δ^l ∘ W^l row by row, ρ^l_i = √(Σ_j (W^l_ij)² / Σ_j (δ^l_ij W^l_ij)²), so that
+    Σ_j (ρ^l_i δ^l_ij W^l_ij)² = Σ_j (W^l_ij)² for every neuron i of every layer, readout included.
+    A fully pruned row stays zero (ρ = 1). For ResNets this rescales the weights inside each
+    residual block (the branch scale 1/√L of a Stable ResNet is untouched). Computed in float64.
+
+    Parameters
+    ----------
+    net : Network
+    masks : list of array_like
+        0/1 or bool, shaped like ``net.weights``.
+
+    Returns
+    -------
+    Network
+        A new network (new arrays) whose weights are the rescaled pruned ones, so that it needs
+        no mask: pruned weights are 0.
+
+    References
+    ----------
+    Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §4 (SBP-SR).
+    """
+    net = _nw._check_net(net)
+    masks = check_masks(net, masks)
+    if masks is None:
+        raise TypeError("`masks`: must be a list of arrays shaped like the weights")
+    new = []
+    for w, m in zip(net.weights, masks):
+        w64 = w.astype(np.float64)
+        kept = w64 * m.astype(np.float64)
+        num = (w64 * w64).sum(axis=1)
+        den = (kept * kept).sum(axis=1)
+        rho = np.ones_like(num)
+        ok = den > 0
+        rho[ok] = np.sqrt(num[ok] / den[ok])
+        new.append((rho[:, None] * kept).astype(w.dtype))
+    return Network(new, [b.copy() for b in net.biases], net.activation, net.arch, net.depth,
+                   net.sigma_w, net.sigma_b)
+
+
+# ------------------------------------------------------------------------------------------------
+# One Monte Carlo trial of s_cr
+# ------------------------------------------------------------------------------------------------
+
+def _trial_inputs(activation, width, depth, sigma_w, sigma_b, batch, classes, arch, rng, dtype,
+                  reuse=False):
+    """Validate, then draw the network, X and y of one trial (in that order). With ``reuse`` the
+    arrays are per-thread scratch buffers (for the fast path, which returns none of them)."""
+    act = get_activation(activation)
+    width = _nw.check_int("width", width, 1)
+    depth = _nw.check_int("depth", depth, 1)
+    sigma_w = _nw._check_scalar("sigma_w", sigma_w)
+    sigma_b = _nw._check_scalar("sigma_b", sigma_b)
+    batch = _nw.check_int("batch", batch, 1)
+    classes = _nw.check_int("classes", classes, 2)
+    arch = _nw._check_arch(arch)
+    rng = _nw._check_rng(rng)
+    dt = _nw._check_dtype(dtype)
+    buffer = (lambda size: scratch("params", (size,), dt)) if reuse else None
+    net = _nw.draw_network(act, width, depth, sigma_w, sigma_b, width, classes, arch, rng, dt,
+                           buffer)
+    X = standard_normal(rng, (batch, width), dt,
+                        out=scratch("X", (batch, width), dt) if reuse else None)
+    y = rng.integers(classes, size=batch)
+    return net, X, y
+
+
+def snip_critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, batch=128,
+                                 classes=10, arch="ffnn", rng, dtype=np.float32):
+    """One draw of the critical sparsity of SNIP, fast (the hot path of the Monte Carlo).
+
+    Draws, from ``rng`` and in this order, the network ``init_network(activation, width, depth,
+    sigma_w, sigma_b, classes=classes, arch=arch, rng=rng, dtype=dtype)`` (so n_in = width), the
+    inputs ``X = standard_normal(rng, (batch, width), dtype)`` (X ~ N(0, I)) and the labels
+    ``y = rng.integers(classes, size=batch)``; then computes the SNIP scores of the mean
+    cross-entropy on (X, y) and returns s_cr (THEORY.md §5). The result equals
+    ``critical_sparsity(snip_scores(net, X, y))`` for those draws bit for bit (it is
+    :func:`critical_sparsity_trial` with method "snip", by the same kernels), but: the network,
+    its activations and the scores live in per-thread buffers reused from call to call; each
+    layer's scores are made in place of its gradient, in cache, as the backward pass reaches it,
+    together with their maximum; and one vectorised pass over the scores counts those <= m.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    width, depth : int >= 1
+    sigma_w : float > 0
+    sigma_b : float >= 0
+    batch : int >= 1, default 128
+    classes : int >= 2, default 10
+    arch : {"ffnn", "resnet", "stable_resnet"}
+    rng : numpy.random.Generator
+        Every random number comes from it; the same seed gives the same s_cr, bit for bit.
+    dtype : numpy.float32 or numpy.float64, default float32
+
+    Returns
+    -------
+    float
+        s_cr in [0, 1].
+
+    References
+    ----------
+    Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §3, Fig. 1; THEORY.md §5.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from meanfield.pruning import snip_critical_sparsity_trial
+    >>> s = snip_critical_sparsity_trial("tanh", 20, 10, 1.3955839751549, 0.3,
+    ...                                  rng=np.random.default_rng(0))
+    >>> 0.0 < s < 1.0
+    True
+    """
+    net, X, y = _trial_inputs(activation, width, depth, sigma_w, sigma_b, batch, classes, arch,
+                              rng, dtype, reuse=True)
+    flat = scratch("scores", (net.n_weights,), net.dtype)
+    grads, start = [], 0
+    for w in net.weights:
+        grads.append(flat[start:start + w.size].reshape(w.shape))
+        start += w.size
+    _, maxima = _nw._loss_and_grads(net, net.weights, X, y, grads, None, score=True)
+    return _count_le(flat, maxima.min()) / flat.size
+
+
+def critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, method="snip",
+                            sparsity=None, batch=128, classes=10, arch="ffnn", rng,
+                            dtype=np.float32):
+    """One draw of the critical sparsity for any scoring method (the generic, slower path).
+
+    Same draws as :func:`snip_critical_sparsity_trial` (network, X, y, then, for "random", the
+    scores), then ``critical_sparsity(scores(net, X, y, method, sparsity=sparsity, rng=rng))``.
+
+    Returns
+    -------
+    float
+    """
+    if method not in METHODS:
+        raise ValueError(f"`method` == {method!r}: must be one of {', '.join(map(repr, METHODS))}")
+    net, X, y = _trial_inputs(activation, width, depth, sigma_w, sigma_b, batch, classes, arch,
+                              rng, dtype)
+    return critical_sparsity(scores(net, X, y, method, sparsity=sparsity, rng=rng))

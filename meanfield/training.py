@@ -1,0 +1,213 @@
+"""A small mini-batch SGD trainer for (pruned) FFNNs, ResNets and Stable ResNets, to check the
+theory against real pruning (THEORY.md §5–6; Hayou, Ton, Doucet, Teh 2021, §4–5).
+
+Pruning at initialization, then training with the mask applied throughout: a pruned weight is zero
+before the first step and stays exactly zero (its gradient and momentum are masked too). SBP-SR is
+``method="snip", rescale=True`` on an EOC FFNN or a Stable ResNet.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+from numba import njit
+
+from ._progress import progress_bar
+from ._validate import check_int
+from .activations import get_activation
+
+__all__ = ["train", "INIT_PRESETS"]
+
+#: σ_w of the named initialisations at a given σ_b (tanh-like activations): "eoc" is computed
+INIT_PRESETS = {"ordered": 0.8, "chaotic": 3.0}
+
+_METHODS = ("none", "snip", "grasp", "synflow", "magnitude", "random")
+
+
+@njit(cache=True)
+def _sgd_step(w, v, g, mask, lr, momentum, weight_decay, masked):
+    """In place, elementwise: v ← μ v + g + λ w; w ← w − lr v; with a mask, pruned entries of v
+    and w stay 0."""
+    for i in range(w.size):
+        gi = g[i] + weight_decay * w[i]
+        vi = momentum * v[i] + gi
+        wi = w[i] - lr * vi
+        if masked and mask[i] == 0:
+            vi = 0.0
+            wi = 0.0
+        v[i] = vi
+        w[i] = wi
+
+
+def _dataset(dataset):
+    from .datasets import load_dataset
+
+    if isinstance(dataset, str):
+        return load_dataset(dataset)
+    try:
+        X_train, y_train, X_test, y_test = dataset
+    except (TypeError, ValueError):
+        raise TypeError("`dataset` must be a name or a tuple (X_train, y_train, X_test, y_test)") from None
+    out = []
+    for name, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
+        X = np.ascontiguousarray(X, dtype=np.float32)
+        y = np.asarray(y)
+        if X.ndim != 2 or y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer):
+            raise ValueError(f"`dataset` {name} part: need X of shape (n, features) and integer "
+                             f"labels y of shape (n,); got {X.shape} and {y.shape} {y.dtype}")
+        out += [X, y.astype(np.int64)]
+    return tuple(out)
+
+
+def _accuracy_and_loss(net, weights, X, y, chunk=2048):
+    from .networks import _forward
+
+    correct, loss = 0, 0.0
+    for s in range(0, X.shape[0], chunk):
+        logits, _ = _forward(net, weights, X[s:s + chunk])
+        logits = logits.astype(np.float64)
+        z = logits - logits.max(axis=1, keepdims=True)
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        loss -= logp[np.arange(len(z)), y[s:s + chunk]].sum()
+        correct += int((logits.argmax(axis=1) == y[s:s + chunk]).sum())
+    return correct / X.shape[0], loss / X.shape[0]
+
+
+def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", method="none",
+          sparsity=0.0, rescale=False, epochs=10, batch=128, lr=0.01, momentum=0.9,
+          weight_decay=0.0, seed=0, progress=False, return_network=False):
+    """Prune a random network at initialization, then train it by mini-batch SGD with momentum.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    dataset : str or tuple
+        ``"mnist5k"``, ``"digits"``, ``"teacher"`` (:func:`meanfield.load_dataset`) or
+        ``(X_train, y_train, X_test, y_test)``.
+    width, depth : int
+        Hidden width and number of hidden layers (the readout is added).
+    sigma_w : float or {"eoc", "ordered", "chaotic"}
+        Weight scale; "eoc" is the EOC value at ``sigma_b``, "ordered" 0.8, "chaotic" 3.0.
+    sigma_b : float
+    arch : {"ffnn", "resnet", "stable_resnet"}
+    method : {"none", "snip", "grasp", "synflow", "magnitude", "random"}
+        Pruning criterion, scored on one mini-batch of ``batch`` training examples.
+    sparsity : float in [0, 1)
+        Global fraction of weights pruned.
+    rescale : bool
+        Apply the SBP-SR rescaling (THEORY.md §6) after pruning.
+    epochs, batch : int
+    lr, momentum, weight_decay : float
+    seed : int
+        Everything random (weights, the pruning batch, the shuffles) comes from
+        ``numpy.random.default_rng(seed)``: equal seeds give bit-identical histories.
+    progress : bool
+        A progress bar over epochs.
+    return_network : bool
+        Also return the trained :class:`~meanfield.networks.Network` and the masks (None when
+        not pruned).
+
+    Returns
+    -------
+    pandas.DataFrame (or ``(DataFrame, Network, masks)`` with ``return_network``)
+        One row per epoch (epoch 0: before training): ``epoch, train_loss, train_accuracy,
+        test_accuracy, seconds`` and the parameters. ``train_loss`` and ``train_accuracy`` are
+        measured on the whole training set after the epoch; a diverged run shows nan losses.
+
+    References
+    ----------
+    Hayou, Ton, Doucet, Teh (2021), Algorithm 1 (SBP-SR); THEORY.md §6.
+    """
+    import pandas as pd
+    from threadpoolctl import threadpool_limits
+
+    from .eoc import eoc
+    from .networks import _loss_and_grads, _weights, init_network
+    from .pruning import global_masks, scores
+    from .pruning import rescale as rescale_net
+
+    act = get_activation(activation)
+    epochs = check_int("epochs", epochs, low=0)
+    batch = check_int("batch", batch, low=1)
+    seed = check_int("seed", seed)
+    if method not in _METHODS:
+        raise ValueError(f"`method` == {method!r}: must be one of {', '.join(_METHODS)}")
+    if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
+        raise ValueError(f"`sparsity` == {sparsity!r}: must be a number in [0, 1)")
+    if method == "none" and sparsity > 0:
+        raise ValueError(f"`sparsity` == {sparsity!r} with `method` == 'none': choose a pruning "
+                         f"method")
+    for name, value, low in (("lr", lr, 0.0), ("momentum", momentum, 0.0),
+                             ("weight_decay", weight_decay, 0.0)):
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
+            raise ValueError(f"`{name}` == {value!r}: must be a finite number >= {low}")
+    init = sigma_w
+    if isinstance(sigma_w, str):
+        if sigma_w == "eoc":
+            sigma_w = float(eoc(act, sigma_b)[0])
+        elif sigma_w in INIT_PRESETS:
+            sigma_w = INIT_PRESETS[sigma_w]
+        else:
+            raise ValueError(f"`sigma_w` == {sigma_w!r}: a number > 0 or one of eoc, ordered, "
+                             f"chaotic")
+    X_train, y_train, X_test, y_test = _dataset(dataset)
+    classes = int(max(y_train.max(), y_test.max())) + 1
+    rng = np.random.default_rng(seed)
+    net = init_network(act, width, depth, sigma_w, sigma_b, n_in=X_train.shape[1],
+                       classes=classes, arch=arch, rng=rng)
+    masks = None
+    if method != "none":
+        pick = rng.choice(X_train.shape[0], size=min(batch, X_train.shape[0]), replace=False)
+        sc = scores(net, X_train[pick], y_train[pick], method, sparsity=sparsity, rng=rng)
+        masks = global_masks(sc, sparsity)
+        if rescale:
+            net = rescale_net(net, masks)
+        for w, m in zip(net.weights, masks):
+            w *= m
+    params = {"activation": act.name, "width": width, "depth": depth, "sigma_w": sigma_w,
+              "init": init if isinstance(init, str) else "custom", "sigma_b": sigma_b,
+              "arch": arch, "method": method, "sparsity": sparsity, "rescale": bool(rescale),
+              "epochs": epochs, "batch": batch, "lr": lr, "momentum": momentum,
+              "weight_decay": weight_decay, "seed": seed}
+    flat_masks = ([m.astype(np.uint8).ravel() for m in masks] if masks is not None
+                  else [np.ones(1, np.uint8)] * len(net.weights))
+    velocity_w = [np.zeros_like(w) for w in net.weights]
+    velocity_b = [np.zeros_like(b) for b in net.biases]
+    grad_w = [np.empty_like(w) for w in net.weights]
+    grad_b = [np.empty_like(b) for b in net.biases]
+    no_mask = np.ones(1, np.uint8)
+    dtype = net.dtype
+    lr_, mu_, wd_ = dtype.type(lr), dtype.type(momentum), dtype.type(weight_decay)
+
+    def evaluate(epoch, seconds):
+        weights = _weights(net, None)
+        with np.errstate(all="ignore"):
+            train_acc, train_loss = _accuracy_and_loss(net, weights, X_train, y_train)
+            test_acc, _ = _accuracy_and_loss(net, weights, X_test, y_test)
+        return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
+                "test_accuracy": test_acc, "seconds": seconds, **params}
+
+    rows = [evaluate(0, 0.0)]
+    n = X_train.shape[0]
+    # small products (B × width²): one BLAS thread is faster, and far faster on a busy machine
+    blas = threadpool_limits(limits=1 if width <= 512 else None, user_api="blas")
+    with blas, progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar:
+        for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
+            order = rng.permutation(n)
+            with np.errstate(all="ignore"):
+                for s in range(0, n, batch):
+                    idx = order[s:s + batch]
+                    _loss_and_grads(net, net.weights, X_train[idx], y_train[idx], grad_w, grad_b)
+                    for w, v, g, m in zip(net.weights, velocity_w, grad_w, flat_masks):
+                        _sgd_step(w.ravel(), v.ravel(), g.ravel(), m, lr_, mu_, wd_,
+                                  masks is not None)
+                    for b, v, g in zip(net.biases, velocity_b, grad_b):
+                        _sgd_step(b, v, g, no_mask, lr_, mu_, wd_, False)
+            rows.append(evaluate(epoch, time.perf_counter() - t0))
+            bar.update()
+            bar.set_postfix_str(f"test accuracy {rows[-1]['test_accuracy']:.3f}")
+    history = pd.DataFrame(rows)
+    return (history, net, masks) if return_network else history

@@ -1,0 +1,55 @@
+"""Figure 10: test accuracy on mnist5k after pruning at initialization and training, by method and
+sparsity, for a deep tanh FFNN and a Stable ResNet (mean ± sd over seeds)."""
+
+import time
+
+import pandas as pd
+
+from meanfield._executors import run_tasks
+from meanfield.training import train
+
+from ._common import executor, finish, output, parse
+
+#: label → (arch, init, method, rescale)
+METHODS = {
+    "SNIP (ordered init)": ("ffnn", "ordered", "snip", False),
+    "SNIP (EOC)": ("ffnn", "eoc", "snip", False),
+    "SBP-SR": ("ffnn", "eoc", "snip", True),
+    "GraSP": ("ffnn", "eoc", "grasp", False),
+    "SynFlow": ("ffnn", "eoc", "synflow", False),
+    "magnitude": ("ffnn", "eoc", "magnitude", False),
+    "random": ("ffnn", "eoc", "random", False),
+    "Stable ResNet SNIP": ("stable_resnet", 1.0, "snip", False),
+    "Stable ResNet SBP-SR": ("stable_resnet", 1.0, "snip", True),
+}
+
+
+def _run(label, arch, init, method, rescale, sparsity, depth, seed, epochs):
+    df = train("tanh", "mnist5k", width=100, depth=depth, sigma_w=init, sigma_b=0.3, arch=arch,
+               method=method, sparsity=sparsity, rescale=rescale, epochs=epochs, lr=0.02,
+               seed=seed)
+    last = df.iloc[-1]
+    return {"label": label, "arch": arch, "init": str(init), "method": method,
+            "rescale": rescale, "sparsity": sparsity, "depth": depth, "seed": seed,
+            "epochs": epochs, "test_accuracy": last.test_accuracy,
+            "train_accuracy": last.train_accuracy}
+
+
+def main(argv=None):
+    args = parse(__doc__, argv)
+    t0 = time.perf_counter()
+    if args.quick:
+        sparsities, depths, seeds, epochs = [0.9], [30], [args.seed], 3
+    else:
+        sparsities, depths, epochs = [0.85, 0.9, 0.95, 0.98], [30, 50], 20
+        seeds = [args.seed + k for k in range(3)]
+    tasks = [(label, *spec, s, d, seed, epochs) for label, spec in METHODS.items()
+             for s in sparsities for d in depths for seed in seeds]
+    with executor(args) as ex:
+        rows = [row for _, row in run_tasks(_run, tasks, ex)]
+    df = pd.DataFrame(rows).sort_values(["depth", "sparsity", "label", "seed"])
+    finish(df, output(args, "accuracy_table"), t0)
+
+
+if __name__ == "__main__":
+    main()

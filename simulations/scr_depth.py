@@ -1,0 +1,34 @@
+"""Figure 5: E[s_cr] of SNIP against depth in the ordered phase, on the EOC and in the chaotic
+phase (tanh, σ_b = 0.3, width 100), with the mean-field prediction and the ordered-phase bound."""
+
+import time
+
+from meanfield.prediction import predict_critical_sparsity
+from meanfield.sparsity import sweep_critical_sparsity
+
+from ._common import executor, finish, output, parse, phase_names, summarise
+
+PHASES = {"ordered": 0.8, "eoc": "eoc", "chaotic": 3.0}
+
+
+def main(argv=None):
+    args = parse(__doc__, argv)
+    t0 = time.perf_counter()
+    width, sb = 100, 0.3
+    depths = [5, 10, 20, 50, 100] if args.quick else [5, 10, 20, 30, 50, 75, 100, 150, 200]
+    trials = 8 if args.quick else 100
+    path = output(args, "scr_depth")
+    with executor(args) as ex:
+        df = sweep_critical_sparsity("tanh", width, depths, list(PHASES.values()), sb,
+                                     trials=trials, seed=args.seed, executor=ex,
+                                     store=path.with_suffix(".trials.csv"), progress=args.progress)
+    df["phase"] = phase_names(df.sigma_w)
+    summary = summarise(df, ["phase", "sigma_w", "sigma_b", "width", "depth"])
+    summary["prediction"] = [
+        float(predict_critical_sparsity("tanh", int(r.width), int(r.depth), r.sigma_w, r.sigma_b))
+        for r in summary.itertuples()]
+    finish(summary, path, t0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,318 @@
+"""Tests of meanfield.prediction: the mean-field prediction of SNIP's critical sparsity.
+
+Identities are checked against independent scipy quadrature; the prediction itself against a small
+Monte Carlo of finite networks written here in plain numpy (docs/critical_sparsity.md §6)."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate
+from scipy.special import expit
+
+from meanfield import prediction as P
+from meanfield.prediction import (
+    critical_sparsity_distribution,
+    fit_bound_constant,
+    layer_gradient_scales,
+    ordered_phase_bound,
+    predict_critical_sparsity,
+    predict_kept_per_layer,
+)
+
+SB = 0.3
+SW_ORDERED, SW_EOC, SW_CHAOTIC = 0.8, 1.3955839751549, 3.0
+
+
+def gauss(f):
+    """E[f(Z)], Z ~ N(0, 1), by scipy quad (independent of meanfield's quadrature)."""
+    val, _ = integrate.quad(lambda z: f(z) * math.exp(-0.5 * z * z) / math.sqrt(2 * math.pi),
+                            -np.inf, np.inf, epsabs=1e-14, epsrel=1e-13, limit=200)
+    return val
+
+
+def dtanh2(q):
+    return gauss(lambda z: (1.0 - math.tanh(math.sqrt(q) * z) ** 2) ** 2)
+
+
+def tanh2(q):
+    return gauss(lambda z: math.tanh(math.sqrt(q) * z) ** 2)
+
+
+# ------------------------------------------------------------------------------------------------
+# layer_gradient_scales: identities of eqs. (1)–(9)
+
+
+@pytest.mark.parametrize("sw", [SW_ORDERED, SW_EOC, SW_CHAOTIC])
+def test_forward_variance_matches_independent_q_map(sw):
+    df = layer_gradient_scales("tanh", 100, 6, sw, SB)
+    q = SB ** 2 + sw ** 2                         # q¹ = σ_b² + σ_w² ‖x‖²/N, ‖x‖²/N → 1
+    for l in range(7):
+        assert df.q[l] == pytest.approx(q, rel=1e-10)
+        q = SB ** 2 + sw ** 2 * tanh2(q)
+    # act_sq: the input of layer 1 is x (E[x²] = 1); later E[φ(y^{l-1})²]
+    assert df.act_sq[0] == 1.0 and df.act_cov[0] == 0.0
+    for l in range(1, 7):
+        assert df.act_sq[l] == pytest.approx(tanh2(df.q[l - 1]), rel=1e-10)
+
+
+@pytest.mark.parametrize("sw", [SW_ORDERED, SW_EOC, SW_CHAOTIC])
+def test_backward_variance_ratio_is_sigma_w2_E_dphi2(sw):
+    """q̃^l / q̃^{l+1} = σ_w² E[φ'(√q^l Z)²] (× C/N across the readout), at the forward q^l."""
+    width, depth, classes = 100, 6, 10
+    df = layer_gradient_scales("tanh", width, depth, sw, SB, classes=classes)
+    for l in range(depth):                       # hidden layers 1 … L (rows 0 … L-1)
+        expected = sw ** 2 * dtanh2(df.q[l])
+        if l == depth - 1:
+            expected *= classes / width
+        assert df.q_grad[l] / df.q_grad[l + 1] == pytest.approx(expected, rel=1e-9)
+        assert df.chi[l] == pytest.approx(sw ** 2 * dtanh2(df.q[l]), rel=1e-9)
+    assert np.isnan(df.chi[depth])
+
+
+def test_backward_ratio_tends_to_chi_1_at_the_fixed_point():
+    import meanfield as mf
+    for sw in (SW_ORDERED, SW_CHAOTIC):
+        df = layer_gradient_scales("tanh", 100, 40, sw, SB)
+        ratio = df.q_grad[30] / df.q_grad[31]    # deep enough that q^l = q*
+        assert ratio == pytest.approx(mf.chi_1("tanh", sw, SB), rel=1e-8)
+
+
+def test_gradient_variance_combines_diagonal_and_off_diagonal_terms():
+    B = 32
+    df = layer_gradient_scales("tanh", 100, 5, SW_EOC, SB, batch=B)
+    expected = (df.q_grad * df.act_sq + (B - 1) * df.q_grad_offdiag * df.act_cov) / B
+    np.testing.assert_allclose(df.grad_var, expected, rtol=1e-12)
+    np.testing.assert_allclose(df.score_scale, np.sqrt(df.weight_var * df.grad_var), rtol=1e-12)
+    np.testing.assert_allclose(df.grad_var_single, df.q_grad * df.act_sq, rtol=1e-12)
+    one = layer_gradient_scales("tanh", 100, 5, SW_EOC, SB, batch=1)
+    np.testing.assert_allclose(one.grad_var, one.grad_var_single, rtol=1e-12)
+
+
+def test_batch_averaging_in_the_ordered_phase():
+    """c^l → 1: deep in an ordered net the forward factors of the B per-example gradients are the
+    same, so Var(∂ℒ/∂W) does not fall to 0 as B → ∞ but to the floor q̃_offdiag · E[a(b)a(b')]
+    (the readout noise shared by the batch); in the first layer (inputs independent) it falls
+    like 1/B."""
+    big = layer_gradient_scales("tanh", 100, 30, SW_ORDERED, SB, batch=10 ** 8)
+    small = layer_gradient_scales("tanh", 100, 30, SW_ORDERED, SB, batch=8)
+    b = layer_gradient_scales("tanh", 100, 30, SW_ORDERED, SB, batch=128)
+    assert small.grad_var[0] / b.grad_var[0] == pytest.approx(16.0, rel=1e-12)
+    assert big.grad_var[0] / b.grad_var[0] == pytest.approx(128 / 1e8, rel=1e-12)
+    floor = big.q_grad_offdiag[25] * big.act_cov[25]
+    assert floor > 0 and big.grad_var[25] == pytest.approx(floor, rel=1e-5)
+    assert b.act_cov[25] == pytest.approx(b.act_sq[25], rel=1e-3)      # c^25 ≈ 1
+    # chaotic phase: c* < 1 and the backward correlation decays: deep gradients average out
+    ch = layer_gradient_scales("tanh", 100, 30, SW_CHAOTIC, SB, batch=10 ** 8)
+    assert ch.grad_var[5] < 1e-4 * ch.grad_var_single[5]
+
+
+def test_readout_error_moments():
+    D, O = P._readout_moments(1e-14, 0.5, 10)    # logits ≈ 0: p = 1/C exactly
+    assert D == pytest.approx(1 / 10 - 1 / 100, rel=1e-9)
+    assert abs(O) < 1e-12
+    q = 2.0                                      # C = 2: p₁ = sigmoid(z₁ − z₂), z₁ − z₂ ~ N(0, 2q)
+    D, _ = P._readout_moments(q, 0.0, 2)
+    sig2 = gauss(lambda z: expit(math.sqrt(2 * q) * z) ** 2)
+    assert D == pytest.approx(sig2 - 2 / 4 + 1 / 2, rel=3e-3)   # Monte Carlo, 2^19 draws
+
+
+# ------------------------------------------------------------------------------------------------
+# the score law
+
+
+def test_product_of_normals_cdf_and_tail():
+    from scipy.special import k0
+    for u in (1e-6, 0.1, 1.0, 1.5):
+        ref = (2 / math.pi) * integrate.quad(k0, 0, u, limit=200)[0]
+        assert P._product_cdf(np.array([u]))[0] == pytest.approx(ref, rel=1e-9)
+    for u in (1.0, 3.0, 10.0, 30.0):
+        ref = (2 / math.pi) * integrate.quad(k0, u, np.inf, epsabs=0, epsrel=1e-12)[0]
+        assert P._product_tail(np.array([u]))[0] == pytest.approx(ref, rel=1e-7)
+
+
+def test_layer_law_of_a_single_atom_is_the_kernel():
+    j_min, cdf, tail = P._product_table()
+    law = P._LayerLaw(np.array([0.0, 0.0]), np.array([0.5, 0.5]), "product")
+    idx = np.arange(j_min, j_min + cdf.size)
+    F, T = law.at(idx)
+    np.testing.assert_allclose(F, cdf, atol=1e-14)
+    np.testing.assert_allclose(T, tail, atol=1e-14)
+    np.testing.assert_allclose(F + T, 1.0, atol=1e-12)
+    # beyond the table: F = 1 above, 0 below
+    assert law.at(idx[-1] + 50)[0] == 1.0 and law.at(idx[0] - 50)[0] == 0.0
+
+
+def test_layer_law_normal_kernel_with_an_exact_zero():
+    k = 35                                       # atom on the grid: scale a = e^{k h}
+    a = math.exp(k * P._H)
+    law = P._LayerLaw(np.array([-np.inf, k * P._H]), np.array([0.25, 0.75]), "normal")
+    for i in (k - 40, k, k + 50):                # P(a|Z| ≤ t) = erf(t / (a√2))
+        t = math.exp(i * P._H)
+        F, T = law.at(np.array([i]))
+        assert F[0] == pytest.approx(0.25 + 0.75 * math.erf(t / (a * math.sqrt(2))), rel=1e-12)
+        assert T[0] == pytest.approx(0.75 * math.erfc(t / (a * math.sqrt(2))), rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# predictions: shape, identities
+
+
+def test_prediction_falls_with_depth_off_the_eoc_and_stays_high_on_it():
+    depths = [5, 10, 20, 30]
+    ordered = predict_critical_sparsity("tanh", 100, depths, SW_ORDERED, SB)
+    chaotic = predict_critical_sparsity("tanh", 100, depths, SW_CHAOTIC, SB)
+    eoc = predict_critical_sparsity("tanh", 100, depths, SW_EOC, SB)
+    assert isinstance(ordered, np.ndarray) and ordered.shape == (4,)
+    assert np.all(np.diff(ordered) < 0) and np.all(np.diff(chaotic) < 0)
+    assert np.all(eoc > 0.98)
+    assert np.all(eoc > ordered) and np.all(eoc > chaotic)
+    assert ordered[-1] < 0.45 and chaotic[-1] < 0.45
+
+
+def test_prediction_scalar_and_vector_agree():
+    one = predict_critical_sparsity("tanh", 50, 7, SW_CHAOTIC, SB, batch=16)
+    both, std = predict_critical_sparsity("tanh", 50, np.array([[7, 3]]), SW_CHAOTIC, SB, batch=16,
+                                          return_std=True)
+    assert isinstance(one, float)
+    assert both.shape == (1, 2) and std.shape == (1, 2)
+    assert both[0, 0] == pytest.approx(one, abs=1e-12)
+    assert np.all((both > 0) & (both <= 1)) and np.all(std >= 0)
+
+
+def test_which_layer_empties_first():
+    """Chaotic: gradients shrink towards the output, the last hidden layers empty first; ordered:
+    they shrink towards the input, the first layers do (Monte Carlo at depth 20: layer 20 in
+    10/10 nets, resp. layers 1–2 in 10/10)."""
+    ch = critical_sparsity_distribution("tanh", 100, 15, SW_CHAOTIC, SB)
+    od = critical_sparsity_distribution("tanh", 100, 15, SW_ORDERED, SB)
+    assert ch["p_first"].sum() == pytest.approx(1.0, abs=1e-9)
+    assert ch["p_first"][-4:].sum() > 0.95 and int(np.argmax(ch["p_first"])) == 14
+    assert od["p_first"][:2].sum() > 0.95
+
+
+@pytest.mark.parametrize("sw,s", [(SW_EOC, 0.7), (SW_CHAOTIC, 0.7), (SW_ORDERED, 0.3)])
+def test_kept_fractions_average_to_one_minus_sparsity(sw, s):
+    df = predict_kept_per_layer("tanh", 100, 20, sw, SB, s)
+    assert list(df.layer) == list(range(1, 22))
+    assert np.all((df.kept_fraction >= 0) & (df.kept_fraction <= 1))
+    kept = float((df.kept_fraction * df.n_weights).sum() / df.n_weights.sum())
+    assert kept == pytest.approx(1.0 - s, rel=1e-9)
+
+
+def test_kept_fractions_shape_of_the_paper_figure():
+    """100 × 100 net at s = 70 %: the chaotic phase empties the last layers, the EOC keeps a
+    similar share everywhere (Hayou et al. 2021, slides). Monte Carlo (10 nets, depth 20): EOC
+    0.24–0.40 in the hidden layers, chaotic 0.85 (layer 1) down to < 1e-3 (layers 16–20)."""
+    eoc = predict_kept_per_layer("tanh", 100, 20, SW_EOC, SB, 0.7).kept_fraction.to_numpy()
+    ch = predict_kept_per_layer("tanh", 100, 20, SW_CHAOTIC, SB, 0.7).kept_fraction.to_numpy()
+    assert eoc[:-1].min() > 0.15 and eoc[:-1].max() < 0.6
+    assert ch[-6:].max() < 0.01 and ch[:3].min() > 0.7
+
+
+def test_zero_sparsity_keeps_everything():
+    df = predict_kept_per_layer("tanh", 20, 3, SW_EOC, SB, 0.0)
+    assert np.all(df.kept_fraction == 1.0)
+
+
+# ------------------------------------------------------------------------------------------------
+# the ordered-phase bound
+
+
+def test_ordered_phase_bound_and_fit():
+    L = np.array([10, 20, 50, 100])
+    f = np.log(L * 100.0 ** 2) / L + 1 / np.sqrt(L * 100.0 ** 2)
+    np.testing.assert_allclose(ordered_phase_bound(100, L, 0.5), 0.5 * f, rtol=1e-14)
+    assert isinstance(ordered_phase_bound(100, 10), float)
+    assert fit_bound_constant(L, 0.37 * f, 100) == pytest.approx(0.37, rel=1e-12)
+    # least squares: C = Σ s f / Σ f²
+    s = np.array([0.9, 0.6, 0.27, 0.14])
+    assert fit_bound_constant(L, s, 100) == pytest.approx(s @ f / (f @ f), rel=1e-12)
+
+
+# ------------------------------------------------------------------------------------------------
+# validation
+
+
+@pytest.mark.parametrize("kwargs,name", [
+    (dict(width=0), "width"), (dict(depth=0), "depth"), (dict(depth=2.5), "depth"),
+    (dict(sigma_w=-1.0), "sigma_w"), (dict(sigma_w=[1.0, 2.0]), "sigma_w"),
+    (dict(sigma_b=-0.1), "sigma_b"), (dict(batch=0), "batch"), (dict(classes=1), "classes"),
+    (dict(activation="nope"), "activation"),
+])
+def test_errors_name_the_parameter(kwargs, name):
+    args = dict(activation="tanh", width=10, depth=2, sigma_w=1.0, sigma_b=0.1) | kwargs
+    with pytest.raises((ValueError, TypeError), match=f"`{name}`"):
+        layer_gradient_scales(**args)
+
+
+def test_more_errors_name_the_parameter():
+    with pytest.raises(ValueError, match="`depth`"):
+        predict_critical_sparsity("tanh", 10, [3, 0], 1.0, 0.1)
+    with pytest.raises(TypeError, match="`depth`"):
+        predict_critical_sparsity("tanh", 10, [1.5, 2], 1.0, 0.1)
+    for bad in (1.0, -0.1, float("nan")):
+        with pytest.raises(ValueError, match="`sparsity`"):
+            predict_kept_per_layer("tanh", 10, 2, 1.0, 0.1, bad)
+    with pytest.raises(TypeError, match="`sparsity`"):
+        predict_kept_per_layer("tanh", 10, 2, 1.0, 0.1, "half")
+    with pytest.raises(ValueError, match="`constant`"):
+        ordered_phase_bound(10, 5, 0.0)
+    with pytest.raises(ValueError, match="`depth`"):
+        ordered_phase_bound(10, 0)
+    with pytest.raises(ValueError, match="`s_cr`"):
+        fit_bound_constant([1, 2], [0.5, 1.5], 10)
+    with pytest.raises(ValueError, match="same"):
+        fit_bound_constant([1, 2], [0.5], 10)
+
+
+# ------------------------------------------------------------------------------------------------
+# Monte Carlo of finite networks
+
+
+def snip_critical_sparsity(rng, width, depth, sw, sb, batch=128, classes=10):
+    """One finite tanh net (THEORY.md §1, x ~ N(0, I_N)), one batch with uniform labels: s_cr."""
+    x = rng.standard_normal((batch, width))
+    Ws = [rng.standard_normal((width if l < depth else classes, width)) * sw / math.sqrt(width)
+          for l in range(depth + 1)]
+    Bs = [rng.standard_normal(width if l < depth else classes) * sb for l in range(depth + 1)]
+    acts, pre, h = [x], [], x
+    for l in range(depth + 1):
+        y = h @ Ws[l].T + Bs[l]
+        pre.append(y)
+        if l < depth:
+            h = np.tanh(y)
+            acts.append(h)
+    z = pre[-1] - pre[-1].max(axis=1, keepdims=True)
+    d = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    d[np.arange(batch), rng.integers(0, classes, batch)] -= 1.0
+    d /= batch                                            # ∂ℒ/∂logits of the mean loss
+    maxima, scores = [], []
+    for l in range(depth, -1, -1):
+        g = np.abs(Ws[l] * (d.T @ acts[l]))
+        scores.append(g.ravel())
+        maxima.append(g.max())
+        if l > 0:
+            d = (d @ Ws[l]) * (1.0 - np.tanh(pre[l - 1]) ** 2)
+    m = min(maxima)
+    return float(np.mean(np.concatenate(scores) <= m))
+
+
+def test_monte_carlo_helper_on_a_tiny_net():
+    """With one hidden layer of width 1 and 2 classes, s_cr is the share of the smaller layer."""
+    rng = np.random.default_rng(0)
+    s = snip_critical_sparsity(rng, 1, 1, 1.0, 0.1, batch=4, classes=2)
+    assert s in (1 / 3, 2 / 3, 1.0)
+
+
+@pytest.mark.parametrize("sw,tol_model", [(SW_ORDERED, 0.03), (SW_EOC, 0.006), (SW_CHAOTIC, 0.03)])
+def test_prediction_against_monte_carlo(sw, tol_model):
+    """Width 100, depth 20, B = 128, 16 nets (fixed seed). Allowed gap: 3 standard errors of the
+    Monte Carlo mean plus the model error measured at depths 10–100 (docs §6: the prediction is
+    at most ~0.02 below the Monte Carlo off the EOC, ~0.003 above it on the EOC at depth ≤ 50)."""
+    rng = np.random.default_rng(2021)
+    trials = 16
+    mc = np.array([snip_critical_sparsity(rng, 100, 20, sw, SB) for _ in range(trials)])
+    se = mc.std(ddof=1) / math.sqrt(trials)
+    pred = predict_critical_sparsity("tanh", 100, 20, sw, SB)
+    assert abs(pred - mc.mean()) <= 3 * se + tol_model, (pred, mc.mean(), se)
