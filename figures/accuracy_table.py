@@ -10,8 +10,8 @@ from ._common import axes, parse, read, save
 def table(df):
     """Rows: method; columns: sparsity (per depth); cells: mean ± sd of the test accuracy (%)."""
     agg = df.groupby(["depth", "label", "sparsity"], sort=False).test_accuracy.agg(["mean", "std"])
-    agg["cell"] = [f"{100 * m:.2f} ± {100 * (0 if np.isnan(s) else s):.2f}"
-                   for m, s in zip(agg["mean"], agg["std"])]
+    agg["cell"] = [f"{100 * m:.2f}" if np.isnan(s) else f"{100 * m:.2f} ± {100 * s:.2f}"
+                   for m, s in zip(agg["mean"], agg["std"])]  # one seed: no spread to show
     wide = agg["cell"].unstack(["depth", "sparsity"])
     wide.columns = [f"depth {d}, {100 * s:g} %" for d, s in wide.columns]
     return wide
