@@ -32,6 +32,7 @@ from .sparsity import (
     sweep_critical_sparsity,
     sweep_kept_per_layer,
 )
+from .training import train
 
 __version__ = "0.1.0"
 
@@ -58,6 +59,7 @@ __all__ = [
     "propagate",
     "q_map",
     "q_star",
+    "train",
     "kept_per_layer",
     "layer_gradient_scales",
     "ordered_phase_bound",

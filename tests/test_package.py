@@ -35,3 +35,13 @@ def test_ruff_clean():
     ruff = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")
     proc = subprocess.run([ruff, "check", str(ROOT)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+@pytest.mark.slow
+def test_readme_tour_runs():
+    text = (ROOT / "README.md").read_text()
+    tour = text.split("```python", 1)[1].split("```", 1)[0]
+    namespace = {}
+    exec(compile(tour, "README.md", "exec"), namespace)
+    assert namespace["hist"].test_accuracy.iloc[-1] > 0.3  # SBP-SR trains (chance: 0.1)
+    assert namespace["scr"].s_cr.mean() > 0.9  # the EOC keeps s_cr high at depth 50
