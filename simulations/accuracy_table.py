@@ -41,7 +41,7 @@ def main(argv=None):
     if args.quick:
         sparsities, depths, seeds, epochs = [0.9], [30], [args.seed], 3
     else:
-        sparsities, depths, epochs = [0.85, 0.9, 0.95, 0.98], [30, 50], 20
+        sparsities, depths, epochs = [0.85, 0.9, 0.95, 0.98], [30, 50], 10
         seeds = [args.seed + k for k in range(3)]
     tasks = [(label, *spec, s, d, seed, epochs) for label, spec in METHODS.items()
              for s in sparsities for d in depths for seed in seeds]
