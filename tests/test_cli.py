@@ -10,6 +10,15 @@ import meanfield as mf
 from meanfield.cli import main
 
 
+def _one_line_error(argv, needle):
+    """The command exits with status 2 and one line on stderr that contains ``needle``."""
+    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", *argv], capture_output=True,
+                          text=True)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+
+
 def test_info_csv_round_trip(tmp_path):
     out = tmp_path / "info.csv"
     assert main(["info", "-a", "tanh", "--sigma-w", "0.8,3", "--sigma-b", "0.3",
@@ -38,11 +47,7 @@ def test_propagate_to_stdout(capsys):
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_arguments_one_line_exit_2(argv, needle):
-    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", *argv], capture_output=True,
-                          text=True)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+    _one_line_error(argv, needle)
 
 
 @pytest.mark.slow
@@ -98,11 +103,7 @@ def test_phase_diagram_csv_and_plot(tmp_path):
     (["eoc", "--out", "/nonexistent/dir/e.png"], "`--out`"),
 ])
 def test_eoc_commands_bad_arguments(argv, needle):
-    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", *argv], capture_output=True,
-                          text=True)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+    _one_line_error(argv, needle)
 
 
 def test_scr_and_kept_commands(tmp_path, capsys):
@@ -127,8 +128,4 @@ def test_scr_and_kept_commands(tmp_path, capsys):
      "`sparsity` == 1.2"),
 ])
 def test_simulation_commands_bad_arguments(argv, needle):
-    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", *argv], capture_output=True,
-                          text=True)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in proc.stderr
+    _one_line_error(argv, needle)
