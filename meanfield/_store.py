@@ -48,6 +48,10 @@ class TrialStore:
     def _key(self, row):
         return tuple(_format(row[k]) if not isinstance(row[k], float) else row[k] for k in self.key)
 
+    def has(self, row):
+        """Whether a row with the key values of ``row`` (a dict) is stored."""
+        return self._key(row) in self.done
+
     def append(self, rows):
         """Write ``rows`` (dicts) at once; the first write fixes the column order."""
         if not rows:

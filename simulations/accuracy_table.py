@@ -3,12 +3,13 @@ sparsity, for a deep tanh FFNN and a Stable ResNet (mean ± sd over seeds)."""
 
 import time
 
-import pandas as pd
-
 from meanfield._executors import run_tasks
+from meanfield._store import TrialStore
 from meanfield.training import train
 
 from ._common import executor, finish, output, parse
+
+KEY = ("label", "sparsity", "depth", "seed", "epochs")
 
 #: label → (arch, init, method, rescale)
 METHODS = {
@@ -43,12 +44,18 @@ def main(argv=None):
     else:
         sparsities, depths, epochs = [0.85, 0.9, 0.95, 0.98], [30, 50], 10
         seeds = [args.seed + k for k in range(3)]
+    path = output(args, "accuracy_table")
+    store = TrialStore(path.with_suffix(".runs.csv"), KEY)  # resume: finished runs are kept
     tasks = [(label, *spec, s, d, seed, epochs) for label, spec in METHODS.items()
-             for s in sparsities for d in depths for seed in seeds]
+             for s in sparsities for d in depths for seed in seeds
+             if not store.has(dict(label=label, sparsity=s, depth=d, seed=seed, epochs=epochs))]
     with executor(args) as ex:
-        rows = [row for _, row in run_tasks(_run, tasks, ex)]
-    df = pd.DataFrame(rows).sort_values(["depth", "sparsity", "label", "seed"])
-    finish(df, output(args, "accuracy_table"), t0)
+        for _, row in run_tasks(_run, tasks, ex):
+            store.append([row])
+    done = TrialStore(path.with_suffix(".runs.csv"), KEY).frame
+    df = done[done.sparsity.isin(sparsities) & done.depth.isin(depths) & done.seed.isin(seeds)
+              & (done.epochs == epochs)]
+    finish(df.sort_values(["depth", "sparsity", "label", "seed"]), path, t0)
 
 
 if __name__ == "__main__":

@@ -3,9 +3,8 @@ sparsity by SNIP): ordered initialisation vs the EOC vs the EOC with the rescali
 
 import time
 
-import pandas as pd
-
 from meanfield._executors import run_tasks
+from meanfield._store import TrialStore
 from meanfield.training import train
 
 from ._common import executor, finish, output, parse
@@ -24,10 +23,16 @@ def main(argv=None):
     args = parse(__doc__, argv)
     t0 = time.perf_counter()
     epochs, seeds = (6, [args.seed]) if args.quick else (30, [args.seed + k for k in range(3)])
-    tasks = [(label, init, rs, s, epochs) for label, (init, rs) in RUNS.items() for s in seeds]
+    path = output(args, "training_curves")
+    key = ("run", "seed", "epochs", "epoch")
+    store = TrialStore(path.with_suffix(".runs.csv"), key)  # resume: finished runs are kept
+    tasks = [(label, init, rs, s, epochs) for label, (init, rs) in RUNS.items() for s in seeds
+             if not store.has(dict(run=label, seed=s, epochs=epochs, epoch=0))]
     with executor(args) as ex:
-        frames = [df for _, df in run_tasks(_run, tasks, ex)]
-    finish(pd.concat(frames, ignore_index=True), output(args, "training_curves"), t0)
+        for _, df in run_tasks(_run, tasks, ex):
+            store.append(df.to_dict("records"))
+    done = TrialStore(path.with_suffix(".runs.csv"), key).frame
+    finish(done[done.seed.isin(seeds) & (done.epochs == epochs)].reset_index(drop=True), path, t0)
 
 
 if __name__ == "__main__":
