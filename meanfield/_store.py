@@ -8,12 +8,16 @@ import io
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 
 def _format(value):
-    if isinstance(value, float):
-        return repr(value)  # shortest round-trip representation: resumed results are bit-identical
+    if isinstance(value, (float, np.floating)):
+        # shortest round-trip representation: resumed results are bit-identical
+        return repr(float(value))
+    if isinstance(value, (np.integer, np.bool_)):
+        return str(value.item())
     return str(value)
 
 

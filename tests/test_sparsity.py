@@ -159,3 +159,13 @@ def test_bad_input():
         mf.kept_per_layer("tanh", 10, 3, 1.0, 0.3, 1.0, trials=1)
     with pytest.raises(TypeError, match=r"`executor`"):
         mf.simulate_critical_sparsity("tanh", 10, 3, 1.0, 0.3, trials=1, executor=object())
+
+
+def test_store_writes_numpy_scalars_as_plain_numbers(tmp_path):
+    from meanfield._store import TrialStore
+
+    st = TrialStore(tmp_path / "s.csv", ("k",))
+    st.append([{"k": np.int64(3), "x": np.float64(0.1), "ok": np.bool_(True)}])
+    assert (tmp_path / "s.csv").read_text() == "k,x,ok\n3,0.1,True\n"
+    again = TrialStore(tmp_path / "s.csv", ("k",))
+    assert again.has({"k": 3}) and again.frame.x.dtype == np.float64
