@@ -15,18 +15,19 @@ import sys
 import time
 from pathlib import Path
 
-#: (figure, study, figure script, what the study needs beyond the theory core)
+#: (figure, study, figure script, the optional package the study needs: the real data sets ship
+#: in the ``[data]`` extra)
 PIPELINE = [
     ("1 phase diagram", "phase_diagram", "phase_diagram", None),
     ("2 EOC curves", "eoc_curves", "eoc_curves", None),
     ("3 depth scales", "depth_scales", "depth_scales", None),
     ("4 correlation convergence", "correlation_convergence", "correlation_convergence", None),
-    ("5 s_cr vs depth", "scr_depth", "scr_depth", "meanfield.pruning"),
-    ("6 kept per layer", "kept_per_layer", "kept_per_layer", "meanfield.pruning"),
-    ("7 s_cr vs width", "scr_width", "scr_width", "meanfield.pruning"),
-    ("8 FFNN vs ResNets", "scr_arch", "scr_arch", "meanfield.pruning"),
-    ("9 training curves", "training_curves", "training_curves", "meanfield.training"),
-    ("10 accuracy table", "accuracy_table", "accuracy_table", "meanfield.training"),
+    ("5 s_cr vs depth", "scr_depth", "scr_depth", None),
+    ("6 kept per layer", "kept_per_layer", "kept_per_layer", None),
+    ("7 s_cr vs width", "scr_width", "scr_width", None),
+    ("8 FFNN vs ResNets", "scr_arch", "scr_arch", None),
+    ("9 training curves", "training_curves", "training_curves", "mlxtend"),
+    ("10 accuracy table", "accuracy_table", "accuracy_table", "mlxtend"),
 ]
 
 
@@ -81,8 +82,12 @@ def run(quick=False, out=None, workers=None, scheduler=None, progress=True):
                                                                desc="figures", unit="figure") as bar:
         for name, study, figure, needs in PIPELINE:
             t0 = time.perf_counter()
-            if not (_available(needs) and (root / "simulations" / f"{study}.py").exists()):
-                rows.append((name, f"needs {needs or study} (not in this version)", "-"))
+            if not (root / "simulations" / f"{study}.py").exists():
+                rows.append((name, f"needs simulations/{study}.py (not in this version)", "-"))
+                bar.update()
+                continue
+            if not _available(needs):
+                rows.append((name, f"needs {needs}: pip install 'meanfield-toolkit[data]'", "-"))
                 bar.update()
                 continue
             try:
