@@ -65,6 +65,7 @@ BLAS_THREADS = _blas_threads(sys.argv[1:]) if __name__ == "__main__" else 0
 import numpy as np  # noqa: E402
 
 import meanfield  # noqa: E402
+import meanfield as mf  # noqa: E402
 from meanfield.pruning import snip_critical_sparsity_trial  # noqa: E402
 
 try:
@@ -179,6 +180,36 @@ def run_config(methods, width, depth, sigma_w, trials, seed):
     return out
 
 
+def both_cores(rows, opts, others):
+    """meanfield's own Monte Carlo on both cores: ``simulate_critical_sparsity`` with a
+    2-process executor (the way a sweep runs), the same trials; against the single-process rows.
+    PyTorch uses both cores through its threads; numpy is the single-threaded baseline."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    workers = os.cpu_count() or 2
+    print(f"\nmeanfield.simulate_critical_sparsity on {workers} processes (same trials, same seed)")
+    print(f"{'N':>4}{'L':>5} {'phase':<8}{'trials/s':>10}{'identical':>11}"
+          + "".join(f"{'vs ' + m:>10}" for m in others))
+    with ProcessPoolExecutor(workers) as pool:
+        mf.simulate_critical_sparsity("tanh", 20, 5, 1.0, SIGMA_B, trials=4, executor=pool)
+        for r in rows:
+            t0 = time.perf_counter()
+            df = mf.simulate_critical_sparsity("tanh", r["width"], r["depth"], r["sigma_w"],
+                                               SIGMA_B, trials=opts.trials, batch=BATCH,
+                                               classes=CLASSES, seed=opts.seed, executor=pool)
+            rate = opts.trials / (time.perf_counter() - t0)
+            serial = [meanfield_trial(r["width"], r["depth"], r["sigma_w"], SIGMA_B, BATCH, CLASSES,
+                                      np.random.default_rng(c))
+                      for c in np.random.SeedSequence(opts.seed).spawn(opts.trials)]
+            same = bool(np.array_equal(df.s_cr.to_numpy(), np.array(serial)))
+            r["processes_trials_per_s"] = rate
+            r["processes_identical_to_serial"] = same
+            for m in others:
+                r[f"processes_speedup_vs_{m}"] = rate / r["results"][m]["trials_per_s"]
+            print(f"{r['width']:>4}{r['depth']:>5} {r['phase']:<8}{rate:>10.1f}{str(same):>11}"
+                  + "".join(f"{r[f'processes_speedup_vs_{m}']:>10.2f}" for m in others))
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--trials", type=int, default=20)
@@ -232,6 +263,7 @@ def main(argv=None):
                         for m in others))
     print(f"\n(speed-up: wall / cpu.) meanfield agrees with numpy (|Δ E[s_cr]| <= 2 combined SE) "
           f"in {sum(r['agree'] for r in rows)} of {len(rows)} configurations")
+    both_cores(rows, opts, others)
     print(json.dumps({"benchmark": "critical_sparsity", "trials": opts.trials,
                       "seed": opts.seed, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
                       "torch_threads": torch.get_num_threads() if "torch" in methods else None,
