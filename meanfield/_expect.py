@@ -32,13 +32,26 @@ def _relu_pair(c):
     return out
 
 
+def affine_slope(act):
+    """k with E[φ(√q Z)²] = k q for ReLU-like φ (ReLU 1/2, leaky ReLU (1 + α²)/2, linear 1), whose
+    variance map F_q(q) = σ_b² + k σ_w² q is affine; None for every other activation."""
+    kind = act.closed_form
+    if kind == "relu":
+        return 0.5
+    if kind == "leaky_relu":
+        return 0.5 * (1.0 + act.param ** 2)
+    if kind == "linear":
+        return 1.0
+    return None
+
+
 def _closed_diag(act, a, b, m, q):
     """E[Z^m φ^(a)(√q Z) φ^(b)(√q Z)] in closed form, or None."""
     kind = act.closed_form
     key = (min(a, b), max(a, b), m)
-    if kind in ("relu", "leaky_relu", "linear"):
-        # E[φ²] = k q, E[φ'²] = k, E[Z φ φ'] = k √q with k = 1/2, (1 + α²)/2, 1
-        k = {"relu": 0.5, "leaky_relu": 0.5 * (1.0 + act.param ** 2), "linear": 1.0}[kind]
+    k = affine_slope(act)
+    if k is not None:
+        # E[φ²] = k q, E[φ'²] = k, E[Z φ φ'] = k √q
         if key == (0, 0, 0):
             return k * q
         if key == (1, 1, 0):

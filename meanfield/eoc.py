@@ -27,11 +27,13 @@ class UnstableEOCWarning(RuntimeWarning):
     "Several fixed points"): iterating F_q does not stay there."""
 
 
-_RELU_LIKE = {"relu": 0.5, "leaky_relu": None, "linear": 1.0}
+def _relu_like(act):
+    """ReLU-like φ (affine variance map): their EOC is the single point σ_b = 0."""
+    return _expect.affine_slope(act) is not None
 
 
 def _relu_like_eoc(act, sb):
-    k = 0.5 * (1.0 + act.param**2) if act.closed_form == "leaky_relu" else _RELU_LIKE[act.closed_form]
+    k = _expect.affine_slope(act)
     if np.any(sb != 0.0):
         bad = float(sb[np.flatnonzero(sb != 0.0)[0]])
         raise ValueError(f"`sigma_b` == {bad!r}: {act.name} has a single EOC point, (sigma_b, sigma_w) = "
@@ -42,7 +44,7 @@ def _relu_like_eoc(act, sb):
 
 def _eoc(act, sb):
     """(σ_w, q*, stable) on the EOC for a flat array of σ_b; nan where φ has no EOC point."""
-    if act.closed_form in _RELU_LIKE:
+    if _relu_like(act):
         sw, q = _relu_like_eoc(act, sb)
         return sw, q, np.ones_like(sb, dtype=bool)
     px, ps, _ = act._points
@@ -148,7 +150,7 @@ def eoc_curve(activation, sigma_b=None, num=200):
     act = get_activation(activation)
     num = check_int("num", num, low=1)
     if sigma_b is None:
-        sigma_b = np.zeros(1) if act.closed_form in _RELU_LIKE else np.linspace(0.0, 2.0, num)
+        sigma_b = np.zeros(1) if _relu_like(act) else np.linspace(0.0, 2.0, num)
     sb = np.atleast_1d(check_array("sigma_b", sigma_b)).ravel()
     sw, q, stable = _eoc(act, sb)
     df = pd.DataFrame({"activation": act.name, "sigma_b": sb, "sigma_w": sw, "q_star": q,
@@ -269,7 +271,7 @@ def fixed_points(activation, sigma_w, sigma_b, q_max=1e8):
     act = get_activation(activation)
     sw = float(check_array("sigma_w", sigma_w))
     sb = float(check_array("sigma_b", sigma_b))
-    if act.closed_form in _RELU_LIKE:
+    if _relu_like(act):
         raise ValueError(f"`activation` == {act.name!r}: its variance map is affine, "
                          f"F_q(q) = sigma_b^2 + k sigma_w^2 q; use q_star")
 

@@ -210,9 +210,8 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth):
 
 def _q_star(act, sw, sb, q0=None):
     q0 = np.ones_like(sw) if q0 is None else q0
-    kind = act.closed_form
-    if kind in ("relu", "leaky_relu", "linear"):
-        k = {"relu": 0.5, "leaky_relu": 0.5 * (1.0 + act.param ** 2), "linear": 1.0}[kind]
+    k = _expect.affine_slope(act)
+    if k is not None:
         slope = k * sw * sw
         # σ_w = √2 is not a float: a slope within a few ulps of 1 is the critical point, where
         # with σ_b = 0 every q is fixed (q* = q⁰)
@@ -530,8 +529,8 @@ def eoc_rate(activation, sigma_w, sigma_b):
     44.4132198049
     """
     act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
-    q = _q_star(act, sw, sb)
-    chi = _summary(act, sw, sb, ("chi_1",))["chi_1"]
+    s = _summary(act, sw, sb, ("q_star", "chi_1"))
+    q, chi = s["q_star"], s["chi_1"]
     off = ~(np.abs(chi - 1.0) <= 1e-6)
     if off.any():
         i = np.flatnonzero(off)[0]

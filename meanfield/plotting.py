@@ -95,9 +95,9 @@ def plot_phase_diagram(activation="tanh", sigma_w=None, sigma_b=None, *, data=No
 
 def _single_point(activation):
     """ReLU-like activations have a single EOC point (σ_b = 0)."""
-    from .eoc import _RELU_LIKE
+    from .eoc import _relu_like
 
-    return get_activation(activation).closed_form in _RELU_LIKE
+    return _relu_like(get_activation(activation))
 
 
 def plot_eoc_curves(activations=("tanh", "erf", "elu", "silu", "softplus"), sigma_b=None, *,
