@@ -139,13 +139,10 @@ def _cmd_propagate(args):
 
 
 def _sigma_ws(text):
-    """Like _floats, but also the words eoc/ordered/chaotic are kept as given."""
-    parts = text.split(",")
-    if all(p.strip().lower() == "eoc" for p in parts):
-        return ["eoc"] * len(parts)
-    if "eoc" in text.lower():
-        return [p.strip().lower() if p.strip().lower() == "eoc" else float(p) for p in parts]
-    return list(_floats(text))
+    """Like _floats, but the word 'eoc' (the EOC value at each sigma_b) may stand in the list."""
+    if "eoc" not in text.lower():
+        return list(_floats(text))
+    return ["eoc" if p.strip().lower() == "eoc" else _scalar(p) for p in text.split(",")]
 
 
 def _ints(text):

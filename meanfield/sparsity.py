@@ -160,8 +160,9 @@ def _run(worker, configs, trials, executor, store, progress, key):
     st = TrialStore(store, key) if store is not None else None
     tasks, total, done = [], 0, 0
     for act, cfg in configs:
+        # a trial's rows are written at once: its first row present means the trial is done
         todo = [i for i in range(trials)
-                if st is None or not _is_done(st, cfg, i, key)]
+                if st is None or not st.has({**cfg, "trial": i, "layer": 1})]
         done += trials - len(todo)
         total += trials
         size = _chunk_size(cfg)
@@ -182,10 +183,6 @@ def _run(worker, configs, trials, executor, store, progress, key):
         out = out[out.trial < trials][list(stored.columns)]
     sort = [k for k in key if k in out.columns]
     return out.sort_values(sort, kind="stable").reset_index(drop=True) if len(out) else out
-
-
-def _is_done(st, cfg, trial, key):
-    return st.has({**cfg, "trial": trial, "layer": 1})  # a trial's rows are written at once
 
 
 def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
