@@ -218,7 +218,7 @@ def _cmd_train(args):
                sigma_w=sigma_w, sigma_b=args.sigma_b, arch=args.arch, method=args.method,
                sparsity=args.sparsity, rescale=args.rescale, epochs=args.epochs, batch=args.batch,
                lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
-               progress=not args.quiet)
+               progress=not args.quiet, threads=args.threads)
     _write_table(df, args.out)
 
 
@@ -320,6 +320,8 @@ def build_parser():
     p.add_argument("--momentum", type=_scalar, default=0.9)
     p.add_argument("--weight-decay", type=_scalar, default=0.0)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, help="threads for the training steps (default: the "
+                   "machine's cores; the results do not depend on it)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--out", "-o", help="CSV file (default: stdout)")
     p.set_defaults(func=_cmd_train)

@@ -266,7 +266,7 @@ def standard_normal(rng, shape, dtype=np.float64, out=None):
 # Layer kernels: the elementwise work of a layer, fused around its BLAS product(s)
 # ------------------------------------------------------------------------------------------------
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _layer_forward(h, W, b, c, prev, y, tmp, residual, kernel, p, out):
     """y = h Wᵀ + b, or y = prev + c (h Wᵀ + b) if ``residual``; then out = φ(y) = kernel(y, p, 0)
     unless ``kernel`` is None (tanh, applied by the caller; the readout). h (B, n_in),
@@ -287,7 +287,7 @@ def _layer_forward(h, W, b, c, prev, y, tmp, residual, kernel, p, out):
                 out[i, j] = kernel(y[i, j], p, 0)
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _layer_backward(d, u, W, G, G_bits, gb, score, propagate, t, src, kernel, p, residual, one):
     """The elementwise rest of one layer of backpropagation, once G = uᵀ h_prev = ∂ℒ/∂W is formed
     (by numpy's BLAS; u = c d is the output gradient d = ∂ℒ/∂y (B, n_out) times the branch scale).
@@ -332,7 +332,7 @@ def _layer_backward(d, u, W, G, G_bits, gb, score, propagate, t, src, kernel, p,
     return best
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _softmax_xent(z, labels, delta):
     """Mean cross-entropy of softmax(z) and δ = ∂ℒ/∂z = (softmax(z) − onehot(labels)) / B,
     in float64 arithmetic. z, delta: (B, C)."""

@@ -12,7 +12,6 @@ import math
 import time
 
 import numpy as np
-from numba import njit
 
 from ._progress import progress_bar
 from ._validate import check_int
@@ -24,21 +23,6 @@ __all__ = ["train", "INIT_PRESETS"]
 INIT_PRESETS = {"ordered": 0.8, "chaotic": 3.0}
 
 _METHODS = ("none", "snip", "grasp", "synflow", "magnitude", "random")
-
-
-@njit(cache=True)
-def _sgd_step(w, v, g, mask, lr, momentum, weight_decay, masked):
-    """In place, elementwise: v ← μ v + g + λ w; w ← w − lr v; with a mask, pruned entries of v
-    and w stay 0."""
-    for i in range(w.size):
-        gi = g[i] + weight_decay * w[i]
-        vi = momentum * v[i] + gi
-        wi = w[i] - lr * vi
-        if masked and mask[i] == 0:
-            vi = 0.0
-            wi = 0.0
-        v[i] = vi
-        w[i] = wi
 
 
 def _dataset(dataset):
@@ -77,7 +61,7 @@ def _accuracy_and_loss(net, weights, X, y, chunk=2048):
 
 def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", method="none",
           sparsity=0.0, rescale=False, epochs=10, batch=128, lr=0.01, momentum=0.9,
-          weight_decay=0.0, seed=0, progress=False, return_network=False):
+          weight_decay=0.0, seed=0, progress=False, return_network=False, threads=None):
     """Prune a random network at initialization, then train it by mini-batch SGD with momentum.
 
     Parameters
@@ -108,6 +92,10 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     return_network : bool
         Also return the trained :class:`~meanfield.networks.Network` and the masks (None when
         not pruned).
+    threads : int or None
+        Threads for the training steps (None: the machine's cores, when a step is large enough
+        to gain). Each mini-batch is cut into ``max(1, batch // 64)`` fixed shards whose
+        gradients are summed in order, so the history is bit-identical for any ``threads``.
 
     Returns
     -------
@@ -123,8 +111,9 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     import pandas as pd
     from threadpoolctl import threadpool_limits
 
+    from ._sgd import DataParallelSGD
     from .eoc import eoc
-    from .networks import _loss_and_grads, _weights, init_network
+    from .networks import _weights, init_network
     from .pruning import global_masks, scores
     from .pruning import rescale as rescale_net
 
@@ -132,6 +121,8 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     epochs = check_int("epochs", epochs, low=0)
     batch = check_int("batch", batch, low=1)
     seed = check_int("seed", seed)
+    if threads is not None:
+        threads = check_int("threads", threads, low=1)
     if method not in _METHODS:
         raise ValueError(f"`method` == {method!r}: must be one of {', '.join(_METHODS)}")
     if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
@@ -171,15 +162,6 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
               "arch": arch, "method": method, "sparsity": sparsity, "rescale": bool(rescale),
               "epochs": epochs, "batch": batch, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "seed": seed}
-    flat_masks = ([m.astype(np.uint8).ravel() for m in masks] if masks is not None
-                  else [np.ones(1, np.uint8)] * len(net.weights))
-    velocity_w = [np.zeros_like(w) for w in net.weights]
-    velocity_b = [np.zeros_like(b) for b in net.biases]
-    grad_w = [np.empty_like(w) for w in net.weights]
-    grad_b = [np.empty_like(b) for b in net.biases]
-    no_mask = np.ones(1, np.uint8)
-    dtype = net.dtype
-    lr_, mu_, wd_ = dtype.type(lr), dtype.type(momentum), dtype.type(weight_decay)
 
     def evaluate(epoch, seconds):
         weights = _weights(net, None)
@@ -191,21 +173,19 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
 
     rows = [evaluate(0, 0.0)]
     n = X_train.shape[0]
-    # small products (B × width²): one BLAS thread is faster, and far faster on a busy machine
-    blas = threadpool_limits(limits=1 if width <= 512 else None, user_api="blas")
-    with blas, progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar:
+    # one BLAS thread per stepping thread: on products of B × width² OpenBLAS's own threads cost
+    # more than they bring (and far more on a busy machine)
+    sgd = DataParallelSGD(net, masks, batch, lr, momentum, weight_decay, threads)
+    blas = threadpool_limits(limits=1 if width <= 512 or sgd.threads > 1 else None,
+                             user_api="blas")
+    with blas, sgd, progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar:
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             order = rng.permutation(n)
             with np.errstate(all="ignore"):
                 for s in range(0, n, batch):
                     idx = order[s:s + batch]
-                    _loss_and_grads(net, net.weights, X_train[idx], y_train[idx], grad_w, grad_b)
-                    for w, v, g, m in zip(net.weights, velocity_w, grad_w, flat_masks):
-                        _sgd_step(w.ravel(), v.ravel(), g.ravel(), m, lr_, mu_, wd_,
-                                  masks is not None)
-                    for b, v, g in zip(net.biases, velocity_b, grad_b):
-                        _sgd_step(b, v, g, no_mask, lr_, mu_, wd_, False)
+                    sgd.step(X_train[idx], y_train[idx])
             rows.append(evaluate(epoch, time.perf_counter() - t0))
             bar.update()
             bar.set_postfix_str(f"test accuracy {rows[-1]['test_accuracy']:.3f}")

@@ -25,10 +25,10 @@ METHODS = {
 }
 
 
-def _run(label, arch, init, method, rescale, sparsity, depth, seed, epochs):
+def _run(label, arch, init, method, rescale, sparsity, depth, seed, epochs, threads):
     df = train("tanh", "mnist5k", width=100, depth=depth, sigma_w=init, sigma_b=0.3, arch=arch,
                method=method, sparsity=sparsity, rescale=rescale, epochs=epochs, lr=0.02,
-               seed=seed)
+               seed=seed, threads=threads)
     last = df.iloc[-1]
     return {"label": label, "arch": arch, "init": str(init), "method": method,
             "rescale": rescale, "sparsity": sparsity, "depth": depth, "seed": seed,
@@ -46,7 +46,8 @@ def main(argv=None):
         seeds = [args.seed + k for k in range(3)]
     path = output(args, "accuracy_table")
     store = TrialStore(path.with_suffix(".runs.csv"), KEY)  # resume: finished runs are kept
-    tasks = [(label, *spec, s, d, seed, epochs) for label, spec in METHODS.items()
+    threads = 1 if args.workers or args.scheduler else None  # one core a run under an executor
+    tasks = [(label, *spec, s, d, seed, epochs, threads) for label, spec in METHODS.items()
              for s in sparsities for d in depths for seed in seeds
              if not store.has(dict(label=label, sparsity=s, depth=d, seed=seed, epochs=epochs))]
     with executor(args) as ex:

@@ -13,9 +13,9 @@ RUNS = {"SNIP, ordered init": ("ordered", False), "SNIP, EOC init": ("eoc", Fals
         "SBP-SR (EOC + rescaling)": ("eoc", True)}
 
 
-def _run(label, init, rescale, seed, epochs):
+def _run(label, init, rescale, seed, epochs, threads):
     df = train("tanh", "mnist5k", width=100, depth=30, sigma_w=init, sigma_b=0.3, method="snip",
-               sparsity=0.9, rescale=rescale, epochs=epochs, lr=0.02, seed=seed)
+               sparsity=0.9, rescale=rescale, epochs=epochs, lr=0.02, seed=seed, threads=threads)
     return df.assign(run=label)
 
 
@@ -26,7 +26,8 @@ def main(argv=None):
     path = output(args, "training_curves")
     key = ("run", "seed", "epochs", "epoch")
     store = TrialStore(path.with_suffix(".runs.csv"), key)  # resume: finished runs are kept
-    tasks = [(label, init, rs, s, epochs) for label, (init, rs) in RUNS.items() for s in seeds
+    threads = 1 if args.workers or args.scheduler else None  # one core a run under an executor
+    tasks = [(label, init, rs, s, epochs, threads) for label, (init, rs) in RUNS.items() for s in seeds
              if not store.has(dict(run=label, seed=s, epochs=epochs, epoch=0))]
     with executor(args) as ex:
         for _, df in run_tasks(_run, tasks, ex):

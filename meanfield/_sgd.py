@@ -1,0 +1,155 @@
+"""One SGD-with-momentum step on a mini-batch, data-parallel over the machine's cores.
+
+A mini-batch is always cut into the same ``shards`` (about 64 examples each; the number depends
+on ``batch`` alone, never on the machine). Each shard's loss gradient is formed into its own
+buffer, the shards of a step spread over ``threads`` threads (numpy's BLAS products and the numba
+layer kernels release the GIL), and the update sums the shard gradients in shard order. The
+arithmetic is therefore the same whatever the number of threads: a run is bit-identical on one
+core and on eight. One BLAS thread per Python thread: on products of B × width² this small,
+OpenBLAS's own threads cost more than they bring (and far more on a busy machine).
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from numba import njit
+
+#: examples per shard (the shard count is ``max(1, batch // SHARD_ROWS)``)
+SHARD_ROWS = 64
+#: floating-point operations per step below which one thread is used (threads cost ~50 µs a step)
+MIN_PARALLEL_FLOPS = 2e7
+
+
+@njit(cache=True, nogil=True)
+def _sgd_update(w, v, G, weights, mask, lr, momentum, weight_decay, masked):
+    """In place, elementwise: g = Σ_s weights[s] G[s] (in shard order); v ← μ v + g + λ w;
+    w ← w − lr v; with a mask, pruned entries of v and w stay 0. w, v (n,), G (S, n)."""
+    S = G.shape[0]
+    for i in range(w.size):
+        g = weights[0] * G[0, i]
+        for s in range(1, S):
+            g += weights[s] * G[s, i]
+        gi = g + weight_decay * w[i]
+        vi = momentum * v[i] + gi
+        wi = w[i] - lr * vi
+        if masked and mask[i] == 0:
+            vi = 0.0
+            wi = 0.0
+        v[i] = vi
+        w[i] = wi
+
+
+def shard_count(batch):
+    """The number of shards a mini-batch of ``batch`` examples is cut into."""
+    return max(1, batch // SHARD_ROWS)
+
+
+def available_cores():
+    """Cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def _balanced(sizes, groups):
+    """Split the indices of ``sizes`` into at most ``groups`` lists of about equal total."""
+    out, load = [[] for _ in range(groups)], [0] * groups
+    for k in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
+        g = load.index(min(load))
+        out[g].append(k)
+        load[g] += sizes[k]
+    return [sorted(o) for o in out if o]
+
+
+class DataParallelSGD:
+    """SGD with momentum (and weight decay) on ``net``'s weights and biases, in place.
+
+    Parameters
+    ----------
+    net : Network
+    masks : list of arrays or None
+        Pruning masks: pruned weights (and their momentum) stay exactly 0.
+    batch : int
+        The mini-batch size (fixes the shards).
+    lr, momentum, weight_decay : float
+    threads : int or None
+        Threads to use; None: one per available core (at most one per shard), or one thread
+        when a step is too small to gain from more. The results do not depend on it.
+    """
+
+    def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None):
+        if not all(a.flags.c_contiguous for a in (*net.weights, *net.biases)):
+            raise ValueError("the network's weights and biases must be C-contiguous arrays")
+        self.net = net
+        dtype = net.dtype
+        self.shards = shard_count(batch)
+        S = self.shards
+        self.grad_w = [np.empty((S, *w.shape), dtype) for w in net.weights]
+        self.grad_b = [np.empty((S, *b.shape), dtype) for b in net.biases]
+        self.vel_w = [np.zeros(w.size, dtype) for w in net.weights]
+        self.vel_b = [np.zeros_like(b) for b in net.biases]
+        self.masks = ([m.astype(np.uint8).ravel() for m in masks] if masks is not None
+                      else [np.ones(1, np.uint8)] * len(net.weights))
+        self.masked = masks is not None
+        self.hyper = (dtype.type(lr), dtype.type(momentum), dtype.type(weight_decay))
+        if threads is None:
+            flops = 6.0 * batch * net.n_weights
+            threads = available_cores() if flops >= MIN_PARALLEL_FLOPS else 1
+        self.threads = max(1, min(int(threads), S))
+        self.groups = _balanced([w.size for w in net.weights], self.threads)
+        self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+            self.pool = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def _map(self, fn, items):
+        if self.pool is None:
+            for it in items:
+                fn(it)
+        else:
+            for f in [self.pool.submit(fn, it) for it in items]:
+                f.result()
+
+    def step(self, X, y):
+        """One step on the mini-batch (X, y): X (n, features) in the network's dtype, y (n,)
+        int64, 1 ≤ n ≤ batch: every shard's gradients (on the threads), then the update, the
+        layers shared out among the threads."""
+        from .networks import _loss_and_grads
+
+        net, S = self.net, self.shards
+        cuts = np.linspace(0, len(y), S + 1).round().astype(np.int64)
+        share = ((cuts[1:] - cuts[:-1]) / len(y)).astype(net.dtype)
+        lr, mu, wd = self.hyper
+
+        def shards(t):
+            for s in range(t, S, self.threads):
+                a, b = cuts[s], cuts[s + 1]
+                if b > a:
+                    _loss_and_grads(net, net.weights, X[a:b], y[a:b],
+                                    [g[s] for g in self.grad_w], [g[s] for g in self.grad_b])
+                else:  # an empty shard (a last batch smaller than the shard count)
+                    for g in (*self.grad_w, *self.grad_b):
+                        g[s] = 0
+
+        def update(group):
+            for k in group:
+                _sgd_update(net.weights[k].reshape(-1), self.vel_w[k],
+                            self.grad_w[k].reshape(S, -1), share, self.masks[k], lr, mu, wd,
+                            self.masked)
+                _sgd_update(net.biases[k], self.vel_b[k], self.grad_b[k], share, self.masks[k],
+                            lr, mu, wd, False)
+
+        self._map(shards, range(self.threads))
+        self._map(update, self.groups)

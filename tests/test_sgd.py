@@ -1,0 +1,71 @@
+"""The data-parallel SGD step: the shards' gradients add up to the mini-batch gradient, the update
+is SGD with momentum and weight decay, and the result does not depend on the number of threads."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from meanfield._sgd import DataParallelSGD, shard_count
+from meanfield.networks import init_network, loss_and_grads
+from meanfield.pruning import global_masks, scores
+from meanfield.training import train
+
+
+def _net(arch="ffnn", seed=0):
+    rng = np.random.default_rng(seed)
+    return init_network("tanh", 12, 3, 1.3, 0.2, n_in=7, classes=4, arch=arch, rng=rng,
+                        dtype=np.float64), rng
+
+
+def test_shard_count_depends_on_batch_only():
+    assert [shard_count(b) for b in (1, 63, 64, 127, 128, 200, 256)] == [1, 1, 1, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("arch", ["ffnn", "stable_resnet"])
+@pytest.mark.parametrize("n", [256, 130, 3])  # 4 shards: full, uneven, fewer examples than shards
+def test_two_steps_match_full_batch_sgd(arch, n):
+    net, rng = _net(arch)
+    X, y = rng.standard_normal((n, 7)), rng.integers(4, size=n)
+    masks = global_masks(scores(net, X, y, "snip"), 0.5)
+    for w, m in zip(net.weights, masks):
+        w *= m
+    ref = _net(arch)[0]  # the same network, drawn again
+    ref_w, ref_b = ref.weights, ref.biases
+    for w, m in zip(ref_w, masks):
+        w *= m
+    vw = [np.zeros_like(w) for w in ref_w]
+    vb = [np.zeros_like(b) for b in ref_b]
+    lr, mu, wd = 0.1, 0.9, 0.01
+    with DataParallelSGD(net, masks, 256, lr, mu, wd, threads=2) as sgd:
+        assert sgd.shards == 4
+        for _ in range(2):
+            sgd.step(X, y)
+            # reference: the textbook update from the full-batch mean gradient (float64)
+            _, gw, gb = loss_and_grads(ref, X, y)
+            for k in range(len(ref_w)):
+                vw[k] = mu * vw[k] + gw[k] + wd * ref_w[k]
+                ref_w[k] = (ref_w[k] - lr * vw[k]) * masks[k]
+                vb[k] = mu * vb[k] + gb[k] + wd * ref_b[k]
+                ref_b[k] = ref_b[k] - lr * vb[k]
+    for a, b in zip(net.weights + net.biases, ref_w + ref_b):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+    for w, m in zip(net.weights, masks):
+        assert np.all(w[~m] == 0.0)
+
+
+def test_history_is_bit_identical_for_any_thread_count():
+    kw = dict(width=24, depth=3, sigma_w=1.3, sigma_b=0.2, method="snip", sparsity=0.5,
+              epochs=2, batch=256, seed=1)  # 4 shards
+    runs = [train("tanh", "digits", threads=t, return_network=True, **kw) for t in (1, 2, 3)]
+    for df, net, _ in runs[1:]:
+        pd.testing.assert_frame_equal(df.drop(columns="seconds"),
+                                      runs[0][0].drop(columns="seconds"))
+        for a, b in zip(net.weights + net.biases, runs[0][1].weights + runs[0][1].biases):
+            assert np.array_equal(a, b)
+
+
+def test_bad_threads():
+    with pytest.raises(ValueError, match=r"`threads` == 0"):
+        train("tanh", "digits", width=8, depth=2, sigma_w=1.0, sigma_b=0.1, threads=0)
+    with pytest.raises(TypeError, match=r"`threads` == 1.5"):
+        train("tanh", "digits", width=8, depth=2, sigma_w=1.0, sigma_b=0.1, threads=1.5)
