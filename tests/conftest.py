@@ -1,4 +1,5 @@
-"""Shared helpers for the tests: EOC points solved from the parametric form (THEORY.md §3)."""
+"""Shared helpers for the tests: EOC points solved from the parametric form (THEORY.md §3), a
+tolerance check, and central finite differences over a network's weights."""
 
 import math
 
@@ -43,6 +44,25 @@ def assert_close(actual, expected, rtol, atol=0.0):
         f"max error {err.max():.3e} (relative {np.max(err / np.maximum(np.abs(expected), 1e-300)):.3e})"
         f" exceeds rtol={rtol}, atol={atol}"
     )
+
+
+def weight_differences(net, f, direction=lambda w: 1.0, h=1e-6):
+    """Per weight w_q of ``net``: (f(w_q + h d) − f(w_q − h d)) / 2h with d = direction(w_q), the
+    derivative of the scalar f(net) along d, by central differences (one weight at a time)."""
+    out = []
+    for w in net.weights:
+        g = np.empty(w.shape)
+        for idx in np.ndindex(w.shape):
+            old = w[idx]
+            d = direction(old)
+            w[idx] = old + h * d
+            up = f(net)
+            w[idx] = old - h * d
+            down = f(net)
+            w[idx] = old
+            g[idx] = (up - down) / (2 * h)
+        out.append(g)
+    return out
 
 
 SQRT2 = math.sqrt(2.0)

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from conftest import weight_differences
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -36,20 +37,8 @@ def tiny(arch="ffnn", activation="tanh", seed=0, depth=3):
     return net, rng.standard_normal((5, 3)), np.array([0, 2, 1, 2, 0])
 
 
-def fd_weight_grads(net, X, y, h=1e-6):
-    out = []
-    for w in net.weights:
-        g = np.empty(w.shape)
-        for idx in np.ndindex(w.shape):
-            old = w[idx]
-            w[idx] = old + h
-            up = loss_and_grads(net, X, y)[0]
-            w[idx] = old - h
-            down = loss_and_grads(net, X, y)[0]
-            w[idx] = old
-            g[idx] = (up - down) / (2 * h)
-        out.append(g)
-    return out
+def fd_weight_grads(net, X, y):
+    return weight_differences(net, lambda n: loss_and_grads(n, X, y)[0])
 
 
 # ------------------------------------------------------------------------------------------------
