@@ -12,7 +12,7 @@ from meanfield.cli import main
 
 def _one_line_error(argv, needle):
     """The command exits with status 2 and one line on stderr that contains ``needle``."""
-    proc = subprocess.run([sys.executable, "-m", "meanfield.cli", *argv], capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "meanfield", *argv], capture_output=True,
                           text=True)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
@@ -45,6 +45,8 @@ def test_propagate_to_stdout(capsys):
     (["propagate", "--sigma-w", "1", "--depth", "-3"], "`depth` == -3"),
     (["info", "--sigma-w", "1", "--out", "/nonexistent/dir/x.csv"], "`--out`"),
     (["frobnicate"], "invalid choice"),
+    (["train", "--dataset", "digits", "--width", "8", "--depth", "2", "--threads", "0"],
+     "`threads` == 0"),
 ])
 def test_bad_arguments_one_line_exit_2(argv, needle):
     _one_line_error(argv, needle)
