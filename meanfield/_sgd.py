@@ -114,13 +114,11 @@ class DataParallelSGD:
     def __exit__(self, *exc):
         self.close()
 
-    def _map(self, fn, items):
+    def map(self, fn, items):
+        """``[fn(item) for item in items]``, the calls spread over the threads."""
         if self.pool is None:
-            for it in items:
-                fn(it)
-        else:
-            for f in [self.pool.submit(fn, it) for it in items]:
-                f.result()
+            return [fn(it) for it in items]
+        return [f.result() for f in [self.pool.submit(fn, it) for it in items]]
 
     def step(self, X, y):
         """One step on the mini-batch (X, y): X (n, features) in the network's dtype, y (n,)
@@ -151,5 +149,5 @@ class DataParallelSGD:
                 _sgd_update(net.biases[k], self.vel_b[k], self.grad_b[k], share, self.masks[k],
                             lr, mu, wd, False)
 
-        self._map(shards, range(self.threads))
-        self._map(update, self.groups)
+        self.map(shards, range(self.threads))
+        self.map(update, self.groups)

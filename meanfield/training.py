@@ -45,17 +45,23 @@ def _dataset(dataset):
     return tuple(out)
 
 
-def _accuracy_and_loss(net, weights, X, y, chunk=2048):
+def _accuracy_and_loss(net, weights, X, y, mapper=None, chunk=2048):
     """Accuracy and mean cross-entropy over a data set, in chunks (the loss of the networks
-    module's own softmax cross-entropy kernel)."""
+    module's own softmax cross-entropy kernel); ``mapper(fn, items)`` may spread the chunks over
+    threads (the chunks' sums are added in order, so the result does not depend on it)."""
     from .networks import _forward, _softmax_xent
 
-    correct, loss = 0, 0.0
-    for s in range(0, X.shape[0], chunk):
+    def one(s):
         logits, _ = _forward(net, weights, X[s:s + chunk])
         labels = y[s:s + chunk]
-        loss += _softmax_xent(logits, labels, np.empty_like(logits)) * labels.size
-        correct += int((logits.argmax(axis=1) == labels).sum())
+        loss = _softmax_xent(logits, labels, np.empty_like(logits)) * labels.size
+        return int((logits.argmax(axis=1) == labels).sum()), loss
+
+    parts = (mapper or (lambda fn, items: [fn(i) for i in items]))(one, range(0, X.shape[0], chunk))
+    correct, loss = 0, 0.0
+    for c, l in parts:
+        correct += c
+        loss += l
     return correct / X.shape[0], loss / X.shape[0]
 
 
@@ -166,12 +172,11 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     def evaluate(epoch, seconds):
         weights = _weights(net, None)
         with np.errstate(all="ignore"):
-            train_acc, train_loss = _accuracy_and_loss(net, weights, X_train, y_train)
-            test_acc, _ = _accuracy_and_loss(net, weights, X_test, y_test)
+            train_acc, train_loss = _accuracy_and_loss(net, weights, X_train, y_train, sgd.map)
+            test_acc, _ = _accuracy_and_loss(net, weights, X_test, y_test, sgd.map)
         return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
                 "test_accuracy": test_acc, "seconds": seconds, **params}
 
-    rows = [evaluate(0, 0.0)]
     n = X_train.shape[0]
     # one BLAS thread per stepping thread: on products of B × width² OpenBLAS's own threads cost
     # more than they bring (and far more on a busy machine)
@@ -179,6 +184,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     blas = threadpool_limits(limits=1 if width <= 512 or sgd.threads > 1 else None,
                              user_api="blas")
     with blas, sgd, progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar:
+        rows = [evaluate(0, 0.0)]
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             order = rng.permutation(n)
