@@ -24,14 +24,15 @@ MIN_PARALLEL_FLOPS = 2e7
 
 
 @njit(cache=True, nogil=True)
-def _sgd_update(w, v, G, weights, mask, lr, momentum, weight_decay, masked):
-    """In place, elementwise: g = Σ_s weights[s] G[s] (in shard order); v ← μ v + g + λ w;
-    w ← w − lr v; with a mask, pruned entries of v and w stay 0. w, v (n,), G (S, n)."""
+def _sgd_update(w, v, G, share, mask, lr, momentum, weight_decay, masked):
+    """In place, elementwise: g = Σ_s share[s] G[s] (in shard order; share[s] = the shard's
+    fraction of the batch, G[s] its mean gradient); v ← μ v + g + λ w; w ← w − lr v; with a mask,
+    pruned entries of v and w stay 0. w, v (n,), G (S, n)."""
     S = G.shape[0]
     for i in range(w.size):
-        g = weights[0] * G[0, i]
+        g = share[0] * G[0, i]
         for s in range(1, S):
-            g += weights[s] * G[s, i]
+            g += share[s] * G[s, i]
         gi = g + weight_decay * w[i]
         vi = momentum * v[i] + gi
         wi = w[i] - lr * vi
