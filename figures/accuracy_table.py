@@ -31,7 +31,7 @@ def main(argv=None):
 
     depths = sorted(df.depth.unique())
     order = list(dict.fromkeys(df.label))[::-1]  # the study's order, top to bottom
-    fig, axs = plt.subplots(1, len(depths), figsize=(4.8 * len(depths), 0.45 * len(order) + 1.6),
+    fig, axs = plt.subplots(1, len(depths), figsize=(max(6.4, 4.8 * len(depths)), 0.45 * len(order) + 1.9),
                             sharey=True, constrained_layout=True, squeeze=False)
     for ax, depth in zip(axs[0], depths):
         g = df[df.depth == depth].groupby(["label", "sparsity"]).test_accuracy
@@ -44,8 +44,8 @@ def main(argv=None):
         ax.set_ylabel("")
         ax.set_title(f"depth {depth}")
     axs[0][-1].legend(title="sparsity", loc="lower right", fontsize="small")
-    fig.suptitle("mnist5k, tanh width 100, after pruning at initialization (mean ± sd over seeds;"
-                 " dotted: chance)")
+    fig.suptitle("mnist5k, tanh width 100, after pruning at initialization\n"
+                 "(mean ± sd over seeds; dotted: chance)")
     save(fig, args, "fig10_accuracy_table")
 
 
