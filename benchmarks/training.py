@@ -61,7 +61,7 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import meanfield as mf  # noqa: F401  (the package under test)
-from meanfield._sgd import available_cores
+from meanfield._sgd import available_cores, shard_count
 from meanfield.networks import init_network
 from meanfield.training import train
 
@@ -338,7 +338,7 @@ def main():
     t_start = time.perf_counter()
     load_start = load()
     default_threads = blas_threads()
-    cores = available_cores()
+    cores = min(available_cores(), shard_count(BATCH))  # the threads train() uses (one a shard)
     log(f"load at start: {load_start}")
 
     data = make_data()

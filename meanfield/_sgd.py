@@ -4,15 +4,17 @@ A mini-batch is always cut into the same ``shards`` (about 64 examples each; the
 on ``batch`` alone, never on the machine). Each shard's loss gradient is formed into its own
 buffer, the shards of a step spread over ``threads`` threads (numpy's BLAS products and the numba
 layer kernels release the GIL), and the update sums the shard gradients in shard order. The
-arithmetic is therefore the same whatever the number of threads: a run is bit-identical on one
-core and on eight. One BLAS thread per Python thread: on products of B × width² this small,
-OpenBLAS's own threads cost more than they bring (and far more on a busy machine).
+arithmetic is therefore the same whatever the number of threads: on a given machine and BLAS, a
+run is bit-identical on one thread and on eight. The caller runs BLAS on one thread whenever there
+is more than one shard (``train`` does): on products of 64 × width² OpenBLAS's own threads cost
+more than they bring (and far more on a busy machine), and a BLAS thread count that followed
+``threads`` would change the rounding.
 """
 
 from __future__ import annotations
 
 import os
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 from numba import njit
@@ -78,13 +80,17 @@ class DataParallelSGD:
         The mini-batch size (fixes the shards).
     lr, momentum, weight_decay : float
     threads : int or None
-        Threads to use; None: one per available core (at most one per shard), or one thread
-        when a step is too small to gain from more. The results do not depend on it.
+        Threads to use, at most one per shard; None: one per available core, or one thread when
+        a step is too small to gain from more. The results do not depend on it.
     """
 
     def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None):
+        from .networks import check_masks
+
         if not all(a.flags.c_contiguous for a in (*net.weights, *net.biases)):
             raise ValueError("the network's weights and biases must be C-contiguous arrays")
+        masks = check_masks(net, masks)
+        self.batch = batch
         self.net = net
         dtype = net.dtype
         self.shards = shard_count(batch)
@@ -104,22 +110,33 @@ class DataParallelSGD:
         self.groups = _balanced([w.size for w in net.weights], self.threads)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
-    def close(self):
+    def close(self, cancel=False):
+        """Stop the threads (after the calls under way; ``cancel``: drop the queued ones)."""
         if self.pool is not None:
-            self.pool.shutdown()
+            self.pool.shutdown(cancel_futures=cancel)
             self.pool = None
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, kind, *exc):
+        self.close(cancel=kind is not None)
 
     def map(self, fn, items):
-        """``[fn(item) for item in items]``, the calls spread over the threads."""
+        """``[fn(item) for item in items]``, the calls spread over the threads, under the
+        caller's numpy error state (``np.errstate`` does not reach other threads by itself).
+        Returns when every call has ended; the first exception, if any, is raised then."""
         if self.pool is None:
             return [fn(it) for it in items]
-        return [f.result() for f in [self.pool.submit(fn, it) for it in items]]
+        err = np.geterr()
+
+        def call(it):
+            with np.errstate(**err):
+                return fn(it)
+
+        futures = [self.pool.submit(call, it) for it in items]
+        wait(futures)
+        return [f.result() for f in futures]
 
     def step(self, X, y):
         """One step on the mini-batch (X, y): X (n, features) in the network's dtype, y (n,)
@@ -127,6 +144,9 @@ class DataParallelSGD:
         layers shared out among the threads."""
         from .networks import _loss_and_grads
 
+        if not 1 <= len(y) <= self.batch or X.shape[0] != len(y):
+            raise ValueError(f"a step takes 1 to {self.batch} examples (X rows = labels); got "
+                             f"{X.shape[0]} rows and {len(y)} labels")
         net, S = self.net, self.shards
         cuts = np.linspace(0, len(y), S + 1).round().astype(np.int64)
         share = ((cuts[1:] - cuts[:-1]) / len(y)).astype(net.dtype)

@@ -45,7 +45,7 @@ def _dataset(dataset):
     return tuple(out)
 
 
-def _accuracy_and_loss(net, weights, X, y, mapper=None, chunk=2048):
+def _accuracy_and_loss(net, weights, X, y, mapper=None, chunk=512):
     """Accuracy and mean cross-entropy over a data set, in chunks (the loss of the networks
     module's own softmax cross-entropy kernel); ``mapper(fn, items)`` may spread the chunks over
     threads (the chunks' sums are added in order, so the result does not depend on it)."""
@@ -99,9 +99,10 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         Also return the trained :class:`~meanfield.networks.Network` and the masks (None when
         not pruned).
     threads : int or None
-        Threads for the training steps (None: the machine's cores, when a step is large enough
-        to gain). Each mini-batch is cut into ``max(1, batch // 64)`` fixed shards whose
-        gradients are summed in order, so the history is bit-identical for any ``threads``.
+        Threads for the training steps and the evaluations (None: the machine's cores, when a
+        step is large enough to gain), at most one per shard: each mini-batch is cut into
+        ``max(1, batch // 64)`` fixed shards whose gradients are summed in order, so on a given
+        machine the history is bit-identical for any ``threads``.
 
     Returns
     -------
@@ -181,7 +182,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     # one BLAS thread per stepping thread: on products of B × width² OpenBLAS's own threads cost
     # more than they bring (and far more on a busy machine)
     sgd = DataParallelSGD(net, masks, batch, lr, momentum, weight_decay, threads)
-    blas = threadpool_limits(limits=1 if width <= 512 or sgd.threads > 1 else None,
+    blas = threadpool_limits(limits=1 if width <= 512 or sgd.shards > 1 else None,
                              user_api="blas")
     with blas, sgd, progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar:
         rows = [evaluate(0, 0.0)]

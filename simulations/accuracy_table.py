@@ -46,7 +46,8 @@ def main(argv=None):
         seeds = [args.seed + k for k in range(3)]
     path = output(args, "accuracy_table")
     store = TrialStore(path.with_suffix(".runs.csv"), KEY)  # resume: finished runs are kept
-    threads = 1 if args.workers or args.scheduler else None  # one core a run under an executor
+    # one core a run under an executor (--workers 1 is serial: all cores for each run)
+    threads = 1 if (args.workers or 0) > 1 or args.scheduler else None
     tasks = [(label, *spec, s, d, seed, epochs, threads) for label, spec in METHODS.items()
              for s in sparsities for d in depths for seed in seeds
              if not store.has(dict(label=label, sparsity=s, depth=d, seed=seed, epochs=epochs))]

@@ -26,7 +26,8 @@ def main(argv=None):
     path = output(args, "training_curves")
     key = ("run", "seed", "epochs", "epoch")
     store = TrialStore(path.with_suffix(".runs.csv"), key)  # resume: finished runs are kept
-    threads = 1 if args.workers or args.scheduler else None  # one core a run under an executor
+    # one core a run under an executor (--workers 1 is serial: all cores for each run)
+    threads = 1 if (args.workers or 0) > 1 or args.scheduler else None
     tasks = [(label, init, rs, s, epochs, threads) for label, (init, rs) in RUNS.items() for s in seeds
              if not store.has(dict(run=label, seed=s, epochs=epochs, epoch=0))]
     with executor(args) as ex:

@@ -1,6 +1,8 @@
 """The data-parallel SGD step: the shards' gradients add up to the mini-batch gradient, the update
 is SGD with momentum and weight decay, and the result does not depend on the number of threads."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,6 +64,42 @@ def test_history_is_bit_identical_for_any_thread_count():
                                       runs[0][0].drop(columns="seconds"))
         for a, b in zip(net.weights + net.biases, runs[0][1].weights + runs[0][1].biases):
             assert np.array_equal(a, b)
+
+
+def test_bit_identical_for_wide_nets_too():
+    # above width 512 a single-shard run may use several BLAS threads; with shards it must not,
+    # or the rounding would follow the thread count
+    kw = dict(width=520, depth=2, sigma_w=1.3, sigma_b=0.2, epochs=1, batch=128, seed=0)
+    nets = [train("tanh", "digits", threads=t, return_network=True, **kw)[1] for t in (1, 2)]
+    for a, b in zip(nets[0].weights + nets[0].biases, nets[1].weights + nets[1].biases):
+        assert np.array_equal(a, b)
+
+
+def test_map_runs_under_the_callers_error_state():
+    # np.errstate does not reach worker threads by itself; the trainer silences overflow in a
+    # diverging run, and must do so on every thread
+    net, _ = _net()
+    big = np.array([1e308])
+    with DataParallelSGD(net, None, 256, 0.1, 0.9, 0.0, threads=2) as sgd:
+        assert sgd.pool is not None
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            with np.errstate(over="ignore"):
+                assert sgd.map(lambda k: float((big * 10.0)[0]), range(4)) == [np.inf] * 4
+            with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+                sgd.map(lambda k: big * 10.0, range(4))
+
+
+def test_step_checks_its_input():
+    net, rng = _net()
+    with DataParallelSGD(net, None, 128, 0.1, 0.9, 0.0) as sgd:
+        with pytest.raises(ValueError, match="1 to 128 examples"):
+            sgd.step(np.empty((0, 7)), np.empty(0, np.int64))
+        with pytest.raises(ValueError, match="got 129 rows"):
+            sgd.step(rng.standard_normal((129, 7)), rng.integers(4, size=129))
+    with pytest.raises(ValueError, match=r"`masks\[0\]` has shape \(3, 3\)"):
+        DataParallelSGD(net, [np.ones((3, 3), bool)] + [np.ones(w.shape, bool)
+                                                        for w in net.weights[1:]], 128, 0.1, 0.9, 0.0)
 
 
 def test_bad_threads():
