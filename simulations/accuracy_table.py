@@ -42,7 +42,7 @@ def main(argv=None):
     if args.quick:
         sparsities, depths, seeds, epochs = [0.9], [30], [args.seed], 3
     else:
-        sparsities, depths, epochs = [0.85, 0.9, 0.95, 0.98], [30, 50], 10
+        sparsities, depths, epochs = [0.85, 0.9, 0.95, 0.98], [20, 30, 50], 10
         seeds = [args.seed + k for k in range(3)]
     path = output(args, "accuracy_table")
     store = TrialStore(path.with_suffix(".runs.csv"), KEY)  # resume: finished runs are kept
