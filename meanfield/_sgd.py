@@ -14,6 +14,7 @@ more than they bring (and far more on a busy machine), and a BLAS thread count t
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
@@ -25,24 +26,53 @@ SHARD_ROWS = 64
 MIN_PARALLEL_FLOPS = 2e7
 
 
+#: elements per block of the update: a block's summed gradient stays in the L1 cache
+UPDATE_BLOCK = 1024
+
+
+@njit(cache=True, nogil=True)
+def _update_block(w, v, g, G, n, a, share, mask, lr, momentum, weight_decay, masked, zero):
+    """The update of the block w = w_all[a:a + m] (and v, mask alike); G is the flat (S·n,)
+    view of the shard gradients, g an (≥ m,) buffer. Contiguous 1-D slices only, so that every
+    loop vectorises (a loop over the shards inside the loop over elements does not)."""
+    m = w.size
+    c = share[0]
+    G0 = G[a:a + m]
+    for j in range(m):
+        g[j] = c * G0[j]
+    for s in range(1, share.size):
+        c = share[s]
+        Gs = G[s * n + a:s * n + a + m]
+        for j in range(m):
+            g[j] += c * Gs[j]
+    if masked:
+        for j in range(m):
+            vj = momentum * v[j] + (g[j] + weight_decay * w[j])
+            wj = w[j] - lr * vj
+            keep = mask[j] != 0
+            v[j] = vj if keep else zero
+            w[j] = wj if keep else zero
+    else:
+        for j in range(m):
+            vj = momentum * v[j] + (g[j] + weight_decay * w[j])
+            v[j] = vj
+            w[j] = w[j] - lr * vj
+
+
 @njit(cache=True, nogil=True)
 def _sgd_update(w, v, G, share, mask, lr, momentum, weight_decay, masked):
     """In place, elementwise: g = Σ_s share[s] G[s] (in shard order; share[s] = the shard's
     fraction of the batch, G[s] its mean gradient); v ← μ v + g + λ w; w ← w − lr v; with a mask,
-    pruned entries of v and w stay 0. w, v (n,), G (S, n)."""
-    S = G.shape[0]
-    for i in range(w.size):
-        g = share[0] * G[0, i]
-        for s in range(1, S):
-            g += share[s] * G[s, i]
-        gi = g + weight_decay * w[i]
-        vi = momentum * v[i] + gi
-        wi = w[i] - lr * vi
-        if masked and mask[i] == 0:
-            vi = 0.0
-            wi = 0.0
-        v[i] = vi
-        w[i] = wi
+    pruned entries of v and w stay 0. w, v (n,), G (S, n) C-contiguous. Worked through in blocks
+    of ``UPDATE_BLOCK`` elements (the same arithmetic, element by element, as one pass)."""
+    n = w.size
+    flat = G.reshape(-1)
+    g = np.empty(UPDATE_BLOCK, w.dtype)
+    zero = np.zeros(1, w.dtype)[0]
+    for a in range(0, n, UPDATE_BLOCK):
+        b = min(n, a + UPDATE_BLOCK)
+        _update_block(w[a:b], v[a:b], g, flat, n, a, share, mask[a:b] if masked else mask,
+                      lr, momentum, weight_decay, masked, zero)
 
 
 def shard_count(batch):
@@ -56,16 +86,6 @@ def available_cores():
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not Linux
         return os.cpu_count() or 1
-
-
-def _balanced(sizes, groups):
-    """Split the indices of ``sizes`` into at most ``groups`` lists of about equal total."""
-    out, load = [[] for _ in range(groups)], [0] * groups
-    for k in sorted(range(len(sizes)), key=lambda k: -sizes[k]):
-        g = load.index(min(load))
-        out[g].append(k)
-        load[g] += sizes[k]
-    return [sorted(o) for o in out if o]
 
 
 class DataParallelSGD:
@@ -107,7 +127,6 @@ class DataParallelSGD:
             flops = 6.0 * batch * net.n_weights
             threads = available_cores() if flops >= MIN_PARALLEL_FLOPS else 1
         self.threads = max(1, min(int(threads), S))
-        self.groups = _balanced([w.size for w in net.weights], self.threads)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def close(self, cancel=False):
@@ -140,8 +159,9 @@ class DataParallelSGD:
 
     def step(self, X, y):
         """One step on the mini-batch (X, y): X (n, features) in the network's dtype, y (n,)
-        int64, 1 ≤ n ≤ batch: every shard's gradients (on the threads), then the update, the
-        layers shared out among the threads."""
+        int64, 1 ≤ n ≤ batch. The shards' gradients are formed on the threads; a layer is updated
+        as soon as every shard has passed it in backpropagation (by the thread that passes it
+        last, while its gradients are still in cache), the rest of the backward pass going on."""
         from .networks import _loss_and_grads
 
         if not 1 <= len(y) <= self.batch or X.shape[0] != len(y):
@@ -151,24 +171,31 @@ class DataParallelSGD:
         cuts = np.linspace(0, len(y), S + 1).round().astype(np.int64)
         share = ((cuts[1:] - cuts[:-1]) / len(y)).astype(net.dtype)
         lr, mu, wd = self.hyper
+        pending = [S] * len(net.weights)  # shards yet to pass each layer
+        lock = threading.Lock()
 
-        def shards(t):
-            for s in range(t, S, self.threads):
-                a, b = cuts[s], cuts[s + 1]
-                if b > a:
-                    _loss_and_grads(net, net.weights, X[a:b], y[a:b],
-                                    [g[s] for g in self.grad_w], [g[s] for g in self.grad_b])
-                else:  # an empty shard (a last batch smaller than the shard count)
-                    for g in (*self.grad_w, *self.grad_b):
-                        g[s] = 0
-
-        def update(group):
-            for k in group:
+        def layer_done(k):
+            with lock:
+                pending[k] -= 1
+                last = pending[k] == 0
+            if last:  # every shard's gradient of layer k is written and W^k no longer read
                 _sgd_update(net.weights[k].reshape(-1), self.vel_w[k],
                             self.grad_w[k].reshape(S, -1), share, self.masks[k], lr, mu, wd,
                             self.masked)
                 _sgd_update(net.biases[k], self.vel_b[k], self.grad_b[k], share, self.masks[k],
                             lr, mu, wd, False)
 
+        def shards(t):
+            for s in range(t, S, self.threads):
+                a, b = cuts[s], cuts[s + 1]
+                if b > a:
+                    _loss_and_grads(net, net.weights, X[a:b], y[a:b],
+                                    [g[s] for g in self.grad_w], [g[s] for g in self.grad_b],
+                                    layer_done=layer_done)
+                else:  # an empty shard (a last batch smaller than the shard count)
+                    for k in range(len(net.weights) - 1, -1, -1):
+                        self.grad_w[k][s] = 0
+                        self.grad_b[k][s] = 0
+                        layer_done(k)
+
         self.map(shards, range(self.threads))
-        self.map(update, self.groups)

@@ -410,13 +410,14 @@ def _forward(net, weights, X):
     return logits, (H, Y)
 
 
-def _backward(net, weights, X, cache, delta_z, grad_w, grad_b, score=False):
+def _backward(net, weights, X, cache, delta_z, grad_w, grad_b, score=False, layer_done=None):
     """Backpropagate δ = ∂ℒ/∂logits (B, C), from the readout down.
 
     Writes ∂ℒ/∂W^l into ``grad_w[l]`` (C-contiguous, preallocated) and, unless ``grad_b`` is None,
     ∂ℒ/∂B^l into ``grad_b[l]``. With ``score``, ``grad_w[l]`` receives the SNIP scores
     |W^l ∘ ∂ℒ/∂W^l| instead, made in cache as each gradient is formed, and the per-layer maxima
-    are returned, shape (L + 1,), in the network's dtype.
+    are returned, shape (L + 1,), in the network's dtype. ``layer_done(k)``, if given, is called as
+    soon as layer k's gradients are written and ``weights[k]`` is no longer read (k = L … 0).
     """
     act = net.activation
     tanh = _is_tanh(act)
@@ -446,6 +447,8 @@ def _backward(net, weights, X, cache, delta_z, grad_w, grad_b, score=False):
             dk, uk, weights[k], G, G.view(bits_type), grad_b[k] if grad_b is not None else nogb,
             score, k > 0, t, src[k - 1] if k > 0 else X, kernel, act.param,
             residual and 0 < k < L, one)
+        if layer_done is not None:
+            layer_done(k)
         d, t = t, d
     return maxima.view(dtype)
 
@@ -728,11 +731,12 @@ def loss_and_grads(net, X, y, masks=None):
     return loss, grad_w, grad_b
 
 
-def _loss_and_grads(net, weights, X, y, grad_w, grad_b, score=False):
+def _loss_and_grads(net, weights, X, y, grad_w, grad_b, score=False, layer_done=None):
     """Trusted inputs: fills ``grad_w`` (and ``grad_b`` unless None) and returns the loss; with
-    ``score``, see :func:`_backward`, and returns (loss, per-layer maxima)."""
+    ``score``, see :func:`_backward`, and returns (loss, per-layer maxima); ``layer_done``: see
+    :func:`_backward`."""
     logits, cache = _forward(net, weights, X)
     delta = np.empty_like(logits)
     loss = _softmax_xent(logits, y, delta)
-    maxima = _backward(net, weights, X, cache, delta, grad_w, grad_b, score)
+    maxima = _backward(net, weights, X, cache, delta, grad_w, grad_b, score, layer_done)
     return (float(loss), maxima) if score else float(loss)

@@ -55,6 +55,36 @@ def test_two_steps_match_full_batch_sgd(arch, n):
         assert np.all(w[~m] == 0.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("masked", [False, True])
+def test_update_kernel_matches_the_formula_exactly(dtype, masked):
+    # n spans several blocks (the last one partial); the kernel must do, element by element,
+    # exactly what the formula says in this order: g = s0 G0 + s1 G1 + s2 G2,
+    # v = mu v + (g + wd w), w = w - lr v, pruned entries of w and v set to 0
+    from meanfield._sgd import UPDATE_BLOCK, _sgd_update
+
+    rng = np.random.default_rng(3)
+    n, S = 2 * UPDATE_BLOCK + 37, 3
+    w, v = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    G = rng.standard_normal((S, n)).astype(dtype)
+    share = np.array([0.25, 0.5, 0.25], dtype)
+    mask = (rng.random(n) < 0.4).astype(np.uint8) if masked else np.ones(1, np.uint8)
+    G[:, 0] = np.nan  # a diverged gradient: still exactly 0 where pruned
+    if masked:
+        mask[0] = 0
+    lr, mu, wd = dtype(0.01), dtype(0.9), dtype(1e-3)
+    g = share[0] * G[0] + share[1] * G[1] + share[2] * G[2]
+    v_ref = mu * v + (g + wd * w)
+    w_ref = w - lr * v_ref
+    if masked:
+        v_ref[mask == 0] = 0
+        w_ref[mask == 0] = 0
+    _sgd_update(w, v, G, share, mask, lr, mu, wd, masked)
+    assert w.dtype == dtype and v.dtype == dtype
+    np.testing.assert_array_equal(v, v_ref)
+    np.testing.assert_array_equal(w, w_ref)
+
+
 def test_history_is_bit_identical_for_any_thread_count():
     kw = dict(width=24, depth=3, sigma_w=1.3, sigma_b=0.2, method="snip", sparsity=0.5,
               epochs=2, batch=256, seed=1)  # 4 shards
