@@ -20,8 +20,11 @@ from concurrent.futures import ThreadPoolExecutor, wait
 import numpy as np
 from numba import njit
 
-#: examples per shard (the shard count is ``max(1, batch // SHARD_ROWS)``)
+#: examples per shard (the shard count is ``min(MAX_SHARDS, max(1, batch // SHARD_ROWS))``)
 SHARD_ROWS = 64
+#: at most this many shards (each holds a gradient the size of the network; a larger batch makes
+#: larger shards, not more of them)
+MAX_SHARDS = 16
 #: floating-point operations per step below which one thread is used (threads cost ~50 µs a step)
 MIN_PARALLEL_FLOPS = 2e7
 
@@ -76,8 +79,9 @@ def _sgd_update(w, v, G, share, mask, lr, momentum, weight_decay, masked):
 
 
 def shard_count(batch):
-    """The number of shards a mini-batch of ``batch`` examples is cut into."""
-    return max(1, batch // SHARD_ROWS)
+    """The number of shards a mini-batch of ``batch`` examples is cut into: one per 64 examples,
+    at least 1 and at most ``MAX_SHARDS``."""
+    return min(MAX_SHARDS, max(1, batch // SHARD_ROWS))
 
 
 def available_cores():
@@ -97,18 +101,30 @@ class DataParallelSGD:
     masks : list of arrays or None
         Pruning masks: pruned weights (and their momentum) stay exactly 0.
     batch : int
-        The mini-batch size (fixes the shards).
+        The mini-batch size (fixes the shards). The update keeps one gradient per shard: memory
+        ``shard_count(batch)`` (≤ 16) times the network's size.
     lr, momentum, weight_decay : float
     threads : int or None
         Threads to use, at most one per shard; None: one per available core, or one thread when
         a step is too small to gain from more. The results do not depend on it.
+
+    If a step raises (a floating-point error under ``np.errstate(...="raise")``, say), the layers
+    that every shard had passed are updated and the others not: the network is then in no
+    defined state.
     """
 
     def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None):
+        from ._validate import check_int
         from .networks import check_masks
 
-        if not all(a.flags.c_contiguous for a in (*net.weights, *net.biases)):
-            raise ValueError("the network's weights and biases must be C-contiguous arrays")
+        for name, arrays in (("weights", net.weights), ("biases", net.biases)):
+            for k, a in enumerate(arrays):
+                if not a.flags.c_contiguous:
+                    raise ValueError(f"`net.{name}[{k}]` must be a C-contiguous array "
+                                     f"(np.ascontiguousarray)")
+        batch = check_int("batch", batch, low=1)
+        if threads is not None:
+            threads = check_int("threads", threads, low=1)
         masks = check_masks(net, masks)
         self.batch = batch
         self.net = net
@@ -126,7 +142,7 @@ class DataParallelSGD:
         if threads is None:
             flops = 6.0 * batch * net.n_weights
             threads = available_cores() if flops >= MIN_PARALLEL_FLOPS else 1
-        self.threads = max(1, min(int(threads), S))
+        self.threads = min(threads, S)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
 
     def close(self, cancel=False):

@@ -321,8 +321,8 @@ def build_parser():
     p.add_argument("--weight-decay", type=_scalar, default=0.0)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, help="threads for the training steps, at most one per "
-                   "64 examples of the batch (default: the machine's cores; the results do not "
-                   "depend on it)")
+                   "64 examples of the batch, 16 at most (default: the machine's cores; the "
+                   "results do not depend on it)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--out", "-o", help="CSV file (default: stdout)")
     p.set_defaults(func=_cmd_train)

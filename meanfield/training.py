@@ -118,7 +118,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     import pandas as pd
     from threadpoolctl import threadpool_limits
 
-    from ._sgd import DataParallelSGD
+    from ._sgd import DataParallelSGD, shard_count
     from .eoc import eoc
     from .networks import _weights, init_network
     from .pruning import global_masks, scores
@@ -180,11 +180,12 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
 
     n = X_train.shape[0]
     # one BLAS thread per stepping thread: on products of B × width² OpenBLAS's own threads cost
-    # more than they bring (and far more on a busy machine)
-    sgd = DataParallelSGD(net, masks, batch, lr, momentum, weight_decay, threads)
-    blas = threadpool_limits(limits=1 if width <= 512 or sgd.shards > 1 else None,
+    # more than they bring (and far more on a busy machine); a single shard of a net wider than
+    # 512 keeps BLAS's own threads
+    blas = threadpool_limits(limits=1 if width <= 512 or shard_count(batch) > 1 else None,
                              user_api="blas")
-    with blas, sgd, progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar:
+    with (blas, DataParallelSGD(net, masks, batch, lr, momentum, weight_decay, threads) as sgd,
+          progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar):
         rows = [evaluate(0, 0.0)]
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()

@@ -21,6 +21,24 @@ def _net(arch="ffnn", seed=0):
 
 def test_shard_count_depends_on_batch_only():
     assert [shard_count(b) for b in (1, 63, 64, 127, 128, 200, 256)] == [1, 1, 1, 1, 2, 3, 4]
+    # capped: a full-batch step keeps 16 gradient buffers, not one per 64 examples
+    assert [shard_count(b) for b in (1087, 1088, 60_000)] == [16, 16, 16]
+
+
+def test_blas_runs_on_one_thread_during_sharded_steps(monkeypatch):
+    # several BLAS threads would round differently from one (and crawl on a busy machine)
+    from threadpoolctl import threadpool_info
+
+    seen = []
+    step = DataParallelSGD.step
+
+    def spy(self, X, y):
+        seen.append({i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"})
+        return step(self, X, y)
+
+    monkeypatch.setattr(DataParallelSGD, "step", spy)
+    train("tanh", "digits", width=520, depth=1, sigma_w=1.3, sigma_b=0.2, epochs=1, batch=128)
+    assert seen and all(s == {1} for s in seen)
 
 
 @pytest.mark.parametrize("arch", ["ffnn", "stable_resnet"])
@@ -130,6 +148,17 @@ def test_step_checks_its_input():
     with pytest.raises(ValueError, match=r"`masks\[0\]` has shape \(3, 3\)"):
         DataParallelSGD(net, [np.ones((3, 3), bool)] + [np.ones(w.shape, bool)
                                                         for w in net.weights[1:]], 128, 0.1, 0.9, 0.0)
+
+
+def test_bad_arguments_name_the_parameter():
+    net, _ = _net()
+    with pytest.raises(ValueError, match=r"`batch` == 0"):
+        DataParallelSGD(net, None, 0, 0.1, 0.9, 0.0)
+    with pytest.raises(ValueError, match=r"`threads` == -3"):
+        DataParallelSGD(net, None, 128, 0.1, 0.9, 0.0, threads=-3)
+    net.weights[1] = np.asfortranarray(net.weights[1])
+    with pytest.raises(ValueError, match=r"`net.weights\[1\]` must be a C-contiguous"):
+        DataParallelSGD(net, None, 128, 0.1, 0.9, 0.0)
 
 
 def test_bad_threads():
