@@ -4,7 +4,16 @@ from pathlib import Path
 
 import numpy as np
 
+from simulations.accuracy_table import METHODS
+
 from ._common import parse, read, save
+
+
+def _in_study_order(df):
+    """The rows in the study's order of methods (the stored CSV is sorted by label)."""
+    rank = {label: k for k, label in enumerate(METHODS)}
+    return df.sort_values(["depth", "sparsity"]).sort_values(
+        "label", key=lambda s: s.map(rank).fillna(len(rank)), kind="stable")
 
 
 def table(df):
@@ -19,7 +28,7 @@ def table(df):
 
 def main(argv=None):
     args = parse(__doc__, argv)
-    df = read(args, "accuracy_table")
+    df = _in_study_order(read(args, "accuracy_table"))
     wide = table(df)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -43,7 +52,7 @@ def main(argv=None):
         ax.set_xlabel("test accuracy (%)")
         ax.set_ylabel("")
         ax.set_title(f"depth {depth}")
-    axs[0][-1].legend(title="sparsity", loc="lower right", fontsize="small")
+    axs[0][-1].legend(title="sparsity", loc="center right", fontsize="small")  # clear of the bars
     fig.suptitle("mnist5k, tanh width 100, after pruning at initialization\n"
                  "(mean ± sd over seeds; dotted: chance)")
     save(fig, args, "fig10_accuracy_table")
