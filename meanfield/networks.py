@@ -264,8 +264,8 @@ def standard_normal(rng, shape, dtype=np.float64, out=None):
 
 # ------------------------------------------------------------------------------------------------
 # Layer kernels: the elementwise work of a layer, after its BLAS product (made by numpy's BLAS,
-# called from Python: numba's np.dot goes through scipy's BLAS, measured 10-25 % slower on these
-# 64 x 300 x 300 products, and a one-thread training step 20 % slower in all)
+# called from Python: numba's np.dot goes through scipy's BLAS, measured 10-25 % slower on
+# 64 x 300 x 300 products, and a one-thread step of a 784 -> 20 x 300 net 35 ms against 30 ms)
 # ------------------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, error_model="numpy")
