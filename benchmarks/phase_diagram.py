@@ -417,24 +417,83 @@ def grid_max_diff(a, b, keys=FIELDS + ("xi_q",)):
     return out, nans
 
 
+ACTIVATIONS = ("tanh", "erf", "relu", "leaky_relu:0.1", "linear", "elu", "selu", "gelu", "silu",
+               "softplus", "sigmoid", "hard_tanh")
+
+
+def grid_run(n, args):
+    """Section A on the n × n grid: meanfield (default threads and one thread) and the GH
+    baselines, timed; the grid compared between them. Prints progress, returns the numbers."""
+    sw_ax = np.linspace(*SW_RANGE, n)
+    sb_ax = np.linspace(*SB_RANGE, n)
+    sw_g, sb_g = (a.ravel() for a in np.meshgrid(sw_ax, sb_ax, indexing="ij"))
+    threads = numba.get_num_threads()
+    r = {"n": n}
+    log(f"[{n} x {n}] mf.phase_diagram, best of {args.repeats} ({threads} numba threads) ...")
+    r["t_mf"], r["load_mf"], df = best_of(lambda: mf.phase_diagram("tanh", sw_ax, sb_ax), args.repeats)
+    log(f"  {r['t_mf']:.2f} s; one numba thread ...")
+    numba.set_num_threads(1)
+    try:
+        r["t_mf1"], r["load_mf1"], _ = best_of(lambda: mf.phase_diagram("tanh", sw_ax, sb_ax), 1)
+    finally:
+        numba.set_num_threads(threads)
+    log(f"  {r['t_mf1']:.2f} s")
+    rules = [("point", True)] + ([] if args.no_max_rule else [("max", False)])
+    gh, r["t_gh"], r["load_gh"] = {}, {}, {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)     # log of GH's negative F_q'(q*)
+        for name, per_point in rules:
+            log(f"[{n} x {n}] GH baseline, {name} stopping rule (one run) ...")
+            r["t_gh"][name], r["load_gh"][name], gh[name] = best_of(
+                lambda pp=per_point: phase_gh(sw_g, sb_g, pp), 1)
+            log(f"  {r['t_gh'][name]:.2f} s")
+    mf_grid = {k: df[k].to_numpy() for k in df.columns if k != "phase"}
+    ghp = gh["point"]
+    gh_phase = np.where(ghp["chi_1"] < 1.0 - 1e-9, "ordered",
+                        np.where(ghp["chi_1"] > 1.0 + 1e-9, "chaotic", "eoc"))
+    r["phase_disagree"] = int(np.sum(gh_phase != df.phase.to_numpy()))
+    r["phases"] = df.phase.value_counts().to_dict()
+    r["diff_grid"], r["nan_grid"] = grid_max_diff(mf_grid, ghp)
+    r["diff_rules"] = grid_max_diff(gh["max"], ghp)[0] if "max" in gh else None
+    r["ok_axes"] = bool(np.array_equal(df.sigma_w.to_numpy(), sw_g)
+                        and np.array_equal(df.sigma_b.to_numpy(), sb_g))
+    r["gh_stats"] = {k: {f: g[f] for f in ("q_steps", "q_work", "q_stuck", "n_chaotic", "c_steps",
+                                           "c_work", "c_stuck")} for k, g in gh.items()}
+    corner = int(np.flatnonzero((sw_g == 4.0) & (sb_g == 2.0))[0])
+    r["corner"] = {"mf": {k: mf_grid[k][corner] for k in FIELDS},
+                   **{f"GH {k}": {f: g[f][corner] for f in FIELDS} for k, g in gh.items()}}
+    return r
+
+
+def activation_times(n, repeats):
+    """Section C: mf.phase_diagram for every built-in activation on the n × n grid (best of
+    ``repeats``, after one warm-up call)."""
+    sw_ax = np.linspace(*SW_RANGE, n)
+    sb_ax = np.linspace(*SB_RANGE, n)
+    out = {}
+    for name in ACTIVATIONS:
+        log(f"[C] {name} on {n} x {n} ...")
+        mf.phase_diagram(name, [0.8, 3.0], [0.0, 0.3])
+        t, ld, df = best_of(lambda a=name: mf.phase_diagram(a, sw_ax, sb_ax), repeats)
+        out[name] = {"seconds": t, "load": ld, "phases": df.phase.value_counts().to_dict()}
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--n", type=int, default=200, help="grid size per axis (default 200)")
-    ap.add_argument("--quick", action="store_true", help="n = 40")
+    ap.add_argument("--n", type=int, nargs="+", default=[100, 200],
+                    help="grid sizes per axis (default 100 200)")
+    ap.add_argument("--quick", action="store_true", help="n = 40, and 40 x 40 for section C")
     ap.add_argument("--repeats", type=int, default=3, help="meanfield phase-diagram runs (best of)")
     ap.add_argument("--repeats-eoc", type=int, default=5, help="EOC-curve runs (best of)")
     ap.add_argument("--no-max-rule", action="store_true",
                     help="skip the (slow) GH run that stops on the largest |Δ| of each batch")
+    ap.add_argument("--no-activations", action="store_true", help="skip section C")
     args = ap.parse_args(argv)
-    n = 40 if args.quick else args.n
+    sizes = [40] if args.quick else args.n
     load_start = load()
     uptime_start = os.popen("uptime").read().strip()
 
-    sw_ax = np.linspace(*SW_RANGE, n)
-    sb_ax = np.linspace(*SB_RANGE, n)
-    sw_g, sb_g = (a.ravel() for a in np.meshgrid(sw_ax, sb_ax, indexing="ij"))
-
-    # ---------------- A. phase diagram ----------------
     log("warm-up (numba compile / cache load) ...")
     t0 = time.perf_counter()
     mf.phase_diagram("tanh", [0.8, 3.0], [0.3])
@@ -442,34 +501,8 @@ def main(argv=None):
     t_warm = time.perf_counter() - t0
     threads = numba.get_num_threads()
 
-    log(f"timing mf.phase_diagram on {n} x {n} (best of {args.repeats}, {threads} numba threads) ...")
-    t_mf, load_mf, df = best_of(lambda: mf.phase_diagram("tanh", sw_ax, sb_ax), args.repeats)
-    log(f"  {t_mf:.2f} s")
-    log("timing mf.phase_diagram on 1 numba thread (one run) ...")
-    numba.set_num_threads(1)
-    try:
-        t_mf1, load_mf1, _ = best_of(lambda: mf.phase_diagram("tanh", sw_ax, sb_ax), 1)
-    finally:
-        numba.set_num_threads(threads)
-    log(f"  {t_mf1:.2f} s")
-
-    rules = [("point", True)] + ([] if args.no_max_rule else [("max", False)])
-    gh, t_gh, load_gh = {}, {}, {}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)     # log of GH's negative F_q'(q*)
-        for name, per_point in rules:
-            log(f"timing the GH baseline ({name} stopping rule) on {n} x {n} (one run) ...")
-            t_gh[name], load_gh[name], gh[name] = best_of(lambda pp=per_point: phase_gh(sw_g, sb_g, pp), 1)
-            log(f"  {t_gh[name]:.2f} s")
-    mf_grid = {k: df[k].to_numpy() for k in df.columns if k != "phase"}
-    ghp = gh["point"]
-    gh_phase = np.where(ghp["chi_1"] < 1.0 - 1e-9, "ordered",
-                        np.where(ghp["chi_1"] > 1.0 + 1e-9, "chaotic", "eoc"))
-    phase_disagree = int(np.sum(gh_phase != df.phase.to_numpy()))
-    diff_grid, nan_grid = grid_max_diff(mf_grid, ghp)
-    diff_rules = grid_max_diff(gh["max"], ghp)[0] if "max" in gh else None
-    ok_axes = bool(np.array_equal(df.sigma_w.to_numpy(), sw_g)
-                   and np.array_equal(df.sigma_b.to_numpy(), sb_g))
+    # ---------------- A. phase diagrams ----------------
+    runs = [grid_run(n, args) for n in sizes]
 
     log("accuracy points: meanfield and GH (per-point rule) ...")
     pts_sw = np.array([p[0] for p in ACC_POINTS])
@@ -478,11 +511,11 @@ def main(argv=None):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         gh_pts = phase_gh(pts_sw, pts_sb, True)
-    # the (4, 2) corner of the grid against the separate runs
-    corner = int(np.flatnonzero((sw_g == 4.0) & (sb_g == 2.0))[0])
-    corner_diff = {"meanfield": max(abs(mf_grid[k][corner] - mf_pts[k][0]) for k in FIELDS)}
-    for name in gh:
-        corner_diff[f"GH {name}"] = max(abs(gh[name][k][corner] - gh_pts[k][0]) for k in FIELDS)
+    for r in runs:   # the (4, 2) corner of each grid against the separate point runs
+        r["corner_diff"] = {"meanfield": max(abs(r["corner"]["mf"][k] - mf_pts[k][0]) for k in FIELDS)}
+        for name in r["t_gh"]:
+            r["corner_diff"][f"GH {name}"] = max(abs(r["corner"][f"GH {name}"][k] - gh_pts[k][0])
+                                                 for k in FIELDS)
     log("reference (mpmath 1-D, nested quad 2-D, checked by Gauss-Legendre) ...")
     ref, ref_check = reference_points(ACC_POINTS)
     err_mf = {k: np.abs(mf_pts[k] - ref[k]) for k in FIELDS}
@@ -510,6 +543,10 @@ def main(argv=None):
                      and cur.q_star.iloc[-1] == q_e_mf[-1])
     eoc_err_mf = (float(np.max(np.abs(sw_e_mf - sw_e_ref))), float(np.max(np.abs(q_e_mf - q_e_ref))))
     eoc_err_gh = (float(np.max(np.abs(sw_e_gh - sw_e_ref))), float(np.max(np.abs(q_e_gh - q_e_ref))))
+
+    # ---------------- C. every activation ----------------
+    n_c = 40 if args.quick else 100
+    acts = {} if args.no_activations else activation_times(n_c, args.repeats)
     load_end = load()
 
     # ---------------- report ----------------
@@ -517,39 +554,38 @@ def main(argv=None):
     print(f"machine: {os.cpu_count()} cores; numba threads {threads}; "
           f"uptime at start: {uptime_start}")
     print(f"warm-up (compile/cache load, not timed): {t_warm:.2f} s")
+    for r in runs:
+        n = r["n"]
+        print()
+        print(f"A. tanh phase diagram, {n} x {n} grid: sigma_w in linspace{SW_RANGE}, "
+              f"sigma_b in linspace{SB_RANGE}")
+        print(f"{'method':<42}{'time [s]':>10}{'load1':>8}{'this/mf':>9}")
+        print(f"{f'meanfield (best of {args.repeats}, {threads} threads)':<42}{r['t_mf']:>10.2f}"
+              f"{r['load_mf']:>8.2f}{1.0:>9.2f}")
+        print(f"{'meanfield (1 thread, 1 run)':<42}{r['t_mf1']:>10.2f}{r['load_mf1']:>8.2f}"
+              f"{r['t_mf1'] / r['t_mf']:>9.2f}")
+        for name in r["t_gh"]:
+            print(f"{f'GH {GH_1D} / {GH_2D}x{GH_2D}, {label[name]} (1 run)':<42}{r['t_gh'][name]:>10.2f}"
+                  f"{r['load_gh'][name]:>8.2f}{r['t_gh'][name] / r['t_mf']:>9.2f}")
+        for name, g in r["gh_stats"].items():
+            print(f"GH {label[name]}: q: {g['q_steps']} steps, {g['q_work']} point-updates, "
+                  f"{g['q_stuck']} points not converged; c ({g['n_chaotic']} chaotic points): "
+                  f"<= {g['c_steps']} steps per chunk, {g['c_work']} point-updates, {g['c_stuck']} "
+                  f"points not converged after {MAX_ITER}")
+        print(f"grid: meanfield phases {r['phases']}; GH phase differs at {r['phase_disagree']} "
+              f"points; axes/order as documented: {r['ok_axes']}")
+        print("grid: max |meanfield - GH per-point|: "
+              + ", ".join(f"{k} {v:.2e}" for k, v in r["diff_grid"].items()))
+        print("grid: points skipped above because a value is nan: "
+              + (", ".join(f"{k} {v}" for k, v in r["nan_grid"].items() if v) or "none")
+              + " (GH's F_q'(q*) < 0 gives a nan xi_q); xi_c not compared (it diverges at the EOC)")
+        if r["diff_rules"] is not None:
+            print("grid: max |GH batch-max - GH per-point|: "
+                  + ", ".join(f"{k} {v:.2e}" for k, v in r["diff_rules"].items()))
+        print("(4, 2) grid corner vs the separate point runs, max |diff| over q*, chi_1, c*, chi_c: "
+              + ", ".join(f"{k} {v:.1e}" for k, v in r["corner_diff"].items()))
     print()
-    print(f"A. tanh phase diagram, {n} x {n} grid: sigma_w in linspace{SW_RANGE}, "
-          f"sigma_b in linspace{SB_RANGE}")
-    print(f"{'method':<42}{'time [s]':>10}{'load1':>8}{'GH/this':>9}")
-    print(f"{f'meanfield (best of {args.repeats}, {threads} threads)':<42}{t_mf:>10.2f}{load_mf:>8.2f}")
-    print(f"{'meanfield (1 thread, 1 run)':<42}{t_mf1:>10.2f}{load_mf1:>8.2f}")
-    for name in gh:
-        g = gh[name]
-        print(f"{f'GH {GH_1D} / {GH_2D}x{GH_2D}, {label[name]} (1 run)':<42}{t_gh[name]:>10.2f}"
-              f"{load_gh[name]:>8.2f}")
-    for name in gh:
-        print(f"speed ratio GH ({label[name]}) / meanfield: {t_gh[name] / t_mf:.2f}x ({threads} "
-              f"threads), {t_gh[name] / t_mf1:.2f}x (1 thread)   [target >= 7x]")
-    for name in gh:
-        g = gh[name]
-        print(f"GH {label[name]}: q: {g['q_steps']} steps, {g['q_work']} point-updates, "
-              f"{g['q_stuck']} points not converged; c ({g['n_chaotic']} chaotic points): "
-              f"<= {g['c_steps']} steps per chunk, {g['c_work']} point-updates, {g['c_stuck']} "
-              f"points not converged after {MAX_ITER}")
-    print(f"grid: meanfield phases {df.phase.value_counts().to_dict()}; "
-          f"GH phase differs at {phase_disagree} points; axes/order as documented: {ok_axes}")
-    print("grid: max |meanfield - GH per-point|: "
-          + ", ".join(f"{k} {v:.2e}" for k, v in diff_grid.items()))
-    print("grid: points skipped above because a value is nan: "
-          + (", ".join(f"{k} {v}" for k, v in nan_grid.items() if v) or "none")
-          + " (GH's F_q'(q*) < 0 gives a nan xi_q); xi_c not compared (it diverges at the EOC)")
-    if diff_rules is not None:
-        print("grid: max |GH batch-max - GH per-point|: "
-              + ", ".join(f"{k} {v:.2e}" for k, v in diff_rules.items()))
-    print("(4, 2) grid corner vs the separate point runs, max |diff| over q*, chi_1, c*, chi_c: "
-          + ", ".join(f"{k} {v:.1e}" for k, v in corner_diff.items()))
     print(f"reference check: max |nested quad - Gauss-Legendre| over c*, chi_c = {ref_check:.1e}")
-    print()
     print(f"{'(sw, sb)':<14}{'quantity':<9}{'reference':>22}{'|mf - ref|':>12}{'|GH - ref|':>12}")
     for i, (a, b) in enumerate(ACC_POINTS):
         for k in FIELDS:
@@ -565,8 +601,7 @@ def main(argv=None):
     print()
     print(f"B. tanh EOC curve, {EOC_N} points sigma_b in linspace{SB_RANGE}")
     print(f"{'method':<42}{'time [s]':>10}{'load1':>8}")
-    print(f"{f'mf.eoc_curve (best of {args.repeats_eoc})':<42}{t_eoc_mf:>10.4f}{load_eoc_mf:>8.2f}"
-          f"   [target < 1 s]")
+    print(f"{f'mf.eoc_curve (best of {args.repeats_eoc})':<42}{t_eoc_mf:>10.4f}{load_eoc_mf:>8.2f}")
     print(f"{f'GH-{GH_EOC} bisection (best of {args.repeats_eoc})':<42}{t_eoc_gh:>10.4f}"
           f"{load_eoc_gh:>8.2f}")
     print(f"curve: {len(cur)} rows, all stable: {bool(cur.stable.all())}; max |mf - GH| "
@@ -578,34 +613,47 @@ def main(argv=None):
         print(f"{s:<9g}{sw_e_ref[i]:>20.15f}{q_e_ref[i]:>20.15f}{abs(sw_e_mf[i] - sw_e_ref[i]):>10.1e}"
               f"{abs(q_e_mf[i] - q_e_ref[i]):>10.1e}{abs(sw_e_gh[i] - sw_e_ref[i]):>10.1e}"
               f"{abs(q_e_gh[i] - q_e_ref[i]):>10.1e}")
-    print(f"max error: meanfield sigma_w {eoc_err_mf[0]:.1e}, q* {eoc_err_mf[1]:.1e} "
-          f"[target 1e-10]; GH-{GH_EOC} sigma_w {eoc_err_gh[0]:.1e}, q* {eoc_err_gh[1]:.1e}")
+    print(f"max error: meanfield sigma_w {eoc_err_mf[0]:.1e}, q* {eoc_err_mf[1]:.1e}; "
+          f"GH-{GH_EOC} sigma_w {eoc_err_gh[0]:.1e}, q* {eoc_err_gh[1]:.1e}")
     print(f"check: max |mf.chi_1(reference EOC point) - 1| = "
           f"{float(np.max(np.abs(chi_on_eoc - 1))):.1e}")
+    if acts:
+        print()
+        t_tanh = acts["tanh"]["seconds"]
+        print(f"C. mf.phase_diagram per activation, {n_c} x {n_c} grid (best of {args.repeats})")
+        print(f"{'activation':<16}{'time [s]':>10}{'/ tanh':>8}{'load1':>8}  phases")
+        for name, a in acts.items():
+            print(f"{name:<16}{a['seconds']:>10.3f}{a['seconds'] / t_tanh:>8.2f}{a['load']:>8.2f}  "
+                  f"{a['phases']}")
     print(f"load average (1 min): start {load_start:.2f}, end {load_end:.2f}")
     print(json.dumps({
         "benchmark": "phase_diagram_tanh",
-        "n": n,
         "numba_threads": threads,
         "load_start": load_start,
         "load_end": load_end,
-        "mf_phase_diagram_seconds": t_mf,
-        "mf_phase_diagram_1thread_seconds": t_mf1,
-        "gh_phase_diagram_seconds": t_gh,
-        "speed_ratio": {k: v / t_mf for k, v in t_gh.items()},
-        "speed_ratio_1thread": {k: v / t_mf1 for k, v in t_gh.items()},
-        "gh_not_converged": {k: {"q": g["q_stuck"], "c": g["c_stuck"]} for k, g in gh.items()},
+        "grids": [{
+            "n": r["n"],
+            "mf_phase_diagram_seconds": r["t_mf"],
+            "mf_phase_diagram_1thread_seconds": r["t_mf1"],
+            "gh_phase_diagram_seconds": r["t_gh"],
+            "speed_ratio": {k: v / r["t_mf"] for k, v in r["t_gh"].items()},
+            "speed_ratio_1thread": {k: v / r["t_mf1"] for k, v in r["t_gh"].items()},
+            "gh_not_converged": {k: {"q": g["q_stuck"], "c": g["c_stuck"]}
+                                 for k, g in r["gh_stats"].items()},
+            "grid_max_diff_mf_gh": r["diff_grid"],
+            "phase_disagreements": r["phase_disagree"],
+        } for r in runs],
         "accuracy_points": [list(p) for p in ACC_POINTS],
         "mf_max_error": {k: float(np.max(v)) for k, v in err_mf.items()},
         "gh_max_error": {k: float(np.max(v)) for k, v in err_gh.items()},
         "reference_check": ref_check,
-        "grid_max_diff_mf_gh": diff_grid,
-        "phase_disagreements": phase_disagree,
         "mf_eoc_curve_seconds": t_eoc_mf,
         "gh256_eoc_seconds": t_eoc_gh,
         "eoc_sigma_b_ref": EOC_REF_SB,
         "mf_eoc_max_error": {"sigma_w": eoc_err_mf[0], "q_star": eoc_err_mf[1]},
         "gh256_eoc_max_error": {"sigma_w": eoc_err_gh[0], "q_star": eoc_err_gh[1]},
+        "activation_grid": n_c if acts else None,
+        "activation_seconds": {k: v["seconds"] for k, v in acts.items()},
     }))
 
 

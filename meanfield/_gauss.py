@@ -41,6 +41,14 @@ _NCOEF, _HMAX_COEF = 400, 0.2
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(10)
+# Gauss–Hermite for inner integrals whose integrand is analytic in a wide strip: where c → 1 the
+# inner variable is scaled by √q (1 − c²)^½ and φ's features are that much wider in it. With 40
+# nodes and every singularity at least _GH_STRIP from the real axis (kinks at least _GH_KINK
+# away, where the Gaussian mass is < 1e-31) the rule is exact to rounding (measured for tanh down
+# to a strip of 3 with its nearest pole taken at the declared scale 1 instead of π/2).
+_GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(40)
+_GH_W = _GH_W / math.sqrt(2.0 * math.pi)
+_GH_STRIP, _GH_KINK = 3.0, 12.0
 _MAXEDGES = 4096
 
 
@@ -175,6 +183,14 @@ def e1(phi, p, a, b, m, q, px, ps):
 @njit(cache=True)
 def e2(phi, p, a, b, q1, q2, c, px, ps, pk):
     """E[φ^(a)(u₁) φ^(b)(u₂)], u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂), by nested quadrature."""
+    return e2_both(phi, p, a, b, q1, q2, c, px, ps, pk, False)[0]
+
+
+@njit(cache=True)
+def e2_both(phi, p, a, b, q1, q2, c, px, ps, pk, both):
+    """``(e2(a, b), e2(a + 1, b + 1))`` on one nested rule (the second only if ``both``, else 0):
+    a Newton step on the correlation map needs F_c and, by Price's theorem, its slope
+    q E[φ'(u₁) φ'(u₂)] at the same c."""
     r1 = math.sqrt(q1)
     r2 = math.sqrt(q2)
     s = math.sqrt((1.0 - c) * (1.0 + c))
@@ -200,71 +216,126 @@ def e2(phi, p, a, b, q1, q2, c, px, ps, pk):
     zi = np.empty(npt)
     hi = np.empty(npt)
     acc = 0.0
+    acc_d = 0.0
     for i in range(z1.size):
         f = _fk(phi, p, a, r1 * z1[i])
-        if f == 0.0:
+        fd = _fk(phi, p, a + 1, r1 * z1[i]) if both else 0.0
+        if f == 0.0 and fd == 0.0:
             continue
         mean = r2 * c * z1[i]
         if s == 0.0 or r2 == 0.0:
             g = _fk(phi, p, b, mean)
+            gd = _fk(phi, p, b + 1, mean) if both else 0.0
         else:
             sd = r2 * s
+            smooth = True
             for j in range(npt):
                 zi[j] = (px[j] - mean) / sd
                 hi[j] = ps[j] / sd
-            z2, w2 = _rule(_mesh(zi, hi, -_L, _L, _HMAX), True)
+                if (pk[j] and abs(zi[j]) < _GH_KINK) or (not pk[j] and hi[j] < _GH_STRIP):
+                    smooth = False
+            if smooth:
+                z2, w2 = _GH_X, _GH_W
+            else:
+                z2, w2 = _rule(_mesh(zi, hi, -_L, _L, _HMAX), True)
             g = 0.0
+            gd = 0.0
             for j in range(z2.size):
                 g += w2[j] * _fk(phi, p, b, mean + sd * z2[j])
+                if both:
+                    gd += w2[j] * _fk(phi, p, b + 1, mean + sd * z2[j])
         acc += w1[i] * f * g
-    return acc
+        acc_d += w1[i] * fd * gd
+    return acc, acc_d
 
 
 @njit(cache=True)
 def hermite_coeffs(phi, p, k, q, px, ps, ncoef, hmax, coef):
     """Normalised Hermite coefficients A_n = E[φ^(k)(√q Z) He_n(Z)]/√n!, n < ``ncoef``, written to
-    ``coef[:ncoef]``; returns E[φ^(k)(√q Z)²] on the same rule. Each panel's sum is added with
-    Neumaier's compensation: a bias of a few ulps in A_1 would otherwise add up layer after layer
-    on the EOC, where F_c'(1) = 1."""
+    ``coef[:ncoef]``; returns E[φ^(k)(√q Z)²] on the same rule (:func:`hermite_rule`, then
+    :func:`hermite_extend`)."""
     coef[:] = 0.0
+    z, wf, norm2, h_prev, h = hermite_rule(phi, p, k, q, px, ps, hmax)
+    if z.size == 0:
+        coef[0] = phi(0.0, p, k)
+        return norm2
+    hermite_extend(z, wf, h_prev, h, 0, ncoef, coef)
+    return norm2
+
+
+@njit(cache=True)
+def hermite_rule(phi, p, k, q, px, ps, hmax):
+    """The quadrature behind the Hermite coefficients of φ^(k)(√q Z), panels no wider than
+    ``hmax``: nodes ``z`` and weights × φ^(k) ``wf`` (node j of panel P at j * npan + P, so that the
+    panels' partial sums are contiguous), E[φ^(k)(√q Z)²], and the recurrence state (He_{-1}, He_0)
+    for :func:`hermite_extend`. Empty arrays at q = 0 (then φ^(k) is the constant φ^(k)(0))."""
     r = math.sqrt(q)
     if r == 0.0:
         v = phi(0.0, p, k)
-        coef[0] = v
-        return v * v
-    z, w = _rule_1d(q, px, ps, _L_COEF, hmax)
-    a = np.sqrt(np.arange(1, ncoef, dtype=np.float64))  # √n
-    inv = 1.0 / a
-    comp = np.zeros(ncoef)
-    panel = np.zeros(ncoef)
+        e = np.empty(0)
+        return e, e, v * v, e, e
+    z0, w0 = _rule_1d(q, px, ps, _L_COEF, hmax)
     nk = _GL_X.size
+    npan = z0.size // nk
+    z = np.empty(z0.size)
+    wf = np.empty(z0.size)
     norm2 = 0.0
-    for i in range(z.size):
-        f = phi(r * z[i], p, k)
-        wf = w[i] * f
-        norm2 += wf * f
-        zi = z[i]
-        h_prev = 0.0
-        h = 1.0
-        panel[0] += wf
-        for n in range(1, ncoef):
-            h_next = (zi * h - a[n - 2] * h_prev) * inv[n - 1] if n > 1 else zi
-            h_prev = h
-            h = h_next
-            panel[n] += wf * h
-        if (i + 1) % nk == 0:
-            for n in range(ncoef):
-                x = panel[n]
-                t = coef[n] + x
-                if abs(coef[n]) >= abs(x):
-                    comp[n] += (coef[n] - t) + x
-                else:
-                    comp[n] += (x - t) + coef[n]
-                coef[n] = t
-                panel[n] = 0.0
-    for n in range(ncoef):
-        coef[n] += comp[n]
-    return norm2
+    for i in range(z0.size):
+        f = phi(r * z0[i], p, k)
+        wfi = w0[i] * f
+        norm2 += wfi * f
+        jj = (i % nk) * npan + i // nk
+        z[jj] = z0[i]
+        wf[jj] = wfi
+    return z, wf, norm2, np.zeros(z.size), np.ones(z.size)
+
+
+@njit(cache=True)
+def hermite_extend(z, wf, h_prev, h, n0, n1, coef):
+    """Write A_n, n0 <= n < n1, to ``coef[n0:n1]``, continuing the recurrence from the state
+    (``h_prev``, ``h``) = (He_{n0-2}, He_{n0-1}) (normalised; (He_{-1}, He_0) = (0, 1) for n0 = 0),
+    which it advances. Each panel's sum is added with Neumaier's compensation: a bias of a few ulps
+    in A_1 would otherwise add up layer after layer on the EOC, where F_c'(1) = 1.
+
+    The three-term recurrence runs over all nodes at once for each n: along n at one node it is a
+    chain of dependent multiplications, across nodes it vectorises. Every sum is formed in the
+    same order as a node-by-node loop would."""
+    nk = _GL_X.size
+    npan = z.size // nk
+    psum = np.empty((n1 - n0, npan))
+    for n in range(n0, n1):
+        if n == 1:
+            for i in range(z.size):
+                h_prev[i] = 1.0
+                h[i] = z[i]
+        elif n > 1:
+            a = math.sqrt(n - 1.0)
+            inv = 1.0 / math.sqrt(float(n))
+            for i in range(z.size):
+                h_next = (z[i] * h[i] - a * h_prev[i]) * inv
+                h_prev[i] = h[i]
+                h[i] = h_next
+        row = psum[n - n0]
+        for P in range(npan):
+            row[P] = 0.0
+        for j in range(nk):
+            off = j * npan
+            for P in range(npan):
+                row[P] += wf[off + P] * h[off + P]
+    acc = np.zeros(n1 - n0)
+    comp = np.zeros(n1 - n0)
+    for P in range(npan):
+        for n in range(n1 - n0):
+            x = psum[n, P]
+            c = acc[n]
+            t = c + x
+            if abs(c) >= abs(x):
+                comp[n] += (c - t) + x
+            else:
+                comp[n] += (x - t) + c
+            acc[n] = t
+    for n in range(n1 - n0):
+        coef[n0 + n] = acc[n] + comp[n]
 
 
 @njit(cache=True)

@@ -14,13 +14,14 @@ class _Silent:
 
 
 @contextlib.contextmanager
-def progress_bar(total, enabled, desc=None, initial=0, unit="trial"):
-    """A tqdm bar over ``total`` items when ``enabled`` (on stderr), else an object whose
-    ``update`` does nothing."""
+def progress_bar(total, enabled, desc=None, initial=0, unit="trial", delay=0.0):
+    """A tqdm bar over ``total`` items when ``enabled`` (on stderr), shown once ``delay`` seconds
+    have passed; else an object whose ``update`` does nothing."""
     if not enabled:
         yield _Silent()
         return
     from tqdm.auto import tqdm
 
-    with tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True) as bar:
+    with tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
+              delay=delay) as bar:
         yield bar

@@ -13,7 +13,20 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._gauss import e1, pair
+from ._gauss import (
+    _HMAX_COEF,
+    _HMAX_COEF_1,
+    _NCOEF,
+    _NCOEF_1,
+    e1,
+    e2,
+    e2_both,
+    hermite_extend,
+    hermite_rule,
+    pair,
+    series,
+    tail,
+)
 
 _MODE_Q = 0
 _MODE_C = 1
@@ -126,34 +139,6 @@ def qstar(phi, p, sw, sb, q0, px, ps):
     return _brent(_MODE_Q, lo, glo, hi, ghi, phi, p, sw, sb, px, ps, pk, dummy, 0.0, tol)
 
 
-@njit(cache=True)
-def cstar(phi, p, sw, sb, q, den, A, T, atol, px, ps, pk, allow_quad):
-    """The stable fixed point c* < 1 of F_c(·; q) in the chaotic phase (χ₁ > 1): F_c(0) ≥ 0 and
-    F_c(c) < c just below 1, so a root lies in [0, 1). The bracket is first sought at the largest
-    c where Mehler's series is proven accurate (|c|^N T <= atol), so that Brent's steps use the
-    series; only a c* beyond it costs quadratures, and returns -1 unless ``allow_quad``."""
-    tol = np.array([q, den, atol])
-    g0 = _g(_MODE_C, 0.0, phi, p, sw, sb, px, ps, pk, A, T, tol)
-    if g0 <= 0.0:
-        return 0.0
-    # 0.999: at c_ok itself the bound must hold despite rounding
-    c_ok = min(0.999 * (atol / T) ** (1.0 / A.size), 1.0 - 1e-3) if T > 0.0 else 1.0 - 1e-3
-    lo, glo = 0.0, g0
-    hi = max(c_ok, 0.5)
-    ghi = _g(_MODE_C, hi, phi, p, sw, sb, px, ps, pk, A, T, tol)
-    if ghi >= 0.0 and not allow_quad:
-        return -1.0
-    k = 1
-    while ghi >= 0.0 and k < 52:
-        lo, glo = hi, ghi
-        k += 1
-        hi = 1.0 - (1.0 - lo) * 0.5
-        ghi = _g(_MODE_C, hi, phi, p, sw, sb, px, ps, pk, A, T, tol)
-    if ghi >= 0.0:
-        return 1.0
-    return _brent(_MODE_C, lo, glo, hi, ghi, phi, p, sw, sb, px, ps, pk, A, T, tol)
-
-
 @njit(cache=True, parallel=True)
 def qstar_many(phi, p, sw, sb, q0, px, ps, out):
     """``qstar`` over flat arrays."""
@@ -196,10 +181,172 @@ def eoc_q_many(phi, p, sb, px, ps, out):
         out[i] = eoc_q(phi, p, sb[i], px, ps)
 
 
+@njit(cache=True)
+def _series_g(c, sw, sb, den, A, tail_mass, tail_index):
+    """F_c(c) − c from the truncated series plus an estimate of what it leaves out: the missing
+    terms Σ_{n>=N} A_n² cⁿ carry the Parseval mass ``tail_mass`` at the mean index ``tail_index``
+    (known from E[φ²] and E[φ'²]), and T c^n̄ is a (Jensen) lower bound for them."""
+    return (sb * sb + sw * sw * (series(A, A, c) + tail_mass * c ** tail_index)) / den - c
+
+
+@njit(cache=True)
+def _cstar_newton(phi, p, sw, sb, q, den, d1, A, lo, px, ps, pk):
+    """(c*, χ_c) where c* lies beyond the range in which Mehler's series is proven accurate
+    (near the EOC, c* → 1). The series with an estimate of its tail gives the start; Newton's
+    method on the nested quadrature, F_c and its slope F_c' = σ_w² q E[φ'(u₁) φ'(u₂)] / F_q(q)
+    from one rule, refines it, bisecting inside the bracket [lo, 1) whenever a step leaves it.
+    Steps stop at the rounding of F_c amplified by 1/|F_c' − 1|; χ_c is σ_w² E[φ'(u₁) φ'(u₂)] at
+    the root."""
+    hi = 1.0
+    # Parseval: Σ A_n² = E[φ²] and, by Stein's lemma, Σ n A_n² = q E[φ'²]
+    mass = 0.0
+    first = 0.0
+    for n in range(A.size):
+        mass += A[n] * A[n]
+        first += n * A[n] * A[n]
+    v = (den - sb * sb) / (sw * sw)
+    t_mass = max(v - mass, 0.0)
+    t_index = max((q * d1 - first) / t_mass, A.size) if t_mass > 0.0 else A.size
+    a, ga = lo, _series_g(lo, sw, sb, den, A, t_mass, t_index)
+    c = 0.5 * (lo + 1.0)
+    for _ in range(52):
+        b = 1.0 - 0.5 * (1.0 - a)
+        gb = _series_g(b, sw, sb, den, A, t_mass, t_index)
+        if gb < 0.0:
+            c = _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index)
+            break
+        a, ga = b, gb
+    chic = math.nan
+    for _ in range(60):
+        e00, e11 = e2_both(phi, p, 0, 0, q, q, c, px, ps, pk, True)
+        g = (sb * sb + sw * sw * e00) / den - c
+        chic = sw * sw * e11
+        if g > 0.0:
+            lo = c
+        elif g < 0.0:
+            hi = c
+        else:
+            return c, chic
+        gp = sw * sw * q * e11 / den - 1.0
+        cn = c - g / gp if gp != 0.0 else math.nan
+        if not lo < cn < hi:
+            cn = 0.5 * (lo + hi)
+        noise = 8.0 * 2.2e-16 / abs(gp) if gp != 0.0 else 0.0
+        if abs(cn - c) <= max(1e-14, noise) or hi - lo <= 4.4e-16:
+            # χ_c can vary fast with c (for kinked φ as 1/√(1 − c)): evaluate it at the root
+            if cn != c:
+                chic = sw * sw * e2(phi, p, 1, 1, q, q, cn, px, ps, pk)
+            return cn, chic
+        c = cn
+    return c, chic
+
+
+@njit(cache=True)
+def _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index):
+    """Root of :func:`_series_g` in [a, b] by regula falsi with the Illinois modification (the
+    start of a Newton iteration: a few ulps do not matter)."""
+    side = 0
+    c = a
+    for _ in range(100):
+        c = (a * gb - b * ga) / (gb - ga)
+        gc = _series_g(c, sw, sb, den, A, t_mass, t_index)
+        if gc == 0.0 or b - a <= 1e-15:
+            return c
+        if gc * gb < 0.0:
+            a, ga = b, gb
+            if side == -1:
+                gb *= 0.5
+            side = -1
+        else:
+            if side == 1:
+                ga *= 0.5
+            side = 1
+        b, gb = c, gc
+    return c
+
+
+@njit(cache=True)
+def _chi_c_series(A, q, d1, c, rtol):
+    """σ_w²-free χ_c, E[φ'(u₁) φ'(u₂)] at c, from φ's own Hermite coefficients: by Stein's lemma
+    φ' has coefficients B_n = √(n+1) A_{n+1} / √q, so no second set is computed. Its Parseval
+    tail needs E[φ'²] = ``d1``. nan where the series' error bound |c|^N T_B exceeds rtol·d1."""
+    n = A.size - 1
+    B = np.empty(n)
+    inv = 1.0 / math.sqrt(q)
+    for k in range(n):
+        B[k] = math.sqrt(k + 1.0) * A[k + 1] * inv
+    T = tail(B, d1)
+    if abs(c) ** n * T > rtol * d1:
+        return math.nan
+    return series(B, B, c)
+
+
+# Stages of Mehler's series for c*: numbers of coefficients, and the panel width of their rule.
+# Most c* need few terms; a stage extends the last on the same rule, or starts a new rule with
+# narrower panels (He_n oscillates faster: widths ∝ 1/√n) when the width changes.
+_STAGE_N = np.array([48, _NCOEF_1, _NCOEF, 1000])
+_STAGE_HMAX = np.array([_HMAX_COEF_1, _HMAX_COEF_1, _HMAX_COEF, 0.125])
+_NMAX = 1000
+
+
+@njit(cache=True)
+def _cstar_series(phi, p, sw, sb, q, den, A, T, atol, px, ps, pk):
+    """c* by Brent on Mehler's series where the series' proven range [0, c_ok] (|c|^N T <= atol)
+    holds it; -1 where F_c(c_ok) >= c_ok, i.e. c* lies beyond."""
+    tol = np.array([q, den, atol])
+    g0 = _g(_MODE_C, 0.0, phi, p, sw, sb, px, ps, pk, A, T, tol)
+    if g0 <= 0.0:
+        return 0.0
+    # 0.999: at c_ok itself the bound must hold despite rounding
+    c_ok = min(0.999 * (atol / T) ** (1.0 / A.size), 1.0 - 1e-3) if T > 0.0 else 1.0 - 1e-3
+    g_ok = _g(_MODE_C, c_ok, phi, p, sw, sb, px, ps, pk, A, T, tol)
+    if g_ok >= 0.0:
+        return -1.0
+    return _brent(_MODE_C, 0.0, g0, c_ok, g_ok, phi, p, sw, sb, px, ps, pk, A, T, tol)
+
+
+@njit(cache=True)
+def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd):
+    """(c*, χ_c) in the chaotic phase at q = q*, with den = F_q(q*) and d1 = E[φ'(√q* Z)²].
+
+    Mehler's series with ever more Hermite coefficients (``_STAGES``) wherever the series'
+    proven range contains c* (THEORY.md §7); beyond the last, Newton on the nested quadrature
+    (:func:`_cstar_newton`). χ_c from the series of φ' where its bound holds at c*, else the
+    next stage, else by quadrature."""
+    coef = np.zeros(_NMAX)
+    c = -1.0
+    A = coef[:1]
+    T = atol = 0.0
+    z, wf, n2, h_prev, h = hermite_rule(phi, p, 0, q, px, ps, _STAGE_HMAX[0])
+    done = 0
+    for stage in range(_STAGE_N.size):
+        N = _STAGE_N[stage]
+        if stage > 0 and _STAGE_HMAX[stage] != _STAGE_HMAX[stage - 1]:
+            z, wf, n2, h_prev, h = hermite_rule(phi, p, 0, q, px, ps, _STAGE_HMAX[stage])
+            done = 0
+        if z.size:
+            hermite_extend(z, wf, h_prev, h, done, N, coef)
+        else:
+            coef[0] = phi(0.0, p, 0)
+        done = N
+        A = coef[:N]
+        T = tail(A, n2)
+        atol = rtol * n2
+        c = 0.0 if odd and sb == 0.0 else _cstar_series(phi, p, sw, sb, q, den, A, T, atol, px, ps,
+                                                         pk)
+        if c >= 0.0:
+            chic = _chi_c_series(A, q, d1, c, rtol)
+            if chic == chic:
+                return c, sw * sw * chic
+    if c < 0.0:
+        c_ok = min(0.999 * (atol / T) ** (1.0 / A.size), 1.0 - 1e-3) if T > 0.0 else 1.0 - 1e-3
+        return _cstar_newton(phi, p, sw, sb, q, den, d1, A, c_ok, px, ps, pk)
+    return c, sw * sw * e2(phi, p, 1, 1, q, q, c, px, ps, pk)
+
+
 @njit(cache=True, parallel=True)
-def cstar_many(phi, p, sw, sb, q, den, coef, nused, norm2, tails, rtol, px, ps, pk, allow_quad,
-               out):
-    """``cstar`` over flat arrays, row i of the coefficient table belonging to point i."""
+def chaos_many(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, out):
+    """``chaos_point`` over flat arrays, (c*, χ_c) into the columns of ``out``."""
     for i in prange(sw.size):
-        out[i] = cstar(phi, p, sw[i], sb[i], q[i], den[i], coef[i, :nused[i]], tails[i],
-                       rtol * norm2[i], px, ps, pk, allow_quad)
+        out[i, 0], out[i, 1] = chaos_point(phi, p, sw[i], sb[i], q[i], den[i], d1[i], rtol, px,
+                                           ps, pk, odd)

@@ -94,7 +94,7 @@ def _cmd_phase_diagram(args):
     from . import phase_diagram
     from .plotting import plot_phase_diagram
 
-    df = phase_diagram(args.activation, args.sigma_w, args.sigma_b)
+    df = phase_diagram(args.activation, args.sigma_w, args.sigma_b, progress=not args.quiet)
     df.insert(0, "activation", args.activation)
     _write_table_or_figure(df, args.out, lambda d, ax: plot_phase_diagram(
         args.activation, data=d, quantity=args.quantity, ax=ax))
@@ -286,6 +286,7 @@ def build_parser():
                    help="colour of the plot (default chi_1)")
     p.add_argument("--out", "-o", help="file.csv, or file.png/.pdf/.svg for a plot (default: CSV "
                    "to stdout)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_phase_diagram)
 
     p = sub.add_parser("scr", help="Monte Carlo critical sparsity of pruning at initialization, "

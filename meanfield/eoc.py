@@ -15,11 +15,15 @@ import numpy as np
 
 from . import _expect, _solve
 from ._gauss import threads_for
+from ._progress import progress_bar
 from ._validate import check_array, check_int, scalar_or_array
 from .activations import get_activation
 from .maps import NoFixedPointWarning, _params, _summary
 
 __all__ = ["eoc", "eoc_curve", "phase", "phase_diagram", "fixed_points", "UnstableEOCWarning"]
+
+
+_PROGRESS_CHUNK = 2048  # points per update of phase_diagram's progress bar
 
 
 class UnstableEOCWarning(RuntimeWarning):
@@ -199,8 +203,13 @@ def phase(activation, sigma_w, sigma_b, tol=1e-9):
     return str(labels) if labels.ndim == 0 else labels
 
 
-def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9):
+def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9, progress=False):
     """Every mean-field quantity on the grid σ_w × σ_b, as a tidy table.
+
+    Each point is solved on its own (the same numbers as :func:`q_star`, :func:`c_star`, … give
+    there); q*, χ₁ and F_q'(q*) come from the activation's fixed-point table, c* and χ_c from
+    Mehler's series with as many Hermite coefficients as c* needs, by quadrature beyond
+    (THEORY.md §7). A 200 × 200 tanh grid takes about a second on two cores.
 
     Parameters
     ----------
@@ -209,6 +218,8 @@ def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9):
         The grid's axes.
     tol : float, default 1e-9
         Passed to :func:`phase`.
+    progress : bool, default False
+        A progress bar (tqdm, on stderr) for grids that take more than two seconds.
 
     Returns
     -------
@@ -232,10 +243,20 @@ def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9):
         if arr.ndim > 1:
             raise ValueError(f"`{name}` has shape {arr.shape}: must be 1-d (the grid's axis)")
         axes[name] = np.atleast_1d(arr)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise TypeError(f"`progress` == {progress!r}: must be True or False")
     sw, sb = (a.ravel() for a in np.meshgrid(axes["sigma_w"], axes["sigma_b"], indexing="ij"))
-    with warnings.catch_warnings():
+    fields = ("q_star", "chi_1", "c_star", "chi_c", "xi_q", "xi_c")
+    # chunks only for the bar: every point is solved independently of the others
+    step = _PROGRESS_CHUNK if progress else max(sw.size, 1)
+    parts = []
+    with warnings.catch_warnings(), progress_bar(sw.size, progress, desc="phase diagram",
+                                                  unit="point", delay=2.0) as bar:
         warnings.simplefilter("ignore", NoFixedPointWarning)
-        s = _summary(act, sw, sb, ("q_star", "chi_1", "c_star", "chi_c", "xi_q", "xi_c"))
+        for start in range(0, max(sw.size, 1), step):
+            parts.append(_summary(act, sw[start:start + step], sb[start:start + step], fields))
+            bar.update(min(step, sw.size - start))
+    s = {k: np.concatenate([part[k] for part in parts]) for k in fields}
     return pd.DataFrame({"sigma_w": sw, "sigma_b": sb, **s, "phase": _phase_labels(s["chi_1"], tol)})
 
 

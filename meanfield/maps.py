@@ -14,7 +14,7 @@ import warnings
 
 import numpy as np
 
-from . import _expect, _solve
+from . import _expect, _qtable, _solve
 from ._gauss import threads_for
 from ._validate import broadcast, check_array, check_int, scalar_or_array
 from .activations import get_activation
@@ -208,8 +208,19 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth):
     return qs.reshape((depth + 1,) + shape), cs.reshape((depth + 1,) + shape)
 
 
-def _q_star(act, sw, sb, q0=None):
-    q0 = np.ones_like(sw) if q0 is None else q0
+def _table(act):
+    """The activation's fixed-point table (:mod:`meanfield._qtable`), built on first use."""
+    tab = act.__dict__.get("_fixed_point_table")
+    if tab is None:
+        tab = act.__dict__["_fixed_point_table"] = _qtable.build(act)
+    return tab
+
+
+def _fixed(act, sw, sb, q0=None):
+    """(q*, χ₁, F_q'(q*)) for flat arrays: the fixed point reached from q⁰ (default 1), the slope
+    of the correlation map at c = 1 and that of the variance map at q*. Closed forms for affine
+    variance maps; otherwise the activation's table, and a direct solve where q* leaves it."""
+    q0 = np.ones_like(sw) if q0 is None else np.ascontiguousarray(q0)
     k = _expect.affine_slope(act)
     if k is not None:
         slope = k * sw * sw
@@ -217,21 +228,39 @@ def _q_star(act, sw, sb, q0=None):
         # with σ_b = 0 every q is fixed (q* = q⁰)
         critical = np.abs(slope - 1.0) <= 4 * np.finfo(float).eps
         with np.errstate(divide="ignore", invalid="ignore"):
-            out = np.where((slope < 1.0) & ~critical, sb * sb / (1.0 - slope), np.inf)
-        out = np.where(critical & (sb == 0.0), q0, out)
+            q = np.where((slope < 1.0) & ~critical, sb * sb / (1.0 - slope), np.inf)
+        q = np.where(critical & (sb == 0.0), q0, q)
+        chi, fq = slope.copy(), slope.copy()
     else:
-        px, ps, _ = act._points
-        out = np.empty_like(sw)
+        edges, coef = _table(act)
+        out = np.empty((sw.size, 3))
         with threads_for(sw.size):
-            _solve.qstar_many(act.kernel, act.param, sw, sb, np.ascontiguousarray(q0), px, ps, out)
-    n_inf = int(np.isinf(out).sum())
-    if n_inf:
-        i = np.flatnonzero(np.isinf(out))[0]
-        warnings.warn(f"{act.name}: the variance map has no finite fixed point at {n_inf} "
+            _qtable.fixed_many(act.kernel, act.param, sw, sb, q0, edges, coef, act._points[0],
+                               act._points[1], out)
+        q, chi, fq = (np.ascontiguousarray(col) for col in out.T)
+        miss = np.flatnonzero(np.isnan(q))
+        if miss.size:
+            px, ps, _ = act._points
+            qm = np.empty(miss.size)
+            with threads_for(miss.size):
+                _solve.qstar_many(act.kernel, act.param, sw[miss], sb[miss], q0[miss], px, ps, qm)
+            q[miss] = qm
+            fin = miss[np.isfinite(qm)]
+            chi[fin] = sw[fin] ** 2 * _expect.diag(act, 1, 1, 0, q[fin])
+            fq[fin] = _fq_slope(act, sw[fin], q[fin])
+    inf = np.isinf(q)
+    chi[inf] = fq[inf] = np.nan
+    if inf.any():
+        i = np.flatnonzero(inf)[0]
+        warnings.warn(f"{act.name}: the variance map has no finite fixed point at {int(inf.sum())} "
                       f"point(s) (e.g. sigma_w={float(sw[i])!r}, sigma_b={float(sb[i])!r}): q^l -> inf; "
                       f"q* is reported as inf and chi/c* as nan there",
-                      NoFixedPointWarning, stacklevel=3)
-    return out
+                      NoFixedPointWarning, stacklevel=4)
+    return q, chi, fq
+
+
+def _q_star(act, sw, sb, q0=None):
+    return _fixed(act, sw, sb, q0)[0]
 
 
 def q_star(activation, sigma_w, sigma_b, q0=1.0):
@@ -267,10 +296,6 @@ def q_star(activation, sigma_w, sigma_b, q0=1.0):
     return scalar_or_array(_q_star(act, sw, sb, q0).reshape(shape))
 
 
-def _chi_1(act, sw, q):
-    return sw * sw * _expect.diag(act, 1, 1, 0, q)
-
-
 def chi_1(activation, sigma_w, sigma_b):
     """χ₁ = σ_w² E[φ'(√q* Z)²], the slope of the correlation map at c = 1.
 
@@ -300,54 +325,57 @@ def chi_1(activation, sigma_w, sigma_b):
     return scalar_or_array(_summary(act, sw, sb, ("chi_1",))["chi_1"].reshape(shape))
 
 
-def _c_star(act, sw, sb, q):
-    """c* for flat arrays with finite q*: 1 where χ₁ <= 1, else the root in [0, 1)."""
-    chi = _chi_1(act, sw, q)
-    out = np.ones_like(q)
-    chaotic = np.flatnonzero(chi > 1.0)
-    if chaotic.size == 0:
-        return out, chi
-    den = _q_map(act, q[chaotic], sw[chaotic], sb[chaotic])
+def _chaos(act, sw, sb, q, chi):
+    """(c*, χ_c) for flat arrays with finite q*: (1, χ₁) where χ₁ <= 1; in the chaotic phase the
+    stable root of F_c(c) = c in [0, 1) and the slope σ_w² E[φ'(u₁) φ'(u₂)] there."""
+    cs = np.ones_like(q)
+    chic = chi.copy()
+    # at q* = 0 both inputs sit at 0 from some depth on: c* = 1 whatever χ₁ (which for φ kinked
+    # at 0 is then the one-sided φ'(0)² of the direct solve)
+    idx = np.flatnonzero((chi > 1.0) & (q > 0.0))
+    if idx.size == 0:
+        return cs, chic
+    swc, sbc, qc = sw[idx], sb[idx], q[idx]
+    den = _q_map(act, qc, swc, sbc)
     if act.closed_form is not None:
-        for j, i in enumerate(chaotic):
-            out[i] = 0.0 if act.odd and sb[i] == 0.0 else _closed_cstar(act, sw[i], sb[i], q[i], den[j])
-        return out, chi
+        cs[idx], chic[idx] = _closed_chaos(act, swc, sbc, qc, den)
+        return cs, chic
     px, ps, pk = act._points
-    res = np.full(chaotic.size, -1.0)
-    # first with the cheap coefficients and series only; where c* lies beyond the series' proven
-    # range, again with the full set of coefficients, quadratures allowed
-    for full in (False, True):
-        todo = np.flatnonzero(res < 0.0)
-        if todo.size == 0:
-            break
-        idx = chaotic[todo]
-        coef, nused, norm2, tails = _expect.coefficients(act, 0, q[idx], full=full)
-        part = np.empty(todo.size)
-        with threads_for(todo.size):
-            _solve.cstar_many(act.kernel, act.param, sw[idx], sb[idx], q[idx], den[todo], coef,
-                              nused, norm2, tails, _expect.RTOL, px, ps, pk, full, part)
-        res[todo] = part
-    # F_c is odd in c for odd φ without bias: c* = 0 exactly
-    res[act.odd & (sb[chaotic] == 0.0)] = 0.0
-    out[chaotic] = res
-    return out, chi
+    out = np.empty((idx.size, 2))
+    with threads_for(idx.size):
+        _solve.chaos_many(act.kernel, act.param, swc, sbc, qc, den, chi[idx] / swc ** 2,
+                          _expect.RTOL, px, ps, pk, act.odd, out)
+    cs[idx], chic[idx] = out[:, 0], out[:, 1]
+    return cs, chic
 
 
-def _closed_cstar(act, sw, sb, q, den):
-    from scipy.optimize import brentq
-
+def _closed_chaos(act, sw, sb, q, den):
+    """(c*, χ_c) from closed-form pair expectations: Newton on F_c(c) − c, vectorised, inside
+    the bracket [0, 1) that F_c(0) >= 0 and F_c(c) < c just below 1 give; χ_c = F_c'(c*)·den/q."""
     def g(c):
-        one = np.array([q])
-        return float((sb * sb + sw * sw * _expect.pair(act, 0, 0, one, one, np.array([c]))[0])
-                     / den - c)
+        f = (sb * sb + sw * sw * _expect.pair(act, 0, 0, q, q, c)) / den - c
+        d = sw * sw * _expect.pair(act, 1, 1, q, q, c)
+        return f, d
 
-    g0 = g(0.0)
-    if g0 <= 0.0:
-        return 0.0
-    hi = 0.5
-    while g(hi) >= 0.0 and hi < 1.0 - 1e-15:
-        hi = 1.0 - 0.5 * (1.0 - hi)
-    return brentq(g, 0.0, hi, xtol=1e-300, rtol=8.9e-16, maxiter=500)
+    lo = np.zeros_like(q)
+    hi = np.ones_like(q)
+    g0, _ = g(lo)
+    c = np.full_like(q, 0.5)
+    done = g0 <= 0.0
+    c[done] = 0.0
+    for _ in range(200):
+        f, d = g(c)
+        lo = np.where(f > 0.0, c, lo)
+        hi = np.where(f < 0.0, c, hi)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            cn = c - f / (d * q / den - 1.0)
+        cn = np.where((cn > lo) & (cn < hi), cn, 0.5 * (lo + hi))
+        conv = (np.abs(cn - c) <= 2.2e-16 * np.maximum(np.abs(c), 1e-300)) | (f == 0.0) | done
+        c = np.where(done | (f == 0.0), c, cn)
+        done = conv
+        if done.all():
+            break
+    return c, sw * sw * _expect.pair(act, 1, 1, q, q, c)
 
 
 def c_star(activation, sigma_w, sigma_b):
@@ -378,15 +406,6 @@ def c_star(activation, sigma_w, sigma_b):
     """
     act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
     return scalar_or_array(_summary(act, sw, sb, ("c_star",))["c_star"].reshape(shape))
-
-
-def _chi_c(act, sw, sb, q):
-    cs, chi = _c_star(act, sw, sb, q)
-    out = chi.copy()
-    lt = cs < 1.0
-    if lt.any():
-        out[lt] = sw[lt] ** 2 * _expect.pair(act, 1, 1, q[lt], q[lt], cs[lt], full=False)
-    return out, cs, chi
 
 
 def chi_c(activation, sigma_w, sigma_b):
@@ -438,25 +457,15 @@ def _xi(rate):
 def _summary(act, sw, sb, fields):
     """The requested quantities (``q_star, chi_1, c_star, chi_c, xi_q, xi_c``) for flat arrays,
     each computed once from one q*; nan where q* = inf."""
-    q = _q_star(act, sw, sb)
-    m = np.isfinite(q)
-    out = {k: np.full_like(q, np.nan) for k in fields}
-    if "q_star" in out:
-        out["q_star"] = q
-    if not m.any():
-        return out
-    swm, sbm, qm = sw[m], sb[m], q[m]
+    q, chi, fq = _fixed(act, sw, sb)
+    out = {"q_star": q, "chi_1": chi, "xi_q": _xi(fq)}
     if {"c_star", "chi_c", "xi_c"} & set(fields):
-        chic, cs, chi = _chi_c(act, swm, sbm, qm)
-        values = {"chi_1": chi, "c_star": cs, "chi_c": chic, "xi_c": _xi(chic)}
-    else:
-        values = {"chi_1": _chi_1(act, swm, qm)}
-    if "xi_q" in fields:
-        values["xi_q"] = _xi(_fq_slope(act, swm, qm))
-    for k in fields:
-        if k != "q_star":
-            out[k][m] = values[k]
-    return out
+        cs = np.full_like(q, np.nan)
+        chic = np.full_like(q, np.nan)
+        m = np.isfinite(q)
+        cs[m], chic[m] = _chaos(act, sw[m], sb[m], q[m], chi[m])
+        out.update(c_star=cs, chi_c=chic, xi_c=_xi(chic))
+    return {k: out[k] for k in fields}
 
 
 def depth_scales(activation, sigma_w, sigma_b):
