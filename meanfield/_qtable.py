@@ -179,8 +179,9 @@ def qstar(sw, sb, q0, edges, coef):
 
 @njit(cache=True, parallel=True)
 def fixed_many(phi, p, sw, sb, q0, edges, coef, px, ps, out):
-    """q*, χ₁ = σ_w² D(q*) and F_q'(q*) = σ_w² S(q*) for flat arrays, into the columns of ``out``;
-    q* = nan where the table does not reach (see :func:`qstar`). The table's root, within a few
+    """q*, χ₁ = σ_w² D(q*), F_q'(q*) = σ_w² S(q*) and F_q(q*) for flat arrays, into the columns of
+    ``out``; q* = nan where the table does not reach (see :func:`qstar`), F_q(q*) = nan where it
+    was not evaluated. The table's root, within a few
     ulps of the interpolation error, is polished by one Newton step on the exact F_q, so that
     F_q(q*) = q* holds to rounding."""
     phi0 = phi(0.0, p, 0)
@@ -188,6 +189,7 @@ def fixed_many(phi, p, sw, sb, q0, edges, coef, px, ps, out):
     d0 = 0.5 * (phi(-1e-300, p, 1) ** 2 + phi(1e-300, p, 1) ** 2)
     for i in prange(sw.size):
         q = qstar(sw[i], sb[i], q0[i], edges, coef)
+        out[i, 3] = math.nan
         if q != q and sb[i] == 0.0 and phi0 == 0.0 and sw[i] * sw[i] * d0 < 1.0:
             # the scan went below the table with F_q(q) < q; with σ_b = 0 and φ(0) = 0,
             # F_q(q) = σ_w² d0 q + o(q) stays below q down to 0: the iteration reaches 0
@@ -199,6 +201,7 @@ def fixed_many(phi, p, sw, sb, q0, edges, coef, px, ps, out):
             g = sb[i] * sb[i] + sw[i] * sw[i] * e1(phi, p, 0, 0, 0, q, px, ps) - q
             if gp != 0.0 and abs(g / gp) < 1e-9 * q:
                 q -= g / gp
+                out[i, 3] = q  # F_q(q) = q to second order in the step
         out[i, 0] = q
         if math.isfinite(q):
             _, d, s = evaluate(q, edges, coef)

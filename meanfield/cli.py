@@ -55,11 +55,16 @@ def _write_table(df, out):
     print(f"wrote {out}", file=sys.stderr)
 
 
+def _check_out(out):
+    """``--out`` of a table-or-figure command, checked before any work is done."""
+    if out is not None and not out.lower().endswith((".csv", *_FIGURE_SUFFIXES)):
+        raise ValueError(f"`--out` == {out!r}: must end in .csv, .png, .pdf or .svg")
+
+
 def _write_table_or_figure(df, out, draw):
     """CSV (stdout or a .csv file), or a figure for .png/.pdf/.svg drawn by ``draw(df, ax)``."""
+    _check_out(out)
     if out is None or not out.lower().endswith(_FIGURE_SUFFIXES):
-        if out is not None and not out.lower().endswith(".csv"):
-            raise ValueError(f"`--out` == {out!r}: must end in .csv, .png, .pdf or .svg")
         _write_table(df, out)
         return
     import matplotlib
@@ -94,6 +99,7 @@ def _cmd_phase_diagram(args):
     from . import phase_diagram
     from .plotting import plot_phase_diagram
 
+    _check_out(args.out)
     df = phase_diagram(args.activation, args.sigma_w, args.sigma_b, progress=not args.quiet)
     df.insert(0, "activation", args.activation)
     _write_table_or_figure(df, args.out, lambda d, ax: plot_phase_diagram(

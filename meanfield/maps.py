@@ -217,9 +217,10 @@ def _table(act):
 
 
 def _fixed(act, sw, sb, q0=None):
-    """(q*, χ₁, F_q'(q*)) for flat arrays: the fixed point reached from q⁰ (default 1), the slope
-    of the correlation map at c = 1 and that of the variance map at q*. Closed forms for affine
-    variance maps; otherwise the activation's table, and a direct solve where q* leaves it."""
+    """(q*, χ₁, F_q'(q*), F_q(q*)) for flat arrays: the fixed point reached from q⁰ (default 1),
+    the slope of the correlation map at c = 1, that of the variance map at q*, and F_q(q*) (= q*
+    but for rounding; nan where it was not evaluated). Closed forms for affine variance maps;
+    otherwise the activation's table, and a direct solve where q* leaves it."""
     q0 = np.ones_like(sw) if q0 is None else np.ascontiguousarray(q0)
     k = _expect.affine_slope(act)
     if k is not None:
@@ -233,11 +234,11 @@ def _fixed(act, sw, sb, q0=None):
         chi, fq = slope.copy(), slope.copy()
     else:
         edges, coef = _table(act)
-        out = np.empty((sw.size, 3))
+        out = np.empty((sw.size, 4))
         with threads_for(sw.size):
             _qtable.fixed_many(act.kernel, act.param, sw, sb, q0, edges, coef, act._points[0],
                                act._points[1], out)
-        q, chi, fq = (np.ascontiguousarray(col) for col in out.T)
+        q, chi, fq, fq_at_q = (np.ascontiguousarray(col) for col in out.T)
         miss = np.flatnonzero(np.isnan(q))
         if miss.size:
             px, ps, _ = act._points
@@ -250,13 +251,15 @@ def _fixed(act, sw, sb, q0=None):
             fq[fin] = _fq_slope(act, sw[fin], q[fin])
     inf = np.isinf(q)
     chi[inf] = fq[inf] = np.nan
+    if k is not None:
+        fq_at_q = np.where(inf, np.nan, sb * sb + slope * q)
     if inf.any():
         i = np.flatnonzero(inf)[0]
         warnings.warn(f"{act.name}: the variance map has no finite fixed point at {int(inf.sum())} "
                       f"point(s) (e.g. sigma_w={float(sw[i])!r}, sigma_b={float(sb[i])!r}): q^l -> inf; "
                       f"q* is reported as inf and chi/c* as nan there",
                       NoFixedPointWarning, stacklevel=4)
-    return q, chi, fq
+    return q, chi, fq, fq_at_q
 
 
 def _q_star(act, sw, sb, q0=None):
@@ -325,9 +328,10 @@ def chi_1(activation, sigma_w, sigma_b):
     return scalar_or_array(_summary(act, sw, sb, ("chi_1",))["chi_1"].reshape(shape))
 
 
-def _chaos(act, sw, sb, q, chi):
+def _chaos(act, sw, sb, q, chi, fq_at_q):
     """(c*, χ_c) for flat arrays with finite q*: (1, χ₁) where χ₁ <= 1; in the chaotic phase the
-    stable root of F_c(c) = c in [0, 1) and the slope σ_w² E[φ'(u₁) φ'(u₂)] there."""
+    stable root of F_c(c) = c in [0, 1) and the slope σ_w² E[φ'(u₁) φ'(u₂)] there. ``fq_at_q`` is
+    F_q(q*) where known (nan where not), the normalisation of F_c."""
     cs = np.ones_like(q)
     chic = chi.copy()
     # at q* = 0 both inputs sit at 0 from some depth on: c* = 1 whatever χ₁ (which for φ kinked
@@ -336,7 +340,10 @@ def _chaos(act, sw, sb, q, chi):
     if idx.size == 0:
         return cs, chic
     swc, sbc, qc = sw[idx], sb[idx], q[idx]
-    den = _q_map(act, qc, swc, sbc)
+    den = fq_at_q[idx]
+    todo = np.isnan(den)
+    if todo.any():
+        den[todo] = _q_map(act, qc[todo], swc[todo], sbc[todo])
     if act.closed_form is not None:
         cs[idx], chic[idx] = _closed_chaos(act, swc, sbc, qc, den)
         return cs, chic
@@ -457,13 +464,13 @@ def _xi(rate):
 def _summary(act, sw, sb, fields):
     """The requested quantities (``q_star, chi_1, c_star, chi_c, xi_q, xi_c``) for flat arrays,
     each computed once from one q*; nan where q* = inf."""
-    q, chi, fq = _fixed(act, sw, sb)
+    q, chi, fq, den = _fixed(act, sw, sb)
     out = {"q_star": q, "chi_1": chi, "xi_q": _xi(fq)}
     if {"c_star", "chi_c", "xi_c"} & set(fields):
         cs = np.full_like(q, np.nan)
         chic = np.full_like(q, np.nan)
         m = np.isfinite(q)
-        cs[m], chic[m] = _chaos(act, sw[m], sb[m], q[m], chi[m])
+        cs[m], chic[m] = _chaos(act, sw[m], sb[m], q[m], chi[m], den[m])
         out.update(c_star=cs, chi_c=chic, xi_c=_xi(chic))
     return {k: out[k] for k in fields}
 

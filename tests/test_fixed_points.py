@@ -52,7 +52,7 @@ def test_table_fixed_point_equals_direct_solve(name, sw, sb):
     sw_a, sb_a = np.array([sw]), np.array([sb])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mf.NoFixedPointWarning)
-        q, chi, fq = mf.maps._fixed(act, sw_a, sb_a)
+        q, chi, fq, _ = mf.maps._fixed(act, sw_a, sb_a)
     q_direct = np.empty(1)
     _solve.qstar_many(act.kernel, act.param, sw_a, sb_a, np.ones(1), px, ps, q_direct)
     if np.isinf(q_direct[0]):
