@@ -173,7 +173,8 @@ def e1(phi, p, a, b, m, q, px, ps):
     acc = 0.0
     for i in range(z.size):
         x = r * z[i]
-        v = w[i] * _fk(phi, p, a, x) * _fk(phi, p, b, x)
+        f = _fk(phi, p, a, x)
+        v = w[i] * f * (f if b == a else _fk(phi, p, b, x))  # φ costs as much as the rest
         if m == 1:
             v *= z[i]
         acc += v
@@ -280,13 +281,15 @@ def hermite_rule(phi, p, k, q, px, ps, hmax):
     z = np.empty(z0.size)
     wf = np.empty(z0.size)
     norm2 = 0.0
-    for i in range(z0.size):
-        f = phi(r * z0[i], p, k)
-        wfi = w0[i] * f
-        norm2 += wfi * f
-        jj = (i % nk) * npan + i // nk
-        z[jj] = z0[i]
-        wf[jj] = wfi
+    i = 0
+    for P in range(npan):
+        for j in range(nk):
+            f = phi(r * z0[i], p, k)
+            wfi = w0[i] * f
+            norm2 += wfi * f
+            z[j * npan + P] = z0[i]
+            wf[j * npan + P] = wfi
+            i += 1
     return z, wf, norm2, np.zeros(z.size), np.ones(z.size)
 
 
@@ -304,24 +307,30 @@ def hermite_extend(z, wf, h_prev, h, n0, n1, coef):
     npan = z.size // nk
     psum = np.empty((n1 - n0, npan))
     for n in range(n0, n1):
+        row = psum[n - n0]
+        for P in range(npan):
+            row[P] = 0.0
         if n == 1:
             for i in range(z.size):
                 h_prev[i] = 1.0
                 h[i] = z[i]
-        elif n > 1:
-            a = math.sqrt(n - 1.0)
-            inv = 1.0 / math.sqrt(float(n))
-            for i in range(z.size):
-                h_next = (z[i] * h[i] - a * h_prev[i]) * inv
-                h_prev[i] = h[i]
-                h[i] = h_next
-        row = psum[n - n0]
-        for P in range(npan):
-            row[P] = 0.0
+        if n <= 1:
+            for j in range(nk):
+                off = j * npan
+                for P in range(npan):
+                    row[P] += wf[off + P] * h[off + P]
+            continue
+        # one pass per n: the recurrence and the panels' partial sums together
+        a = math.sqrt(n - 1.0)
+        inv = 1.0 / math.sqrt(float(n))
         for j in range(nk):
             off = j * npan
             for P in range(npan):
-                row[P] += wf[off + P] * h[off + P]
+                i = off + P
+                h_next = (z[i] * h[i] - a * h_prev[i]) * inv
+                h_prev[i] = h[i]
+                h[i] = h_next
+                row[P] += wf[i] * h_next
     acc = np.zeros(n1 - n0)
     comp = np.zeros(n1 - n0)
     for P in range(npan):
@@ -427,3 +436,10 @@ def threads_for(n):
         yield
     finally:
         numba.set_num_threads(old)
+
+
+def interleaved(n):
+    """An order of ``n`` items that deals them out to numba's threads like cards: a parallel loop
+    hands each thread one contiguous block, and where neighbouring items cost alike (points of a
+    grid near the EOC), blocks of every T-th item balance the threads' work."""
+    return np.argsort(np.arange(n) % numba.get_num_threads(), kind="stable")

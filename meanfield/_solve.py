@@ -182,11 +182,38 @@ def eoc_q_many(phi, p, sb, px, ps, out):
 
 
 @njit(cache=True)
+def _power_tail(c, n0, beta):
+    """Σ_{n>=n0} n^−β cⁿ / Σ_{n>=n0} n^−β (β > 1, 0 <= c < 1) to ~1e-3: the integral with the
+    Euler–Maclaurin end term, by the trapezoidal rule in s = log(x / n0) (the integrand
+    e^{(1−β)s − λ n0 (e^s − 1)}, λ = −log c, is analytic)."""
+    lam = -math.log(c) if c > 0.0 else math.inf
+    if lam == math.inf:
+        return 0.0
+    # the integrand falls at least like e^{−κ s}, κ = β − 1 + λ n0
+    h = min(40.0, 40.0 / (beta - 1.0 + lam * n0)) / 800.0
+    acc = 0.0
+    for i in range(801):
+        x = i * h
+        w = 0.5 if i == 0 or i == 800 else 1.0
+        acc += w * math.exp((1.0 - beta) * x - lam * n0 * (math.exp(x) - 1.0))
+    num = n0 * acc * h * math.exp(-lam * n0) + 0.5 * math.exp(-lam * n0)
+    return num / (n0 / (beta - 1.0) + 0.5)
+
+
+@njit(cache=True)
 def _series_g(c, sw, sb, den, A, tail_mass, tail_index):
     """F_c(c) − c from the truncated series plus an estimate of what it leaves out: the missing
     terms Σ_{n>=N} A_n² cⁿ carry the Parseval mass ``tail_mass`` at the mean index ``tail_index``
-    (known from E[φ²] and E[φ'²]), and T c^n̄ is a (Jensen) lower bound for them."""
-    return (sb * sb + sw * sw * (series(A, A, c) + tail_mass * c ** tail_index)) / den - c
+    (known from E[φ²] and E[φ'²]). With A_n² ∝ n^−β beyond N, as for φ smooth but for a kink
+    (β = 5/2), that mean fixes β = (2r − 1)/(r − 1), r = tail_index / N; else T c^n̄, a (Jensen)
+    lower bound."""
+    n0 = float(A.size)
+    r = tail_index / n0
+    if r > 1.0 + 1e-9 and tail_mass > 0.0:
+        tail = tail_mass * _power_tail(c, n0, (2.0 * r - 1.0) / (r - 1.0))
+    else:
+        tail = tail_mass * c ** tail_index
+    return (sb * sb + sw * sw * (series(A, A, c) + tail)) / den - c
 
 
 @njit(cache=True)
@@ -217,6 +244,7 @@ def _cstar_newton(phi, p, sw, sb, q, den, d1, A, lo, px, ps, pk):
             break
         a, ga = b, gb
     chic = math.nan
+    last = math.inf  # the last Newton step (inf after a bisection)
     for _ in range(60):
         e00, e11 = e2_both(phi, p, 0, 0, q, q, c, px, ps, pk, True)
         g = (sb * sb + sw * sw * e00) / den - c
@@ -229,14 +257,20 @@ def _cstar_newton(phi, p, sw, sb, q, den, d1, A, lo, px, ps, pk):
             return c, chic
         gp = sw * sw * q * e11 / den - 1.0
         cn = c - g / gp if gp != 0.0 else math.nan
-        if not lo < cn < hi:
+        newton = lo < cn < hi
+        if not newton:
             cn = 0.5 * (lo + hi)
+        step = abs(cn - c)
         noise = 8.0 * 2.2e-16 / abs(gp) if gp != 0.0 else 0.0
-        if abs(cn - c) <= max(1e-14, noise) or hi - lo <= 4.4e-16:
+        # two Newton steps in a row measure the quadratic rate K (error_{k+1} ≈ K error_k²): stop
+        # when the next step would be below the noise, saving one evaluation of F_c
+        quadratic = newton and last < 1e-6 and step * step * step / (last * last) <= max(1e-15, noise)
+        if step <= max(1e-14, noise) or hi - lo <= 4.4e-16 or quadratic:
             # χ_c can vary fast with c (for kinked φ as 1/√(1 − c)): evaluate it at the root
             if cn != c:
                 chic = sw * sw * e2(phi, p, 1, 1, q, q, cn, px, ps, pk)
             return cn, chic
+        last = step if newton else math.inf
         c = cn
     return c, chic
 
@@ -287,25 +321,48 @@ def _chi_c_series(A, q, d1, c, rtol):
 # terms' rule: its first 1000 coefficients agree with those of a rule of panels 0.125 wide to
 # ≤ 5e-15 of √E[φ²] (tanh, hard_tanh, ELU, SiLU at q from 0.3 to 30), which moves the series by
 # ~1e-16 where 400 terms did not suffice (there the coefficients past 400 are small).
-_STAGE_N = np.array([48, _NCOEF_1, _NCOEF, 1000])
-_STAGE_HMAX = np.array([_HMAX_COEF_1, _HMAX_COEF_1, _HMAX_COEF, _HMAX_COEF])
+_STAGE_N = np.array([40, 80, _NCOEF_1, 256, _NCOEF, 640, 1000])
+_STAGE_HMAX = np.array([_HMAX_COEF_1] * 3 + [_HMAX_COEF] * 4)
 _NMAX = 1000
 
 
 @njit(cache=True)
-def _cstar_series(phi, p, sw, sb, q, den, A, T, atol, px, ps, pk):
-    """c* by Brent on Mehler's series where the series' proven range [0, c_ok] (|c|^N T <= atol)
-    holds it; -1 where F_c(c_ok) >= c_ok, i.e. c* lies beyond."""
-    tol = np.array([q, den, atol])
-    g0 = _g(_MODE_C, 0.0, phi, p, sw, sb, px, ps, pk, A, T, tol)
+def _series_and_slope(A, c):
+    """Σ A_n² cⁿ and its derivative, by Horner's rule."""
+    f = 0.0
+    d = 0.0
+    for n in range(A.size - 1, -1, -1):
+        d = d * c + f
+        f = f * c + A[n] * A[n]
+    return f, d
+
+
+@njit(cache=True)
+def _cstar_series(sw, sb, den, A, T, atol):
+    """c* from Mehler's series where its proven range [0, c_ok] (|c|^N T <= atol) holds it; -1
+    where F_c(c_ok) >= c_ok, i.e. c* lies beyond. F_c is a power series with positive
+    coefficients, so g(c) = F_c(c) − c is convex on [0, 1]: from c = 0, where g > 0, Newton's
+    iterates rise monotonically to the root (each tangent lies below g), quadratically at the end."""
+    sb2, sw2 = sb * sb, sw * sw
+    g0 = (sb2 + sw2 * A[0] * A[0]) / den
     if g0 <= 0.0:
         return 0.0
     # 0.999: at c_ok itself the bound must hold despite rounding
     c_ok = min(0.999 * (atol / T) ** (1.0 / A.size), 1.0 - 1e-3) if T > 0.0 else 1.0 - 1e-3
-    g_ok = _g(_MODE_C, c_ok, phi, p, sw, sb, px, ps, pk, A, T, tol)
-    if g_ok >= 0.0:
+    if (sb2 + sw2 * _series_and_slope(A, c_ok)[0]) / den - c_ok >= 0.0:
         return -1.0
-    return _brent(_MODE_C, 0.0, g0, c_ok, g_ok, phi, p, sw, sb, px, ps, pk, A, T, tol)
+    c = 0.0
+    for _ in range(200):
+        f, d = _series_and_slope(A, c)
+        g = (sb2 + sw2 * f) / den - c
+        gp = sw2 * d / den - 1.0
+        if g <= 0.0 or gp >= 0.0:
+            return c
+        step = -g / gp
+        c += step
+        if step <= 2.2e-16 * c:
+            return c
+    return c
 
 
 @njit(cache=True)
@@ -335,8 +392,7 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd):
         A = coef[:N]
         T = tail(A, n2)
         atol = rtol * n2
-        c = 0.0 if odd and sb == 0.0 else _cstar_series(phi, p, sw, sb, q, den, A, T, atol, px, ps,
-                                                         pk)
+        c = 0.0 if odd and sb == 0.0 else _cstar_series(sw, sb, den, A, T, atol)
         if c >= 0.0:
             chic = _chi_c_series(A, q, d1, c, rtol)
             if chic == chic:

@@ -15,7 +15,7 @@ import warnings
 import numpy as np
 
 from . import _expect, _qtable, _solve
-from ._gauss import threads_for
+from ._gauss import interleaved, threads_for
 from ._validate import broadcast, check_array, check_int, scalar_or_array
 from .activations import get_activation
 
@@ -235,9 +235,11 @@ def _fixed(act, sw, sb, q0=None):
     else:
         edges, coef = _table(act)
         out = np.empty((sw.size, 4))
+        order = interleaved(sw.size)
         with threads_for(sw.size):
-            _qtable.fixed_many(act.kernel, act.param, sw, sb, q0, edges, coef, act._points[0],
-                               act._points[1], out)
+            _qtable.fixed_many(act.kernel, act.param, sw[order], sb[order], q0[order], edges, coef,
+                               act._points[0], act._points[1], out)
+        out[order] = out.copy()
         q, chi, fq, fq_at_q = (np.ascontiguousarray(col) for col in out.T)
         miss = np.flatnonzero(np.isnan(q))
         if miss.size:
@@ -349,10 +351,11 @@ def _chaos(act, sw, sb, q, chi, fq_at_q):
         return cs, chic
     px, ps, pk = act._points
     out = np.empty((idx.size, 2))
+    order = interleaved(idx.size)
     with threads_for(idx.size):
-        _solve.chaos_many(act.kernel, act.param, swc, sbc, qc, den, chi[idx] / swc ** 2,
-                          _expect.RTOL, px, ps, pk, act.odd, out)
-    cs[idx], chic[idx] = out[:, 0], out[:, 1]
+        _solve.chaos_many(act.kernel, act.param, swc[order], sbc[order], qc[order], den[order],
+                          chi[idx][order] / swc[order] ** 2, _expect.RTOL, px, ps, pk, act.odd, out)
+    cs[idx[order]], chic[idx[order]] = out[:, 0], out[:, 1]
     return cs, chic
 
 
