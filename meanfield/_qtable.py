@@ -96,8 +96,8 @@ def build(act):
 
 
 @njit(cache=True)
-def evaluate(q, edges, coef):
-    """(V, D, S)(q) from the table, for edges[0] <= log q <= edges[-1]."""
+def _locate(q, edges):
+    """(panel, x): the panel holding log q and where in it, x ∈ [−1, 1]."""
     t = math.log(q)
     lo, hi = 0, edges.size - 1
     while hi - lo > 1:
@@ -106,35 +106,30 @@ def evaluate(q, edges, coef):
             lo = mid
         else:
             hi = mid
-    a, b = edges[lo], edges[lo + 1]
-    x = (2.0 * t - a - b) / (b - a)
-    out = np.empty(3)
-    for f in range(3):
-        c = coef[lo, f]
-        b1 = b2 = 0.0
-        for k in range(c.size - 1, 0, -1):
-            b1, b2 = 2.0 * x * b1 - b2 + c[k], b1
-        out[f] = x * b1 - b2 + c[0]
-    return out[0], out[1], out[2]
+    return lo, (2.0 * t - edges[lo] - edges[lo + 1]) / (edges[lo + 1] - edges[lo])
+
+
+@njit(cache=True)
+def _clenshaw(c, x):
+    """Σ_k c_k T_k(x)."""
+    b1 = b2 = 0.0
+    for k in range(c.size - 1, 0, -1):
+        b1, b2 = 2.0 * x * b1 - b2 + c[k], b1
+    return x * b1 - b2 + c[0]
+
+
+@njit(cache=True)
+def evaluate(q, edges, coef):
+    """(V, D, S)(q) from the table, for edges[0] <= log q <= edges[-1]."""
+    i, x = _locate(q, edges)
+    return _clenshaw(coef[i, 0], x), _clenshaw(coef[i, 1], x), _clenshaw(coef[i, 2], x)
 
 
 @njit(cache=True)
 def _v(q, edges, coef):
     """V(q) alone from the table (the scan for a sign change needs nothing else)."""
-    t = math.log(q)
-    lo, hi = 0, edges.size - 1
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        if edges[mid] <= t:
-            lo = mid
-        else:
-            hi = mid
-    x = (2.0 * t - edges[lo] - edges[lo + 1]) / (edges[lo + 1] - edges[lo])
-    c = coef[lo, 0]
-    b1 = b2 = 0.0
-    for k in range(c.size - 1, 0, -1):
-        b1, b2 = 2.0 * x * b1 - b2 + c[k], b1
-    return x * b1 - b2 + c[0]
+    i, x = _locate(q, edges)
+    return _clenshaw(coef[i, 0], x)
 
 
 @njit(cache=True)
