@@ -160,6 +160,10 @@ class DataParallelSGD:
         # the trained weights: a sparse layer's kept values (pruned ones are not stored), else
         # the network's own dense arrays, updated in place
         self.params = [w if sl is None else sl.gather(w) for w, sl in zip(net.weights, self.layers)]
+        # and a sparse layer's values in column order, for the input gradient (refreshed when
+        # the layer is updated)
+        self.params_t = [None if sl is None else sl.by_column(p)
+                         for sl, p in zip(self.layers, self.params)]
         self.grad_w = [np.empty((S, *w.shape), dtype) for w in self.params]
         self.grad_b = [np.empty((S, *b.shape), dtype) for b in net.biases]
         self.vel_w = [np.zeros(w.size, dtype) for w in self.params]
@@ -255,6 +259,8 @@ class DataParallelSGD:
                             self.masked[k])
                 _sgd_update(net.biases[k], self.vel_b[k], self.grad_b[k], share, self.masks[k],
                             lr, mu, wd, False)
+                if self.layers[k] is not None:
+                    self.layers[k].by_column(self.params[k], out=self.params_t[k])
 
         def shards(t):
             for s in range(t, S, self.threads):
@@ -262,8 +268,8 @@ class DataParallelSGD:
                 if b > a:
                     gw, gb = [g[s] for g in self.grad_w], [g[s] for g in self.grad_b]
                     if self.sparse:
-                        loss_and_grads_t(net, self.layers, self.params, X[a:b], y[a:b], gw, gb,
-                                         layer_done)
+                        loss_and_grads_t(net, self.layers, self.params, self.params_t, X[a:b],
+                                         y[a:b], gw, gb, layer_done)
                     else:
                         _loss_and_grads(net, self.params, X[a:b], y[a:b], gw, gb,
                                         layer_done=layer_done)

@@ -51,8 +51,9 @@ class SparseLayer:
     indptr : (n_out + 1,) int64, indices : (nnz,) int32
         Row i's kept weights are ``values[indptr[i]:indptr[i + 1]]``, at columns ``indices[...]``.
     colptr : (n_in + 1,) int64, rows : (nnz,) int32, perm : (nnz,) int64
-        Column j's kept weights are ``values[perm[q]]`` for q in ``colptr[j]:colptr[j + 1]``, at
-        rows ``rows[q]`` (ascending).
+        The same by columns: column j's kept weights are ``values[perm[q]]`` for q in
+        ``colptr[j]:colptr[j + 1]``, at rows ``rows[q]`` (ascending); the input gradient reads
+        them from ``values[perm]``, a copy in that order (:meth:`by_column`).
     flat : (nnz,) int64
         Their positions in the flattened dense matrix (row-major).
     """
@@ -81,6 +82,10 @@ class SparseLayer:
         """The kept values of the dense W, (nnz,), a new array."""
         return np.ascontiguousarray(W).reshape(-1)[self.flat]
 
+    def by_column(self, values, out=None):
+        """The kept values in column order, ``values[perm]`` (into ``out`` if given)."""
+        return np.take(values, self.perm, out=out)
+
     def scatter(self, values, W):
         """Write ``values`` into the dense W in place, pruned entries 0."""
         W[...] = 0
@@ -92,26 +97,21 @@ class SparseLayer:
 # ------------------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, inline="always")
-def _accumulate(values, perm, permuted, idx, src, lo, hi, acc):
-    """acc = Σ_{q=lo}^{hi−1} w_q src[idx[q], :], w_q = values[perm[q]] if ``permuted`` else
-    values[q]; four terms at a time ((a + b) + (c + d) added to acc) so that the running sum is
-    not one long chain of dependent additions."""
+def _accumulate(values, idx, src, lo, hi, acc):
+    """acc = Σ_{q=lo}^{hi−1} values[q] src[idx[q], :]; four terms at a time ((a + b) + (c + d)
+    added to acc) so that the running sum is not one long chain of dependent additions."""
     B = acc.size
     for t in range(B):
         acc[t] = 0
     q = lo
     while q + 4 <= hi:
-        if permuted:
-            w0, w1 = values[perm[q]], values[perm[q + 1]]
-            w2, w3 = values[perm[q + 2]], values[perm[q + 3]]
-        else:
-            w0, w1, w2, w3 = values[q], values[q + 1], values[q + 2], values[q + 3]
+        w0, w1, w2, w3 = values[q], values[q + 1], values[q + 2], values[q + 3]
         s0, s1, s2, s3 = src[idx[q]], src[idx[q + 1]], src[idx[q + 2]], src[idx[q + 3]]
         for t in range(B):
             acc[t] += (w0 * s0[t] + w1 * s1[t]) + (w2 * s2[t] + w3 * s3[t])
         q += 4
     while q < hi:
-        w0 = values[perm[q]] if permuted else values[q]
+        w0 = values[q]
         s0 = src[idx[q]]
         for t in range(B):
             acc[t] += w0 * s0[t]
@@ -119,13 +119,31 @@ def _accumulate(values, perm, permuted, idx, src, lo, hi, acc):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _dot(a, b):
-    """Σ_t a[t] b[t], a and b of equal length >= 1 (reassociated: vectorised, in an order fixed
-    by the length alone)."""
-    s = a[0] * b[0]
-    for t in range(1, a.size):
-        s += a[t] * b[t]
-    return s
+def _dots(u, h, indices, lo, hi, G):
+    """G[q] = u · h[indices[q]] for q in [lo, hi), u and the rows of h of length >= 1; four dot
+    products at a time (their reductions overlap). Reassociated, hence vectorised, in an order
+    fixed by the length alone."""
+    B = u.size
+    q = lo
+    while q + 4 <= hi:
+        h0, h1, h2, h3 = h[indices[q]], h[indices[q + 1]], h[indices[q + 2]], h[indices[q + 3]]
+        a = u[0]
+        s0, s1, s2, s3 = a * h0[0], a * h1[0], a * h2[0], a * h3[0]
+        for t in range(1, B):
+            a = u[t]
+            s0 += a * h0[t]
+            s1 += a * h1[t]
+            s2 += a * h2[t]
+            s3 += a * h3[t]
+        G[q], G[q + 1], G[q + 2], G[q + 3] = s0, s1, s2, s3
+        q += 4
+    while q < hi:
+        h0 = h[indices[q]]
+        s0 = u[0] * h0[0]
+        for t in range(1, B):
+            s0 += u[t] * h0[t]
+        G[q] = s0
+        q += 1
 
 
 @njit(cache=True, nogil=True, error_model="numpy", inline="always")
@@ -153,7 +171,7 @@ def _sparse_forward(indptr, indices, values, h, b, c, prev, y, residual, kernel,
     """A sparse layer forward: P = W h by rows (W in CSR), then :func:`_epilogue`. h (n_in, B),
     b (n_out,), prev/y/out (n_out, B), acc (B,) scratch."""
     for i in range(y.shape[0]):
-        _accumulate(values, indptr, False, indices, h, indptr[i], indptr[i + 1], acc)
+        _accumulate(values, indices, h, indptr[i], indptr[i + 1], acc)
         _epilogue(i, acc, b, c, prev, y, residual, kernel, p, out)
 
 
@@ -183,7 +201,7 @@ def _propagate_row(j, t, d, src, kernel, p, residual, one):
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
 def _bias_grad(u, gb):
-    """gb[i] = Σ_t u[i, t] (reassociated, as :func:`_dot`: a sum in order would be one chain of
+    """gb[i] = Σ_t u[i, t] (reassociated, as in :func:`_dots`: a sum in order would be one chain of
     dependent additions, the slowest part of a sparse layer's backward pass)."""
     for i in range(u.shape[0]):
         ui = u[i]
@@ -194,20 +212,18 @@ def _bias_grad(u, gb):
 
 
 @njit(cache=True, nogil=True, error_model="numpy")
-def _sparse_backward(indptr, indices, colptr, rows, perm, values, d, u, h, G, gb, propagate, t,
-                     src, kernel, p, residual, one):
+def _sparse_backward(indptr, indices, colptr, rows, values_t, d, u, h, G, gb, propagate, t, src,
+                     kernel, p, residual, one):
     """A sparse layer's backward pass, u = c d the output gradient (n_out, B) times the branch
     scale: gb = Σ_t u = ∂ℒ/∂b; G[q] = u[i] · h[j] = ∂ℒ/∂W_ij at the kept (i, j) only (CSR
-    order); if ``propagate``, t = ∂ℒ/∂y_prev (n_in, B) by columns (Wᵀ u, then
-    :func:`_propagate_row`)."""
+    order); if ``propagate``, t = ∂ℒ/∂y_prev (n_in, B) by columns (Wᵀ u from the kept values
+    in column order, ``values_t``, then :func:`_propagate_row`)."""
     _bias_grad(u, gb)
     for i in range(u.shape[0]):
-        ui = u[i]
-        for q in range(indptr[i], indptr[i + 1]):
-            G[q] = _dot(ui, h[indices[q]])
+        _dots(u[i], h, indices, indptr[i], indptr[i + 1], G)
     if propagate:
         for j in range(t.shape[0]):
-            _accumulate(values, perm, True, rows, u, colptr[j], colptr[j + 1], t[j])
+            _accumulate(values_t, rows, u, colptr[j], colptr[j + 1], t[j])
             _propagate_row(j, t, d, src, kernel, p, residual, one)
 
 
@@ -271,8 +287,10 @@ def forward_t(net, layers, params, Xt):
     return logits, (H, Y)
 
 
-def backward_t(net, layers, params, Xt, cache, delta, grad_w, grad_b, layer_done=None):
-    """Backpropagate δ = ∂ℒ/∂logits (C, B), feature-major, from the readout down: ∂ℒ/∂W^l into
+def backward_t(net, layers, params, params_t, Xt, cache, delta, grad_w, grad_b,
+               layer_done=None):
+    """Backpropagate δ = ∂ℒ/∂logits (C, B), feature-major, from the readout down (``params_t[k]``:
+    a sparse layer's kept values in column order, :meth:`SparseLayer.by_column`): ∂ℒ/∂W^l into
     ``grad_w[l]`` ((nnz,) for a sparse layer, (n_out, n_in) for a dense one), ∂ℒ/∂B^l into
     ``grad_b[l]``; ``layer_done(k)`` as soon as layer k's gradients are written and ``params[k]``
     is no longer read (k = L … 0)."""
@@ -298,9 +316,8 @@ def backward_t(net, layers, params, Xt, cache, delta, grad_w, grad_b, layer_done
         res = residual and 0 < k < L
         if layers[k] is not None:
             sl = layers[k]
-            _sparse_backward(sl.indptr, sl.indices, sl.colptr, sl.rows, sl.perm, params[k], dk,
-                             uk, h, grad_w[k], grad_b[k], k > 0, t, sk, kernel, act.param, res,
-                             one)
+            _sparse_backward(sl.indptr, sl.indices, sl.colptr, sl.rows, params_t[k], dk, uk, h,
+                             grad_w[k], grad_b[k], k > 0, t, sk, kernel, act.param, res, one)
         else:
             np.dot(uk, h.T, out=grad_w[k])
             if k > 0:
@@ -323,12 +340,12 @@ def logits_t(net, layers, params, X):
     return forward_t(net, layers, params, transpose_in(X))[0].T
 
 
-def loss_and_grads_t(net, layers, params, X, y, grad_w, grad_b, layer_done=None):
+def loss_and_grads_t(net, layers, params, params_t, X, y, grad_w, grad_b, layer_done=None):
     """Mean cross-entropy of the batch X (B, N₀), labels y (B,) int64, and its gradients (see
     :func:`backward_t`); returns the loss."""
     Xt = transpose_in(X)
     logits, cache = forward_t(net, layers, params, Xt)
     delta = np.empty_like(logits)
     loss = _softmax_xent(logits.T, y, delta.T)
-    backward_t(net, layers, params, Xt, cache, delta, grad_w, grad_b, layer_done)
+    backward_t(net, layers, params, params_t, Xt, cache, delta, grad_w, grad_b, layer_done)
     return float(loss)
