@@ -108,7 +108,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     sparse : {"auto", True, False}
         How a pruned network's layers are trained: True, each layer as its kept weights alone in
         compressed sparse rows, costing in proportion to them; False, dense with the mask
-        applied; "auto", sparse the layers that keep at most ``SPARSE_MAX_DENSITY`` (0.25) of
+        applied; "auto", sparse the layers that keep at most ``SPARSE_MAX_DENSITY`` (0.2) of
         their weights (below it sparse is faster, measured). The two give the same history up
         to float32 rounding (a different summation order); pruned weights stay exactly 0 either
         way. No effect without pruning.
