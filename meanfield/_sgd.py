@@ -84,6 +84,17 @@ def shard_count(batch):
     return min(MAX_SHARDS, max(1, batch // SHARD_ROWS))
 
 
+def check_sparse(sparse):
+    """``sparse`` is "auto", True or False (a named error otherwise)."""
+    if isinstance(sparse, str):
+        if sparse != "auto":
+            raise ValueError(f"`sparse` == {sparse!r}: must be 'auto', True or False")
+    elif not isinstance(sparse, (bool, np.bool_)):
+        raise TypeError(f"`sparse` == {sparse!r} ({type(sparse).__name__}): must be 'auto', "
+                        f"True or False")
+    return sparse if isinstance(sparse, str) else bool(sparse)
+
+
 def available_cores():
     """Cores this process may run on."""
     try:
@@ -107,13 +118,20 @@ class DataParallelSGD:
     threads : int or None
         Threads to use, at most one per shard; None: one per available core, or one thread when
         a step is too small to gain from more. The results do not depend on it.
+    sparse : {"auto", True, False}
+        With masks: True trains every layer in compressed form (:mod:`meanfield._sparse`: its
+        kept weights only, in ``params``; :meth:`sync` writes them back into ``net.weights``),
+        False every layer dense with its mask, "auto" the layers whose kept fraction is at most
+        ``SPARSE_MAX_DENSITY`` sparse. Without masks every layer is dense.
 
     If a step raises (a floating-point error under ``np.errstate(...="raise")``, say), the layers
     that every shard had passed are updated and the others not: the network is then in no
     defined state.
     """
 
-    def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None):
+    def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None,
+                 sparse="auto"):
+        from ._sparse import SPARSE_MAX_DENSITY, SparseLayer
         from ._validate import check_int
         from .networks import check_masks
 
@@ -125,25 +143,65 @@ class DataParallelSGD:
         batch = check_int("batch", batch, low=1)
         if threads is not None:
             threads = check_int("threads", threads, low=1)
+        sparse = check_sparse(sparse)
         masks = check_masks(net, masks)
         self.batch = batch
         self.net = net
         dtype = net.dtype
-        self.shards = shard_count(batch)
-        S = self.shards
-        self.grad_w = [np.empty((S, *w.shape), dtype) for w in net.weights]
+        self.shards = S = shard_count(batch)
+        # a pruned layer runs sparse when forced, or under "auto" when kept sparse enough to gain
+        self.layers = [None] * len(net.weights)
+        if masks is not None and sparse is not False:
+            for k, m in enumerate(masks):
+                sl = SparseLayer(m)
+                if sparse is True or sl.density <= SPARSE_MAX_DENSITY:
+                    self.layers[k] = sl
+        self.sparse = any(sl is not None for sl in self.layers)
+        # the trained weights: a sparse layer's kept values (pruned ones are not stored), else
+        # the network's own dense arrays, updated in place
+        self.params = [w if sl is None else sl.gather(w) for w, sl in zip(net.weights, self.layers)]
+        # and a sparse layer's values in column order, for the input gradient (refreshed when
+        # the layer is updated)
+        self.params_t = [None if sl is None else sl.by_column(p)
+                         for sl, p in zip(self.layers, self.params)]
+        self.grad_w = [np.empty((S, *w.shape), dtype) for w in self.params]
         self.grad_b = [np.empty((S, *b.shape), dtype) for b in net.biases]
-        self.vel_w = [np.zeros(w.size, dtype) for w in net.weights]
+        self.vel_w = [np.zeros(w.size, dtype) for w in self.params]
         self.vel_b = [np.zeros_like(b) for b in net.biases]
-        self.masks = ([m.astype(np.uint8).ravel() for m in masks] if masks is not None
-                      else [np.ones(1, np.uint8)] * len(net.weights))
-        self.masked = masks is not None
+        # a dense layer of a pruned network is masked in its update
+        self.masked = [masks is not None and sl is None for sl in self.layers]
+        self.masks = [m.astype(np.uint8).ravel() if masked else np.ones(1, np.uint8)
+                      for m, masked in zip(masks or net.weights, self.masked)]
+        #: kept weights, and floating-point operations of the layer products per example of a
+        #: step (2 per multiply-add: forward, weight gradient and, above the first layer, input
+        #: gradient), counting what is computed: a dense-masked layer costs its full size
+        self.kept_weights = (sum(int(np.count_nonzero(m)) for m in masks) if masks is not None
+                             else net.n_weights)
+        self.flops_per_example = sum((4 if k == 0 else 6) * p.size
+                                     for k, p in enumerate(self.params))
         self.hyper = (dtype.type(lr), dtype.type(momentum), dtype.type(weight_decay))
         if threads is None:
-            flops = 6.0 * batch * net.n_weights
+            flops = batch * self.flops_per_example
             threads = available_cores() if flops >= MIN_PARALLEL_FLOPS else 1
         self.threads = min(threads, S)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+
+    def sync(self):
+        """Write the sparse layers' kept values into ``net.weights`` (pruned entries 0); the dense
+        layers are the network's own arrays already."""
+        for w, sl, p in zip(self.net.weights, self.layers, self.params):
+            if sl is not None:
+                sl.scatter(p, w)
+
+    def logits(self, X):
+        """The network's logits (B, C) for the inputs X (B, N₀), with the weights as trained so
+        far (on the calling thread)."""
+        from ._sparse import logits_t
+        from .networks import _forward
+
+        if self.sparse:
+            return logits_t(self.net, self.layers, self.params, X)
+        return _forward(self.net, self.params, X)[0]
 
     def close(self, cancel=False):
         """Stop the threads (after the calls under way; ``cancel``: drop the queued ones)."""
@@ -178,6 +236,7 @@ class DataParallelSGD:
         int64, 1 ≤ n ≤ batch. The shards' gradients are formed on the threads; a layer is updated
         as soon as every shard has passed it in backpropagation (by the thread that passes it
         last, while its gradients are still in cache), the rest of the backward pass going on."""
+        from ._sparse import loss_and_grads_t
         from .networks import _loss_and_grads
 
         if not 1 <= len(y) <= self.batch or X.shape[0] != len(y):
@@ -195,19 +254,25 @@ class DataParallelSGD:
                 pending[k] -= 1
                 last = pending[k] == 0
             if last:  # every shard's gradient of layer k is written and W^k no longer read
-                _sgd_update(net.weights[k].reshape(-1), self.vel_w[k],
+                _sgd_update(self.params[k].reshape(-1), self.vel_w[k],
                             self.grad_w[k].reshape(S, -1), share, self.masks[k], lr, mu, wd,
-                            self.masked)
+                            self.masked[k])
                 _sgd_update(net.biases[k], self.vel_b[k], self.grad_b[k], share, self.masks[k],
                             lr, mu, wd, False)
+                if self.layers[k] is not None:
+                    self.layers[k].by_column(self.params[k], out=self.params_t[k])
 
         def shards(t):
             for s in range(t, S, self.threads):
                 a, b = cuts[s], cuts[s + 1]
                 if b > a:
-                    _loss_and_grads(net, net.weights, X[a:b], y[a:b],
-                                    [g[s] for g in self.grad_w], [g[s] for g in self.grad_b],
-                                    layer_done=layer_done)
+                    gw, gb = [g[s] for g in self.grad_w], [g[s] for g in self.grad_b]
+                    if self.sparse:
+                        loss_and_grads_t(net, self.layers, self.params, self.params_t, X[a:b],
+                                         y[a:b], gw, gb, layer_done)
+                    else:
+                        _loss_and_grads(net, self.params, X[a:b], y[a:b], gw, gb,
+                                        layer_done=layer_done)
                 else:  # an empty shard (a last batch smaller than the shard count)
                     for k in range(len(net.weights) - 1, -1, -1):
                         self.grad_w[k][s] = 0

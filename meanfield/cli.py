@@ -224,7 +224,8 @@ def _cmd_train(args):
                sigma_w=sigma_w, sigma_b=args.sigma_b, arch=args.arch, method=args.method,
                sparsity=args.sparsity, rescale=args.rescale, epochs=args.epochs, batch=args.batch,
                lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
-               progress=not args.quiet, threads=args.threads)
+               progress=not args.quiet, threads=args.threads,
+               sparse={"on": True, "off": False}.get(args.sparse, args.sparse))
     _write_table(df, args.out)
 
 
@@ -330,6 +331,10 @@ def build_parser():
     p.add_argument("--threads", type=int, help="threads for the training steps, at most one per "
                    "64 examples of the batch, 16 at most (default: the machine's cores; the "
                    "results do not depend on it)")
+    p.add_argument("--sparse", default="auto", choices=("auto", "on", "off"),
+                   help="train pruned layers as their kept weights alone: on, off (dense with "
+                   "the mask), or auto (the layers keeping at most 20 %% of their weights; "
+                   "default). The same results up to float32 rounding")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.add_argument("--out", "-o", help="CSV file (default: stdout)")
     p.set_defaults(func=_cmd_train)

@@ -45,14 +45,15 @@ def _dataset(dataset):
     return tuple(out)
 
 
-def _accuracy_and_loss(net, weights, X, y, mapper=None, chunk=512):
-    """Accuracy and mean cross-entropy over a data set, in chunks (the loss of the networks
-    module's own softmax cross-entropy kernel); ``mapper(fn, items)`` may spread the chunks over
-    threads (the chunks' sums are added in order, so the result does not depend on it)."""
-    from .networks import _forward, _softmax_xent
+def _accuracy_and_loss(logits_of, X, y, mapper=None, chunk=512):
+    """Accuracy and mean cross-entropy over a data set, in chunks, ``logits_of(X_chunk)`` giving
+    the logits (B, C) (the loss of the networks module's own softmax cross-entropy kernel);
+    ``mapper(fn, items)`` may spread the chunks over threads (the chunks' sums are added in
+    order, so the result does not depend on it)."""
+    from .networks import _softmax_xent
 
     def one(s):
-        logits, _ = _forward(net, weights, X[s:s + chunk])
+        logits = logits_of(X[s:s + chunk])
         labels = y[s:s + chunk]
         loss = _softmax_xent(logits, labels, np.empty_like(logits)) * labels.size
         return int((logits.argmax(axis=1) == labels).sum()), loss
@@ -67,7 +68,8 @@ def _accuracy_and_loss(net, weights, X, y, mapper=None, chunk=512):
 
 def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", method="none",
           sparsity=0.0, rescale=False, epochs=10, batch=128, lr=0.01, momentum=0.9,
-          weight_decay=0.0, seed=0, progress=False, return_network=False, threads=None):
+          weight_decay=0.0, seed=0, progress=False, return_network=False, threads=None,
+          sparse="auto"):
     """Prune a random network at initialization, then train it by mini-batch SGD with momentum.
 
     Parameters
@@ -103,13 +105,24 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         step is large enough to gain), at most one per shard: each mini-batch is cut into
         ``max(1, batch // 64)`` fixed shards whose gradients are summed in order, so on a given
         machine the history is bit-identical for any ``threads``.
+    sparse : {"auto", True, False}
+        How a pruned network's layers are trained: True, each layer as its kept weights alone in
+        compressed sparse rows, costing in proportion to them; False, dense with the mask
+        applied; "auto", sparse the layers that keep at most ``SPARSE_MAX_DENSITY`` (0.2) of
+        their weights (below it sparse is faster, measured). The two give the same history up
+        to float32 rounding (a different summation order); pruned weights stay exactly 0 either
+        way. No effect without pruning.
 
     Returns
     -------
     pandas.DataFrame (or ``(DataFrame, Network, masks)`` with ``return_network``)
         One row per epoch (epoch 0: before training): ``epoch, train_loss, train_accuracy,
-        test_accuracy, seconds`` and the parameters. ``train_loss`` and ``train_accuracy`` are
-        measured on the whole training set after the epoch; a diverged run shows nan losses.
+        test_accuracy, seconds, kept_weights, sparse_layers, flops`` and the parameters.
+        ``train_loss`` and ``train_accuracy`` are measured on the whole training set after the
+        epoch; a diverged run shows nan losses. ``kept_weights``: weights not pruned;
+        ``sparse_layers``: layers trained sparse; ``flops``: floating-point operations of the
+        epoch's layer products as computed (2 per multiply-add; a dense-masked layer counts in
+        full, a sparse one its kept weights; the elementwise work not counted), 0 for epoch 0.
 
     References
     ----------
@@ -118,9 +131,9 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     import pandas as pd
     from threadpoolctl import threadpool_limits
 
-    from ._sgd import DataParallelSGD, shard_count
+    from ._sgd import DataParallelSGD, check_sparse, shard_count
     from .eoc import eoc
-    from .networks import _weights, init_network
+    from .networks import init_network
     from .pruning import global_masks, scores
     from .pruning import rescale as rescale_net
 
@@ -130,6 +143,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     seed = check_int("seed", seed)
     if threads is not None:
         threads = check_int("threads", threads, low=1)
+    sparse = check_sparse(sparse)
     if method not in _METHODS:
         raise ValueError(f"`method` == {method!r}: must be one of {', '.join(_METHODS)}")
     if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
@@ -171,12 +185,13 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
               "weight_decay": weight_decay, "seed": seed}
 
     def evaluate(epoch, seconds):
-        weights = _weights(net, None)
         with np.errstate(all="ignore"):
-            train_acc, train_loss = _accuracy_and_loss(net, weights, X_train, y_train, sgd.map)
-            test_acc, _ = _accuracy_and_loss(net, weights, X_test, y_test, sgd.map)
+            train_acc, train_loss = _accuracy_and_loss(sgd.logits, X_train, y_train, sgd.map)
+            test_acc, _ = _accuracy_and_loss(sgd.logits, X_test, y_test, sgd.map)
         return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                "test_accuracy": test_acc, "seconds": seconds, **params}
+                "test_accuracy": test_acc, "seconds": seconds, "kept_weights": sgd.kept_weights,
+                "sparse_layers": sum(sl is not None for sl in sgd.layers),
+                "flops": float(sgd.flops_per_example * n * (epoch > 0)), **params}
 
     n = X_train.shape[0]
     # one BLAS thread per stepping thread: on products of B × width² OpenBLAS's own threads cost
@@ -184,7 +199,8 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     # 512 keeps BLAS's own threads
     blas = threadpool_limits(limits=1 if width <= 512 or shard_count(batch) > 1 else None,
                              user_api="blas")
-    with (blas, DataParallelSGD(net, masks, batch, lr, momentum, weight_decay, threads) as sgd,
+    with (blas, DataParallelSGD(net, masks, batch, lr, momentum, weight_decay, threads,
+                                sparse) as sgd,
           progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar):
         rows = [evaluate(0, 0.0)]
         for epoch in range(1, epochs + 1):
@@ -197,5 +213,6 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
             rows.append(evaluate(epoch, time.perf_counter() - t0))
             bar.update()
             bar.set_postfix_str(f"test accuracy {rows[-1]['test_accuracy']:.3f}")
+        sgd.sync()
     history = pd.DataFrame(rows)
     return (history, net, masks) if return_network else history

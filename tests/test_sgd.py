@@ -103,10 +103,12 @@ def test_update_kernel_matches_the_formula_exactly(dtype, masked):
     np.testing.assert_array_equal(w, w_ref)
 
 
-def test_history_is_bit_identical_for_any_thread_count():
+@pytest.mark.parametrize("sparse", [False, True])  # dense-masked layers, compressed ones
+def test_history_is_bit_identical_for_any_thread_count(sparse):
     kw = dict(width=24, depth=3, sigma_w=1.3, sigma_b=0.2, method="snip", sparsity=0.5,
-              epochs=2, batch=256, seed=1)  # 4 shards
+              epochs=2, batch=256, seed=1, sparse=sparse)  # 4 shards
     runs = [train("tanh", "digits", threads=t, return_network=True, **kw) for t in (1, 2, 3)]
+    assert (runs[0][0].sparse_layers == 4 * sparse).all()
     for df, net, _ in runs[1:]:
         pd.testing.assert_frame_equal(df.drop(columns="seconds"),
                                       runs[0][0].drop(columns="seconds"))
