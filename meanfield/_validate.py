@@ -1,10 +1,26 @@
-"""Input checks at the public edge: every error names the parameter, its value and what is allowed."""
+"""Input checks at the public edge: every error names the parameter, its value and what is allowed.
+
+The checks raise ``InputError`` (a ``ValueError``) and ``InputTypeError`` (a ``TypeError``),
+so that callers can tell a bad argument from a bug: the command line prints these as one line and
+exits 2, and shows the traceback of anything else. ``except ValueError`` still catches them.
+"""
 
 from __future__ import annotations
 
 import operator
 
 import numpy as np
+
+
+class InputError(ValueError):
+    """An argument's value is not allowed; the message names the parameter, its value and what is."""
+
+
+class InputTypeError(TypeError):
+    """An argument's type is not allowed; the message names the parameter, its value and what is."""
+
+
+INPUT_ERRORS = (InputError, InputTypeError)
 
 _BOUNDS = {
     # name: (low, low_inclusive, high, high_inclusive, wording)
@@ -29,9 +45,9 @@ def check_array(name, value):
     try:
         arr = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TypeError(f"`{name}` == {value!r}: must be a real number or an array of them") from None
+        raise InputTypeError(f"`{name}` == {value!r}: must be a real number or an array of them") from None
     if np.iscomplexobj(value):
-        raise TypeError(f"`{name}` == {value!r}: must be real")
+        raise InputTypeError(f"`{name}` == {value!r}: must be real")
     lo, lo_inc, hi, hi_inc, wording = _BOUNDS[name]
     bad = ~np.isfinite(arr)
     bad |= (arr < lo) if lo_inc else (arr <= lo)
@@ -39,20 +55,20 @@ def check_array(name, value):
     if bad.any():
         index = tuple(int(i) for i in np.unravel_index(np.flatnonzero(bad)[0], arr.shape))
         where = "" if arr.ndim == 0 else f" (at index {index})"
-        raise ValueError(f"`{name}` == {_first_bad(arr, bad)!r}{where}: must be {wording}")
+        raise InputError(f"`{name}` == {_first_bad(arr, bad)!r}{where}: must be {wording}")
     return arr
 
 
 def check_int(name, value, low=0):
     """``value`` as a Python int >= ``low``."""
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` == {value!r}: must be an integer >= {low}, not a bool")
+        raise InputTypeError(f"`{name}` == {value!r}: must be an integer >= {low}, not a bool")
     try:
         ivalue = operator.index(value)
     except TypeError:
-        raise TypeError(f"`{name}` == {value!r}: must be an integer >= {low}") from None
+        raise InputTypeError(f"`{name}` == {value!r}: must be an integer >= {low}") from None
     if ivalue < low:
-        raise ValueError(f"`{name}` == {ivalue!r}: must be an integer >= {low}")
+        raise InputError(f"`{name}` == {ivalue!r}: must be an integer >= {low}")
     return ivalue
 
 
@@ -62,7 +78,7 @@ def broadcast(**arrays):
         out = np.broadcast_arrays(*arrays.values())
     except ValueError:
         shapes = ", ".join(f"`{k}` {np.shape(v)}" for k, v in arrays.items())
-        raise ValueError(f"shapes do not broadcast: {shapes}") from None
+        raise InputError(f"shapes do not broadcast: {shapes}") from None
     return out
 
 

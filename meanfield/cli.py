@@ -1,18 +1,32 @@
 """The ``meanfield`` command line: parses, validates, calls the public API, writes CSV.
 
 Conventions: tables go to stdout as CSV unless ``--out`` names a file; bad arguments print one line
-``meanfield: error: …`` on stderr and exit with status 2, with no traceback.
+``meanfield: error: …`` on stderr and exit with status 2, with no traceback. Any other exception is a
+bug or a failure of the machine, not of the user's input: it shows its traceback and exits with 1, so
+that it gets reported rather than mistaken for a usage error.
+
+A bad argument is recognised by its class (``_validate.InputError`` / ``InputTypeError``, raised by
+the checks of ``_validate`` and here), or, for the library's checks that still raise a plain
+``ValueError`` / ``TypeError``, by the shape of their message, which starts with the parameter's
+name in backticks (``"`sigma_w` == -1.0: must be > 0 and finite"``).
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+import traceback
 import warnings
 
 import numpy as np
 
+from ._validate import INPUT_ERRORS, InputError
+
 _EXIT_USAGE = 2
+_EXIT_FAILURE = 1
+# the public edge's messages name the parameter first: "`name` == value: …", "(`a`, `b`) == …"
+_EDGE_MESSAGE = re.compile(r"\(?`[^`]+`")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,18 +61,18 @@ def _write_table(df, out):
         df.to_csv(sys.stdout, index=False)
         return
     if not out.lower().endswith(".csv"):
-        raise ValueError(f"`--out` == {out!r}: must end in .csv")
+        raise InputError(f"`--out` == {out!r}: must end in .csv")
     try:
         df.to_csv(out, index=False)
     except OSError as exc:
-        raise ValueError(f"`--out` == {out!r}: cannot write ({exc.strerror})") from None
+        raise InputError(f"`--out` == {out!r}: cannot write ({exc.strerror})") from None
     print(f"wrote {out}", file=sys.stderr)
 
 
 def _check_out(out):
     """``--out`` of a table-or-figure command, checked before any work is done."""
     if out is not None and not out.lower().endswith((".csv", *_FIGURE_SUFFIXES)):
-        raise ValueError(f"`--out` == {out!r}: must end in .csv, .png, .pdf or .svg")
+        raise InputError(f"`--out` == {out!r}: must end in .csv, .png, .pdf or .svg")
 
 
 def _write_table_or_figure(df, out, draw):
@@ -77,7 +91,7 @@ def _write_table_or_figure(df, out, draw):
     try:
         fig.savefig(out, dpi=150)
     except OSError as exc:
-        raise ValueError(f"`--out` == {out!r}: cannot write ({exc.strerror})") from None
+        raise InputError(f"`--out` == {out!r}: cannot write ({exc.strerror})") from None
     finally:
         plt.close(fig)
     print(f"wrote {out}", file=sys.stderr)
@@ -218,7 +232,7 @@ def _cmd_train(args):
     from .training import train
 
     if args.sigma_w is not None and args.init is not None:
-        raise ValueError("give either `--init` or `--sigma-w`, not both")
+        raise InputError("give either `--init` or `--sigma-w`, not both")
     sigma_w = args.sigma_w if args.sigma_w is not None else (args.init or "eoc")
     df = train(args.activation[0], args.dataset, width=args.width, depth=args.depth,
                sigma_w=sigma_w, sigma_b=args.sigma_b, arch=args.arch, method=args.method,
@@ -361,12 +375,6 @@ def main(argv=None):
         if getattr(args, "activation", "") is None:
             args.activation = ["tanh"]
         args.func(args)
-    except (_UsageError, ValueError, TypeError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        if not msg.startswith("meanfield"):
-            msg = f"meanfield: error: {msg}"
-        print(msg, file=sys.stderr)
-        return _EXIT_USAGE
     except KeyboardInterrupt:
         print("meanfield: interrupted", file=sys.stderr)
         return 130
@@ -375,7 +383,25 @@ def main(argv=None):
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        if not _is_usage_error(exc):
+            traceback.print_exc()
+            print(f"meanfield: unexpected {type(exc).__name__} (traceback above); with valid "
+                  f"arguments this is a bug, please report it", file=sys.stderr)
+            return _EXIT_FAILURE
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not msg.startswith("meanfield"):
+            msg = f"meanfield: error: {msg}"
+        print(msg, file=sys.stderr)
+        return _EXIT_USAGE
     return 0
+
+
+def _is_usage_error(exc):
+    """A bad argument (one line, exit 2), as opposed to a bug (traceback, exit 1)."""
+    if isinstance(exc, (_UsageError, *INPUT_ERRORS)):
+        return True
+    return isinstance(exc, (ValueError, TypeError)) and bool(_EDGE_MESSAGE.match(str(exc)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from ._validate import InputError
+
 #: (figure, study, figure script, the optional package the study needs: the real data sets ship
 #: in the ``[data]`` extra)
 PIPELINE = [
@@ -38,7 +40,7 @@ def find_root(start=None):
     for folder in (here, *here.parents):
         if (folder / "simulations" / "__init__.py").exists() and (folder / "figures").is_dir():
             return folder
-    raise ValueError(f"no simulations/ and figures/ above {str(here)!r}: run `meanfield reproduce` "
+    raise InputError(f"no simulations/ and figures/ above {str(here)!r}: run `meanfield reproduce` "
                      f"inside a clone of the meanfield repository")
 
 
@@ -73,7 +75,7 @@ def run(quick=False, out=None, workers=None, scheduler=None, progress=True):
         results.mkdir(parents=True, exist_ok=True)
         figures.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ValueError(f"`--out` == {str(out)!r}: cannot create ({exc.strerror})") from None
+        raise InputError(f"`--out` == {str(out)!r}: cannot create ({exc.strerror})") from None
     extra = (["--quick"] if quick else []) + (["--workers", str(workers)] if workers else []) + (
         ["--scheduler", scheduler] if scheduler else [])
     rows = []

@@ -1,4 +1,5 @@
-"""The command line: CSV out, one-line errors with exit status 2, no traceback."""
+"""The command line: CSV out, one-line errors with exit status 2 for bad arguments, a traceback and
+exit status 1 for anything else (a bug)."""
 
 import subprocess
 import sys
@@ -7,6 +8,8 @@ import pandas as pd
 import pytest
 
 import meanfield as mf
+from meanfield import cli
+from meanfield._validate import InputError
 from meanfield.cli import main
 
 
@@ -47,6 +50,7 @@ def test_propagate_to_stdout(capsys):
     (["frobnicate"], "invalid choice"),
     (["train", "--dataset", "digits", "--width", "8", "--depth", "2", "--threads", "0"],
      "`threads` == 0"),
+    (["train", "--init", "eoc", "--sigma-w", "1"], "either `--init` or `--sigma-w`"),
 ])
 def test_bad_arguments_one_line_exit_2(argv, needle):
     _one_line_error(argv, needle)
@@ -131,3 +135,52 @@ def test_scr_and_kept_commands(tmp_path, capsys):
 ])
 def test_simulation_commands_bad_arguments(argv, needle):
     _one_line_error(argv, needle)
+
+
+def _raise(exc):
+    def command(args):
+        raise exc
+    return command
+
+
+@pytest.mark.parametrize("exc", [
+    ZeroDivisionError("float division by zero"),
+    # plain ValueError/TypeError from inside the library or numpy: bugs, not usage errors
+    ValueError("operands could not be broadcast together with shapes (3,) (4,)"),
+    TypeError("unsupported operand type(s) for +: 'int' and 'str'"),
+    KeyError("sparsity"),
+])
+def test_internal_error_shows_its_traceback_and_exits_1(exc, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_cmd_info", _raise(exc))
+    assert main(["info", "--sigma-w", "1"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback (most recent call last)" in err and f"{type(exc).__name__}: " in err
+    assert ", in command\n" in err  # down to the frame that raised
+    assert "meanfield: error:" not in err and "please report it" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("exc, line", [
+    # the checks' own class, whatever its message's shape
+    (InputError("no simulations/ here"), "meanfield: error: no simulations/ here"),
+    # a library check that still raises a plain ValueError, recognised by its message
+    (ValueError("`sparsity` == 1.5: must be in [0, 1)\nmore"),
+     "meanfield: error: `sparsity` == 1.5: must be in [0, 1)"),
+    (TypeError("(`sigma_w`, `sigma_b`) == (1, 2): not on the EOC"),
+     "meanfield: error: (`sigma_w`, `sigma_b`) == (1, 2): not on the EOC"),
+])
+def test_input_errors_are_one_line_exit_2(exc, line, monkeypatch, capsys):
+    monkeypatch.setattr(cli, "_cmd_info", _raise(exc))
+    assert main(["info", "--sigma-w", "1"]) == 2
+    assert capsys.readouterr().err.splitlines() == [line]
+
+
+def test_internal_error_exit_status_of_the_process():
+    """The process, not only ``main``, exits 1 and prints the traceback."""
+    code = ("import sys, meanfield.cli as cli\n"
+            "def boom(args):\n    return 1 / 0\n"
+            "cli._cmd_info = boom\n"
+            "sys.exit(cli.main(['info', '--sigma-w', '1']))\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 1
+    assert "Traceback" in proc.stderr and "ZeroDivisionError" in proc.stderr
+    assert "in boom" in proc.stderr and proc.stdout == ""
