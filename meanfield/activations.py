@@ -353,7 +353,7 @@ def _make(name, param=None):
 _PARAMETRISED = ("leaky_relu", "elu")
 _NAMES = ("tanh", "erf", "relu", "leaky_relu", "elu", "selu", "gelu", "silu", "swish",
           "softplus", "sigmoid", "hard_tanh", "linear")
-_CACHE: dict[str, Activation] = {}
+_CACHE: dict[str | tuple[str, float], Activation] = {}  # spelling or (family, param)
 
 
 def available_activations():
@@ -401,5 +401,9 @@ def get_activation(activation):
     if act is None:
         raise ValueError(f"`activation` == {activation!r}: unknown; allowed: "
                          f"{', '.join(_NAMES)} or an Activation")
+    # one object per activation however it is spelt ("swish" and "silu", "elu" and "elu:1.0"):
+    # its kernel is compiled once, and `is` between two spellings holds. Keyed by the exact
+    # parameter, not by the name, which rounds it (f"{p:g}")
+    act = _CACHE.setdefault((act.name.partition(":")[0], act.param), act)
     _CACHE[key] = act
     return act

@@ -38,7 +38,15 @@ def test_derivatives_match_mpmath(name):
 
 
 def test_names_and_aliases():
-    assert mf.get_activation("swish") is not mf.get_activation("silu") or True
+    # an alias, or another spelling of the same parameter, gives the same object
+    assert mf.get_activation("swish") is mf.get_activation("silu")
+    assert mf.get_activation("swish").name == "silu"
+    assert mf.get_activation("elu") is mf.get_activation("ELU:1.0")
+    assert mf.get_activation("leaky_relu:0.1") is mf.get_activation("Leaky-ReLU:0.10")
+    assert mf.get_activation("elu:0.5") is not mf.get_activation("elu")
+    # names round the parameter to 6 digits; the objects keep it exact
+    a, b = mf.get_activation("elu:0.1234567"), mf.get_activation("elu:0.1234568")
+    assert a is not b and (a.param, b.param) == (0.1234567, 0.1234568)
     assert mf.get_activation("Leaky-ReLU:0.1").param == pytest.approx(0.1)
     assert mf.get_activation("elu:0.5")(-1.0) == pytest.approx(0.5 * math.expm1(-1.0), rel=1e-15)
     assert mf.get_activation("tanh") is mf.get_activation("tanh")
