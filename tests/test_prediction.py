@@ -299,10 +299,37 @@ def snip_critical_sparsity(rng, width, depth, sw, sb, batch=128, classes=10):
 
 
 def test_monte_carlo_helper_on_a_tiny_net():
-    """With one hidden layer of width 1 and 2 classes, s_cr is the share of the smaller layer."""
-    rng = np.random.default_rng(0)
-    s = snip_critical_sparsity(rng, 1, 1, 1.0, 0.1, batch=4, classes=2)
-    assert s in (1 / 3, 2 / 3, 1.0)
+    """One hidden unit, two classes: three weights. The helper's s_cr is the share of the weights
+    pruned, smallest SNIP score |w ∂ℒ/∂w| first, when a layer first loses its last weight; here the
+    scores come from the scalar chain rule by hand (logistic output) and the pruning is walked one
+    weight at a time, sharing nothing with the helper but its random draws."""
+    sw, sb, batch = 1.0, 0.1, 4
+    outcomes = set()
+    for seed in range(12):
+        # the helper's draws, in its order: x, W^0, W^1, B^0, B^1, labels
+        rng = np.random.default_rng(seed)
+        x = rng.standard_normal(batch)
+        w0, (w1a, w1b) = sw * rng.standard_normal(), sw * rng.standard_normal(2)
+        b0, (b1a, b1b) = sb * rng.standard_normal(), sb * rng.standard_normal(2)
+        t = rng.integers(0, 2, batch)
+        h = np.tanh(w0 * x + b0)
+        # ∂ℒ/∂z_a of the mean cross-entropy: softmax of two logits is the logistic of their gap,
+        # and ∂ℒ/∂z_b = −∂ℒ/∂z_a
+        da = (expit((w1a - w1b) * h + b1a - b1b) - (t == 0)) / batch
+        g1 = np.sum(da * h)                                      # ∂ℒ/∂w1a = −∂ℒ/∂w1b
+        g0 = np.sum(da * (w1a - w1b) * (1.0 - h * h) * x)        # ∂ℒ/∂w0
+        scores = [(abs(w0 * g0), 0), (abs(w1a * g1), 1), (abs(w1b * g1), 1)]
+        order = [layer for _, layer in sorted(scores)]
+        left, pruned = {0: 1, 1: 2}, 0                          # weights left per layer
+        while all(left.values()):
+            left[order[pruned]] -= 1
+            pruned += 1
+        expected = pruned / 3
+        got = snip_critical_sparsity(np.random.default_rng(seed), 1, 1, sw, sb, batch=batch,
+                                     classes=2)
+        assert got == pytest.approx(expected, abs=1e-12), seed
+        outcomes.add(pruned)
+    assert outcomes == {1, 2}  # both ways a layer can empty first: the check is not vacuous
 
 
 @pytest.mark.parametrize("sw,tol_model", [(SW_ORDERED, 0.03), (SW_EOC, 0.006), (SW_CHAOTIC, 0.03)])
