@@ -44,7 +44,9 @@ are not counted). "peak" is the best float32 GFLOP/s of ``A @ B`` measured in th
 same thread count: for 2048 × 2048 matrices (the machine's BLAS peak) and for a 128 × 300 by
 300 × 300 product (the size of this network's products).
 
-Run:  ``cd /work/main && PYTHONPATH=. /root/dev/bin/python benchmarks/training.py``
+Usage (from the repository's root)::
+
+    PYTHONPATH=. python benchmarks/training.py [--epochs 2] [--cap 15] [--no-torch] [--no-torch-1]
 """
 
 from __future__ import annotations
