@@ -25,6 +25,8 @@ import types as types_
 import numpy as np
 from numba import cfunc, njit, types
 
+from ._validate import InputError
+
 __all__ = ["Activation", "get_activation", "available_activations"]
 
 _SQRT_2 = math.sqrt(2.0)
@@ -195,7 +197,10 @@ class Activation:
         Where those smooth features sit (for tanh, 0).
     name : str, optional
     odd : bool, default False
-        Whether φ(−x) = −φ(x); used only for documentation and symmetry checks.
+        Whether φ(−x) = −φ(x). It changes results: with it, at σ_b = 0 the chaotic-phase
+        correlation fixed point is taken to be c* = 0 (exact for odd φ) instead of being solved
+        for. So ``odd=True`` is checked on construction, at a few points, and a φ found not to be
+        odd raises ``ValueError``. ``False`` is always safe: c* is then solved for.
 
     Examples
     --------
@@ -232,6 +237,25 @@ class Activation:
                 f"`phi`/`dphi` of activation {self.name!r} could not be compiled by numba "
                 f"({first}); write them with scalar arithmetic and `math` functions"
             ) from None
+        if self.odd:
+            self._check_odd(phi)
+
+    # a few points over the scales activations use, none of them round, so that a function
+    # odd only at integers or near 0 is still caught
+    _ODD_POINTS = (0.137, 0.61, 1.29, 2.73, 6.83)
+
+    def _check_odd(self, phi):
+        """``odd=True`` sets c* = 0 at σ_b = 0 without solving: a φ that is not odd must not pass."""
+        for x in self._ODD_POINTS:
+            try:
+                a, b = float(phi(x)), float(phi(-x))
+            except Exception as exc:  # e.g. math.log(-x): φ is then not odd either
+                raise InputError(f"`odd` == True: φ of activation {self.name!r} fails at "
+                                 f"x = ±{x} ({type(exc).__name__}: {exc})") from None
+            if not math.isclose(b, -a, rel_tol=1e-10, abs_tol=1e-14):
+                raise InputError(f"`odd` == True: activation {self.name!r} is not odd, "
+                                 f"φ({x}) = {a!r} but φ({-x}) = {b!r}; leave odd=False (c* is "
+                                 f"then solved for) unless φ(−x) = −φ(x) for all x")
 
     @staticmethod
     def _make_points(kinks, centers, scale):

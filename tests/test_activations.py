@@ -75,3 +75,36 @@ def test_eoc_rate_needs_second_derivative():
     mine = mf.Activation(math.tanh, lambda x: 1.0 - math.tanh(x) ** 2)
     with pytest.raises(ValueError, match="d2phi"):
         mine(0.3, k=2)
+
+
+def _dtanh(x):
+    return 1.0 - math.tanh(x) ** 2
+
+
+@pytest.mark.parametrize("phi, match", [
+    (lambda x: math.tanh(x) + 0.01, r"is not odd, φ\(0\.137\)"),        # not odd anywhere
+    (lambda x: math.tanh(x) if x < 2 else 1.0, r"is not odd, φ\(2\.73\)"),  # odd near 0 only
+    (lambda x: math.log(x), r"fails at x = ±0\.137 \(ValueError"),        # undefined at −x
+])
+def test_odd_flag_is_checked_on_construction(phi, match):
+    """``odd=True`` makes the maps take c* = 0 at sigma_b = 0: a wrong flag must not get through."""
+    with pytest.raises(ValueError, match=r"`odd` == True: .*" + match):
+        mf.Activation(phi, _dtanh, odd=True)
+    mf.Activation(phi, _dtanh)  # the default, odd=False, is never refused
+
+
+def test_odd_flag_only_shortcuts_c_star():
+    """For an odd φ the flag gives the c* the solver finds without it (0 at sigma_b = 0)."""
+    flagged = mf.Activation(math.tanh, _dtanh, odd=True, name="tanh_odd")
+    solved = mf.Activation(math.tanh, _dtanh, name="tanh_solved")
+    sw = [1.5, 2.0, 3.0]  # chaotic at sigma_b = 0
+    assert mf.c_star(flagged, sw, 0.0).tolist() == [0.0, 0.0, 0.0]
+    assert_close(mf.c_star(solved, sw, 0.0), [0.0, 0.0, 0.0], 0.0, 1e-12)
+    assert_close(mf.chi_c(flagged, sw, 0.0), mf.chi_c(solved, sw, 0.0), 1e-12)
+
+
+@pytest.mark.parametrize("name", mf.available_activations())
+def test_builtin_odd_flags_match_the_functions(name):
+    act = mf.get_activation(name)
+    x = np.array(X)
+    assert act.odd == bool(np.allclose(act(-x), -act(x), rtol=1e-15, atol=0.0))
