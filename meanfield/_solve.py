@@ -217,14 +217,10 @@ def _series_g(c, sw, sb, den, A, tail_mass, tail_index):
 
 
 @njit(cache=True)
-def _cstar_newton(phi, p, sw, sb, q, den, d1, A, lo, px, ps, pk):
-    """(c*, χ_c) where c* lies beyond the range in which Mehler's series is proven accurate
-    (near the EOC, c* → 1). The series with an estimate of its tail gives the start; Newton's
-    method on the nested quadrature, F_c and its slope F_c' = σ_w² q E[φ'(u₁) φ'(u₂)] / F_q(q)
-    from one rule, refines it, bisecting inside the bracket [lo, 1) whenever a step leaves it.
-    Steps stop at the rounding of F_c amplified by 1/|F_c' − 1|; χ_c is σ_w² E[φ'(u₁) φ'(u₂)] at
-    the root."""
-    hi = 1.0
+def _newton_start(sw, sb, q, den, d1, A, lo):
+    """(c₀, β): the root above ``lo`` of the series with N = len(A) terms plus a model of its
+    tail (:func:`_series_g`), and the model's exponent β (A_n² ∝ n^−β past N; inf where the tail
+    falls faster than any power)."""
     # Parseval: Σ A_n² = E[φ²] and, by Stein's lemma, Σ n A_n² = q E[φ'²]
     mass = 0.0
     first = 0.0
@@ -234,15 +230,26 @@ def _cstar_newton(phi, p, sw, sb, q, den, d1, A, lo, px, ps, pk):
     v = (den - sb * sb) / (sw * sw)
     t_mass = max(v - mass, 0.0)
     t_index = max((q * d1 - first) / t_mass, A.size) if t_mass > 0.0 else A.size
+    r = t_index / A.size
+    beta = (2.0 * r - 1.0) / (r - 1.0) if r > 1.0 + 1e-9 else math.inf
     a, ga = lo, _series_g(lo, sw, sb, den, A, t_mass, t_index)
-    c = 0.5 * (lo + 1.0)
     for _ in range(52):
         b = 1.0 - 0.5 * (1.0 - a)
         gb = _series_g(b, sw, sb, den, A, t_mass, t_index)
         if gb < 0.0:
-            c = _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index)
-            break
+            return _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index), beta
         a, ga = b, gb
+    return 0.5 * (lo + 1.0), beta
+
+
+@njit(cache=True)
+def _cstar_newton(phi, p, sw, sb, q, den, c, lo, px, ps, pk):
+    """(c*, χ_c) where c* lies beyond the range in which Mehler's series is proven accurate
+    (near the EOC, c* → 1), from the start c (:func:`_newton_start`): Newton's method on the
+    nested quadrature, F_c and its slope F_c' = σ_w² q E[φ'(u₁) φ'(u₂)] / F_q(q) from one rule,
+    bisecting inside the bracket [lo, 1) whenever a step leaves it. Steps stop at the rounding of
+    F_c amplified by 1/|F_c' − 1|; χ_c is σ_w² E[φ'(u₁) φ'(u₂)] at the root."""
+    hi = 1.0
     chic = math.nan
     last = math.inf  # the last Newton step (inf after a bisection)
     for _ in range(60):
@@ -347,8 +354,7 @@ def _cstar_series(sw, sb, den, A, T, atol):
     g0 = (sb2 + sw2 * A[0] * A[0]) / den
     if g0 <= 0.0:
         return 0.0
-    # 0.999: at c_ok itself the bound must hold despite rounding
-    c_ok = min(0.999 * (atol / T) ** (1.0 / A.size), 1.0 - 1e-3) if T > 0.0 else 1.0 - 1e-3
+    c_ok = _c_ok(A.size, T, atol)
     if (sb2 + sw2 * _series_and_slope(A, c_ok)[0]) / den - c_ok >= 0.0:
         return -1.0
     c = 0.0
@@ -397,10 +403,26 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd):
             chic = _chi_c_series(A, q, d1, c, rtol)
             if chic == chic:
                 return c, sw * sw * chic
+        elif N >= _NCOEF:
+            # where the tail falls like a power (φ with a kink: β = 5/2), the last stage's proven
+            # range can be foretold: if it will not hold c* either, go to the quadrature now
+            c_ok = _c_ok(A.size, T, atol)
+            c0, beta = _newton_start(sw, sb, q, den, d1, A, c_ok)
+            n_last = _STAGE_N[-1]
+            if N == n_last or c0 > _c_ok(n_last, T * (n_last / N) ** (1.0 - beta), atol):
+                return _cstar_newton(phi, p, sw, sb, q, den, c0, c_ok, px, ps, pk)
     if c < 0.0:
-        c_ok = min(0.999 * (atol / T) ** (1.0 / A.size), 1.0 - 1e-3) if T > 0.0 else 1.0 - 1e-3
-        return _cstar_newton(phi, p, sw, sb, q, den, d1, A, c_ok, px, ps, pk)
+        c_ok = _c_ok(A.size, T, atol)
+        c0, _ = _newton_start(sw, sb, q, den, d1, A, c_ok)
+        return _cstar_newton(phi, p, sw, sb, q, den, c0, c_ok, px, ps, pk)
     return c, sw * sw * e2(phi, p, 1, 1, q, q, c, px, ps, pk)
+
+
+@njit(cache=True)
+def _c_ok(n, T, atol):
+    """The largest c where Mehler's series of n terms with Parseval tail T is proven within atol
+    (|c|^n T <= atol), less 0.1 % so that the bound holds at it despite rounding; at most 0.999."""
+    return min(0.999 * (atol / T) ** (1.0 / n), 1.0 - 1e-3) if T > 0.0 else 1.0 - 1e-3
 
 
 @njit(cache=True, parallel=True)
