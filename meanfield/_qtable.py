@@ -142,8 +142,8 @@ def _g(q, sw, sb, edges, coef):
 def qstar(sw, sb, q0, edges, coef):
     """The fixed point of F_q reached by iterating from q0 (as :func:`meanfield._solve.qstar`):
     scan from q0 in the direct solve's steps towards F_q(q0) − q0 for the first sign change of
-    F_q(q) − q, then safeguarded Newton. +inf where q^l → ∞; nan where the scan leaves the table (the caller
-    then solves directly)."""
+    F_q(q) − q, then safeguarded Newton. +inf where q^l → ∞; nan where the scan leaves the table
+    (the caller then solves directly)."""
     q_lo, q_hi = math.exp(edges[0]), math.exp(edges[-1])
     if not q_lo <= q0 <= q_hi:
         return math.nan
@@ -197,9 +197,8 @@ def qstar(sw, sb, q0, edges, coef):
 def fixed_many(phi, p, sw, sb, q0, edges, coef, px, ps, out):
     """q*, χ₁ = σ_w² D(q*), F_q'(q*) = σ_w² S(q*) and F_q(q*) for flat arrays, into the columns of
     ``out``; q* = nan where the table does not reach (see :func:`qstar`), F_q(q*) = nan where it
-    was not evaluated. The table's root, within a few
-    ulps of the interpolation error, is polished by one Newton step on the exact F_q, so that
-    F_q(q*) = q* holds to rounding."""
+    was not evaluated. The table's root, off by the interpolation error (a few ulps), is polished
+    by one Newton step on the exact F_q, so that F_q(q*) = q* holds to rounding."""
     phi0 = phi(0.0, p, 0)
     # E[φ'(√q Z)²] as q → 0: φ'(0)², or the mean of the one-sided squares at a kink
     d0 = 0.5 * (phi(-1e-300, p, 1) ** 2 + phi(1e-300, p, 1) ** 2)

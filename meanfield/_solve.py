@@ -201,26 +201,27 @@ def _power_tail(c, n0, beta):
 
 
 @njit(cache=True)
-def _series_g(c, sw, sb, den, A, tail_mass, tail_index):
+def _series_g(c, sw, sb, den, A, tail_mass, tail_index, fix=(0.0, 0.0, 0.0)):
     """F_c(c) − c from the truncated series plus an estimate of what it leaves out: the missing
     terms Σ_{n>=N} A_n² cⁿ carry the Parseval mass ``tail_mass`` at the mean index ``tail_index``
     (known from E[φ²] and E[φ'²]). With A_n² ∝ n^−β beyond N, as for φ smooth but for a kink
     (β = 5/2), that mean fixes β = (2r − 1)/(r − 1), r = tail_index / N; else T c^n̄, a (Jensen)
-    lower bound."""
+    lower bound. ``fix`` = (a, b, c₀) adds a + b (c − c₀): the model matched to the exact value
+    and slope at c₀."""
     n0 = float(A.size)
     r = tail_index / n0
     if r > 1.0 + 1e-9 and tail_mass > 0.0:
         tail = tail_mass * _power_tail(c, n0, (2.0 * r - 1.0) / (r - 1.0))
     else:
         tail = tail_mass * c ** tail_index
-    return (sb * sb + sw * sw * (series(A, A, c) + tail)) / den - c
+    return (sb * sb + sw * sw * (series(A, A, c) + tail)) / den - c + fix[0] + fix[1] * (c - fix[2])
 
 
 @njit(cache=True)
 def _newton_start(sw, sb, q, den, d1, A, lo):
-    """(c₀, β): the root above ``lo`` of the series with N = len(A) terms plus a model of its
-    tail (:func:`_series_g`), and the model's exponent β (A_n² ∝ n^−β past N; inf where the tail
-    falls faster than any power)."""
+    """(c₀, β, T, n̄): the root above ``lo`` of the series with N = len(A) terms plus a model of
+    its tail (:func:`_series_g`), the model's exponent β (A_n² ∝ n^−β past N; inf where the tail
+    falls faster than any power), the tail's mass T and mean index n̄."""
     # Parseval: Σ A_n² = E[φ²] and, by Stein's lemma, Σ n A_n² = q E[φ'²]
     mass = 0.0
     first = 0.0
@@ -237,21 +238,26 @@ def _newton_start(sw, sb, q, den, d1, A, lo):
         b = 1.0 - 0.5 * (1.0 - a)
         gb = _series_g(b, sw, sb, den, A, t_mass, t_index)
         if gb < 0.0:
-            return _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index), beta
+            return _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index), beta, t_mass, t_index
         a, ga = b, gb
-    return 0.5 * (lo + 1.0), beta
+    return 0.5 * (lo + 1.0), beta, t_mass, t_index
 
 
 @njit(cache=True)
-def _cstar_newton(phi, p, sw, sb, q, den, c, lo, px, ps, pk):
+def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk):
     """(c*, χ_c) where c* lies beyond the range in which Mehler's series is proven accurate
-    (near the EOC, c* → 1), from the start c (:func:`_newton_start`): Newton's method on the
-    nested quadrature, F_c and its slope F_c' = σ_w² q E[φ'(u₁) φ'(u₂)] / F_q(q) from one rule,
-    bisecting inside the bracket [lo, 1) whenever a step leaves it. Steps stop at the rounding of
-    F_c amplified by 1/|F_c' − 1|; χ_c is σ_w² E[φ'(u₁) φ'(u₂)] at the root."""
+    (near the EOC, c* → 1). ``model`` = (c₀, β, T, n̄) from :func:`_newton_start`. Each step
+    evaluates F_c and its slope F_c' = σ_w² q E[φ'(u₁) φ'(u₂)] / F_q(q) by the nested quadrature
+    on one rule. The first step goes to the root of the series-and-tail model matched to that
+    value and slope (Newton's step with the model's curvature, which near c = 1 is large: for a
+    kinked φ, F_c'' grows like 1/√(1 − c)), the next ones are Newton's; a bisection of the
+    bracket [lo, 1) where a step leaves it. Steps stop at the rounding of F_c amplified by
+    1/|F_c' − 1|; χ_c is σ_w² E[φ'(u₁) φ'(u₂)] at the root."""
+    c, _, t_mass, t_index = model
     hi = 1.0
     chic = math.nan
-    last = math.inf  # the last Newton step (inf after a bisection)
+    last = math.inf  # the last step (inf after a bisection)
+    first = True
     for _ in range(60):
         e00, e11 = e2_both(phi, p, 0, 0, q, q, c, px, ps, pk, True)
         g = (sb * sb + sw * sw * e00) / den - c
@@ -263,35 +269,67 @@ def _cstar_newton(phi, p, sw, sb, q, den, c, lo, px, ps, pk):
         else:
             return c, chic
         gp = sw * sw * q * e11 / den - 1.0
-        cn = c - g / gp if gp != 0.0 else math.nan
-        newton = lo < cn < hi
-        if not newton:
-            cn = 0.5 * (lo + hi)
+        # the model's curvature helps from afar; close to the root its error outweighs it
+        cn = _model_step(c, g, gp, lo, hi, sw, sb, den, A, t_mass, t_index) if first else math.nan
+        first = False
+        good = lo < cn < hi
+        if not good:
+            cn = c - g / gp if gp != 0.0 else math.nan
+            good = lo < cn < hi
+            if not good:
+                cn = 0.5 * (lo + hi)
         step = abs(cn - c)
         noise = 8.0 * 2.2e-16 / abs(gp) if gp != 0.0 else 0.0
-        # two Newton steps in a row measure the quadratic rate K (error_{k+1} ≈ K error_k²): stop
-        # when the next step would be below the noise, saving one evaluation of F_c
-        quadratic = newton and last < 1e-6 and step * step * step / (last * last) <= max(1e-15, noise)
+        # two steps in a row bound the rate (error_{k+1} <~ K error_k², K from them): stop when
+        # the next step would be below the noise, saving one evaluation of F_c
+        quadratic = good and last < 1e-6 and step * step * step / (last * last) <= max(1e-15, noise)
         if step <= max(1e-14, noise) or hi - lo <= 4.4e-16 or quadratic:
             # χ_c can vary fast with c (for kinked φ as 1/√(1 − c)): evaluate it at the root
             if cn != c:
                 chic = sw * sw * e2(phi, p, 1, 1, q, q, cn, px, ps, pk)
             return cn, chic
-        last = step if newton else math.inf
+        last = step if good else math.inf
         c = cn
     return c, chic
 
 
 @njit(cache=True)
-def _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index):
+def _model_step(c, g, gp, lo, hi, sw, sb, den, A, t_mass, t_index):
+    """The root in (lo, hi) of the model matched to g = F_c(c) − c and its slope gp at c; nan if
+    none is found."""
+    e = 1e-7 * (1.0 - c)
+    dm = (_series_g(c + e, sw, sb, den, A, t_mass, t_index)
+          - _series_g(c - e, sw, sb, den, A, t_mass, t_index)) / (2.0 * e)
+    fix = (g - _series_g(c, sw, sb, den, A, t_mass, t_index), gp - dm, c)
+    if gp == 0.0:
+        return math.nan
+    # from the Newton point outwards until the matched model changes sign (it is convex)
+    b = c - g / gp
+    b = min(max(b, lo), hi)
+    for _ in range(60):
+        gb = _series_g(b, sw, sb, den, A, t_mass, t_index, fix)
+        if (gb < 0.0) == (g > 0.0) or gb == 0.0:
+            return _brent_series(c, g, b, gb, sw, sb, den, A, t_mass, t_index, fix)
+        nb = b + (b - c)
+        b = min(max(nb, lo), hi)
+        if b == lo or b == hi:
+            gb = _series_g(b, sw, sb, den, A, t_mass, t_index, fix)
+            if (gb < 0.0) == (g > 0.0):
+                return _brent_series(c, g, b, gb, sw, sb, den, A, t_mass, t_index, fix)
+            return math.nan
+    return math.nan
+
+
+@njit(cache=True)
+def _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index, fix=(0.0, 0.0, 0.0)):
     """Root of :func:`_series_g` in [a, b] by regula falsi with the Illinois modification (the
     start of a Newton iteration: a few ulps do not matter)."""
     side = 0
     c = a
     for _ in range(100):
         c = (a * gb - b * ga) / (gb - ga)
-        gc = _series_g(c, sw, sb, den, A, t_mass, t_index)
-        if gc == 0.0 or b - a <= 1e-15:
+        gc = _series_g(c, sw, sb, den, A, t_mass, t_index, fix)
+        if gc == 0.0 or abs(b - a) <= 1e-15:
             return c
         if gc * gb < 0.0:
             a, ga = b, gb
@@ -407,14 +445,14 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd):
             # where the tail falls like a power (φ with a kink: β = 5/2), the last stage's proven
             # range can be foretold: if it will not hold c* either, go to the quadrature now
             c_ok = _c_ok(A.size, T, atol)
-            c0, beta = _newton_start(sw, sb, q, den, d1, A, c_ok)
+            model = _newton_start(sw, sb, q, den, d1, A, c_ok)
             n_last = _STAGE_N[-1]
-            if N == n_last or c0 > _c_ok(n_last, T * (n_last / N) ** (1.0 - beta), atol):
-                return _cstar_newton(phi, p, sw, sb, q, den, c0, c_ok, px, ps, pk)
+            if N == n_last or model[0] > _c_ok(n_last, T * (n_last / N) ** (1.0 - model[1]), atol):
+                return _cstar_newton(phi, p, sw, sb, q, den, A, model, c_ok, px, ps, pk)
     if c < 0.0:
         c_ok = _c_ok(A.size, T, atol)
-        c0, _ = _newton_start(sw, sb, q, den, d1, A, c_ok)
-        return _cstar_newton(phi, p, sw, sb, q, den, c0, c_ok, px, ps, pk)
+        model = _newton_start(sw, sb, q, den, d1, A, c_ok)
+        return _cstar_newton(phi, p, sw, sb, q, den, A, model, c_ok, px, ps, pk)
     return c, sw * sw * e2(phi, p, 1, 1, q, q, c, px, ps, pk)
 
 
