@@ -13,8 +13,10 @@ two Chebyshev coefficients of each function are below ``TAIL`` times its largest
 usual a-posteriori estimate of the interpolation error). A grid of (σ_w, σ_b) then costs a root
 solve on polynomials per point instead of ~25 quadratures.
 
-Outside the table's range of q (below 1e-12, e.g. q* → 0 for σ_b = 0) the callers fall back to the
-direct solve of :mod:`meanfield._solve`.
+Where q* → 0 (σ_b = 0, φ(0) = 0, σ_w² E[φ'²] < 1 near 0) the answer 0 follows from the
+behaviour of F_q at small q; anywhere else outside the table's range of q [1e-12, 4e12], or on a
+panel that never met the criterion, the callers fall back to the direct solve of
+:mod:`meanfield._solve`.
 """
 
 from __future__ import annotations
@@ -84,7 +86,12 @@ def build(act):
         scale = np.abs(vals).max(axis=1)                                     # (panels, 4)
         scale = np.column_stack([scale[:, 0], scale[:, 1], np.maximum(scale[:, 2], scale[:, 3])])
         tail = np.abs(coef[:, :, -2:]).max(axis=2)
-        ok = np.all(tail <= TAIL * scale + 1e-300, axis=1) | (b - a < _WIDTH_MIN)
+        ok = np.all(tail <= TAIL * scale + 1e-300, axis=1)
+        # a panel that cannot be split further and still fails is not trusted: nan sends the
+        # points that need it to the direct solve
+        stuck = ~ok & (b - a < _WIDTH_MIN)
+        coef[stuck] = np.nan
+        ok |= stuck
         done += [(a[i], b[i], coef[i]) for i in np.flatnonzero(ok)]
         todo = []
         for i in np.flatnonzero(~ok):
@@ -138,17 +145,23 @@ def _g(q, sw, sb, edges, coef):
     return sb * sb + sw * sw * v - q, sw * sw * s - 1.0
 
 
+BELOW = -1.0  # qstar's answer when F_q(q) < q down to the table's smallest q
+
+
 @njit(cache=True)
 def qstar(sw, sb, q0, edges, coef):
     """The fixed point of F_q reached by iterating from q0 (as :func:`meanfield._solve.qstar`):
     scan from q0 in the direct solve's steps towards F_q(q0) − q0 for the first sign change of
-    F_q(q) − q, then safeguarded Newton. +inf where q^l → ∞; nan where the scan leaves the table
-    (the caller then solves directly)."""
+    F_q(q) − q, then safeguarded Newton. +inf where q^l → ∞; ``BELOW`` where F_q(q) < q all the
+    way down to the table's smallest q; nan where the table cannot answer (q0 or the scan outside
+    it, an untrusted panel): the caller then solves directly."""
     q_lo, q_hi = math.exp(edges[0]), math.exp(edges[-1])
     if not q_lo <= q0 <= q_hi:
         return math.nan
     sb2, sw2 = sb * sb, sw * sw
     g0 = sb2 + sw2 * _v(q0, edges, coef) - q0
+    if g0 != g0:
+        return math.nan
     if g0 == 0.0:
         return q0
     # the steps of the direct solve: 60 of 25 %, then ×10
@@ -156,12 +169,17 @@ def qstar(sw, sb, q0, edges, coef):
     if g0 > 0.0:
         lo = q0
         while True:
-            hi = lo * (_STEP if k < 60 else 10.0)
+            hi = max(lo * (_STEP if k < 60 else 10.0), sb2)
             k += 1
+            if hi > q_hi:
+                return math.nan
+            ghi = sb2 + sw2 * _v(hi, edges, coef) - hi
+            if ghi != ghi:
+                return math.nan
+            if ghi <= 0.0:
+                break
             if hi > _QMAX:
                 return math.inf
-            if sb2 + sw2 * _v(hi, edges, coef) - hi <= 0.0:
-                break
             lo = hi
     else:
         hi = q0
@@ -169,14 +187,19 @@ def qstar(sw, sb, q0, edges, coef):
             lo = max(hi / (_STEP if k < 60 else 10.0), sb2)
             k += 1
             if lo < q_lo:
+                return BELOW
+            glo = sb2 + sw2 * _v(lo, edges, coef) - lo
+            if glo != glo:
                 return math.nan
-            if sb2 + sw2 * _v(lo, edges, coef) - lo >= 0.0:
+            if glo >= 0.0:
                 break
             hi = lo
     # g >= 0 at lo, <= 0 at hi; Newton, bisecting whenever a step leaves the bracket
     x = 0.5 * (lo + hi)
     for _ in range(200):
         g, gp = _g(x, sw, sb, edges, coef)
+        if g != g or gp != gp:
+            return math.nan
         if g == 0.0:
             return x
         if g > 0.0:
@@ -205,12 +228,14 @@ def fixed_many(phi, p, sw, sb, q0, edges, coef, px, ps, out):
     for i in prange(sw.size):
         q = qstar(sw[i], sb[i], q0[i], edges, coef)
         out[i, 3] = math.nan
-        if q != q and sb[i] == 0.0 and phi0 == 0.0 and sw[i] * sw[i] * d0 < 1.0:
-            # the scan went below the table with F_q(q) < q; with σ_b = 0 and φ(0) = 0,
-            # F_q(q) = σ_w² d0 q + o(q) stays below q down to 0: the iteration reaches 0
-            out[i, 0] = 0.0
-            out[i, 1] = out[i, 2] = sw[i] * sw[i] * d0
-            continue
+        if q == BELOW:
+            if sb[i] == 0.0 and phi0 == 0.0 and sw[i] * sw[i] * d0 < 1.0:
+                # with σ_b = 0 and φ(0) = 0, F_q(q) = σ_w² d0 q + o(q) stays below q down to 0:
+                # the iteration reaches 0
+                out[i, 0] = 0.0
+                out[i, 1] = out[i, 2] = sw[i] * sw[i] * d0
+                continue
+            q = math.nan  # a root below the table: the direct solve finds it
         if math.isfinite(q) and q > 0.0:
             gp = sw[i] * sw[i] * evaluate(q, edges, coef)[2] - 1.0
             g = sb[i] * sb[i] + sw[i] * sw[i] * e1(phi, p, 0, 0, 0, q, px, ps) - q

@@ -1,6 +1,6 @@
-"""Fixed points of the variance and correlation maps by bracketing and Brent's method (numba,
-private). THEORY.md §2–3: iterating the maps near the EOC needs ~1e5 steps; solving needs ~30
-evaluations.
+"""Fixed points of the variance and correlation maps (numba, private): bracketing and Brent's
+method on the exact maps, Newton on Mehler's series and on the nested quadrature for c*.
+THEORY.md §2–3: iterating the maps near the EOC needs ~1e5 steps; solving needs ~30 evaluations.
 
 The q-map F_q is increasing, so iteration from q⁰ converges monotonically to the nearest fixed point
 in the direction of F_q(q⁰) − q⁰: we bracket exactly that root by stepping from q⁰ and refine it.
@@ -244,7 +244,7 @@ def _newton_start(sw, sb, q, den, d1, A, lo):
 
 
 @njit(cache=True)
-def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk):
+def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk, jumps):
     """(c*, χ_c) where c* lies beyond the range in which Mehler's series is proven accurate
     (near the EOC, c* → 1). ``model`` = (c₀, β, T, n̄) from :func:`_newton_start`. Each step
     evaluates F_c and its slope F_c' = σ_w² q E[φ'(u₁) φ'(u₂)] / F_q(q) by the nested quadrature
@@ -282,7 +282,9 @@ def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk):
         noise = 8.0 * 2.2e-16 / abs(gp) if gp != 0.0 else 0.0
         # two steps in a row bound the rate (error_{k+1} <~ K error_k², K from them): stop when
         # the next step would be below the noise, saving one evaluation of F_c
-        quadratic = good and last < 1e-6 and step * step * step / (last * last) <= max(1e-15, noise)
+        # (not where φ jumps: Price's slope then misses a term and Newton is only linear)
+        quadratic = (not jumps and good and last < 1e-6
+                     and step * step * step / (last * last) <= max(1e-15, noise))
         if step <= max(1e-14, noise) or hi - lo <= 4.4e-16 or quadratic:
             # χ_c can vary fast with c (for kinked φ as 1/√(1 − c)): evaluate it at the root
             if cn != c:
@@ -410,13 +412,13 @@ def _cstar_series(sw, sb, den, A, T, atol):
 
 
 @njit(cache=True)
-def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd):
+def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps):
     """(c*, χ_c) in the chaotic phase at q = q*, with den = F_q(q*) and d1 = E[φ'(√q* Z)²].
 
-    Mehler's series with ever more Hermite coefficients (``_STAGES``) wherever the series'
+    Mehler's series with ever more Hermite coefficients (``_STAGE_N``) wherever the series'
     proven range contains c* (THEORY.md §7); beyond the last, Newton on the nested quadrature
-    (:func:`_cstar_newton`). χ_c from the series of φ' where its bound holds at c*, else the
-    next stage, else by quadrature."""
+    (:func:`_cstar_newton`). χ_c from the series of φ' (Stein) where its bound holds at c*, else
+    the next stage, else by quadrature (always where φ itself jumps: ``jumps``)."""
     coef = np.zeros(_NMAX)
     c = -1.0
     A = coef[:1]
@@ -438,6 +440,8 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd):
         atol = rtol * n2
         c = 0.0 if odd and sb == 0.0 else _cstar_series(sw, sb, den, A, T, atol)
         if c >= 0.0:
+            if jumps:  # φ' is not φ's Stein derivative: the quadrature gives χ_c
+                return c, sw * sw * e2(phi, p, 1, 1, q, q, c, px, ps, pk)
             chic = _chi_c_series(A, q, d1, c, rtol)
             if chic == chic:
                 return c, sw * sw * chic
@@ -448,11 +452,9 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd):
             model = _newton_start(sw, sb, q, den, d1, A, c_ok)
             n_last = _STAGE_N[-1]
             if N == n_last or model[0] > _c_ok(n_last, T * (n_last / N) ** (1.0 - model[1]), atol):
-                return _cstar_newton(phi, p, sw, sb, q, den, A, model, c_ok, px, ps, pk)
-    if c < 0.0:
-        c_ok = _c_ok(A.size, T, atol)
-        model = _newton_start(sw, sb, q, den, d1, A, c_ok)
-        return _cstar_newton(phi, p, sw, sb, q, den, A, model, c_ok, px, ps, pk)
+                return _cstar_newton(phi, p, sw, sb, q, den, A, model, c_ok, px, ps, pk, jumps)
+    # the last stage returns above; here χ_c's series did not hold at a c* that the last stage's
+    # series found
     return c, sw * sw * e2(phi, p, 1, 1, q, q, c, px, ps, pk)
 
 
@@ -464,8 +466,8 @@ def _c_ok(n, T, atol):
 
 
 @njit(cache=True, parallel=True)
-def chaos_many(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, out):
+def chaos_many(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps, out):
     """``chaos_point`` over flat arrays, (c*, χ_c) into the columns of ``out``."""
     for i in prange(sw.size):
         out[i, 0], out[i, 1] = chaos_point(phi, p, sw[i], sb[i], q[i], den[i], d1[i], rtol, px,
-                                           ps, pk, odd)
+                                           ps, pk, odd, jumps)

@@ -239,6 +239,18 @@ class Activation:
             ) from None
         if self.odd:
             self._check_odd(phi)
+        #: whether φ itself jumps at a declared kink: then Stein's lemma (E[Z f(Z)] = E[f'(Z)])
+        #: gains a delta term, and χ_c is computed by quadrature rather than from φ's coefficients
+        self.jumps = any(self._jumps_at(phi, k) for k in kinks)
+
+    @staticmethod
+    def _jumps_at(phi, k):
+        eps = 1e-9 * max(1.0, abs(k))
+        try:
+            a, b = float(phi(k - eps)), float(phi(k + eps))
+        except Exception:  # φ undefined on one side: treat as a jump (the safe choice)
+            return True
+        return not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
 
     # a few points over the scales activations use, none of them round, so that a function
     # odd only at integers or near 0 is still caught
@@ -281,6 +293,7 @@ class Activation:
         self.odd = odd
         self.has_d2 = has_d2
         self.closed_form = closed_form
+        self.jumps = False  # no built-in φ jumps
         self._points = cls._make_points(tuple(kinks), tuple(centers), float(scale))
         self._source = kernel
         self._kernel = None

@@ -249,7 +249,8 @@ def _fixed(act, sw, sb, q0=None):
                 _solve.qstar_many(act.kernel, act.param, sw[miss], sb[miss], q0[miss], px, ps, qm)
             q[miss] = qm
             fin = miss[np.isfinite(qm)]
-            chi[fin] = sw[fin] ** 2 * _expect.diag(act, 1, 1, 0, q[fin])
+            chi[fin] = sw[fin] ** 2 * np.where(q[fin] > 0.0, _expect.diag(act, 1, 1, 0, q[fin]),
+                                               _dphi2_at_0(act))
             fq[fin] = _fq_slope(act, sw[fin], q[fin])
     inf = np.isinf(q)
     chi[inf] = fq[inf] = np.nan
@@ -336,8 +337,7 @@ def _chaos(act, sw, sb, q, chi, fq_at_q):
     F_q(q*) where known (nan where not), the normalisation of F_c."""
     cs = np.ones_like(q)
     chic = chi.copy()
-    # at q* = 0 both inputs sit at 0 from some depth on: c* = 1 whatever χ₁ (which for φ kinked
-    # at 0 is then the one-sided φ'(0)² of the direct solve)
+    # at q* = 0 both inputs sit at 0 from some depth on: c* = 1
     idx = np.flatnonzero((chi > 1.0) & (q > 0.0))
     if idx.size == 0:
         return cs, chic
@@ -354,7 +354,8 @@ def _chaos(act, sw, sb, q, chi, fq_at_q):
     order = interleaved(idx.size)
     with threads_for(idx.size):
         _solve.chaos_many(act.kernel, act.param, swc[order], sbc[order], qc[order], den[order],
-                          chi[idx][order] / swc[order] ** 2, _expect.RTOL, px, ps, pk, act.odd, out)
+                          chi[idx][order] / swc[order] ** 2, _expect.RTOL, px, ps, pk, act.odd,
+                          act.jumps, out)
     cs[idx[order]], chic[idx[order]] = out[:, 0], out[:, 1]
     return cs, chic
 
@@ -446,13 +447,19 @@ def chi_c(activation, sigma_w, sigma_b):
     return scalar_or_array(_summary(act, sw, sb, ("chi_c",))["chi_c"].reshape(shape))
 
 
+def _dphi2_at_0(act):
+    """lim_{q→0} E[φ'(√q Z)²]: φ'(0)², or the mean of the one-sided squares where φ has a kink at
+    0 (as the fixed-point table takes it)."""
+    return 0.5 * (act(-1e-300, 1) ** 2 + act(1e-300, 1) ** 2)
+
+
 def _fq_slope(act, sw, q):
     """F_q'(q) = σ_w² E[Z φ(√q Z) φ'(√q Z)] / √q (d/dq of E[φ(√q Z)²]); valid for kinked φ.
-    At q = 0 (then φ(0) = 0) its limit σ_w² φ'(0)²."""
+    At q = 0 (then φ(0) = 0) its limit σ_w² lim E[φ'²]."""
     out = np.empty_like(q)
     pos = q > 0.0
     out[pos] = sw[pos] ** 2 * _expect.diag(act, 0, 1, 1, q[pos]) / np.sqrt(q[pos])
-    out[~pos] = sw[~pos] ** 2 * _expect.diag(act, 1, 1, 0, q[~pos])
+    out[~pos] = sw[~pos] ** 2 * _dphi2_at_0(act)
     return out
 
 
