@@ -236,10 +236,13 @@ def _cmd_train(args):
     sigma_w = args.sigma_w if args.sigma_w is not None else (args.init or "eoc")
     df = train(args.activation[0], args.dataset, width=args.width, depth=args.depth,
                sigma_w=sigma_w, sigma_b=args.sigma_b, arch=args.arch, method=args.method,
-               sparsity=args.sparsity, rescale=args.rescale, epochs=args.epochs, batch=args.batch,
+               sparsity=args.sparsity, rescale=False if args.rescale == "none" else args.rescale,
+               epochs=args.epochs, batch=args.batch,
                lr=args.lr, momentum=args.momentum, weight_decay=args.weight_decay, seed=args.seed,
                progress=not args.quiet, threads=args.threads,
-               sparse={"on": True, "off": False}.get(args.sparse, args.sparse))
+               sparse={"on": True, "off": False}.get(args.sparse, args.sparse),
+               shuffle_masks=args.shuffle_masks, val_fraction=args.val_fraction,
+               grasp_temperature=args.grasp_temperature)
     _write_table(df, args.out)
 
 
@@ -335,7 +338,17 @@ def build_parser():
     p.add_argument("--method", default="none",
                    choices=("none", "snip", "grasp", "synflow", "magnitude", "random"))
     p.add_argument("--sparsity", type=_scalar, default=0.0)
-    p.add_argument("--rescale", action="store_true", help="SBP-SR rescaling after pruning")
+    p.add_argument("--rescale", nargs="?", const="neuron", default="none",
+                   choices=("none", "neuron", "layer"),
+                   help="rescale the pruned weights to restore their variance: one factor per "
+                   "neuron (SBP-SR; `--rescale` alone means this) or per layer; default none")
+    p.add_argument("--shuffle-masks", action="store_true",
+                   help="permute the kept positions at random within each layer after pruning")
+    p.add_argument("--val-fraction", type=_scalar, default=0.0,
+                   help="stratified validation split carved from the training set, in [0, 1) "
+                   "(default 0: none)")
+    p.add_argument("--grasp-temperature", type=_scalar, default=200.0,
+                   help="GraSP's logit temperature when scoring (default 200)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--lr", type=_scalar, default=0.01)

@@ -18,11 +18,13 @@ import numpy as np
 from numba import njit
 
 from . import networks as _nw
+from ._validate import InputError, InputTypeError
 from .activations import get_activation
 from .networks import Network, check_masks, scratch, standard_normal
 
 __all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", "random_scores",
            "scores", "global_masks", "critical_sparsity", "kept_fraction", "rescale",
+           "shuffle_masks", "RESCALE_MODES",
            "hessian_vector_product", "snip_critical_sparsity_trial", "critical_sparsity_trial",
            "METHODS"]
 
@@ -229,14 +231,26 @@ def _hvp(net, X, y, V):
     return out
 
 
-def grasp_scores(net, X, y):
+def grasp_scores(net, X, y, temperature=1.0):
     """GraSP scores S = −W ∘ (H g), g = ∂ℒ/∂W, H the Hessian of ℒ in the weights.
 
-    ℒ is the mean cross-entropy on (X, y) (temperature 1); g and H g are computed in float64, H g
-    exactly by :func:`hessian_vector_product`. GraSP *removes the weights with the largest S*
+    ℒ is the mean cross-entropy of softmax(z / T) on (X, y), z the logits and T the
+    ``temperature`` (the reference implementations of GraSP, the authors' and Synaptic-Flow's,
+    use T = 200; T = 1 is the plain loss). g and H g are computed in float64, H g exactly by
+    :func:`hessian_vector_product`: dividing the logits by T is dividing the readout's weights and
+    bias by T, so with W' that network and D the map dividing the readout block by T,
+    g = D g', H = D H' D and S = −W' ∘ H'(D² g'). GraSP *removes the weights with the largest S*
     (it keeps those whose removal least reduces the gradient flow), so to prune with
     :func:`global_masks` (which keeps the largest scores) use ``-S``;
     ``scores(net, X, y, "grasp")`` returns ``-S``.
+
+    Parameters
+    ----------
+    net : Network
+    X : array_like, shape (B, N₀)
+    y : array_like of int, shape (B,)
+    temperature : float > 0, default 1.0
+        T, the logits' divisor.
 
     Returns
     -------
@@ -249,12 +263,29 @@ def grasp_scores(net, X, y):
     flow*, eq. (8) and Algorithm 1; THEORY.md §5.
     """
     net = _nw._check_net(net)
-    net64 = Network([w.astype(np.float64) for w in net.weights],
-                    [c.astype(np.float64) for c in net.biases], net.activation, net.arch,
-                    net.depth, net.sigma_w, net.sigma_b)
+    T = check_temperature(temperature)
+    weights = [w.astype(np.float64) for w in net.weights]
+    biases = [c.astype(np.float64) for c in net.biases]
+    if T != 1.0:
+        weights[-1] /= T
+        biases[-1] /= T
+    net64 = Network(weights, biases, net.activation, net.arch, net.depth, net.sigma_w,
+                    net.sigma_b)
     _, g, _ = _nw.loss_and_grads(net64, X, y)
+    if T != 1.0:
+        g[-1] /= T * T
     hg = hessian_vector_product(net64, X, y, g)
     return [-w * v for w, v in zip(net64.weights, hg)]
+
+
+def check_temperature(temperature, name="temperature"):
+    """``temperature`` as a float, finite and > 0 (InputError / InputTypeError naming ``name``)."""
+    if isinstance(temperature, (bool, np.bool_)) or not isinstance(
+            temperature, (int, float, np.integer, np.floating)):
+        raise InputTypeError(f"`{name}` == {temperature!r}: must be a number > 0 and finite")
+    if not (math.isfinite(temperature) and temperature > 0):
+        raise InputError(f"`{name}` == {temperature!r}: must be a number > 0 and finite")
+    return float(temperature)
 
 
 def _synflow_round(net, A):
@@ -342,7 +373,7 @@ def synflow_scores(net, sparsity, iterations=100):
     return sc
 
 
-def scores(net, X, y, method, *, sparsity=None, rng=None):
+def scores(net, X, y, method, *, sparsity=None, rng=None, grasp_temperature=1.0):
     """Scores of every weight by ``method``, oriented so that pruning keeps the largest.
 
     Parameters
@@ -359,6 +390,8 @@ def scores(net, X, y, method, *, sparsity=None, rng=None):
         Target sparsity, for "synflow".
     rng : numpy.random.Generator, optional
         For "random".
+    grasp_temperature : float > 0, default 1.0
+        For "grasp": the logits' divisor T (:func:`grasp_scores`).
 
     Returns
     -------
@@ -377,7 +410,7 @@ def scores(net, X, y, method, *, sparsity=None, rng=None):
     if method == "snip":
         return snip_scores(net, X, y)
     if method == "grasp":
-        return [-s for s in grasp_scores(net, X, y)]
+        return [-s for s in grasp_scores(net, X, y, grasp_temperature)]
     if method == "synflow":
         if sparsity is None:
             raise ValueError("`sparsity` == None: method 'synflow' needs the target sparsity "
@@ -481,19 +514,32 @@ def kept_fraction(masks, weighted=False):
     return float(kept.sum() / sizes.sum()) if weighted else kept / sizes
 
 
-def rescale(net, masks):
-    """The pruned network with each neuron's incoming weights rescaled (SBP-SR, THEORY.md §6).
+RESCALE_MODES = ("neuron", "layer")
 
-    W^l ← ρ^l ∘ δ^l ∘ W^l row by row, ρ^l_i = √(Σ_j (W^l_ij)² / Σ_j (δ^l_ij W^l_ij)²), so that
-    Σ_j (ρ^l_i δ^l_ij W^l_ij)² = Σ_j (W^l_ij)² for every neuron i of every layer, readout included.
-    A fully pruned row stays zero (ρ = 1). For ResNets this rescales the weights inside each
-    residual block (the branch scale 1/√L of a Stable ResNet is untouched). Computed in float64.
+
+def rescale(net, masks, mode="neuron"):
+    """The pruned network with its weights rescaled to restore their variance (SBP-SR, THEORY.md §6).
+
+    ``mode="neuron"`` (the paper's Algorithm 1): each neuron's incoming weights get their own
+    factor, W^l ← ρ^l ∘ δ^l ∘ W^l row by row, ρ^l_i = √(Σ_j (W^l_ij)² / Σ_j (δ^l_ij W^l_ij)²),
+    so that Σ_j (ρ^l_i δ^l_ij W^l_ij)² = Σ_j (W^l_ij)² for every neuron i of every layer,
+    readout included. A fully pruned row stays zero (ρ = 1).
+
+    ``mode="layer"`` (one factor per layer, as the paper's slides write it): the same restoration
+    over the whole layer, W^l ← ρ^l δ^l ∘ W^l with the scalar
+    ρ^l = √(Σ_ij (W^l_ij)² / Σ_ij (δ^l_ij W^l_ij)²), so that Σ_ij (ρ^l δ^l_ij W^l_ij)² =
+    Σ_ij (W^l_ij)² for every layer, readout included (ρ^l = 1 for a fully pruned layer). Neurons
+    that keep more than their share of the layer's squared weight keep more than their variance.
+
+    For ResNets this rescales the weights inside each residual block (the branch scale 1/√L of a
+    Stable ResNet is untouched). Computed in float64.
 
     Parameters
     ----------
     net : Network
     masks : list of array_like
         0/1 or bool, shaped like ``net.weights``.
+    mode : {"neuron", "layer"}, default "neuron"
 
     Returns
     -------
@@ -509,18 +555,48 @@ def rescale(net, masks):
     masks = check_masks(net, masks)
     if masks is None:
         raise TypeError("`masks`: must be a list of arrays shaped like the weights")
+    if not isinstance(mode, str) or mode not in RESCALE_MODES:
+        raise InputError(f"`mode` == {mode!r}: must be one of 'neuron', 'layer'")
+    axis = 1 if mode == "neuron" else None
     new = []
     for w, m in zip(net.weights, masks):
         w64 = w.astype(np.float64)
         kept = w64 * m.astype(np.float64)
-        num = (w64 * w64).sum(axis=1)
-        den = (kept * kept).sum(axis=1)
+        num = np.atleast_1d((w64 * w64).sum(axis=axis))
+        den = np.atleast_1d((kept * kept).sum(axis=axis))
         rho = np.ones_like(num)
         ok = den > 0
         rho[ok] = np.sqrt(num[ok] / den[ok])
-        new.append((rho[:, None] * kept).astype(w.dtype))
+        new.append(((rho[:, None] if axis else rho[0]) * kept).astype(w.dtype))
     return Network(new, [b.copy() for b in net.biases], net.activation, net.arch, net.depth,
                    net.sigma_w, net.sigma_b)
+
+
+def shuffle_masks(masks, rng):
+    """The masks with their kept positions permuted at random within each layer.
+
+    Each layer keeps exactly its count of kept weights, at positions drawn uniformly from the
+    layer's (one ``rng.permutation`` of the flattened mask per layer, in layer order): the
+    layer-wise shuffle ablation of Frankle, Dziugaite, Roy, Carbin (2021), *Pruning neural
+    networks at initialization: why are we missing the mark?*.
+
+    Parameters
+    ----------
+    masks : list of array_like
+        0/1 or bool.
+    rng : numpy.random.Generator
+
+    Returns
+    -------
+    list of ndarray
+        New arrays, shaped and typed like ``masks``.
+    """
+    rng = _nw._check_rng(rng)
+    out = []
+    for m in masks:
+        m = np.asarray(m)
+        out.append(rng.permutation(m.ravel()).reshape(m.shape))
+    return out
 
 
 # ------------------------------------------------------------------------------------------------

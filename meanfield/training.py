@@ -14,7 +14,7 @@ import time
 import numpy as np
 
 from ._progress import progress_bar
-from ._validate import check_int
+from ._validate import InputError, InputTypeError, check_int
 from .activations import get_activation
 
 __all__ = ["train", "INIT_PRESETS"]
@@ -45,6 +45,58 @@ def _dataset(dataset):
     return tuple(out)
 
 
+def _check_rescale(rescale):
+    """``rescale`` as None (no rescaling), "neuron" or "layer"."""
+    if isinstance(rescale, (bool, np.bool_)):
+        return "neuron" if rescale else None
+    if isinstance(rescale, str) and rescale in ("none", "neuron", "layer"):
+        return None if rescale == "none" else rescale
+    err = InputError if isinstance(rescale, str) else InputTypeError
+    raise err(f"`rescale` == {rescale!r}: must be False, True (= 'neuron'), 'neuron' or 'layer'")
+
+
+def _check_val_fraction(val_fraction):
+    if isinstance(val_fraction, (bool, np.bool_)) or not isinstance(
+            val_fraction, (int, float, np.integer, np.floating)):
+        raise InputTypeError(f"`val_fraction` == {val_fraction!r}: must be a number in [0, 1)")
+    if not 0.0 <= val_fraction < 1.0:
+        raise InputError(f"`val_fraction` == {val_fraction!r}: must be a number in [0, 1)")
+    return float(val_fraction)
+
+
+def _stratified_split(y, fraction, rng):
+    """Indices (train, validation) of a stratified split of labels ``y``, both sorted.
+
+    The validation part takes n_val = round(fraction · n) examples, n_c,val of class c being
+    ⌊fraction · n_c⌋ or ⌈fraction · n_c⌉ (largest remainders first, ties to the lower class),
+    drawn at random within the class by ``rng``. Raises InputError when the split would leave
+    a class with no training example, or the validation part empty."""
+    n = y.size
+    counts = np.bincount(y)
+    target = fraction * counts
+    take = np.floor(target).astype(np.int64)
+    extra = int(round(fraction * n)) - int(take.sum())
+    if extra > 0:
+        order = np.argsort(-(target - take), kind="stable")
+        take[order[:extra]] += 1
+    if take.sum() == 0:
+        raise InputError(f"`val_fraction` == {fraction!r}: leaves no validation example of the "
+                         f"{n} training examples; use 0 for no split or a larger fraction")
+    short = np.flatnonzero((counts > 0) & (counts - take < 1))
+    if short.size:
+        raise InputError(f"`val_fraction` == {fraction!r}: leaves class {int(short[0])} "
+                         f"({int(counts[short[0]])} examples) no training example; "
+                         f"must leave every class at least one")
+    val = []
+    for c in np.flatnonzero(take):
+        members = np.flatnonzero(y == c)
+        val.append(rng.choice(members, size=int(take[c]), replace=False))
+    val = np.sort(np.concatenate(val))
+    keep = np.ones(n, bool)
+    keep[val] = False
+    return np.flatnonzero(keep), val
+
+
 def _accuracy_and_loss(logits_of, X, y, mapper=None, chunk=512):
     """Accuracy and mean cross-entropy over a data set, in chunks, ``logits_of(X_chunk)`` giving
     the logits (B, C) (the loss of the networks module's own softmax cross-entropy kernel);
@@ -69,7 +121,7 @@ def _accuracy_and_loss(logits_of, X, y, mapper=None, chunk=512):
 def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", method="none",
           sparsity=0.0, rescale=False, epochs=10, batch=128, lr=0.01, momentum=0.9,
           weight_decay=0.0, seed=0, progress=False, return_network=False, threads=None,
-          sparse="auto"):
+          sparse="auto", shuffle_masks=False, val_fraction=0.0, grasp_temperature=200.0):
     """Prune a random network at initialization, then train it by mini-batch SGD with momentum.
 
     Parameters
@@ -88,8 +140,12 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         Pruning criterion, scored on one mini-batch of ``batch`` training examples.
     sparsity : float in [0, 1)
         Global fraction of weights pruned.
-    rescale : bool
-        Apply the SBP-SR rescaling (THEORY.md §6) after pruning.
+    rescale : {False, True, "neuron", "layer"}
+        Rescale the pruned weights to restore their variance (THEORY.md §6), whatever the
+        ``method``: True or "neuron", one factor per neuron (SBP-SR), ρ^l_i =
+        √(Σ_j (W^l_ij)² / Σ_j (δ^l_ij W^l_ij)²); "layer", one factor per layer, ρ^l =
+        √(Σ_ij (W^l_ij)² / Σ_ij (δ^l_ij W^l_ij)²) (:func:`meanfield.pruning.rescale`). No effect
+        without pruning.
     epochs, batch : int
     lr, momentum, weight_decay : float
     seed : int
@@ -112,12 +168,27 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         their weights (below it sparse is faster, measured). The two give the same history up
         to float32 rounding (a different summation order); pruned weights stay exactly 0 either
         way. No effect without pruning.
+    shuffle_masks : bool, default False
+        After pruning (before any rescaling), permute the kept positions at random within each
+        layer, each layer keeping its count (:func:`meanfield.pruning.shuffle_masks`; the
+        layer-wise shuffle ablation of Frankle et al. 2021), with the run's generator.
+    val_fraction : float in [0, 1), default 0.0
+        Hold out this fraction of the training set as a stratified validation split (each
+        class gives ⌊f n_c⌋ or ⌈f n_c⌉ examples, round(f n) in all; every class must keep a
+        training example), drawn from a generator of its own seeded by ``seed`` (so the
+        initial weights do not depend on it). The network is pruned and trained on the rest;
+        the test set is untouched.
+    grasp_temperature : float > 0, default 200.0
+        For ``method="grasp"``: the logits are divided by T when scoring (T = 200 in the
+        reference implementations; :func:`meanfield.pruning.grasp_scores`).
 
     Returns
     -------
     pandas.DataFrame (or ``(DataFrame, Network, masks)`` with ``return_network``)
         One row per epoch (epoch 0: before training): ``epoch, train_loss, train_accuracy,
-        test_accuracy, seconds, kept_weights, sparse_layers, flops`` and the parameters.
+        test_accuracy, val_accuracy, seconds, kept_weights, sparse_layers, flops`` and the
+        parameters (``rescale`` as "none", "neuron" or "layer"). ``val_accuracy`` is nan
+        without a validation split.
         ``train_loss`` and ``train_accuracy`` are measured on the whole training set after the
         epoch; a diverged run shows nan losses. ``kept_weights``: weights not pruned;
         ``sparse_layers``: layers trained sparse; ``flops``: floating-point operations of the
@@ -134,8 +205,9 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     from ._sgd import DataParallelSGD, check_sparse, shard_count
     from .eoc import eoc
     from .networks import init_network
-    from .pruning import global_masks, scores
+    from .pruning import check_temperature, global_masks, scores
     from .pruning import rescale as rescale_net
+    from .pruning import shuffle_masks as shuffle
 
     act = get_activation(activation)
     epochs = check_int("epochs", epochs, low=0)
@@ -144,6 +216,11 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     if threads is not None:
         threads = check_int("threads", threads, low=1)
     sparse = check_sparse(sparse)
+    rescale_mode = _check_rescale(rescale)
+    if not isinstance(shuffle_masks, (bool, np.bool_)):
+        raise InputTypeError(f"`shuffle_masks` == {shuffle_masks!r}: must be True or False")
+    val_fraction = _check_val_fraction(val_fraction)
+    grasp_temperature = check_temperature(grasp_temperature, "grasp_temperature")
     if method not in _METHODS:
         raise ValueError(f"`method` == {method!r}: must be one of {', '.join(_METHODS)}")
     if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
@@ -166,21 +243,30 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
                              f"chaotic")
     X_train, y_train, X_test, y_test = _dataset(dataset)
     classes = int(max(y_train.max(), y_test.max())) + 1
+    X_val = y_val = None
+    if val_fraction > 0:
+        tr, va = _stratified_split(y_train, val_fraction, np.random.default_rng([seed, 1]))
+        X_train, y_train, X_val, y_val = X_train[tr], y_train[tr], X_train[va], y_train[va]
     rng = np.random.default_rng(seed)
     net = init_network(act, width, depth, sigma_w, sigma_b, n_in=X_train.shape[1],
                        classes=classes, arch=arch, rng=rng)
     masks = None
     if method != "none":
         pick = rng.choice(X_train.shape[0], size=min(batch, X_train.shape[0]), replace=False)
-        sc = scores(net, X_train[pick], y_train[pick], method, sparsity=sparsity, rng=rng)
+        sc = scores(net, X_train[pick], y_train[pick], method, sparsity=sparsity, rng=rng,
+                    grasp_temperature=grasp_temperature)
         masks = global_masks(sc, sparsity)
-        if rescale:
-            net = rescale_net(net, masks)
+        if shuffle_masks:
+            masks = shuffle(masks, rng)
+        if rescale_mode is not None:
+            net = rescale_net(net, masks, rescale_mode)
         for w, m in zip(net.weights, masks):
             w *= m
     params = {"activation": act.name, "width": width, "depth": depth, "sigma_w": sigma_w,
               "init": init if isinstance(init, str) else "custom", "sigma_b": sigma_b,
-              "arch": arch, "method": method, "sparsity": sparsity, "rescale": bool(rescale),
+              "arch": arch, "method": method, "sparsity": sparsity, "rescale": rescale_mode or "none",
+              "shuffle_masks": bool(shuffle_masks), "val_fraction": val_fraction,
+              "grasp_temperature": grasp_temperature,
               "epochs": epochs, "batch": batch, "lr": lr, "momentum": momentum,
               "weight_decay": weight_decay, "seed": seed}
 
@@ -188,8 +274,11 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         with np.errstate(all="ignore"):
             train_acc, train_loss = _accuracy_and_loss(sgd.logits, X_train, y_train, sgd.map)
             test_acc, _ = _accuracy_and_loss(sgd.logits, X_test, y_test, sgd.map)
+            val_acc = (math.nan if X_val is None else
+                       _accuracy_and_loss(sgd.logits, X_val, y_val, sgd.map)[0])
         return {"epoch": epoch, "train_loss": train_loss, "train_accuracy": train_acc,
-                "test_accuracy": test_acc, "seconds": seconds, "kept_weights": sgd.kept_weights,
+                "test_accuracy": test_acc, "val_accuracy": val_acc, "seconds": seconds,
+                "kept_weights": sgd.kept_weights,
                 "sparse_layers": sum(sl is not None for sl in sgd.layers),
                 "flops": float(sgd.flops_per_example * n * (epoch > 0)), **params}
 

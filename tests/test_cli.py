@@ -51,6 +51,10 @@ def test_propagate_to_stdout(capsys):
     (["train", "--dataset", "digits", "--width", "8", "--depth", "2", "--threads", "0"],
      "`threads` == 0"),
     (["train", "--init", "eoc", "--sigma-w", "1"], "either `--init` or `--sigma-w`"),
+    (["train", "--rescale", "row"], "invalid choice: 'row'"),
+    (["train", "--dataset", "digits", "--val-fraction", "1.5"], "`val_fraction` == 1.5"),
+    (["train", "--dataset", "digits", "--grasp-temperature", "0"], "`grasp_temperature` == 0.0"),
+    (["train", "--dataset", "digits", "--val-fraction", "x"], "--val-fraction"),
 ])
 def test_bad_arguments_one_line_exit_2(argv, needle):
     _one_line_error(argv, needle)
@@ -184,3 +188,18 @@ def test_internal_error_exit_status_of_the_process():
     assert proc.returncode == 1
     assert "Traceback" in proc.stderr and "ZeroDivisionError" in proc.stderr
     assert "in boom" in proc.stderr and proc.stdout == ""
+
+
+def test_train_new_options(tmp_path):
+    base = ["train", "--dataset", "digits", "--width", "8", "--depth", "2", "--epochs", "0",
+            "--method", "snip", "--sparsity", "0.5", "--quiet"]
+    for extra, rescale in ([], "none"), (["--rescale"], "neuron"), (["--rescale", "layer"], "layer"):
+        out = tmp_path / f"{rescale}.csv"
+        assert main([*base, *extra, "--out", str(out)]) == 0
+        assert (pd.read_csv(out).rescale == rescale).all()
+    out = tmp_path / "all.csv"
+    assert main([*base, "--shuffle-masks", "--val-fraction", "0.1", "--grasp-temperature", "50",
+                 "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    assert df.shuffle_masks.all() and (df.val_fraction == 0.1).all()
+    assert (df.grasp_temperature == 50.0).all() and df.val_accuracy.notna().all()
