@@ -94,19 +94,6 @@ def timed_epoch(step, X, y, order, cap):
     return time.perf_counter() - t0, False
 
 
-def mean_loss(Ws, bs, X, y, chunk=4096):
-    total = 0.0
-    for s in range(0, X.shape[0], chunk):
-        h = X[s:s + chunk]
-        for W, b in zip(Ws[:-1], bs[:-1]):
-            h = np.tanh(h @ W.T + b)
-        z = (h @ Ws[-1].T + bs[-1]).astype(np.float64)
-        z -= z.max(axis=1, keepdims=True)
-        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
-        total -= logp[np.arange(len(z)), y[s:s + chunk]].sum()
-    return total / X.shape[0]
-
-
 # ------------------------------------------------------------------------------------------------
 # PyTorch, dense-masked (torch.nn.utils.prune)
 # ------------------------------------------------------------------------------------------------
@@ -143,7 +130,7 @@ def run_torch(torch, data, start, cap):
     with torch.no_grad():
         tW = [lin.weight.numpy().copy() for lin in model[::2]]
         tb = [lin.bias.numpy().copy() for lin in model[::2]]
-    return seconds, mean_loss(tW, tb, X, y), extra
+    return seconds, dense_bench.full_loss(tW, tb, X, y), extra
 
 
 # ------------------------------------------------------------------------------------------------
@@ -189,7 +176,7 @@ def run_scipy(data, start, cap):
 
     order = np.random.default_rng(1).permutation(X.shape[0])
     seconds, extra = timed_epoch(step, X, y, order, cap)
-    return seconds, mean_loss([W.toarray() for W in Wc], bs, X, y), extra
+    return seconds, dense_bench.full_loss([W.toarray() for W in Wc], bs, X, y), extra
 
 
 # ------------------------------------------------------------------------------------------------
