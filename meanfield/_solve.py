@@ -23,34 +23,27 @@ from ._gauss import (
     e2_both,
     hermite_extend,
     hermite_rule,
-    pair,
     series,
     tail,
 )
 
 _MODE_Q = 0
-_MODE_C = 1
-_MODE_EOC = 2
+_MODE_EOC = 1
 _QMAX = 1e12
 _QMIN = 1e-250
 
 
 @njit(cache=True)
-def _g(mode, x, phi, p, sw, sb, px, ps, pk, A, T, tol):
-    """The function whose root is sought: F_q(x) − x (mode 0); F_c(x; q*) − x (mode 1, with q*,
-    F_q(q*) and the series tolerance in ``tol``, the Hermite coefficients ``A`` of φ at q*);
-    H(x) − σ_b² (mode 2, the parametric EOC)."""
+def _g(mode, x, phi, p, sw, sb, px, ps):
+    """The function whose root is sought: F_q(x) − x (mode ``_MODE_Q``); H(x) − σ_b² (mode
+    ``_MODE_EOC``, the parametric EOC)."""
     if mode == _MODE_Q:
         return sb * sb + sw * sw * e1(phi, p, 0, 0, 0, x, px, ps) - x
-    if mode == _MODE_EOC:
-        return _eoc_h(phi, p, x, px, ps) - sb * sb
-    q, den, atol = tol[0], tol[1], tol[2]
-    num = sb * sb + sw * sw * pair(phi, p, 0, 0, q, q, x, A, T, A, T, px, ps, pk, atol)
-    return num / den - x
+    return _eoc_h(phi, p, x, px, ps) - sb * sb
 
 
 @njit(cache=True)
-def _brent(mode, a, fa, b, fb, phi, p, sw, sb, px, ps, pk, A, T, tol):
+def _brent(mode, a, fa, b, fb, phi, p, sw, sb, px, ps):
     """Brent's method on [a, b] with fa·fb ≤ 0, to the last bits of the root."""
     if fa == 0.0:
         return a
@@ -97,17 +90,14 @@ def _brent(mode, a, fa, b, fb, phi, p, sw, sb, px, ps, pk, A, T, tol):
             b += d
         else:
             b += xtol if m > 0.0 else -xtol
-        fb = _g(mode, b, phi, p, sw, sb, px, ps, pk, A, T, tol)
+        fb = _g(mode, b, phi, p, sw, sb, px, ps)
     return b
 
 
 @njit(cache=True)
 def qstar(phi, p, sw, sb, q0, px, ps):
     """The fixed point of F_q reached by iterating from q0; +inf when q^l → ∞."""
-    dummy = np.zeros(1)
-    tol = np.zeros(3)
-    pk = np.zeros(px.size, dtype=np.bool_)
-    g0 = _g(_MODE_Q, q0, phi, p, sw, sb, px, ps, pk, dummy, 0.0, tol)
+    g0 = _g(_MODE_Q, q0, phi, p, sw, sb, px, ps)
     if g0 == 0.0:
         return q0
     if g0 > 0.0:
@@ -115,7 +105,7 @@ def qstar(phi, p, sw, sb, q0, px, ps):
         k = 0
         while True:
             hi = max(lo * (1.25 if k < 60 else 10.0), sb * sb, 1e-300)
-            ghi = _g(_MODE_Q, hi, phi, p, sw, sb, px, ps, pk, dummy, 0.0, tol)
+            ghi = _g(_MODE_Q, hi, phi, p, sw, sb, px, ps)
             if ghi <= 0.0:
                 break
             if hi > _QMAX:
@@ -129,14 +119,14 @@ def qstar(phi, p, sw, sb, q0, px, ps):
             lo = hi / (1.25 if k < 60 else 10.0)
             if lo <= sb * sb:
                 lo = sb * sb
-            glo = _g(_MODE_Q, lo, phi, p, sw, sb, px, ps, pk, dummy, 0.0, tol)
+            glo = _g(_MODE_Q, lo, phi, p, sw, sb, px, ps)
             if glo >= 0.0:
                 break
             if lo < _QMIN:
                 return 0.0
             hi, ghi = lo, glo
             k += 1
-    return _brent(_MODE_Q, lo, glo, hi, ghi, phi, p, sw, sb, px, ps, pk, dummy, 0.0, tol)
+    return _brent(_MODE_Q, lo, glo, hi, ghi, phi, p, sw, sb, px, ps)
 
 
 @njit(cache=True, parallel=True)
@@ -156,20 +146,17 @@ def _eoc_h(phi, p, q, px, ps):
 def eoc_q(phi, p, sb, px, ps):
     """The smallest q with H(q) = σ_b² (nan if none below 1e8): scan a geometric grid upwards from
     1e-12 for the first sign change, then Brent."""
-    dummy = np.zeros(1)
-    tol = np.zeros(3)
-    pk = np.zeros(px.size, dtype=np.bool_)
     if sb == 0.0 and phi(0.0, p, 0) == 0.0:
         return 0.0
     lo = 1e-12
-    glo = _g(_MODE_EOC, lo, phi, p, 1.0, sb, px, ps, pk, dummy, 0.0, tol)
+    glo = _g(_MODE_EOC, lo, phi, p, 1.0, sb, px, ps)
     if glo >= 0.0:
         return lo if glo == 0.0 else math.nan
     while lo < 1e8:
         hi = lo * 1.5
-        ghi = _g(_MODE_EOC, hi, phi, p, 1.0, sb, px, ps, pk, dummy, 0.0, tol)
+        ghi = _g(_MODE_EOC, hi, phi, p, 1.0, sb, px, ps)
         if ghi >= 0.0:
-            return _brent(_MODE_EOC, lo, glo, hi, ghi, phi, p, 1.0, sb, px, ps, pk, dummy, 0.0, tol)
+            return _brent(_MODE_EOC, lo, glo, hi, ghi, phi, p, 1.0, sb, px, ps)
         lo, glo = hi, ghi
     return math.nan
 
