@@ -157,32 +157,31 @@ def _run(worker, configs, trials, executor, store, progress, key):
     from ._store import TrialStore
 
     trials = check_int("trials", trials, low=1)
-    st = TrialStore(store, key) if store is not None else None
+    st = TrialStore(store, key)  # store=None: in memory
+    unique = {}  # a value given twice in a grid is one configuration
+    for act, cfg in configs:
+        unique.setdefault(tuple(cfg.items()), (act, cfg))
+    configs = list(unique.values())
     tasks, total, done = [], 0, 0
     for act, cfg in configs:
-        # a trial's rows are written at once: its first row present means the trial is done
-        todo = [i for i in range(trials)
-                if st is None or not st.has({**cfg, "trial": i, "layer": 1})]
+        # a trial's rows are written in order: its last row present means the trial is done
+        last = {**cfg, "layer": cfg["depth"] + 1}
+        todo = [i for i in range(trials) if not st.has({**last, "trial": i})]
         done += trials - len(todo)
         total += trials
         size = _chunk_size(cfg)
         tasks += [(act, cfg, tuple(todo[j:j + size])) for j in range(0, len(todo), size)]
-    rows = []
     with progress_bar(total, progress, desc="trials", initial=done) as bar:
         for task, result in run_tasks(worker, tasks, executor):
-            if st is not None:
-                st.append(result)
-            rows += result
+            st.append(result)
             bar.update(len(task[2]))
-    if st is None:
-        out = pd.DataFrame(rows)
-    else:  # everything stored for these configurations, earlier runs included
-        stored = TrialStore(store, key).frame
-        wanted = pd.DataFrame([cfg for _, cfg in configs])
-        out = stored.merge(wanted, on=list(wanted.columns), how="inner")
-        out = out[out.trial < trials][list(stored.columns)]
+    # the rows of these configurations, earlier runs' included
+    stored = st.frame
+    wanted = pd.DataFrame([cfg for _, cfg in configs])
+    out = stored.merge(wanted, on=list(wanted.columns), how="inner")
+    out = out[out.trial < trials][list(stored.columns)]
     sort = [k for k in key if k in out.columns]
-    return out.sort_values(sort, kind="stable").reset_index(drop=True) if len(out) else out
+    return out.sort_values(sort, kind="stable").reset_index(drop=True)
 
 
 def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
@@ -233,7 +232,10 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
         Where trials run; results do not depend on it.
     store : str or Path, optional
         CSV file that each finished trial is appended to; a rerun with the same file skips the
-        trials already there (resume after an interruption).
+        trials already there (resume after an interruption). Each row records the versions of
+        meanfield, numpy and numba that computed it, and a file written with other versions is
+        refused (a ``ValueError`` saying what to do) rather than mixed; see
+        ``meanfield.tasks.TrialStore``.
     progress : bool, default False
         A tqdm progress bar on stderr.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import time
 from pathlib import Path
@@ -28,17 +27,12 @@ def output(args, name):
     return folder / f"{name}.csv"
 
 
-@contextlib.contextmanager
 def executor(args):
-    """The executor of ``--workers`` / ``--scheduler`` (None: serial), closed on exit."""
-    from meanfield._executors import make_executor
+    """The executor of ``--workers`` / ``--scheduler`` (None: serial), as a context that shuts it
+    down on exit."""
+    from meanfield.tasks import open_executor
 
-    ex = make_executor(args.workers, args.scheduler)
-    try:
-        yield ex
-    finally:
-        if ex is not None:
-            (ex.close if hasattr(ex, "scheduler_info") else ex.shutdown)()
+    return open_executor(args.workers, args.scheduler)
 
 
 def phase_names(sigma_w):

@@ -3,8 +3,7 @@ sparsity, for a deep tanh FFNN and a Stable ResNet (mean ± sd over seeds)."""
 
 import time
 
-from meanfield._executors import run_tasks
-from meanfield._store import TrialStore
+from meanfield.tasks import TrialStore, run_tasks
 from meanfield.training import train
 
 from ._common import executor, finish, output, parse
@@ -54,7 +53,7 @@ def main(argv=None):
     with executor(args) as ex:
         for _, row in run_tasks(_run, tasks, ex):
             store.append([row])
-    done = TrialStore(path.with_suffix(".runs.csv"), KEY).frame
+    done = store.frame
     df = done[done.sparsity.isin(sparsities) & done.depth.isin(depths) & done.seed.isin(seeds)
               & (done.epochs == epochs)]
     finish(df.sort_values(["depth", "sparsity", "label", "seed"]), path, t0)

@@ -3,8 +3,7 @@ sparsity by SNIP): ordered initialisation vs the EOC vs the EOC with the rescali
 
 import time
 
-from meanfield._executors import run_tasks
-from meanfield._store import TrialStore
+from meanfield.tasks import TrialStore, run_tasks
 from meanfield.training import train
 
 from ._common import executor, finish, output, parse
@@ -26,14 +25,15 @@ def main(argv=None):
     path = output(args, "training_curves")
     key = ("run", "seed", "epochs", "epoch")
     store = TrialStore(path.with_suffix(".runs.csv"), key)  # resume: finished runs are kept
+    # a run's rows (one per epoch) are written in order: its last one present means it is done
     # one core a run under an executor (--workers 1 is serial: all cores for each run)
     threads = 1 if (args.workers or 0) > 1 or args.scheduler else None
     tasks = [(label, init, rs, s, epochs, threads) for label, (init, rs) in RUNS.items() for s in seeds
-             if not store.has(dict(run=label, seed=s, epochs=epochs, epoch=0))]
+             if not store.has(dict(run=label, seed=s, epochs=epochs, epoch=epochs))]
     with executor(args) as ex:
         for _, df in run_tasks(_run, tasks, ex):
             store.append(df.to_dict("records"))
-    done = TrialStore(path.with_suffix(".runs.csv"), key).frame
+    done = store.frame
     finish(done[done.seed.isin(seeds) & (done.epochs == epochs)].reset_index(drop=True), path, t0)
 
 

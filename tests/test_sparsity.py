@@ -162,10 +162,12 @@ def test_bad_input():
 
 
 def test_store_writes_numpy_scalars_as_plain_numbers(tmp_path):
-    from meanfield._store import TrialStore
+    from meanfield.tasks import TrialStore, provenance
 
     st = TrialStore(tmp_path / "s.csv", ("k",))
     st.append([{"k": np.int64(3), "x": np.float64(0.1), "ok": np.bool_(True)}])
-    assert (tmp_path / "s.csv").read_text() == "k,x,ok\n3,0.1,True\n"
+    versions = ",".join(provenance().values())  # each row records what computed it
+    assert (tmp_path / "s.csv").read_text() == (
+        f"k,x,ok,meanfield_version,numpy_version,numba_version\n3,0.1,True,{versions}\n")
     again = TrialStore(tmp_path / "s.csv", ("k",))
     assert again.has({"k": 3}) and again.frame.x.dtype == np.float64
