@@ -11,8 +11,8 @@ import warnings
 
 import numpy as np
 
-from ._validate import check_int
 from .activations import get_activation
+from .convergence import convergence_table  # the table is theory; the name here still works
 
 __all__ = ["plot_phase_diagram", "plot_eoc_curves", "plot_depth_scales",
            "plot_correlation_convergence", "convergence_table", "plot_scr", "plot_kept_per_layer"]
@@ -205,7 +205,7 @@ def plot_correlation_convergence(activation="tanh", sigma_b=0.3, sigma_w=(0.8, N
         Input correlation; the input variance is q*.
     data : pandas.DataFrame, optional
         Columns ``phase, layer, distance`` (and ``beta`` on the EOC rows), as this function
-        computes with :func:`convergence_table`.
+        computes with :func:`meanfield.convergence.convergence_table`.
     ax : matplotlib Axes, optional
 
     Returns
@@ -229,31 +229,6 @@ def plot_correlation_convergence(activation="tanh", sigma_b=0.3, sigma_w=(0.8, N
     ax.set_title(f"{get_activation(activation).name}, $\\sigma_b$ = {sigma_b:g}")
     ax.legend(fontsize=9)
     return ax
-
-
-def convergence_table(activation="tanh", sigma_b=0.3, sigma_w=(0.8, None, 3.0), depth=1000, c0=0.5):
-    """The tidy table behind :func:`plot_correlation_convergence`: columns ``phase, sigma_w,
-    sigma_b, layer, c, c_star, distance, beta``."""
-    import pandas as pd
-
-    from .eoc import eoc
-    from .maps import c_star, eoc_rate, propagate, q_star
-
-    act = get_activation(activation)
-    depth = check_int("depth", depth, low=1)
-    ordered, at_eoc, chaotic = sigma_w
-    if at_eoc is None:
-        at_eoc = eoc(act, sigma_b)[0]
-    frames = []
-    for name, sw in (("ordered", ordered), ("eoc", at_eoc), ("chaotic", chaotic)):
-        q0 = q_star(act, sw, sigma_b)
-        _, c = propagate(act, q0, c0, sw, sigma_b, depth)
-        cs = 1.0 if name == "eoc" else c_star(act, sw, sigma_b)
-        beta = eoc_rate(act, sw, sigma_b) if name == "eoc" else np.nan
-        frames.append(pd.DataFrame({"phase": name, "sigma_w": sw, "sigma_b": sigma_b,
-                                    "layer": np.arange(depth + 1), "c": c, "c_star": cs,
-                                    "distance": np.abs(c - cs), "beta": beta}))
-    return pd.concat(frames, ignore_index=True)
 
 
 def plot_scr(data, x="depth", group="phase", *, prediction=True, bound=None, ax=None):

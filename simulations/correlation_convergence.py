@@ -2,7 +2,7 @@
 
 import time
 
-from meanfield.plotting import convergence_table
+from meanfield.convergence import convergence_table
 
 from ._common import finish, output, parse
 
