@@ -139,3 +139,63 @@ def test_errors():
     with pytest.raises(ValueError, match="`definition`"):
         snip_critical_sparsity_trial("tanh", 8, 2, 1.0, 0.0, rng=np.random.default_rng(0),
                                      definition=None)
+
+
+# --- the Monte Carlo and the command line -------------------------------------------------------
+
+def test_simulate_with_definition(tmp_path):
+    import meanfield as mf
+    from meanfield.sparsity import trial_seed
+
+    kw = dict(trials=3, batch=8, classes=3, arch="resnet")
+    disc = mf.simulate_critical_sparsity("tanh", 12, 4, 1.0, 0.2, definition="disconnect", **kw)
+    assert disc.definition.tolist() == ["disconnect"] * 3
+    ref = [snip_critical_sparsity_trial("tanh", 12, 4, 1.0, 0.2, batch=8, classes=3,
+                                        arch="resnet", rng=np.random.default_rng(trial_seed(0, i)),
+                                        definition="disconnect") for i in range(3)]
+    assert disc.s_cr.tolist() == ref
+    layer = mf.simulate_critical_sparsity("tanh", 12, 4, 1.0, 0.2, **kw)
+    assert "definition" not in layer.columns
+    assert np.all(layer.s_cr.to_numpy() < disc.s_cr.to_numpy())
+    # stores: the definition is part of the key; a store of one event is refused for the other
+    store = tmp_path / "disc.csv"
+    first = mf.simulate_critical_sparsity("tanh", 12, 4, 1.0, 0.2, definition="disconnect",
+                                          store=store, **kw)
+    again = mf.simulate_critical_sparsity("tanh", 12, 4, 1.0, 0.2, definition="disconnect",
+                                          store=store, **kw)
+    assert first.s_cr.tolist() == again.s_cr.tolist() == ref
+    with pytest.raises(ValueError, match="`store`.*definition"):
+        mf.simulate_critical_sparsity("tanh", 12, 4, 1.0, 0.2, store=store, **kw)
+    plain = tmp_path / "layer.csv"
+    mf.simulate_critical_sparsity("tanh", 12, 4, 1.0, 0.2, store=plain, **kw)
+    with pytest.raises(ValueError, match="`store`"):
+        mf.simulate_critical_sparsity("tanh", 12, 4, 1.0, 0.2, definition="disconnect",
+                                      store=plain, **kw)
+    with pytest.raises(ValueError, match="`definition` == 'all'"):
+        mf.sweep_critical_sparsity("tanh", 12, 4, 1.0, 0.2, definition="all", **kw)
+
+
+def test_cli_definition_and_arch(tmp_path, capsys):
+    import io
+
+    import pandas as pd
+
+    import meanfield as mf
+    from meanfield.cli import main
+
+    out = tmp_path / "scr.csv"
+    assert main(["scr", "--width", "10", "--depth", "3", "--sigma-w", "1", "--arch",
+                 "stable_resnet", "--trials", "2", "--batch", "8", "--definition", "disconnect",
+                 "-q", "--out", str(out)]) == 0
+    df = pd.read_csv(out)
+    api = mf.simulate_critical_sparsity("tanh", 10, 3, 1.0, 0.0, trials=2, batch=8,
+                                        arch="stable_resnet", definition="disconnect")
+    assert df.definition.tolist() == ["disconnect"] * 2
+    assert df.s_cr.tolist() == api.s_cr.tolist()
+    assert main(["scr", "--width", "10", "--depth", "3", "--sigma-w", "1", "--definition", "x"]) == 2
+    assert "--definition" in capsys.readouterr().err
+    assert main(["propagate", "--sigma-w", "1", "--depth", "4", "--arch", "resnet", "-a",
+                 "relu", "--c0", "0.5"]) == 0
+    table = pd.read_csv(io.StringIO(capsys.readouterr().out))
+    q, _ = mf.propagate("relu", 1.0, 0.5, 1.0, 0.0, 4, arch="resnet")
+    assert table.arch.tolist() == ["resnet"] * 5 and table.q.tolist() == q.tolist()
