@@ -9,6 +9,7 @@ from .datasets import available_datasets, load_dataset
 from .eoc import UnstableEOCWarning, eoc, eoc_curve, fixed_points, phase, phase_diagram
 from .maps import (
     NoFixedPointWarning,
+    backward_gains,
     c_map,
     c_star,
     chi_1,
@@ -41,6 +42,7 @@ __all__ = [
     "NoFixedPointWarning",
     "available_activations",
     "available_datasets",
+    "backward_gains",
     "load_dataset",
     "c_map",
     "c_star",

@@ -149,11 +149,12 @@ def _cmd_propagate(args):
     from . import propagate
 
     q, c = propagate(args.activation, args.q0, args.c0[:, None], args.sigma_w, args.sigma_b,
-                     args.depth)
+                     args.depth, arch=args.arch)
     depth = q.shape[0] - 1
     layer = np.repeat(np.arange(depth + 1), args.c0.size)
     df = pd.DataFrame({"activation": args.activation, "sigma_w": args.sigma_w,
-                       "sigma_b": args.sigma_b, "layer": layer,
+                       "sigma_b": args.sigma_b, **({"arch": args.arch} if args.arch != "ffnn" else {}),
+                       "layer": layer,
                        "c0": np.tile(args.c0, depth + 1), "q": q.ravel(), "c": c.ravel()})
     _write_table(df, args.out)
 
@@ -195,7 +196,7 @@ def _simulate(args, fn, **extra):
 def _cmd_scr(args):
     from .sparsity import sweep_critical_sparsity
 
-    _write_table(_simulate(args, sweep_critical_sparsity), args.out)
+    _write_table(_simulate(args, sweep_critical_sparsity, definition=args.definition), args.out)
 
 
 def _cmd_kept(args):
@@ -287,6 +288,9 @@ def build_parser():
     p.add_argument("--c0", type=_floats, default=np.array([0.5]),
                    help="input correlation(s): value, list or lo:hi:n (default 0.5)")
     p.add_argument("--depth", type=int, default=50)
+    p.add_argument("--arch", default="ffnn", choices=("ffnn", "resnet", "stable_resnet"),
+                   help="for ResNets --q0/--c0 are layer 1's and --depth is the network's L: rows "
+                   "1 … L−1 are the residual blocks, row L the logits (default ffnn)")
     p.add_argument("--out", "-o", help="CSV file (default: stdout)")
     p.set_defaults(func=_cmd_propagate)
 
@@ -316,6 +320,10 @@ def build_parser():
     p = sub.add_parser("scr", help="Monte Carlo critical sparsity of pruning at initialization, "
                        "one row per trial (CSV)")
     _add_simulation_arguments(p)
+    p.add_argument("--definition", default="layer", choices=("layer", "disconnect"),
+                   help="the event s_cr marks: some layer fully pruned (the paper's; default) or "
+                   "the output no longer depending on the input (differs for ResNets, whose skips "
+                   "bypass an emptied block)")
     p.set_defaults(func=_cmd_scr)
 
     p = sub.add_parser("kept", help="fraction of weights kept per layer after pruning (CSV)")

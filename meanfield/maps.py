@@ -5,6 +5,26 @@ Hayou et al. 2019).
 Every function takes the activation first (a name such as ``"tanh"`` or an
 :class:`~meanfield.Activation`) and broadcasts its numeric arguments like numpy: scalars in give a
 Python float out, arrays in give an array of the broadcast shape out.
+
+**ResNets** (``arch="resnet"`` or ``"stable_resnet"``, the networks of :mod:`meanfield.networks`):
+layer 1 is y¹ = W¹x + B¹ as in a feed-forward net; each later hidden layer l = 2 … L is a residual
+block y^l = y^{l−1} + α (W^l φ(y^{l−1}) + B^l), with α = 1 (``"resnet"``) or α = 1/√L
+(``"stable_resnet"``, Hayou et al. 2021; L is the network's depth, the ``depth`` argument); the
+readout W^out φ(y^L) + B^out is never residual. Derivation of the block's maps, for two inputs a, b
+at infinite width: W^l and B^l are independent of y^{l−1} (which depends on layers < l only) and
+have mean 0, so the cross terms E[y^{l−1}_i (W^l φ(y^{l−1}) + B^l)_i] vanish exactly, and
+
+    q^l    = q^{l−1} + α² (σ_b² + σ_w² E[φ(√q^{l−1} Z)²]),
+    Σ^l_ab = Σ^{l−1}_ab + α² (σ_b² + σ_w² E[φ(u_a) φ(u_b)]),   c^l = Σ^l_ab / √(q^l_a q^l_b),
+
+with (u_a, u_b) ~ N(0, [[q_a, Σ_ab], [Σ_ab, q_b]]) of layer l − 1: the feed-forward map's increment,
+scaled by α², added to the skip's copy of the previous layer. (Given the layers below, the branch
+is Gaussian with a variance that concentrates as N → ∞, and independent of the skip's term, so y^l
+stays Gaussian.) q^l never decreases, so a ResNet's variance map has no fixed point but q = 0
+(:func:`c_map` needs an explicit q for ResNets). For ReLU, E[φ(√q Z)²] = q/2 and
+q^l = q^{l−1} (1 + α² σ_w²/2) + α² σ_b²: geometric growth, as (1 + σ_w²/2)^{l−1}, for ``"resnet"``, and
+for ``"stable_resnet"`` q^L = a^{L−1} q¹ + (2σ_b²/σ_w²)(a^{L−1} − 1) with a = 1 + σ_w²/(2L), so
+q^L < e^{σ_w²/2} (q¹ + 2σ_b²/σ_w²) at every depth.
 """
 
 from __future__ import annotations
@@ -16,11 +36,11 @@ import numpy as np
 
 from . import _expect, _qtable, _solve
 from ._gauss import interleaved, threads_for
-from ._validate import broadcast, check_array, check_int, scalar_or_array
+from ._validate import InputError, broadcast, check_array, check_int, scalar_or_array
 from .activations import get_activation
 
-__all__ = ["q_map", "c_map", "cov_map", "propagate", "q_star", "c_star", "chi_1", "chi_c",
-           "depth_scales", "eoc_rate", "NoFixedPointWarning"]
+__all__ = ["q_map", "c_map", "cov_map", "propagate", "backward_gains", "q_star", "c_star",
+           "chi_1", "chi_c", "depth_scales", "eoc_rate", "NoFixedPointWarning"]
 
 
 class NoFixedPointWarning(RuntimeWarning):
@@ -38,8 +58,37 @@ def _q_map(act, q, sw, sb):
     return sb * sb + sw * sw * _expect.diag(act, 0, 0, 0, q)
 
 
-def q_map(activation, q, sigma_w, sigma_b):
+def _branch_scale(arch, depth):
+    """α, the scale of the residual branches, for a validated ``arch``: None for ``"ffnn"`` (no
+    skip), 1.0 for ``"resnet"``, 1/√depth for ``"stable_resnet"`` (``depth`` = the network's L,
+    required there). Raises InputError naming ``arch`` or ``depth``."""
+    from .networks import ARCHS
+
+    if not isinstance(arch, str) or arch not in ARCHS:
+        raise InputError(f"`arch` == {arch!r}: must be one of {', '.join(map(repr, ARCHS))}")
+    if depth is not None:
+        depth = check_int("depth", depth, 1)
+    if arch == "ffnn":
+        return None
+    if arch == "resnet":
+        return 1.0
+    if depth is None:
+        raise InputError("`depth` == None: arch='stable_resnet' needs the network's depth L "
+                         "(its branches are scaled by 1/sqrt(L))")
+    return 1.0 / math.sqrt(depth)
+
+
+def _res_q_map(act, q, sw, sb, alpha):
+    """One residual block of the variance map: q + α² F_q(q); F_q(q) if α is None (no skip)."""
+    if alpha is None:
+        return _q_map(act, q, sw, sb)
+    return q + alpha * alpha * _q_map(act, q, sw, sb)
+
+
+def q_map(activation, q, sigma_w, sigma_b, *, arch="ffnn", depth=None):
     """One layer of the variance map, F_q(q) = σ_b² + σ_w² E[φ(√q Z)²].
+
+    For a ResNet, one residual block (hidden layers 2 … L): q + α² F_q(q) (module docstring).
 
     Parameters
     ----------
@@ -50,11 +99,15 @@ def q_map(activation, q, sigma_w, sigma_b):
         Weight standard deviation (weights have variance σ_w² / fan-in).
     sigma_b : array_like, >= 0
         Bias standard deviation.
+    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
+        The architecture of :mod:`meanfield.networks`.
+    depth : int >= 1, optional
+        The network's depth L; needed for ``"stable_resnet"`` only (α = 1/√L), ignored otherwise.
 
     Returns
     -------
     float or ndarray
-        F_q(q), of the broadcast shape of the inputs.
+        F_q(q), or q + α² F_q(q) for a ResNet, of the broadcast shape of the inputs.
 
     References
     ----------
@@ -65,9 +118,13 @@ def q_map(activation, q, sigma_w, sigma_b):
     >>> from meanfield import q_map
     >>> q_map("relu", 2.0, 1.0, 0.0)
     1.0
+    >>> q_map("relu", 2.0, 1.0, 0.0, arch="resnet"), q_map("relu", 2.0, 1.0, 0.0,
+    ...                                                   arch="stable_resnet", depth=4)
+    (3.0, 2.25)
     """
+    alpha = _branch_scale(arch, depth)
     act, shape, (q, sw, sb) = _params(activation, q=q, sigma_w=sigma_w, sigma_b=sigma_b)
-    return scalar_or_array(_q_map(act, q, sw, sb).reshape(shape))
+    return scalar_or_array(_res_q_map(act, q, sw, sb, alpha).reshape(shape))
 
 
 def _c_map(act, c, q, sw, sb):
@@ -75,11 +132,13 @@ def _c_map(act, c, q, sw, sb):
     return num / _q_map(act, q, sw, sb)
 
 
-def c_map(activation, c, sigma_w, sigma_b, q=None):
+def c_map(activation, c, sigma_w, sigma_b, q=None, *, arch="ffnn", depth=None):
     """One layer of the correlation map on the diagonal, F_c(c; q).
 
     F_c(c; q) = (σ_b² + σ_w² E[φ(u₁) φ(u₂)]) / F_q(q) with u₁ = √q Z₁,
-    u₂ = √q (c Z₁ + √(1 − c²) Z₂).
+    u₂ = √q (c Z₁ + √(1 − c²) Z₂). For a ResNet block (module docstring) the covariance and the
+    variance each add the branch's share to the skip's: (c q + α² (σ_b² + σ_w² E[φ(u₁) φ(u₂)])) /
+    (q + α² F_q(q)).
 
     Parameters
     ----------
@@ -90,7 +149,11 @@ def c_map(activation, c, sigma_w, sigma_b, q=None):
         As in :func:`q_map`.
     q : array_like or None
         Variance of both inputs in the previous layer; ``None`` means q = q*(σ_w, σ_b)
-        (:func:`q_star`), where F_c(1) = 1.
+        (:func:`q_star`), where F_c(1) = 1 (``"ffnn"`` only: a ResNet's q^l grows with l and has no
+        such fixed point, so give q).
+    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
+    depth : int >= 1, optional
+        The network's depth L, for ``"stable_resnet"`` (α = 1/√L).
 
     Returns
     -------
@@ -106,8 +169,14 @@ def c_map(activation, c, sigma_w, sigma_b, q=None):
     >>> from meanfield import c_map
     >>> c_map("tanh", 1.0, 1.5, 0.3)
     1.0
+    >>> round(c_map("linear", 0.0, 1.0, 0.0, q=1.0, arch="resnet"), 12)  # (0 + 0) / (1 + 1)
+    0.0
     """
+    alpha = _branch_scale(arch, depth)
     if q is None:
+        if alpha is not None:
+            raise InputError(f"`q` == None: arch={arch!r} has no fixed point q*; give the "
+                             f"variance q of the previous layer")
         act, shape, (c, sw, sb) = _params(activation, c=c, sigma_w=sigma_w, sigma_b=sigma_b)
         q = _q_star(act, sw, sb)
         out = np.full_like(c, np.nan)
@@ -116,11 +185,17 @@ def c_map(activation, c, sigma_w, sigma_b, q=None):
     else:
         act, shape, (c, sw, sb, q) = _params(activation, c=c, sigma_w=sigma_w, sigma_b=sigma_b,
                                              q=q)
-        out = _c_map(act, c, q, sw, sb)
+        if alpha is None:
+            out = _c_map(act, c, q, sw, sb)
+        else:
+            a2 = alpha * alpha
+            num = c * q + a2 * (sb * sb + sw * sw * _expect.pair(act, 0, 0, q, q, c))
+            with np.errstate(invalid="ignore", divide="ignore"):
+                out = np.clip(num / _res_q_map(act, q, sw, sb, alpha), -1.0, 1.0)
     return scalar_or_array(out.reshape(shape))
 
 
-def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b):
+def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b, *, arch="ffnn", depth=None):
     """One layer of the variance–covariance map for two different inputs a and b.
 
     Parameters
@@ -131,11 +206,17 @@ def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b):
     cov : array_like
         Their covariance Σ_ab, with |Σ_ab| <= √(q_a q_b).
     sigma_w, sigma_b : array_like
+    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
+        For a ResNet block each output is its input plus α² times the feed-forward map's
+        (module docstring).
+    depth : int >= 1, optional
+        The network's depth L, for ``"stable_resnet"`` (α = 1/√L).
 
     Returns
     -------
     (q_a', q_b', cov') : tuple of float or ndarray
-        F_q(q_a), F_q(q_b) and σ_b² + σ_w² E[φ(u_a) φ(u_b)], each of the broadcast shape.
+        F_q(q_a), F_q(q_b) and σ_b² + σ_w² E[φ(u_a) φ(u_b)] (ResNets: q_a + α² F_q(q_a), … ,
+        cov + α² (σ_b² + σ_w² E[φ(u_a) φ(u_b)])), each of the broadcast shape.
 
     References
     ----------
@@ -146,7 +227,10 @@ def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b):
     >>> from meanfield import cov_map
     >>> [round(v, 12) for v in cov_map("linear", 1.0, 4.0, 1.0, 1.0, 0.0)]
     [1.0, 4.0, 1.0]
+    >>> [round(v, 12) for v in cov_map("linear", 1.0, 4.0, 1.0, 1.0, 0.0, arch="resnet")]
+    [2.0, 8.0, 2.0]
     """
+    alpha = _branch_scale(arch, depth)
     act, shape, (qa, qb, cv, sw, sb) = _params(activation, q_a=q_a, q_b=q_b, cov=cov,
                                               sigma_w=sigma_w, sigma_b=sigma_b)
     bound = np.sqrt(qa * qb)
@@ -158,16 +242,27 @@ def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b):
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.where(bound > 0.0, np.clip(cv / bound, -1.0, 1.0), 0.0)
     new_cov = sb * sb + sw * sw * _expect.pair(act, 0, 0, qa, qb, c)
-    return (scalar_or_array(_q_map(act, qa, sw, sb).reshape(shape)),
-            scalar_or_array(_q_map(act, qb, sw, sb).reshape(shape)),
+    if alpha is not None:
+        new_cov = cv + alpha * alpha * new_cov
+    return (scalar_or_array(_res_q_map(act, qa, sw, sb, alpha).reshape(shape)),
+            scalar_or_array(_res_q_map(act, qb, sw, sb, alpha).reshape(shape)),
             scalar_or_array(new_cov.reshape(shape)))
 
 
-def propagate(activation, q0, c0, sigma_w, sigma_b, depth):
+def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     """Propagate the variance and correlation of two inputs through ``depth`` layers.
 
     Both inputs have variance q⁰ at layer 0 and correlation c⁰; each layer applies
     q^l = F_q(q^{l-1}) and c^l = F_c(c^{l-1}; q^{l-1}).
+
+    For ResNets, row 0 is the first hidden layer's pre-activation y¹ = W¹x + B¹ (so q⁰ =
+    σ_b² + σ_w² ‖x‖²/N₀ and c⁰ its correlation) of a network of depth L = ``depth``: rows
+    1 … L − 1 are the residual blocks y² … y^L, q^l = q^{l−1} + α² F_q(q^{l−1}) and
+    Σ^l = Σ^{l−1} + α² (σ_b² + σ_w² E[φ(u₁) φ(u₂)]) (module docstring), with α = 1 for
+    ``"resnet"`` and α = 1/√L for ``"stable_resnet"``; row L is the readout's logits,
+    F_q(q^L) and F_c(c^L; q^L), which are never residual. Read the same way, an ``"ffnn"`` row l is
+    y^{l+1} and row L the logits of a network of depth L, so one call gives every layer of a
+    network of any architecture.
 
     Parameters
     ----------
@@ -175,7 +270,12 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth):
     q0 : array_like, >= 0
     c0 : array_like, in [-1, 1]
     sigma_w, sigma_b : array_like
-    depth : int, >= 0
+    depth : int, >= 0 (>= 1 for ResNets)
+        The number of layers; for ResNets the network's depth L, which also sets the Stable
+        ResNet's branch scale 1/√L.
+    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
+        ``"ffnn"`` gives the results of the feed-forward maps exactly as before the argument
+        existed.
 
     Returns
     -------
@@ -184,7 +284,8 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth):
 
     References
     ----------
-    THEORY.md §2; Schoenholz et al. (2017), eqs. (3)–(5).
+    THEORY.md §1–2; Schoenholz et al. (2017), eqs. (3)–(5); Hayou et al. (2021), §2 (Stable
+    ResNet).
 
     Examples
     --------
@@ -192,8 +293,13 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth):
     >>> q, c = propagate("relu", 1.0, 0.0, 2 ** 0.5, 0.0, 2)
     >>> q.shape, round(float(q[2]), 12), round(float(c[1]), 12)
     ((3,), 1.0, 0.318309886184)
+    >>> q, c = propagate("relu", 1.0, 0.0, 2 ** 0.5, 0.0, 3, arch="resnet")
+    >>> [round(float(v), 12) for v in q]  # y¹, y² = 2 y¹, y³ = 2 y², logits = y³ / 2
+    [1.0, 2.0, 4.0, 4.0]
     """
-    depth = check_int("depth", depth)
+    _branch_scale(arch, 1)  # validates arch
+    depth = check_int("depth", depth, 0 if arch == "ffnn" else 1)
+    alpha = _branch_scale(arch, depth or None)
     act, shape, (q, c, sw, sb) = _params(activation, q0=q0, c0=c0, sigma_w=sigma_w,
                                          sigma_b=sigma_b)
     qs = np.empty((depth + 1, q.size))
@@ -201,11 +307,78 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth):
     qs[0], cs[0] = q, c
     for layer in range(1, depth + 1):
         q_prev, c_prev = qs[layer - 1], cs[layer - 1]
-        q_new = _q_map(act, q_prev, sw, sb)
         pair = _expect.pair(act, 0, 0, q_prev, q_prev, c_prev)
-        cs[layer] = np.clip((sb * sb + sw * sw * pair) / q_new, -1.0, 1.0)
+        if alpha is None or layer == depth:  # a feed-forward layer, or the readout
+            q_new = _q_map(act, q_prev, sw, sb)
+            cs[layer] = np.clip((sb * sb + sw * sw * pair) / q_new, -1.0, 1.0)
+        else:
+            a2 = alpha * alpha
+            q_new = q_prev + a2 * _q_map(act, q_prev, sw, sb)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                cs[layer] = np.clip((c_prev * q_prev + a2 * (sb * sb + sw * sw * pair)) / q_new,
+                                    -1.0, 1.0)
         qs[layer] = q_new
     return qs.reshape((depth + 1,) + shape), cs.reshape((depth + 1,) + shape)
+
+
+def backward_gains(activation, q, sigma_w, *, c=None, arch="ffnn", depth=None):
+    """The factor by which one hidden layer multiplies the backpropagated second moment.
+
+    With δ^l = ∂ℒ/∂y^l (equal widths, gradient independence: the W^l of the backward pass taken
+    independent of the forward one, Schoenholz et al. 2017 §4), for hidden layers l = 2 … L,
+
+    * ``"ffnn"``: δ^{l−1} = φ'(y^{l−1}) ∘ (W^l)ᵀ δ^l, so E[δ^{l−1}_i(a) δ^{l−1}_i(b)] =
+      g · E[δ^l_j(a) δ^l_j(b)] with g = σ_w² E[φ'(u_a) φ'(u_b)];
+    * ResNets: δ^{l−1} = δ^l + α φ'(y^{l−1}) ∘ (W^l)ᵀ δ^l; the cross term has the factor W^l of
+      mean 0, independent of δ^l and y^{l−1}, and vanishes, so g = 1 + α² σ_w² E[φ'(u_a) φ'(u_b)]
+      (α = 1, or 1/√L for ``"stable_resnet"``).
+
+    (u_a, u_b) are the pre-activations y^{l−1} of the layer the gradient arrives at: variance
+    q = q^{l−1} each and correlation c (``c=None``: one input, E[φ'(√q Z)²], i.e. the variance
+    q̃^{l−1} = g q̃^l). The step from the readout to y^L is not a block (it is not residual) and
+    is not covered: E[(δ^L_i)²] = σ_w² (C/N) E[φ'(y^L)²] E[(∂ℒ/∂z_k)²] for every architecture.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    q : array_like, >= 0
+        q^{l−1}, e.g. the rows 0 … L − 2 of :func:`propagate` for the blocks l = 2 … L.
+    sigma_w : array_like, > 0
+    c : array_like in [-1, 1], optional
+        The correlation c^{l−1} of the two inputs, for the covariance's gain.
+    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
+    depth : int >= 1, optional
+        The network's depth L, for ``"stable_resnet"``.
+
+    Returns
+    -------
+    float or ndarray
+        g, broadcast shape. For ``"ffnn"`` at q = q*, with ``c=None``, it is χ₁.
+
+    References
+    ----------
+    Schoenholz et al. (2017), §4 (the feed-forward recursion); the ResNet form is our derivation
+    above, for the blocks of :mod:`meanfield.networks`.
+
+    Examples
+    --------
+    >>> from meanfield import backward_gains
+    >>> backward_gains("relu", 1.0, 2 ** 0.5)
+    1.0000000000000002
+    >>> backward_gains("relu", 1.0, 2 ** 0.5, arch="stable_resnet", depth=4)
+    1.25
+    """
+    alpha = _branch_scale(arch, depth)
+    if c is None:
+        act, shape, (q, sw) = _params(activation, q=q, sigma_w=sigma_w)
+        moment = _expect.diag(act, 1, 1, 0, q)
+    else:
+        act, shape, (q, sw, c) = _params(activation, q=q, sigma_w=sigma_w, c=c)
+        moment = _expect.pair(act, 1, 1, q, q, c)
+    gain = sw * sw * moment
+    if alpha is not None:
+        gain = 1.0 + alpha * alpha * gain
+    return scalar_or_array(gain.reshape(shape))
 
 
 def _table(act):

@@ -121,7 +121,8 @@ def _scr_trials(act, cfg, trials):
     for i in trials:
         rng = np.random.default_rng(trial_seed(cfg["seed"], i))
         args = (act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"])
-        kw = dict(batch=cfg["batch"], classes=cfg["classes"], arch=cfg["arch"], rng=rng)
+        kw = dict(batch=cfg["batch"], classes=cfg["classes"], arch=cfg["arch"], rng=rng,
+                  definition=cfg.get("definition", "layer"))
         if cfg["method"] == "snip":
             s_cr = snip_critical_sparsity_trial(*args, **kw)
         else:
@@ -186,34 +187,60 @@ def _run(worker, configs, trials, executor, store, progress, key):
 
 def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
                             classes=10, method="snip", arch="ffnn", seed=0, executor=None,
-                            store=None, progress=False):
+                            store=None, progress=False, definition="layer"):
     """Monte Carlo critical sparsity over the grid of every list-valued argument.
 
     Each of ``activation, width, depth, sigma_w, sigma_b, method, arch`` may be a scalar or a list;
     the sweep runs the Cartesian product. ``sigma_w="eoc"`` means the EOC value at each σ_b.
-    Other arguments as in :func:`simulate_critical_sparsity`.
+    ``definition`` is one value for the whole sweep. Other arguments as in
+    :func:`simulate_critical_sparsity`.
 
     Returns
     -------
     pandas.DataFrame
-        One row per (configuration, trial): the parameters, ``trial`` and ``s_cr``.
+        One row per (configuration, trial): the parameters, ``trial`` and ``s_cr``; with a
+        ``definition`` other than ``"layer"``, a ``definition`` column after ``seed``.
     """
+    from .pruning import _check_definition
+
+    definition = _check_definition(definition)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
                        seed)
     key = _PARAMS + ("trial",)
+    if definition != "layer":  # the default keeps the columns (and stores) of before
+        configs = [(act, {**cfg, "definition": definition}) for act, cfg in configs]
+        key = _PARAMS + ("definition", "trial")
+    elif store is not None:
+        _check_store_definition(store)
     return _run(_scr_trials, configs, trials, executor, store, progress, key)
+
+
+def _check_store_definition(store):
+    """A store with a ``definition`` column holds s_cr of another event: the default's key, which
+    has no such column, would take its trials for its own."""
+    from pathlib import Path
+
+    path = Path(store)
+    if path.is_file():
+        with path.open() as f:
+            header = f.readline().rstrip("\n").split(",")
+        if "definition" in header:
+            raise ValueError(f"`store` == {str(store)!r}: holds s_cr with a `definition` column "
+                             f"(not the default 'layer'); use another file or that definition")
 
 
 def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
                                classes=10, method="snip", arch="ffnn", seed=0, executor=None,
-                               store=None, progress=False):
+                               store=None, progress=False, definition="layer"):
     """Monte Carlo estimate of the critical sparsity s_cr of pruning at initialization.
 
     Each trial draws a random network (THEORY.md §1: ``depth`` hidden layers of ``width`` units,
     a linear readout to ``classes`` logits, counted as a layer), a batch of ``batch`` inputs
     N(0, I_width) with labels uniform over the classes, scores every weight by ``method`` on the
     mean cross-entropy, and records s_cr = #{g ≤ m}/#{weights} with m = min_l max_ij g^l_ij: the
-    smallest global sparsity at which some layer is fully pruned (THEORY.md §5).
+    smallest global sparsity at which some layer is fully pruned (THEORY.md §5); or, with
+    ``definition="disconnect"``, at which the output no longer depends on the input
+    (:func:`meanfield.pruning.critical_sparsity`).
 
     Parameters
     ----------
@@ -238,12 +265,16 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
         ``meanfield.tasks.TrialStore``.
     progress : bool, default False
         A tqdm progress bar on stderr.
+    definition : {"layer", "disconnect"}, default "layer"
+        Which event s_cr marks: some layer fully pruned (the paper's), or the output cut from the
+        input (no path of kept weights; a ResNet's skips are never pruned). For ResNets they
+        differ: an emptied residual block leaves the skip.
 
     Returns
     -------
     pandas.DataFrame
         One row per trial: ``activation, width, depth, sigma_w, sigma_b, batch, classes, method,
-        arch, seed, trial, s_cr``.
+        arch, seed, trial, s_cr``, and ``definition`` after ``seed`` unless it is ``"layer"``.
 
     References
     ----------
@@ -256,7 +287,8 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
                             f"sweep_critical_sparsity for grids")
     return sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, trials=trials,
                                    batch=batch, classes=classes, method=method, arch=arch,
-                                   seed=seed, executor=executor, store=store, progress=progress)
+                                   seed=seed, executor=executor, store=store, progress=progress,
+                                   definition=definition)
 
 
 def sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, trials,
