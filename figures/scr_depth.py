@@ -20,10 +20,11 @@ def main(argv=None):
     constant = fit_bound_constant(ordered.depth.to_numpy(), ordered.s_cr_mean.to_numpy(), width)
     depths = np.geomspace(df.depth.min(), df.depth.max(), 100)
     fig, ax = axes()
-    label = (f"fitted rate $C\\,(\\log(LN^2)/L + 1/\\sqrt{{LN^2}})$, C = {constant:.2f} "
-             f"(least squares, ordered)")
+    label = (f"fitted rate $C\\,(\\log(LN^2)/L + 1/\\sqrt{{LN^2}})$\n"
+             f"C = {constant:.2f}, least squares on the ordered points")
     plot_scr(df, "depth", "phase", bound=(depths, ordered_phase_bound(width, depths, constant)),
              bound_label=label, ax=ax)
+    ax.legend(fontsize=8, loc="lower left")
     ax.set_title(f"SNIP on tanh FFNNs, width {width}, $\\sigma_b$ = {df.sigma_b.iloc[0]:g}")
     save(fig, args, "fig5_scr_depth")
 
