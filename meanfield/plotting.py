@@ -231,7 +231,12 @@ def plot_correlation_convergence(activation="tanh", sigma_b=0.3, sigma_w=(0.8, N
     return ax
 
 
-def plot_scr(data, x="depth", group="phase", *, prediction=True, bound=None, ax=None):
+#: Legend of the ``bound`` curve of :func:`plot_scr`: what the curve is (a rate with a fitted C).
+BOUND_LABEL = r"fitted rate $C\,(\log(LN^2)/L + 1/\sqrt{LN^2})$"
+
+
+def plot_scr(data, x="depth", group="phase", *, prediction=True, bound=None, bound_label=None,
+             ax=None):
     """E[s_cr] (mean ± 2 standard errors) against ``x`` per ``group``, with the mean-field
     prediction (dashed) where the table has a ``prediction`` column and an optional bound curve.
 
@@ -247,7 +252,13 @@ def plot_scr(data, x="depth", group="phase", *, prediction=True, bound=None, ax=
     prediction : bool
         Draw the ``prediction`` column if present.
     bound : (array, array), optional
-        x and y of a curve to draw (e.g. :func:`meanfield.prediction.ordered_phase_bound`).
+        x and y of a fitted rate curve to draw, e.g. C·(log(LN²)/L + 1/√(LN²)) from
+        :func:`meanfield.prediction.ordered_phase_bound` with C from
+        :func:`meanfield.prediction.fit_bound_constant`. It is labelled as a fitted rate, not as
+        a bound: the proposition gives the rate only, and a least-squares C puts the curve above
+        the data at some depths and below at others, so it bounds nothing.
+    bound_label : str, optional
+        Legend of the ``bound`` curve; default :data:`BOUND_LABEL`.
     ax : matplotlib Axes, optional
 
     Returns
@@ -264,7 +275,7 @@ def plot_scr(data, x="depth", group="phase", *, prediction=True, bound=None, ax=
             ax.plot(df[x], df.prediction, ls="--", color=bar[0].get_color(),
                     label=f"{name} (mean field)")
     if bound is not None:
-        ax.plot(*bound, color="gray", ls=":", label="ordered-phase bound")
+        ax.plot(*bound, color="gray", ls=":", label=BOUND_LABEL if bound_label is None else bound_label)
     ax.set_xscale("log")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel({"depth": "depth $L$", "width": "width $N$"}.get(x, x))

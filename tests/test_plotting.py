@@ -10,6 +10,7 @@ import pytest  # noqa: E402
 
 import meanfield as mf  # noqa: E402
 from meanfield import plotting  # noqa: E402
+from meanfield.prediction import fit_bound_constant  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -50,3 +51,21 @@ def test_depth_scales_plot_and_convergence_table():
 def test_bad_quantity():
     with pytest.raises(ValueError, match="`quantity` == 'chi'"):
         plotting.plot_phase_diagram("tanh", [1.0], [0.1], quantity="chi")
+
+
+def test_scr_plot_labels_the_fitted_rate_as_a_fitted_rate():
+    # The proposition's C is not known: a least-squares C puts C·f(L) above the data at some
+    # depths and below at others, so the legend must not call that curve a bound.
+    import pandas as pd
+
+    df = pd.DataFrame({"phase": "ordered", "depth": [10, 20, 40], "s_cr_mean": [0.9, 0.6, 0.3],
+                       "se": 0.01})
+    L = np.array([10.0, 20.0, 40.0])
+    C = fit_bound_constant(L, df.s_cr_mean, 32)
+    ax = plotting.plot_scr(df, bound=(L, mf.ordered_phase_bound(32, L, C)))
+    line = [ln for ln in ax.get_lines() if ln.get_label() == plotting.BOUND_LABEL]
+    assert len(line) == 1 and "fitted rate" in plotting.BOUND_LABEL
+    assert "bound" not in plotting.BOUND_LABEL
+    np.testing.assert_allclose(line[0].get_ydata(), mf.ordered_phase_bound(32, L, C))
+    ax = plotting.plot_scr(df, bound=(L, mf.ordered_phase_bound(32, L, C)), bound_label="C = 1.3")
+    assert "C = 1.3" in [ln.get_label() for ln in ax.get_lines()]
