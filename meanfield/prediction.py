@@ -1,6 +1,6 @@
-"""Mean-field (infinite-width) prediction of sensitivity-based pruning (SNIP) at initialization:
-the layer-wise scale of the SNIP scores, their distribution, the critical sparsity s_cr and the
-fraction of weights kept per layer. THEORY.md §5; derivation and equation numbers in
+"""Mean-field prediction of sensitivity-based pruning (SNIP) at initialization: the layer-wise
+scale of the SNIP scores, their distribution, the critical sparsity s_cr and the fraction of
+weights kept per layer. THEORY.md §5; derivation and equation numbers in
 ``docs/critical_sparsity.md``.
 
 Network (THEORY.md §1): input x ∈ R^N with x ~ N(0, I_N) (N = ``width``), ``depth`` = L hidden
@@ -11,11 +11,12 @@ with labels drawn uniformly over the classes. Score g^l_ij = |W^l_ij ∂ℒ/∂W
 What is exact and what is approximated is listed in the docs (§9). In short: the per-layer moments
 of :func:`layer_gradient_scales` are the wide-limit values under the gradient-independence
 assumption (Schoenholz et al. 2017). :func:`predict_critical_sparsity` and
-:func:`predict_kept_per_layer` take the limit N → ∞ at fixed batch size and number of classes, so
-that the B × C readout error matrix of the batch stays random (it is averaged over 32 fixed-seed
-draws). Given it, each layer's scores are treated as independent draws from their wide-limit
-conditional law, and the layers as independent. Measured against finite tanh networks
-(N = 100, L = 10–100) the prediction is within 0.018 of the Monte Carlo means (docs §8).
+:func:`predict_kept_per_layer` keep the B × C readout error matrix of the batch random and, by
+default (``finite_width=True``), the backward signal's class-space covariance too: each draw
+samples it layer by layer from N rows, a product of Wishart matrices whose rank collapses with the
+distance from the readout (docs §5a). Given them, each layer's scores are treated as independent
+draws from their conditional law, and the layers as independent. ``finite_width=False`` gives the
+wide limit at fixed B and C. The comparison with Monte Carlo is in docs §8.
 """
 
 from __future__ import annotations
@@ -45,7 +46,9 @@ _LOG_U_MIN = -25.0           # P(|Z₁Z₂| ≤ e^-25) ≈ 1e-10: treated as 0 b
 _LOG_U_MAX = 4.25            # P(|Z₁Z₂| > e^4.25 ≈ 70) ≈ 1e-31: treated as 0 above
 _N_QMC = 2048                # quasi-random points (U, V, ξ) per layer law
 _N_INNER = 64                # Gauss–Hermite nodes for the per-example Gaussian ε
-_DRAWS = 32                  # readout error matrices Δ averaged over
+_DRAWS = 32                  # readout error matrices Δ averaged over (wide limit)
+_DRAWS_FINITE = 128          # draws of Δ and of the finite-width backward chain
+_N_QMC_FINITE = 512          # quasi-random atoms per layer law in the finite-width model
 _SEED = 20210503
 _READOUT_SAMPLES = 2 ** 20   # logit draws × classes for the softmax moments (fixed seed)
 
@@ -76,6 +79,12 @@ def _check_depths(depth):
     if arr.min() < 1:
         raise ValueError(f"`depth` == {int(arr.min())!r} (in {depth!r}): must be an integer >= 1")
     return arr.astype(np.int64), False
+
+
+def _check_flag(name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"`{name}` == {value!r}: must be True or False")
+    return bool(value)
 
 
 def _check_common(activation, width, sigma_w, sigma_b, batch, classes):
@@ -325,58 +334,70 @@ def _kernel_table(kind):
     return j_min, erf(u), erfc(u)
 
 
-class _LayerLaw:
-    """CDF F and tail T = 1 − F of the scores of one layer on the integer log grid i (t = e^{ih}):
-    the score is e^{x} · X with x drawn from the atoms (``log_scale``, ``weights``) and X = |Z₁Z₂|
-    or |Z| independent of x (``kind``); atoms with x = −inf (or 80 below the largest) are exact
-    zeros."""
+class _Laws:
+    """CDFs F and tails T = 1 − F of the scores of R layers on the integer log grid i (t = e^{ih}),
+    one row per layer: the score is e^{x} · X with x one of the n equally likely atoms of the
+    row (``log_scale``, shape (R, n)) and X = |Z₁Z₂| or |Z| independent of x (``kind``); atoms
+    with x = −inf (or 80 below the row's largest) are exact zeros. Row r's arrays start at grid
+    index ``start[r]``; every row is convolved with the kernel in one batched FFT."""
 
-    def __init__(self, log_scale, weights, kind):
+    def __init__(self, log_scale, kind):
         from scipy.signal import fftconvolve
 
         j_min, cdf_tab, tail_tab = _kernel_table(kind)
-        top = log_scale[np.isfinite(log_scale)].max()
-        keep = np.isfinite(log_scale) & (log_scale > top - 80.0) & (weights > 0)
-        self.zero = float(weights[~keep].sum())
-        x = log_scale[keep] / _H
-        w = weights[keep]
+        ls = np.atleast_2d(np.asarray(log_scale, dtype=np.float64))
+        R, n = ls.shape
+        finite = np.isfinite(ls)
+        if not finite.any(axis=1).all():
+            raise ValueError("a layer's scores are all exactly zero: no prediction")
+        top = np.where(finite, ls, -np.inf).max(axis=1)
+        keep = finite & (ls > top[:, None] - 80.0)
+        self.zero = 1.0 - keep.sum(axis=1) / n
+        x = np.where(keep, ls, 0.0) / _H
         k = np.floor(x).astype(np.int64)
         frac = x - k
-        k0 = int(k.min())
-        size = int(k.max()) - k0 + 2
+        big = np.iinfo(np.int64).max // 4
+        k0 = np.where(keep, k, big).min(axis=1)
+        size = int((np.where(keep, k, -big).max(axis=1) - k0).max()) + 2
+        rel = (k - k0[:, None]) + size * np.arange(R)[:, None]
+        w = keep / n
         # linear split of each atom between its two grid neighbours (keeps mass and mean)
-        W = (np.bincount(k - k0, w * (1.0 - frac), minlength=size)
-             + np.bincount(k - k0 + 1, w * frac, minlength=size))
-        self.start = k0 + j_min                          # grid index of F[0]
-        n = W.size + cdf_tab.size - 1
-        cum = np.cumsum(W)
-        idx = np.arange(n)
-        # F: the kernel CDF is 1 beyond the table: add the atoms whose offset exceeds j_max
+        W = (np.bincount(rel[keep], (w * (1.0 - frac))[keep], minlength=R * size)
+             + np.bincount(rel[keep] + 1, (w * frac)[keep], minlength=R * size)).reshape(R, size)
+        self.start = k0 + j_min
+        m = size + cdf_tab.size - 1
+        cum = np.cumsum(W, axis=1)
+        idx = np.arange(m)
         above = idx - cdf_tab.size
-        self.F = (fftconvolve(W, cdf_tab) + self.zero
-                  + np.where(above >= 0, cum[np.clip(above, 0, W.size - 1)], 0.0))
+        # F: the kernel CDF is 1 beyond the table: add the atoms whose offset exceeds j_max
+        self.F = (fftconvolve(W, cdf_tab[None, :], axes=1) + self.zero[:, None]
+                  + np.where(above >= 0, cum[:, np.clip(above, 0, size - 1)], 0.0))
         # T: the kernel tail is 1 below the table: add the atoms whose offset is below j_min
-        self.T = (fftconvolve(W, tail_tab)
-                  + np.where(idx < W.size - 1, cum[-1] - cum[np.clip(idx, 0, W.size - 1)], 0.0))
+        self.T = (fftconvolve(W, tail_tab[None, :], axes=1)
+                  + np.where(idx < size - 1, cum[:, -1:] - cum[:, np.clip(idx, 0, size - 1)], 0.0))
         np.clip(self.F, 0.0, 1.0, out=self.F)
         np.clip(self.T, 0.0, 1.0, out=self.T)
         self.T[self.T < 1e-300] = 0.0
-        self.stop = self.start + n                       # F = 1, T = 0 from here on
+        self.stop = self.start + m                       # F = 1, T = 0 from here on
 
     def at(self, i):
-        """(F, T) at the integer grid indices i."""
-        j = np.asarray(i) - self.start
-        inside = (j >= 0) & (j < self.F.size)
-        jc = np.clip(j, 0, self.F.size - 1)
-        F = np.where(inside, self.F[jc], np.where(j < 0, self.zero, 1.0))
-        T = np.where(inside, self.T[jc], np.where(j < 0, 1.0 - self.zero, 0.0))
+        """(F, T) at the integer grid indices i (1-d), each (R, len(i))."""
+        j = np.asarray(i)[None, :] - self.start[:, None]
+        inside = (j >= 0) & (j < self.F.shape[1])
+        jc = np.clip(j, 0, self.F.shape[1] - 1)
+        F = np.where(inside, np.take_along_axis(self.F, jc, 1),
+                     np.where(j < 0, self.zero[:, None], 1.0))
+        T = np.where(inside, np.take_along_axis(self.T, jc, 1),
+                     np.where(j < 0, 1.0 - self.zero[:, None], 0.0))
         return F, T
 
 
 def _readout_draws(q, c, batch, classes, draws):
     """``draws`` realisations of the readout error matrix Δ = softmax(z) − onehot(y) of one batch
     (B × C), with logits z_k(·) ~ N(0, q[(1 − c) I + c 11ᵀ]) i.i.d. over the classes and labels
-    uniform, each summarised by what the score laws need. Fixed seed: deterministic."""
+    uniform, each summarised by what the score laws need: the class-space Gram ΔᵀΔ (C × C), its
+    eigenvalues ``lam`` and vectors ``vec``, ``col_sum`` = Δᵀ1, ``col_norm`` (the column norms)
+    and ``sq_norm`` = ‖Δ‖². Fixed seed: deterministic."""
     rng = np.random.default_rng(_SEED)
     out = []
     for _ in range(draws):
@@ -387,11 +408,12 @@ def _readout_draws(q, c, batch, classes, draws):
         p /= p.sum(axis=1, keepdims=True)
         delta = p
         delta[np.arange(batch), rng.integers(0, classes, batch)] -= 1.0
-        lam, vec = np.linalg.eigh(delta.T @ delta)
-        col_sum = delta.sum(axis=0)
-        out.append(dict(trace=float((delta * delta).sum()) / classes,   # Σ_b R_bb, R = ΔΔᵀ/C
-                        lam=np.maximum(lam, 0.0), proj=vec.T @ col_sum,   # eigen-coords of Δᵀ1
-                        col_sum=col_sum, col_norm=np.sqrt((delta * delta).sum(axis=0))))
+        gram = delta.T @ delta
+        lam, vec = np.linalg.eigh(gram)
+        lam = np.maximum(lam, 0.0)
+        out.append(dict(gram=gram, lam=lam, vec=vec, root=(vec * np.sqrt(lam)).T,
+                        col_sum=delta.sum(axis=0), col_norm=np.sqrt(np.diag(gram)),
+                        sq_norm=float(np.trace(gram))))
     return out
 
 
@@ -420,56 +442,149 @@ def _cond_moments(act, q, c, deriv, z_outer):
     return out1, out2
 
 
-def _forward_conditionals(act, m, classes):
+def _forward_conditionals(act, m, classes, n_points=_N_QMC):
     """Conditional moments given the shared Gaussians, at the quasi-random points: M1, M2 of
     φ'(y^l) given U (rows: hidden layers l = 1 … L) and P1, P2 of φ(y^l) given V."""
-    zu, zv, _ = _qmc_points(classes, _N_QMC)
+    zu, zv, _ = _qmc_points(classes, n_points)
     M1, M2 = _cond_moments(act, m["qh"], m["ch"], 1, zu)
     P1, P2 = _cond_moments(act, m["qh"], m["ch"], 0, zv)
     return M1, M2, P1, P2
 
 
-def _laws(m, cond, draw, batch, classes):
-    """Score laws of the L + 1 layers for one readout draw (list of _LayerLaw), eqs. (12)–(16):
-    each quasi-random point (U, V, ξ) is one equally weighted atom of the conditional scale S."""
+class _Backward:
+    """The backward signal of the hidden layers for one readout draw, in the form the score laws
+    use. Layer l (index l − 1) has per-example signals h^l_i(b) = Δ_b · v_i + e_i(b) over the
+    batch: a class-space part with covariance K^l = e^{κ_l} K̃^l of the rows v_i ∈ R^C, and an
+    independent per-example part of total variance Σ_b E[e_i(b)²] = e^{κ_l} ``noise``.
+
+    For x ∈ R^B with x = μ1 + sd ξ_B (ξ_B standard normal) the variance of Σ_b x_b h_i(b) is
+    e^κ [m2 · noise + μ² A + 2 μ sd b·ξ + sd² ξᵀJξ] with ξ ∈ R^C standard normal, because
+    Δᵀξ_B has the law of EΛ^{1/2}ξ (ΔᵀΔ = E diag(Λ) Eᵀ): A = cᵀK̃c with c = Δᵀ1,
+    b = Λ^{1/2}EᵀK̃c and J = Λ^{1/2}EᵀK̃EΛ^{1/2}.
+    Arrays: ``log_scale`` (L,), ``A`` (L,), ``b`` (L, C), ``J`` (L, C, C), ``noise`` (L,)."""
+
+    def __init__(self, L, classes):
+        self.log_scale = np.empty(L)
+        self.A = np.empty(L)
+        self.b = np.empty((L, classes))
+        self.J = np.empty((L, classes, classes))
+        self.noise = np.empty(L)
+
+    def set(self, i, log_scale, K, noise, draw):
+        """Layer index i from the class-space covariance K (C × C, scale e^log_scale)."""
+        c = draw["col_sum"]
+        M = draw["root"]                                     # Λ^{1/2} Eᵀ
+        Kc = K @ c
+        self.log_scale[i] = log_scale
+        self.A[i] = c @ Kc
+        self.b[i] = M @ Kc
+        self.J[i] = M @ K @ M.T
+        self.noise[i] = noise
+
+
+def _backward_wide(m, draw, classes):
+    """The wide-limit backward signal (eq. (9) of the docs): K^l = (t_l f_l / C) I and
+    noise = t_l (1 − f_l) ‖Δ‖² / C."""
+    L = m["qh"].size
+    out = _Backward(L, classes)
+    eye = np.eye(classes)
+    for i in range(L):
+        f = m["frac"][i]
+        out.set(i, m["log_t"][i] - math.log(classes), f * eye, (1.0 - f) * draw["sq_norm"], draw)
+    return out
+
+
+def _root(K):
+    """R with RᵀR = K for a symmetric positive semi-definite K (rows z R have covariance K)."""
+    try:
+        return np.linalg.cholesky(K).T
+    except np.linalg.LinAlgError:
+        w, Q = np.linalg.eigh(K)
+        return np.sqrt(np.maximum(w, 0.0))[:, None] * Q.T
+
+
+def _backward_finite(m, cond, draw, width, classes, sw, rng):
+    """The backward signal of a network of finite width N for one readout draw.
+
+    The readout gives the last hidden layer N rows v_i = (W^{L+1})_{·i} ~ N(0, (σ_w²/N) I_C).
+    Each layer's N rows are drawn from the law its upper layer leaves, and that law is the
+    finite sum over the upper layer's N neurons: with m_i = E[φ'(y_i(b)) | U_i] and
+    s_i² = Var(φ'(y_i(b)) | U_i) for the neuron's shared forward Gaussian U_i,
+
+        K^{l−1} = (σ_w²/N) Σ_i m_i² v_i v_iᵀ,
+        noise^{l−1} = (σ_w²/N) Σ_i [s_i² ‖Δ v_i‖² + E[φ'(y_i)² | U_i] noise^l],
+
+    whose means are the wide-limit recursion (t σ_w² E[φ'φ'] f and the (1 − f) part). Each layer's
+    score law uses the realised covariance (1/N) Σ_i v_i v_iᵀ of its own rows, a product of
+    Wishart matrices whose effective rank falls with the distance from the readout."""
+    L = m["qh"].size
+    M1, M2, _, _ = cond
+    n_qmc = M1.shape[1]
+    out = _Backward(L, classes)
+    gram = draw["gram"]
+    log_scale = math.log(sw * sw / width)
+    K = np.eye(classes)
+    noise = 0.0
+    sq = max(draw["sq_norm"], 1e-300)
+    for i in range(L - 1, -1, -1):
+        V = rng.standard_normal((width, classes)) @ _root(K)
+        out.set(i, log_scale, V.T @ V / width, noise, draw)
+        if i == 0:
+            break
+        idx = rng.integers(0, n_qmc, width)
+        m1, m2 = M1[i, idx], M2[i, idx]
+        K = (sw * sw / width) * ((V * (m1 * m1)[:, None]).T @ V)
+        quad = np.einsum("ic,cd,id->i", V, gram, V)
+        noise = (sw * sw / width) * (np.maximum(m2 - m1 * m1, 0.0) @ quad + m2.sum() * noise)
+        scale = np.trace(K) / classes + noise / sq
+        if not scale > 0.0:
+            raise ValueError("the backward signal vanishes exactly at hidden layer "
+                             f"{i}: no prediction")
+        log_scale += math.log(scale)
+        K /= scale
+        noise /= scale
+    return out
+
+
+def _laws(m, cond, draw, back, batch, classes):
+    """Score laws for one readout draw, eqs. (12)–(16): ``[hidden, readout]``, two :class:`_Laws`
+    (rows: hidden layers 1 … L, then the readout), with the hidden layers' backward signal
+    ``back`` (a :class:`_Backward`). Each quasi-random point (U, V, ξ) is one equally weighted
+    atom of the conditional scale S."""
     L = m["qh"].size
     M1, M2, P1, P2 = cond
-    _, _, xi = _qmc_points(classes, _N_QMC)
+    _, _, xi = _qmc_points(classes, M1.shape[1])
     n = xi.shape[0]
-    w = np.full(n, 1.0 / n)
-    # Σ_r (μ s'_r + √((m2 − μ²) λ_r) ξ_r)² = μ² A + 2 μ sd Bx + sd² Cx
-    lam, proj = draw["lam"], draw["proj"]
-    A = (proj ** 2).sum()                                      # ‖Δᵀ1‖²
-    Bx = xi @ (proj * np.sqrt(lam))
-    Cx = (xi ** 2) @ lam
-    laws = []
-    for i in range(L):                                         # hidden layer l = i + 1
-        if i == 0:                                             # input x: independent over the batch
-            mu, m2 = np.zeros(n), M2[0]
-        else:
-            mu = M1[i] * P1[i - 1]                             # E[φ'(y_i(b)) a_j(b) | U_i, V_j]
-            m2 = M2[i] * P2[i - 1]                             # E[φ'(y_i(b))² a_j(b)² | U_i, V_j]
-        sd = np.sqrt(np.maximum(m2 - mu * mu, 0.0))
-        f = m["frac"][i]
-        s2 = ((1.0 - f) * m2 * draw["trace"]
-              + f * (mu * mu * A + 2.0 * mu * sd * Bx + sd * sd * Cx) / classes) / batch ** 2
-        with np.errstate(divide="ignore"):
-            log_s = 0.5 * (m["log_t"][i] + np.log(np.maximum(s2, 0.0)) + math.log(m["weight_var"][i]))
-        laws.append(_LayerLaw(log_s, w, "product"))
+    # E[φ'(y_i(b)) a_j(b) | U_i, V_j] and E[φ'(y_i(b))² a_j(b)² | U_i, V_j]; layer 1 sees x
+    mu = np.vstack([np.zeros((1, n)), M1[1:] * P1[:-1]])
+    m2 = np.vstack([M2[:1], M2[1:] * P2[:-1]])
+    sd = np.sqrt(np.maximum(m2 - mu * mu, 0.0))
+    Bx = back.b @ xi.T                                                  # (L, n)
+    Cx = ((xi @ back.J.transpose(1, 0, 2).reshape(classes, -1)).reshape(n, L, classes)
+          * xi[:, None, :]).sum(axis=2).T
+    s2 = (m2 * back.noise[:, None] + mu * mu * back.A[:, None] + 2.0 * mu * sd * Bx
+          + sd * sd * Cx) / batch ** 2
+    with np.errstate(divide="ignore"):
+        log_s = 0.5 * (back.log_scale[:, None] + np.log(np.maximum(s2, 0.0))
+                       + np.log(m["weight_var"][:L])[:, None])
     # readout: row k of W^{L+1} sees G_kj = (P1(V_j) s_k + √(P2 − P1²) ‖Δ_k‖ ζ) / B, ζ ~ N(0, 1)
     p1, p2 = P1[L - 1], P2[L - 1]
-    sd = np.sqrt(np.maximum(p2 - p1 * p1, 0.0))
-    zeta = xi[:, 0]
+    sdr = np.sqrt(np.maximum(p2 - p1 * p1, 0.0))
     g = (p1[None, :] * draw["col_sum"][:, None]
-         + (sd * zeta)[None, :] * draw["col_norm"][:, None]) / batch
+         + (sdr * xi[:, 0])[None, :] * draw["col_norm"][:, None]) / batch
     with np.errstate(divide="ignore"):
-        log_s = np.log(np.abs(g)) + 0.5 * math.log(m["weight_var"][L])
-    laws.append(_LayerLaw(log_s.ravel(), np.full(g.size, 1.0 / g.size), "normal"))
-    return laws
+        log_r = np.log(np.abs(g)) + 0.5 * math.log(m["weight_var"][L])
+    return [_Laws(log_s, "product"), _Laws(log_r.reshape(1, -1), "normal")]
+
+
+def _at(laws, idx):
+    """(F, T) of every layer at the grid indices idx, each (L + 1, len(idx))."""
+    parts = [law.at(idx) for law in laws]
+    return np.vstack([p[0] for p in parts]), np.vstack([p[1] for p in parts])
 
 
 def _grid_span(laws):
-    return min(law.start for law in laws), max(law.stop for law in laws)
+    return min(int(law.start.min()) for law in laws), max(int(law.stop.max()) for law in laws)
 
 
 def _distribution(laws, n):
@@ -479,18 +594,20 @@ def _distribution(laws, n):
     # window where P(m ≤ t) rises from ~0 to ~1: from the first layer whose max can fall below t
     # to the first layer whose max is surely below t
     lo, hi = [], []
-    for law, nl in zip(laws, n):
+    row = 0
+    for law in laws:
+        nl = n[row:row + law.T.shape[0], None]
+        row += law.T.shape[0]
         with np.errstate(divide="ignore"):
             a = np.exp(nl * np.log1p(-law.T))
-        lo.append(law.start + int(np.argmax(a > 1e-15)) if (a > 1e-15).any() else law.stop)
-        hi.append(law.start + int(np.argmax(a > 1.0 - 1e-15)) if (a > 1.0 - 1e-15).any() else law.stop)
+        for r in range(a.shape[0]):
+            low, high = a[r] > 1e-15, a[r] > 1.0 - 1e-15
+            lo.append(law.start[r] + int(np.argmax(low)) if low.any() else law.stop[r])
+            hi.append(law.start[r] + int(np.argmax(high)) if high.any() else law.stop[r])
     idx = np.arange(min(lo) - 1, min(hi) + 2)
-    F = np.empty((len(laws), idx.size))
-    A = np.empty((len(laws), idx.size))
-    for r, (law, nl) in enumerate(zip(laws, n)):
-        F[r], T = law.at(idx)
-        with np.errstate(divide="ignore"):
-            A[r] = np.exp(nl * np.log1p(-T))               # P(max of layer l ≤ t)
+    F, T = _at(laws, idx)
+    with np.errstate(divide="ignore"):
+        A = np.exp(n[:, None] * np.log1p(-T))              # P(max of layer l ≤ t)
     with np.errstate(divide="ignore"):
         log_not = np.log1p(-np.minimum(A, 1.0))            # log P(max of layer l > t)
     log_surv = log_not.sum(axis=0)
@@ -510,29 +627,56 @@ def _distribution(laws, n):
                 p_first=p_first / max(p_first.sum(), 1e-300))
 
 
-def _predict(act, width, depth, sw, sb, batch, classes, fwd=None):
+def _draws(m, cond, width, sw, batch, classes, finite):
+    """(readout draw, backward signal) for each fixed-seed draw: ``_DRAWS_FINITE`` draws of Δ
+    and of the width-N backward chain, or ``_DRAWS`` of Δ with the wide-limit signal. The chain
+    adds the net-to-net spread of the layer scales (its per-draw s_cr spreads like the Monte
+    Carlo's), hence the larger count."""
+    depth = m["qh"].size
+    rng = np.random.default_rng([_SEED, 1])
+    draws = _DRAWS_FINITE if finite else _DRAWS
+    for draw in _readout_draws(float(m["q"][depth]), float(m["c"][depth]), batch, classes, draws):
+        back = (_backward_finite(m, cond, draw, width, classes, sw, rng) if finite
+                else _backward_wide(m, draw, classes))
+        yield draw, back
+
+
+def _one_blas_thread():
+    """The products here are C × C or a few hundred wide: BLAS threads cost more than they give,
+    and far more when the cores are busy."""
+    from threadpoolctl import threadpool_limits
+    return threadpool_limits(limits=1, user_api="blas")
+
+
+def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True):
     """Average over the readout draws of the per-draw law of s_cr: (mean, std, p_first, m)."""
+    with _one_blas_thread():
+        return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite)
+
+
+def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite):
     m = _layers(act, width, depth, sw, sb, batch, classes, fwd)
-    cond = _forward_conditionals(act, m, classes)
+    cond = _forward_conditionals(act, m, classes, _N_QMC_FINITE if finite else _N_QMC)
     n = m["fan_in"] * m["fan_out"]
     means, seconds, p_first = [], [], 0.0
-    for draw in _readout_draws(float(m["q"][depth]), float(m["c"][depth]), batch, classes, _DRAWS):
-        d = _distribution(_laws(m, cond, draw, batch, classes), n)
+    for draw, back in _draws(m, cond, width, sw, batch, classes, finite):
+        d = _distribution(_laws(m, cond, draw, back, batch, classes), n)
         means.append(d["mean"])
         seconds.append(d["second"])
-        p_first = p_first + d["p_first"] / _DRAWS
+        p_first = p_first + d["p_first"]
+    p_first = p_first / len(means)
     mean = float(np.mean(means))
     std = math.sqrt(max(float(np.mean(seconds)) - mean ** 2, 0.0))
     return mean, std, p_first, m
 
 
 def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *, batch=128,
-                                   classes=10):
+                                   classes=10, finite_width=True):
     """Mean-field summary of the law of the critical sparsity at one depth.
 
     Parameters
     ----------
-    activation, width, depth, sigma_w, sigma_b, batch, classes
+    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width
         As in :func:`predict_critical_sparsity`; ``depth`` a single int.
 
     Returns
@@ -552,12 +696,14 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes)
     depth = check_int("depth", depth, low=1)
-    mean, std, p_first, _ = _predict(act, width, depth, sw, sb, batch, classes)
+    finite_width = _check_flag("finite_width", finite_width)
+    mean, std, p_first, _ = _predict(act, width, depth, sw, sb, batch, classes,
+                                     finite=finite_width)
     return dict(mean=mean, std=std, p_first=p_first)
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
-                              return_std=False):
+                              return_std=False, finite_width=True):
     """Mean-field prediction of E[s_cr], the expected critical sparsity of SNIP.
 
     Model (``docs/critical_sparsity.md`` §5–§6, eqs. (12)–(20)): in the wide limit at fixed batch size B and
@@ -567,8 +713,9 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     gradient G drawn from its wide-limit conditional law, and the layers as independent. Then
     P(max_ij g^l_ij ≤ t) = F_l(t)^{n_l}, m = min_l max_ij g^l_ij has
     P(m > t) = Π_l (1 − F_l(t)^{n_l}), and E[s_cr | Δ] = ∫ s(t) dP(m ≤ t) with
-    s(t) = Σ_l n_l F_l(t) / Σ_l n_l. The result is averaged over 32 draws of Δ (fixed seed, so
-    the function is deterministic).
+    s(t) = Σ_l n_l F_l(t) / Σ_l n_l. The result is averaged over fixed-seed draws of Δ and, with
+    ``finite_width``, of the backward chain of a width-N network, so the function is
+    deterministic.
 
     Parameters
     ----------
@@ -583,6 +730,11 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     classes : int >= 2, default 10
     return_std : bool, default False
         Also return the predicted standard deviation of s_cr over networks and batches.
+    finite_width : bool, default True
+        Sample the backward signal's class-space covariance of a width-N network (a product of
+        Wishart matrices, docs §5a; 128 fixed-seed draws) instead of its wide limit (32 draws of
+        the readout error only). The finite-width value matches the Monte Carlo better off the
+        EOC (docs §8); both are deterministic.
 
     Returns
     -------
@@ -605,10 +757,12 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes)
     depths, scalar = _check_depths(depth)
+    finite_width = _check_flag("finite_width", finite_width)
     fwd = _forward(act, sw, sb, int(depths.max()))
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for r, L in enumerate(depths.ravel()):
-        means[r], stds[r], _, _ = _predict(act, width, int(L), sw, sb, batch, classes, fwd)
+        means[r], stds[r], _, _ = _predict(act, width, int(L), sw, sb, batch, classes, fwd,
+                                           finite_width)
     if scalar:
         out = (float(means[0]), float(stds[0]))
     else:
@@ -617,7 +771,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
 
 
 def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, batch=128,
-                           classes=10):
+                           classes=10, finite_width=True):
     """Mean-field fraction of weights SNIP keeps in each layer at a global sparsity s.
 
     The global threshold t solves Σ_l n_l (1 − F_l(t)) = (1 − s) Σ_l n_l (eq. (21) of the docs;
@@ -626,7 +780,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
 
     Parameters
     ----------
-    activation, width, depth, sigma_w, sigma_b, batch, classes
+    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width
         As in :func:`predict_critical_sparsity`; ``depth`` a single int.
     sparsity : float in [0, 1)
         s, the fraction of all weights (readout included) removed.
@@ -636,7 +790,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     pandas.DataFrame
         Columns ``layer`` (1 … L + 1), ``n_weights``, ``kept_fraction`` (in [0, 1]); the
         weighted mean Σ n_l kept_l / Σ n_l equals 1 − s up to ~1e-12. Like E[s_cr], the kept
-        fractions are averaged over 32 draws of the readout error matrix of the batch;
+        fractions are averaged over the fixed-seed draws;
         ``df.attrs["threshold"]`` holds the geometric mean of the thresholds t (score units).
 
     Examples
@@ -649,6 +803,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes)
     depth = check_int("depth", depth, low=1)
+    finite_width = _check_flag("finite_width", finite_width)
     import pandas as pd
 
     try:
@@ -662,12 +817,16 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     if s == 0.0:
         kept, log_thr = np.ones(depth + 1), -math.inf
     else:
-        cond = _forward_conditionals(act, m, classes)
-        kept, log_thr = np.zeros(depth + 1), 0.0
-        for draw in _readout_draws(float(m["q"][depth]), float(m["c"][depth]), batch, classes, _DRAWS):
-            k, lt = _kept(_laws(m, cond, draw, batch, classes), n, s)
-            kept += k / _DRAWS
-            log_thr += lt / _DRAWS
+        cond = _forward_conditionals(act, m, classes,
+                                     _N_QMC_FINITE if finite_width else _N_QMC)
+        kept, log_thr, count = np.zeros(depth + 1), 0.0, 0
+        with _one_blas_thread():
+            for draw, back in _draws(m, cond, width, sw, batch, classes, finite_width):
+                k, lt = _kept(_laws(m, cond, draw, back, batch, classes), n, s)
+                kept += k
+                log_thr += lt
+                count += 1
+        kept, log_thr = kept / count, log_thr / count
     df = pd.DataFrame({"layer": np.arange(1, depth + 2), "n_weights": n.astype(np.int64),
                        "kept_fraction": kept})
     df.attrs["threshold"] = math.exp(log_thr)
@@ -680,7 +839,7 @@ def _kept(laws, n, s):
     target = (1.0 - s) * n.sum()
     lo, hi = _grid_span(laws)
     idx = np.arange(lo - 1, hi + 2)
-    T = np.array([law.at(idx)[1] for law in laws])
+    T = _at(laws, idx)[1]
     kept_total = n @ T                               # non-increasing in t, 0 at the right end
     # last grid point with kept_total ≥ target (exists: T = 1 − (exact zeros) at the left end
     # and s > 0 ≥ their share is not needed — fall back to the first point); interpolate log T_l
