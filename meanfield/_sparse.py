@@ -25,6 +25,8 @@ differ from the dense-masked products (BLAS's own order) by float32 rounding onl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -235,6 +237,234 @@ def _dense_backward(d, u, gb, propagate, t, src, kernel, p, residual, one):
     if propagate:
         for j in range(t.shape[0]):
             _propagate_row(j, t, d, src, kernel, p, residual, one)
+
+
+# ------------------------------------------------------------------------------------------------
+# A network whose every layer is sparse: one compiled call per shard and step
+# ------------------------------------------------------------------------------------------------
+
+#: the rational approximation of tanh used by the packed passes in float32 (Eigen's ``ptanh``:
+#: an odd degree-13 numerator over an even degree-6 denominator, the argument clamped to ±c,
+#: where the approximation reaches 1 in float32): within 4 ulp of tanh, where ``np.tanh`` is
+#: within 2 ulp; float64 uses ``math.tanh``
+_TANH_CLAMP = 7.90531110763549805
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _tanh32(x):
+    c = np.float32(_TANH_CLAMP)
+    x = c if x > c else x
+    x = -c if x < -c else x
+    x2 = x * x
+    p = np.float32(-2.76076847742355e-16)
+    p = p * x2 + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    q = np.float32(1.19825839466702e-06)
+    q = q * x2 + np.float32(1.18534705686654e-04)
+    q = q * x2 + np.float32(2.26843463243900e-03)
+    q = q * x2 + np.float32(4.89352518554385e-03)
+    return (p * x) / q
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _activate_row(y, out, kernel, p, approx):
+    """out = φ(y) over a row: tanh (``kernel`` None) by :func:`_tanh32` if ``approx`` (float32;
+    a loop of multiply-adds and one division, which vectorises, where ``math.tanh`` is a scalar
+    libm call per element) or ``math.tanh``; else kernel(y, p, 0)."""
+    if kernel is None:
+        if approx:
+            for t in range(y.size):
+                out[t] = _tanh32(y[t])
+        else:
+            for t in range(y.size):
+                out[t] = math.tanh(y[t])
+    else:
+        for t in range(y.size):
+            out[t] = kernel(y[t], p, 0)
+
+
+class PackedLayers:
+    """Every layer of a network sparse, packed into flat arrays (layer after layer) for
+    :meth:`grads`: one compiled call per shard and step, where a pass layer by layer costs
+    a dozen Python calls per layer and shard, and more than the arithmetic at high sparsity.
+
+    ``values`` (nnz,) are the kept weights of all layers (layer k's are ``params(k)``, a view),
+    ``values_t`` the same in column order (``values[perm]``), ``biases`` (Σ n_out,) a copy of the
+    network's biases (layer k's ``bias(k)``).
+    """
+
+    def __init__(self, net, layers, params, dtype):
+        self.dims = np.array([layers[0].shape[1]] + [sl.shape[0] for sl in layers], np.int64)
+        n_out, n_in = self.dims[1:], self.dims[:-1]
+
+        def offsets(sizes):
+            return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+        self.voff = offsets([sl.nnz for sl in layers])
+        self.poff, self.coff, self.boff = offsets(n_out + 1), offsets(n_in + 1), offsets(n_out)
+        self.indptr = np.concatenate([sl.indptr for sl in layers])
+        self.indices = np.concatenate([sl.indices for sl in layers])
+        self.colptr = np.concatenate([sl.colptr for sl in layers])
+        self.rows = np.concatenate([sl.rows for sl in layers])
+        self.perm = np.concatenate([sl.perm + o for sl, o in zip(layers, self.voff)])
+        self.values = np.concatenate([np.asarray(v, dtype) for v in params])
+        self.values_t = self.values[self.perm]
+        self.biases = np.concatenate([np.asarray(b, dtype) for b in net.biases])
+        self.nnz = int(self.voff[-1])
+        act = net.activation
+        self.tanh = _is_tanh(act)
+        dtype = np.dtype(dtype)
+        # the arguments of every call: the arrays are updated in place, never replaced
+        self._args = (self.dims, self.poff, self.coff, self.voff, self.boff, self.indptr,
+                      self.indices, self.colptr, self.rows, self.values, self.values_t,
+                      self.biases, dtype.type(net.alpha), net.arch != "ffnn",
+                      None if self.tanh else act.kernel, act.param, dtype == np.float32,
+                      dtype.type(1))
+
+    def params(self, k):
+        return self.values[self.voff[k]:self.voff[k + 1]]
+
+    def params_t(self, k):
+        return self.values_t[self.voff[k]:self.voff[k + 1]]
+
+    def bias(self, k):
+        return self.biases[self.boff[k]:self.boff[k + 1]]
+
+    def work_size(self, batch):
+        """Elements of the scratch buffer of :meth:`grads` for a shard of ``batch`` examples."""
+        n0, N, C, L = self.dims[0], self.dims[1], self.dims[-1], self.dims.size - 2
+        return int(batch * (n0 + (1 if self.tanh else 2) * L * N + 4 * N + 2 * C + 1))
+
+    def grads(self, X, y, lo, hi, work, G, gb):
+        """The mean loss of the shard X[lo:hi] (X (n, N₀) C-contiguous, y (n,) int64) and its
+        gradients into G (nnz,) and gb (Σ n_out,); ``work`` a buffer of
+        ``work_size(hi - lo)`` elements or more."""
+        return _packed_grads(X, y, lo, hi, *self._args, work, G, gb)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _packed_grads(X, labels, lo, hi, dims, poff, coff, voff, boff, indptr, indices, colptr, rows,
+                  values, values_t, biases, alpha, residual, kernel, p, approx, one, work, G, gb):
+    """The loss of the shard X[lo:hi] (labels[lo:hi]) and its gradients, every layer sparse: the
+    forward pass over all layers, the softmax cross-entropy and the backward pass in one call.
+
+    Layer k (k = 0 … L, L + 1 layers of ``dims[k + 1]`` × ``dims[k]``) is the slice
+    ``voff[k]:voff[k + 1]`` of ``values`` (CSR order), ``indices`` and (column order)
+    ``values_t``, ``rows``; its row pointers ``indptr[poff[k]:poff[k] + dims[k + 1] + 1]``, its
+    column pointers ``colptr[coff[k]:coff[k] + dims[k] + 1]`` (both counted from the layer's
+    start), its biases ``biases[boff[k]:boff[k + 1]]``. ∂ℒ/∂values into G (nnz,), ∂ℒ/∂biases
+    into gb. ``work``: a scratch buffer of at least :func:`packed_work_size` elements."""
+    L = dims.size - 2
+    n0, N, C = dims[0], dims[1], dims[L + 1]
+    B = hi - lo
+    tanh = kernel is None
+    # carve the scratch: Xt (n0, B), H (L, N, B), Y (L, N, B) unless tanh, run, d, t, u (N, B),
+    # logits, delta (C, B), acc (B,)
+    o = 0
+    Xt = work[o:o + n0 * B].reshape((n0, B))
+    o += n0 * B
+    H = work[o:o + L * N * B].reshape((L, N, B))
+    o += L * N * B
+    if tanh:
+        Y = H
+    else:
+        Y = work[o:o + L * N * B].reshape((L, N, B))
+        o += L * N * B
+    run = work[o:o + N * B].reshape((N, B))
+    o += N * B
+    d = work[o:o + N * B].reshape((N, B))
+    o += N * B
+    t = work[o:o + N * B].reshape((N, B))
+    o += N * B
+    u = work[o:o + N * B].reshape((N, B))
+    o += N * B
+    logits = work[o:o + C * B].reshape((C, B))
+    o += C * B
+    delta = work[o:o + C * B].reshape((C, B))
+    o += C * B
+    acc = work[o:o + B]
+
+    # the shard, feature-major (blocks of 64 features: the rows of Xt they write stay in cache)
+    for j0 in range(0, n0, 64):
+        j1 = min(n0, j0 + 64)
+        for s in range(B):
+            xs = X[lo + s]
+            for j in range(j0, j1):
+                Xt[j, s] = xs[j]
+
+    # forward
+    h = Xt
+    for k in range(L + 1):
+        n_out = dims[k + 1]
+        vals, idx = values[voff[k]:voff[k + 1]], indices[voff[k]:voff[k + 1]]
+        ip = indptr[poff[k]:poff[k] + n_out + 1]
+        bk = biases[boff[k]:boff[k + 1]]
+        if k == L:  # the readout: no residual, no activation
+            for i in range(n_out):
+                _accumulate(vals, idx, h, ip[i], ip[i + 1], logits[i])
+                li, bi = logits[i], bk[i]
+                for s in range(B):
+                    li[s] += bi
+            break
+        res = residual and k > 0
+        out = H[k]
+        for i in range(n_out):
+            _accumulate(vals, idx, h, ip[i], ip[i + 1], acc)
+            bi, oi = bk[i], out[i]
+            # y^l_i into acc, then φ into H[k][i]: distinct rows, so that the loops vectorise
+            # (when y^l_i and φ(y^l_i) share a row LLVM's overlap check sends them to its
+            # scalar loop)
+            if res:
+                yi = run[i] if tanh else Y[k - 1, i]
+                for s in range(B):
+                    acc[s] = yi[s] + alpha * (acc[s] + bi)
+            else:
+                for s in range(B):
+                    acc[s] += bi
+            if tanh:
+                if residual:
+                    run[i, :] = acc
+            else:
+                Y[k, i, :] = acc
+            _activate_row(acc, oi, kernel, p, approx)
+        h = out
+
+    loss = _softmax_xent(logits.T, labels[lo:hi], delta.T)
+
+    # backward
+    src = H if tanh else Y
+    dk, tk, spare = delta, d, t  # ∂ℒ/∂y of layer k, of layer k − 1 (being formed), the other
+    for k in range(L, -1, -1):
+        n_out, n_in = dims[k + 1], dims[k]
+        vo, vo1 = voff[k], voff[k + 1]
+        ip = indptr[poff[k]:poff[k] + n_out + 1]
+        res = residual and 0 < k < L
+        if res and alpha != 1.0:
+            for i in range(n_out):
+                for s in range(B):
+                    u[i, s] = alpha * dk[i, s]
+            uk = u
+        else:
+            uk = dk
+        h = Xt if k == 0 else H[k - 1]
+        _bias_grad(uk, gb[boff[k]:boff[k + 1]])
+        Gk, idx = G[vo:vo1], indices[vo:vo1]
+        for i in range(n_out):
+            _dots(uk[i], h, idx, ip[i], ip[i + 1], Gk)
+        if k == 0:
+            break
+        sk = src[k - 1]
+        cp = colptr[coff[k]:coff[k] + n_in + 1]
+        vt, rw = values_t[vo:vo1], rows[vo:vo1]
+        for j in range(n_in):
+            _accumulate(vt, rw, uk, cp[j], cp[j + 1], tk[j])
+            _propagate_row(j, tk, dk, sk, kernel, p, res, one)
+        dk, tk, spare = tk, spare, tk
+    return loss
 
 
 # ------------------------------------------------------------------------------------------------
