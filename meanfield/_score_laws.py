@@ -169,6 +169,8 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs):
     Wishart matrices whose effective rank falls with the distance from the readout.
 
     ``rngs``: one generator per draw, so that a draw does not depend on how draws are chunked."""
+    if m["arch"] != "ffnn":
+        return _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs)
     L = m["qh"].size
     M1, M2, _, _ = cond
     D = len(draws)
@@ -203,6 +205,57 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs):
     return out
 
 
+def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs):
+    """:func:`backward_finite` for a ResNet. Layer L's rows are those of h^L, as in an FFNN.
+    Below it the rows are those of the residual stream's gradient g^l, which keeps each neuron:
+    g^L_i = m_i v_i (+ per-example part), and
+
+        w^{l−1}_j = w^l_j + α m_j u_j,   u_j ~ N(0, (σ_w²/N) Σ_i w^l_i w^l_iᵀ),
+        noise^{l−1} = noise^l + α² [(1/N) Σ_j s_j² ‖Δ u_j‖² + σ_w² (1/N) Σ_j M₂(U_j) noise^l],
+
+    with m_j, s_j² and M₂(U_j) those of neuron j's φ'(y^{l−1}); the means are the wide-limit
+    recursion of :func:`meanfield._score_moments.layer_moments`."""
+    L = m["qh"].size
+    M1, M2, _, _ = cond
+    D = len(draws)
+    out = Backward(draws, L)
+    a2 = 1.0 / L if m["arch"] == "stable_resnet" else 1.0
+    z = np.stack([r.standard_normal((L, width, classes)) for r in rngs])        # (D, L, N, C)
+    picks = np.stack([r.integers(0, M1.shape[1], (L, width)) for r in rngs])   # (D, L, N)
+    gain = sw * sw / width
+    sq = np.maximum(draws.sq_norm, 1e-300)
+    log_scales = np.empty((D, L))
+    Khat = np.empty((D, L, classes, classes))
+    noises = np.empty((D, L))
+    # layer L: the rows of h^L = (W^{L+1})ᵀ Δ, with φ'(y^L) in the forward factor
+    V = z[:, L - 1] * math.sqrt(gain)
+    log_scales[:, L - 1], Khat[:, L - 1], noises[:, L - 1] = 0.0, V.transpose(0, 2, 1) @ V / width, 0.0
+    # g^L = φ'(y^L) ∘ h^L
+    m1, m2 = M1[L - 1][picks[:, L - 1]], M2[L - 1][picks[:, L - 1]]
+    W = V * m1[..., None]
+    noise = (np.maximum(m2 - m1 * m1, 0.0) * ((V @ draws.gram) * V).sum(axis=2)).mean(axis=1)
+    log_scale = np.zeros(D)
+    for i in range(L - 2, -1, -1):                  # g of layer i + 1 from that of layer i + 2
+        K = gain * (W.transpose(0, 2, 1) @ W)
+        U = z[:, i] @ _roots(K)
+        m1, m2 = M1[i][picks[:, i]], M2[i][picks[:, i]]
+        quad = ((U @ draws.gram) * U).sum(axis=2)
+        noise = noise + a2 * ((np.maximum(m2 - m1 * m1, 0.0) * quad).mean(axis=1)
+                              + sw * sw * m2.mean(axis=1) * noise)
+        W = W + math.sqrt(a2) * m1[..., None] * U
+        Kh = W.transpose(0, 2, 1) @ W / width
+        scale = np.einsum("dcc->d", Kh) / classes + noise / sq
+        if not np.all(scale > 0.0):
+            raise ValueError(f"the backward signal vanishes exactly at hidden layer {i + 1}: "
+                             "no prediction")
+        log_scale = log_scale + np.log(scale)
+        W = W / np.sqrt(scale)[:, None, None]
+        noise = noise / scale
+        log_scales[:, i], Khat[:, i], noises[:, i] = log_scale, Kh / scale[:, None, None], noise
+    out.set(log_scales, Khat, noises)
+    return out
+
+
 def score_laws(m, cond, draws, back, batch, classes):
     """Score laws for D draws, eqs. (12)–(16): ``(hidden, readout)``, two :class:`ScoreLaws`
     with rows d·L + l − 1 (hidden layer l of draw d) and d (the readout of draw d). Each
@@ -215,6 +268,10 @@ def score_laws(m, cond, draws, back, batch, classes):
     # E[φ'(y_i(b)) a_j(b) | U_i, V_j] and E[φ'(y_i(b))² a_j(b)² | U_i, V_j]; layer 1 sees x
     mu = np.vstack([np.zeros((1, n)), M1[1:] * P1[:-1]])
     m2 = np.vstack([M2[:1], M2[1:] * P2[:-1]])
+    # a ResNet's residual layers: the gradient α g^l a^{l−1}ᵀ has no φ' of its own
+    branch = m["branch"]
+    mu[branch] = np.vstack([np.zeros((1, n)), P1[:-1]])[branch]
+    m2[branch] = np.vstack([np.ones((1, n)), P2[:-1]])[branch]
     sd = np.sqrt(np.maximum(m2 - mu * mu, 0.0))
     cross = back.b @ xi.T                                          # (D, L, n)
     quad = back.nu @ (xi * xi).T
@@ -222,7 +279,7 @@ def score_laws(m, cond, draws, back, batch, classes):
           + sd * sd * quad) / batch ** 2
     with np.errstate(divide="ignore"):
         log_s = 0.5 * (back.log_scale[..., None] + np.log(np.maximum(s2, 0.0))
-                       + np.log(m["weight_var"][:L])[:, None])
+                       + (np.log(m["weight_var"][:L]) + m["log_alpha2"])[:, None])
     # readout: row k of W^{L+1} sees G_kj = (P1(V_j) s_k + √(P2 − P1²) ‖Δ_k‖ ζ) / B, ζ ~ N(0, 1)
     p1, p2 = P1[L - 1], P2[L - 1]
     sdr = np.sqrt(np.maximum(p2 - p1 * p1, 0.0))
@@ -247,17 +304,14 @@ def _first_index(mask, start, stop):
     return np.where(mask.any(axis=1), start + np.argmax(mask, axis=1), stop)
 
 
-def scr_law(laws, n, L, definition="layer"):
+def scr_law(laws, n, L):
     """Law of m = min over the layers of their largest score (layers independent,
     P(max_l ≤ t) = F_l(t)^{n_l}) and of s_cr = s(m), s(t) = Σ_l n_l F_l(t) / Σ_l n_l, for each
-    draw. ``definition="disconnect"`` takes the minimum over the first layer and the readout
-    only (a ResNet's skips carry the signal past an emptied block). Returns a dict of arrays
-    over the draws: ``mean`` and ``second`` (D,), ``p_first`` (D, L + 1), and the window
-    ``log_threshold`` (D, W), ``cdf_m`` (D, W)."""
+    draw. Returns a dict of arrays over the draws: ``mean`` and ``second`` (D,), ``p_first``
+    (D, L + 1), and the window ``log_threshold`` (D, W), ``cdf_m`` (D, W)."""
     hidden, readout = laws
     D = readout.F.shape[0]
     n = np.asarray(n, dtype=np.float64)
-    sel = np.ones(L + 1, bool) if definition == "layer" else np.isin(np.arange(L + 1), [0, L])
     # window where P(m ≤ t) rises from ~0 to ~1: from the first layer whose max can fall below t
     # to the first layer whose max is surely below t
     lo = np.empty((D, L + 1), np.int64)
@@ -268,14 +322,13 @@ def scr_law(laws, n, L, definition="layer"):
             a = np.exp(nl[:, None] * np.log1p(-law.T))
         lo[:, cols] = _first_index(a > 1e-15, law.start, law.stop).reshape(D, -1)
         hi[:, cols] = _first_index(a > 1.0 - 1e-15, law.start, law.stop).reshape(D, -1)
-    lo = np.where(sel, lo, np.iinfo(np.int64).max).min(axis=1) - 1
-    hi = np.where(sel, hi, np.iinfo(np.int64).max).min(axis=1) + 2
+    lo = lo.min(axis=1) - 1
+    hi = hi.min(axis=1) + 2
     idx = lo[:, None] + np.arange(int((hi - lo).max()) + 1)[None, :]
     F, T = _rows_at(laws, idx, L)
     with np.errstate(divide="ignore"):
         A = np.exp(n[None, :, None] * np.log1p(-T))                 # P(max of layer l ≤ t)
         log_not = np.log1p(-np.minimum(A, 1.0))                     # log P(max of layer l > t)
-    log_not = np.where(sel[None, :, None], log_not, 0.0)
     log_surv = log_not.sum(axis=1)
     cdf_m = -np.expm1(log_surv)                                     # P(m ≤ t)
     s = (n[None, :, None] * F).sum(axis=1) / n.sum()
@@ -289,7 +342,6 @@ def scr_law(laws, n, L, definition="layer"):
         other = np.exp(log_surv[:, None, :] - log_not)
     other = np.where(np.isfinite(other), other, 0.0)
     p_first = (np.diff(A, axis=2) * 0.5 * (other[..., 1:] + other[..., :-1])).sum(axis=2)
-    p_first = np.where(sel[None, :], p_first, 0.0)
     p_first /= np.maximum(p_first.sum(axis=1, keepdims=True), 1e-300)
     return dict(log_threshold=idx * H, cdf_m=cdf_m, mean=mean, second=second, p_first=p_first)
 

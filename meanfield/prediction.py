@@ -191,9 +191,16 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
-def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True):
+def _check_arch(arch):
+    from .networks import ARCHS
+    if not isinstance(arch, str) or arch not in ARCHS:
+        raise ValueError(f"`arch` == {arch!r}: must be one of {', '.join(map(repr, ARCHS))}")
+    return arch
+
+
+def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, arch="ffnn"):
     """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, m)."""
-    m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd)
+    m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
     n = m["fan_in"] * m["fan_out"]
     means, seconds, p_first = [], [], []
     with _one_blas_thread():
@@ -211,12 +218,12 @@ def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True):
 
 
 def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *, batch=128,
-                                   classes=10, finite_width=True):
+                                   classes=10, finite_width=True, arch="ffnn"):
     """Mean-field summary of the law of the critical sparsity at one depth.
 
     Parameters
     ----------
-    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width
+    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width, arch
         As in :func:`predict_critical_sparsity`; ``depth`` a single int.
 
     Returns
@@ -237,13 +244,14 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
                                                        classes)
     depth = check_int("depth", depth, low=1)
     finite_width = _check_flag("finite_width", finite_width)
+    arch = _check_arch(arch)
     mean, std, p_first, _ = _predict(act, width, depth, sw, sb, batch, classes,
-                                     finite=finite_width)
+                                     finite=finite_width, arch=arch)
     return dict(mean=mean, std=std, p_first=p_first)
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
-                              return_std=False, finite_width=True):
+                              return_std=False, finite_width=True, arch="ffnn"):
     """Mean-field prediction of E[s_cr], the expected critical sparsity of SNIP.
 
     Model (``docs/critical_sparsity.md`` §5–§6, eqs. (12)–(20)): in the wide limit at fixed batch size B and
@@ -275,6 +283,12 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         Wishart matrices, docs §5a; 128 fixed-seed draws) instead of its wide limit (32 draws of
         the readout error only). The finite-width value matches the Monte Carlo better off the
         EOC (docs §8); both are deterministic.
+    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
+        The network of :func:`meanfield.networks.init_network`: for ResNets the forward maps of
+        the residual stream and the backward signal of its gradient (docs §5b). s_cr is the
+        paper's event (the first layer to be fully pruned); a ResNet is then not yet
+        disconnected (``pruning.critical_sparsity(..., definition="disconnect")``), an event
+        this function does not predict.
 
     Returns
     -------
@@ -298,11 +312,14 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
                                                        classes)
     depths, scalar = _check_depths(depth)
     finite_width = _check_flag("finite_width", finite_width)
-    fwd = forward_moments(act, sw, sb, int(depths.max()))
+    arch = _check_arch(arch)
+    # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
+    # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
+    fwd = forward_moments(act, sw, sb, int(depths.max())) if arch == "ffnn" else None
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for r, L in enumerate(depths.ravel()):
         means[r], stds[r], _, _ = _predict(act, width, int(L), sw, sb, batch, classes, fwd,
-                                           finite_width)
+                                           finite_width, arch)
     if scalar:
         out = (float(means[0]), float(stds[0]))
     else:
@@ -311,7 +328,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
 
 
 def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, batch=128,
-                           classes=10, finite_width=True):
+                           classes=10, finite_width=True, arch="ffnn"):
     """Mean-field fraction of weights SNIP keeps in each layer at a global sparsity s.
 
     The global threshold t solves Σ_l n_l (1 − F_l(t)) = (1 − s) Σ_l n_l (eq. (21) of the docs;
@@ -320,7 +337,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
 
     Parameters
     ----------
-    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width
+    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width, arch
         As in :func:`predict_critical_sparsity`; ``depth`` a single int.
     sparsity : float in [0, 1)
         s, the fraction of all weights (readout included) removed.
@@ -352,7 +369,8 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
         raise TypeError(f"`sparsity` == {sparsity!r}: must be a real number in [0, 1)") from None
     if not (0.0 <= s < 1.0):
         raise ValueError(f"`sparsity` == {sparsity!r}: must be in [0, 1)")
-    m = layer_moments(act, width, depth, sw, sb, batch, classes)
+    arch = _check_arch(arch)
+    m = layer_moments(act, width, depth, sw, sb, batch, classes, arch=arch)
     n = (m["fan_in"] * m["fan_out"]).astype(np.float64)
     if s == 0.0:
         kept, log_thr = np.ones(depth + 1), -math.inf

@@ -172,30 +172,23 @@ def test_layer_laws_in_one_batch_equal_each_layer_alone():
     assert both.at([-10 ** 5])[0][2, 0] == pytest.approx(5 / 64, abs=1e-12)   # the exact zeros
 
 
-def test_finite_width_backward_chain_has_the_wide_recursion_as_its_mean():
+@pytest.mark.parametrize("arch", ["ffnn", "resnet", "stable_resnet"])
+def test_finite_width_backward_chain_has_the_wide_recursion_as_its_mean(arch):
     """The finite-width chain samples N rows per layer; each step is linear in the upper layer's
     realised rows, with independent multipliers, so its mean over chains is the wide-limit
-    recursion (t σ_w² E[φ'φ'] f for the class-space part, the (1 − f) part for the noise) taken
-    with the same quasi-random E[·|U]. Checked at every layer to 5 standard errors of the mean
-    over 3000 chains (fixed seeds), on quantities that stay finite: e^κ A (A = cᵀKc),
-    e^κ Σν (= e^κ tr J) and e^κ noise."""
+    recursion (for an FFNN t σ_w² E[φ'φ'] f for the class-space part and the (1 − f) part for the
+    noise; for a ResNet the residual-stream recursion). Checked at every layer to 5 standard
+    errors of the mean over 3000 chains (fixed seeds), plus 2e-3 relative for the quasi-random
+    E[·|U] the chain samples from (512 points) against the exact moments of the recursion, on
+    quantities that stay finite: e^κ A (A = cᵀKc), e^κ Σν (= e^κ tr J) and e^κ noise."""
     act = mf.get_activation("tanh")
     L, N, C, sw = 6, 20, 10, 2.0
-    m = SM.layer_moments(act, N, L, sw, 0.3, 32, C)
+    m = SM.layer_moments(act, N, L, sw, 0.3, 32, C, arch=arch)
     cond = SL.forward_conditionals(act, m, C, 512)
-    M1, M2 = cond[0], cond[1]
     chains = 3000
     one = SL.ReadoutDraws(float(m["q"][L]), float(m["c"][L]), 32, C, 1)
     draws = one.take(np.zeros(chains, dtype=int))          # one Δ, many chains
-    # the wide recursion with the moments of the quasi-random points the chain samples from
-    log_gain = np.empty(L)
-    shared = np.empty(L)
-    log_gain[-1], shared[-1] = math.log(sw * sw * C / N), 1.0
-    for i in range(L - 1, 0, -1):
-        d11, p11 = M2[i].mean(), (M1[i] ** 2).mean()
-        log_gain[i - 1] = log_gain[i] + math.log(sw * sw * d11)
-        shared[i - 1] = shared[i] * p11 / d11
-    wide = SL.backward_wide(dict(m, log_gain=log_gain, shared=shared), one, C)
+    wide = SL.backward_wide(m, one, C)
     rngs = [np.random.default_rng([11, d]) for d in range(chains)]
     b = SL.backward_finite(m, cond, draws, N, C, sw, rngs)
 
@@ -206,7 +199,7 @@ def test_finite_width_backward_chain_has_the_wide_recursion_as_its_mean():
     samples = summary(b)
     mean, se = samples.mean(0), samples.std(0) / math.sqrt(chains)
     ref = summary(wide)[0]
-    ok = np.abs(mean - ref) <= 5 * se + 1e-12 * np.abs(ref)
+    ok = np.abs(mean - ref) <= 5 * se + 2e-3 * np.abs(ref) + 1e-300
     assert ok.all(), np.c_[mean, ref, se][~ok]
 
     # the rank collapse the chain exists for: the realised class-space covariance of layer 1
@@ -414,3 +407,21 @@ def test_prediction_against_monte_carlo(sw, tol_model):
     se = mc.std(ddof=1) / math.sqrt(trials)
     pred = predict_critical_sparsity("tanh", 100, 20, sw, SB)
     assert abs(pred - mc.mean()) <= 3 * se + tol_model, (pred, mc.mean(), se)
+
+
+@pytest.mark.parametrize("arch", ["resnet", "stable_resnet"])
+def test_resnet_prediction_within_the_target_of_the_monte_carlo(arch):
+    """ResNets in the theory (docs §5b): 100 nets of width 48 and depth 16 (tanh, σ_w = 1,
+    σ_b = 0.3, fixed seed) against the prediction, to the target the prediction is held to:
+    max(3 standard errors, 0.004). Measured: −0.0036 (resnet) and −0.0012 (stable_resnet)."""
+    df = mf.simulate_critical_sparsity("tanh", 48, 16, 1.0, 0.3, arch=arch, trials=100, seed=5)
+    mc, se = df.s_cr.mean(), df.s_cr.std(ddof=1) / math.sqrt(len(df))
+    pred = predict_critical_sparsity("tanh", 48, 16, 1.0, 0.3, arch=arch)
+    assert abs(pred - mc) <= max(3 * se, 0.004), (pred, mc, se)
+
+
+def test_arch_is_checked():
+    with pytest.raises(ValueError, match="`arch`"):
+        predict_critical_sparsity("tanh", 10, 3, 1.0, 0.1, arch="densenet")
+    with pytest.raises(ValueError, match="`arch`"):
+        predict_kept_per_layer("tanh", 10, 3, 1.0, 0.1, 0.5, arch=None)
