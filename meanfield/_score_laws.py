@@ -21,7 +21,8 @@ N_QMC_FINITE = 512           # per layer law in the finite-width model (more dra
 N_INNER = 64                 # Gauss–Hermite nodes for the per-example Gaussian ε
 DRAWS = 32                   # readout error matrices Δ averaged over (wide limit)
 DRAWS_FINITE = 128           # draws of Δ and of the finite-width backward chain
-ATOMS_PER_CHUNK = 2 ** 16    # draws are processed in chunks of about this many atoms
+ATOMS_PER_CHUNK = 2 ** 16    # score laws are built for chunks of draws of about this many atoms
+NORMALS_PER_CHUNK = 2 ** 22  # backward chains are run for chunks of about this many normals
 
 
 class ReadoutDraws:
@@ -113,6 +114,13 @@ class Backward:
         self.b = np.empty((D, layers, C))
         self.nu = np.empty((D, layers, C))
         self._draws = draws
+
+    def take(self, sl):
+        out = object.__new__(Backward)
+        for name in ("log_scale", "A", "noise", "b", "nu"):
+            setattr(out, name, getattr(self, name)[sl])
+        out._draws = self._draws.take(sl)
+        return out
 
     def set(self, log_scale, K, noise):
         """All layers from the class-space covariances K (D, L, C, C) with scales e^log_scale and
@@ -388,10 +396,13 @@ def draw_chunks(m, cond, width, sw, batch, classes, finite):
     L = m["qh"].size
     count = DRAWS_FINITE if finite else DRAWS
     draws = ReadoutDraws(float(m["q"][L]), float(m["c"][L]), batch, classes, count)
-    step = max(1, ATOMS_PER_CHUNK // (L * cond[0].shape[1]))
-    for start in range(0, count, step):
-        chunk = draws.take(slice(start, start + step))
+    chain_step = max(1, NORMALS_PER_CHUNK // (L * width * classes)) if finite else count
+    law_step = max(1, ATOMS_PER_CHUNK // (L * cond[0].shape[1]))
+    for start in range(0, count, chain_step):
+        chunk = draws.take(slice(start, start + chain_step))
         rngs = [np.random.default_rng([SEED, 1, d]) for d in range(start, start + len(chunk))]
         back = (backward_finite(m, cond, chunk, width, classes, sw, rngs) if finite
                 else backward_wide(m, chunk, classes))
-        yield chunk, back
+        for sub in range(0, len(chunk), law_step):
+            sl = slice(sub, sub + law_step)
+            yield chunk.take(sl), back.take(sl)

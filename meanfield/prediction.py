@@ -214,6 +214,7 @@ def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, a
     means, seconds = np.concatenate(means), np.concatenate(seconds)
     mean = float(means.mean())
     std = math.sqrt(max(float(seconds.mean()) - mean ** 2, 0.0))
+    m["draw_se"] = float(means.std(ddof=1) / math.sqrt(means.size)) if means.size > 1 else math.nan
     return mean, std, np.concatenate(p_first).mean(axis=0), m
 
 
@@ -231,7 +232,9 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     dict
         ``mean`` and ``std`` of s_cr (floats, as :func:`predict_critical_sparsity` with
         ``return_std=True``); ``p_first`` (ndarray, length L + 1): probability that layer l
-        (index l − 1) is the one fully pruned first, i.e. has the smallest maximum score.
+        (index l − 1) is the one fully pruned first, i.e. has the smallest maximum score;
+        ``se``: the standard error of ``mean`` from the finite number of fixed-seed draws it
+        averages (the prediction's own Monte-Carlo error; compare it with a simulation's).
 
     Examples
     --------
@@ -245,9 +248,9 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     depth = check_int("depth", depth, low=1)
     finite_width = _check_flag("finite_width", finite_width)
     arch = _check_arch(arch)
-    mean, std, p_first, _ = _predict(act, width, depth, sw, sb, batch, classes,
+    mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
                                      finite=finite_width, arch=arch)
-    return dict(mean=mean, std=std, p_first=p_first)
+    return dict(mean=mean, std=std, p_first=p_first, se=m["draw_se"])
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,

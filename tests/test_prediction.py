@@ -214,7 +214,9 @@ def test_finite_width_prediction_does_not_depend_on_how_draws_are_chunked(monkey
     """Each draw has its own generator: the batching of draws is an implementation detail."""
     args = ("tanh", 30, 6, 0.9, 0.2)
     whole = predict_critical_sparsity(*args, batch=16)
-    monkeypatch.setattr(SL, "ATOMS_PER_CHUNK", 1)         # one draw per chunk
+    monkeypatch.setattr(SL, "ATOMS_PER_CHUNK", 1)         # one draw per chunk of laws
+    assert predict_critical_sparsity(*args, batch=16) == pytest.approx(whole, abs=1e-13)
+    monkeypatch.setattr(SL, "NORMALS_PER_CHUNK", 1)       # and per chunk of chains
     assert predict_critical_sparsity(*args, batch=16) == pytest.approx(whole, abs=1e-13)
 
 
@@ -418,6 +420,22 @@ def test_resnet_prediction_within_the_target_of_the_monte_carlo(arch):
     mc, se = df.s_cr.mean(), df.s_cr.std(ddof=1) / math.sqrt(len(df))
     pred = predict_critical_sparsity("tanh", 48, 16, 1.0, 0.3, arch=arch)
     assert abs(pred - mc) <= max(3 * se, 0.004), (pred, mc, se)
+
+
+def test_the_prediction_reports_its_own_standard_error():
+    """``se`` is the SD of the per-draw means over √(draws): checked against the draws
+    themselves, recomputed here from the same pieces."""
+    d = mf.prediction.critical_sparsity_distribution("tanh", 30, 6, 0.9, 0.2, batch=16)
+    act = mf.get_activation("tanh")
+    m = SM.layer_moments(act, 30, 6, 0.9, 0.2, 16, 10)
+    cond = SL.forward_conditionals(act, m, 10, SL.N_QMC_FINITE)
+    n = m["fan_in"] * m["fan_out"]
+    means = np.concatenate([SL.scr_law(SL.score_laws(m, cond, dr, b, 16, 10), n, 6)["mean"]
+                            for dr, b in SL.draw_chunks(m, cond, 30, 0.9, 16, 10, True)])
+    assert means.size == SL.DRAWS_FINITE
+    assert d["mean"] == pytest.approx(means.mean(), abs=1e-13)
+    assert d["se"] == pytest.approx(means.std(ddof=1) / math.sqrt(means.size), rel=1e-12)
+    assert 0.0 < d["se"] < 0.05
 
 
 def test_arch_is_checked():
