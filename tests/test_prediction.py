@@ -398,17 +398,19 @@ def test_monte_carlo_helper_on_a_tiny_net():
     assert outcomes == {1, 2}  # both ways a layer can empty first: the check is not vacuous
 
 
-@pytest.mark.parametrize("sw,tol_model", [(SW_ORDERED, 0.03), (SW_EOC, 0.006), (SW_CHAOTIC, 0.03)])
-def test_prediction_against_monte_carlo(sw, tol_model):
-    """Width 100, depth 20, B = 128, 16 nets (fixed seed). Allowed gap: 3 standard errors of the
-    Monte Carlo mean plus the model error measured at depths 10–100 (docs §6: the prediction is
-    at most ~0.02 below the Monte Carlo off the EOC, ~0.003 above it on the EOC at depth ≤ 50)."""
+@pytest.mark.parametrize("sw", [SW_ORDERED, SW_EOC])
+def test_prediction_against_monte_carlo(sw):
+    """Width 100, depth 20, B = 128, 16 nets (fixed seed, numpy float64, written here) against
+    the prediction, to the target the prediction is held to (issue: max(3 SE, 0.004)), with SE
+    the combined standard error of the two Monte Carlos (the nets here and the prediction's own
+    draws). The chaotic phase is not held to it: there the prediction is 0.015–0.02 low at
+    N ≤ 100 (docs/critical_sparsity.md §8), a known gap, not a tolerance."""
     rng = np.random.default_rng(2021)
     trials = 16
     mc = np.array([snip_critical_sparsity(rng, 100, 20, sw, SB) for _ in range(trials)])
-    se = mc.std(ddof=1) / math.sqrt(trials)
-    pred = predict_critical_sparsity("tanh", 100, 20, sw, SB)
-    assert abs(pred - mc.mean()) <= 3 * se + tol_model, (pred, mc.mean(), se)
+    pred = mf.prediction.critical_sparsity_distribution("tanh", 100, 20, sw, SB)
+    se = math.sqrt(mc.var(ddof=1) / trials + pred["se"] ** 2)
+    assert abs(pred["mean"] - mc.mean()) <= max(3 * se, 0.004), (pred, mc.mean(), se)
 
 
 @pytest.mark.parametrize("arch", ["resnet", "stable_resnet"])
