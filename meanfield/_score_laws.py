@@ -20,7 +20,9 @@ N_QMC = 2048                 # quasi-random points (U, V, ξ) per layer law (wid
 N_QMC_FINITE = 512           # per layer law in the finite-width model (more draws, fewer points)
 N_INNER = 64                 # Gauss–Hermite nodes for the per-example Gaussian ε
 DRAWS = 32                   # readout error matrices Δ averaged over (wide limit)
-DRAWS_FINITE = 128           # draws of Δ and of the finite-width backward chain
+DRAWS_FINITE = 128           # at most this many draws of Δ and of the finite-width chain,
+DRAW_BLOCK = 32              # taken in blocks of 32 until the average's own standard error is
+DRAW_SE_TARGET = 5e-4        # at most this
 ATOMS_PER_CHUNK = 2 ** 16    # score laws are built for chunks of draws of about this many atoms
 NORMALS_PER_CHUNK = 2 ** 22  # backward chains are run for chunks of about this many normals
 
@@ -392,12 +394,17 @@ def draw_chunks(m, cond, width, sw, batch, classes, finite):
     """(readout draws, backward signal) in chunks of draws: ``DRAWS_FINITE`` draws of Δ and of
     the width-N backward chain, or ``DRAWS`` of Δ with the wide-limit signal. The chain adds the
     net-to-net spread of the layer scales (its per-draw s_cr spreads like the Monte Carlo's),
-    hence the larger count. Chunks bound the memory of the score laws."""
+    hence the larger count; the caller may stop after any block of ``DRAW_BLOCK`` draws (chunks
+    never straddle one). Chunks bound the memory of the score laws."""
     L = m["qh"].size
     count = DRAWS_FINITE if finite else DRAWS
     draws = ReadoutDraws(float(m["q"][L]), float(m["c"][L]), batch, classes, count)
-    chain_step = max(1, NORMALS_PER_CHUNK // (L * width * classes)) if finite else count
-    law_step = max(1, ATOMS_PER_CHUNK // (L * cond[0].shape[1]))
+    # chunk sizes are powers of two that divide DRAW_BLOCK, so that no chunk straddles a block
+    def fit(n):
+        return 1 << min(max(int(n), 1).bit_length() - 1, DRAW_BLOCK.bit_length() - 1)
+
+    chain_step = fit(NORMALS_PER_CHUNK // (L * width * classes)) if finite else count
+    law_step = min(fit(ATOMS_PER_CHUNK // (L * cond[0].shape[1])), chain_step)
     for start in range(0, count, chain_step):
         chunk = draws.take(slice(start, start + chain_step))
         rngs = [np.random.default_rng([SEED, 1, d]) for d in range(start, start + len(chunk))]

@@ -206,15 +206,23 @@ def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, a
     with _one_blas_thread():
         cond = laws.forward_conditionals(act, m, classes,
                                          laws.N_QMC_FINITE if finite else laws.N_QMC)
+        count = 0
         for draws, back in laws.draw_chunks(m, cond, width, sw, batch, classes, finite):
             d = laws.scr_law(laws.score_laws(m, cond, draws, back, batch, classes), n, depth)
             means.append(d["mean"])
             seconds.append(d["second"])
             p_first.append(d["p_first"])
+            count += len(draws)
+            # the finite-width average stops at a block's end once its own SE is small enough
+            if finite and count % laws.DRAW_BLOCK == 0:
+                done = np.concatenate(means)
+                if done.std(ddof=1) / math.sqrt(done.size) <= laws.DRAW_SE_TARGET:
+                    break
     means, seconds = np.concatenate(means), np.concatenate(seconds)
     mean = float(means.mean())
     std = math.sqrt(max(float(seconds.mean()) - mean ** 2, 0.0))
     m["draw_se"] = float(means.std(ddof=1) / math.sqrt(means.size)) if means.size > 1 else math.nan
+    m["draws"] = means.size
     return mean, std, np.concatenate(p_first).mean(axis=0), m
 
 
@@ -234,7 +242,8 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
         ``return_std=True``); ``p_first`` (ndarray, length L + 1): probability that layer l
         (index l − 1) is the one fully pruned first, i.e. has the smallest maximum score;
         ``se``: the standard error of ``mean`` from the finite number of fixed-seed draws it
-        averages (the prediction's own Monte-Carlo error; compare it with a simulation's).
+        averages (the prediction's own Monte-Carlo error; compare it with a simulation's);
+        ``draws``: how many draws it averages.
 
     Examples
     --------
@@ -250,7 +259,7 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     arch = _check_arch(arch)
     mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
                                      finite=finite_width, arch=arch)
-    return dict(mean=mean, std=std, p_first=p_first, se=m["draw_se"])
+    return dict(mean=mean, std=std, p_first=p_first, se=m["draw_se"], draws=m["draws"])
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
@@ -283,8 +292,9 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         Also return the predicted standard deviation of s_cr over networks and batches.
     finite_width : bool, default True
         Sample the backward signal's class-space covariance of a width-N network (a product of
-        Wishart matrices, docs §5a; 128 fixed-seed draws) instead of its wide limit (32 draws of
-        the readout error only). The finite-width value matches the Monte Carlo better off the
+        Wishart matrices, docs §5a; fixed-seed draws in blocks of 32, up to 128, until the
+        average's own standard error is ≤ 5e-4) instead of its wide limit (32 draws of the
+        readout error only). The finite-width value matches the Monte Carlo better off the
         EOC (docs §8); both are deterministic.
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
         The network of :func:`meanfield.networks.init_network`: for ResNets the forward maps of

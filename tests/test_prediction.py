@@ -424,19 +424,28 @@ def test_resnet_prediction_within_the_target_of_the_monte_carlo(arch):
     assert abs(pred - mc) <= max(3 * se, 0.004), (pred, mc, se)
 
 
-def test_the_prediction_reports_its_own_standard_error():
-    """``se`` is the SD of the per-draw means over √(draws): checked against the draws
-    themselves, recomputed here from the same pieces."""
-    d = mf.prediction.critical_sparsity_distribution("tanh", 30, 6, 0.9, 0.2, batch=16)
+@pytest.mark.parametrize("sw,depth,stops_early", [(0.9, 16, False), (2.5, 6, True)])
+def test_the_prediction_reports_its_own_standard_error(sw, depth, stops_early):
+    """``se`` is the SD of the per-draw means over √(draws), and the average stops after the
+    first block of draws whose SE meets the target: checked against all the draws, recomputed
+    here from the same pieces (the ordered net's draws spread too much to stop early, the
+    chaotic one's do not)."""
+    d = mf.prediction.critical_sparsity_distribution("tanh", 30, depth, sw, 0.2, batch=16)
     act = mf.get_activation("tanh")
-    m = SM.layer_moments(act, 30, 6, 0.9, 0.2, 16, 10)
+    m = SM.layer_moments(act, 30, depth, sw, 0.2, 16, 10)
     cond = SL.forward_conditionals(act, m, 10, SL.N_QMC_FINITE)
     n = m["fan_in"] * m["fan_out"]
-    means = np.concatenate([SL.scr_law(SL.score_laws(m, cond, dr, b, 16, 10), n, 6)["mean"]
-                            for dr, b in SL.draw_chunks(m, cond, 30, 0.9, 16, 10, True)])
+    means = np.concatenate([SL.scr_law(SL.score_laws(m, cond, dr, b, 16, 10), n, depth)["mean"]
+                            for dr, b in SL.draw_chunks(m, cond, 30, sw, 16, 10, True)])
+    assert (d["draws"] < means.size) == stops_early
     assert means.size == SL.DRAWS_FINITE
-    assert d["mean"] == pytest.approx(means.mean(), abs=1e-13)
-    assert d["se"] == pytest.approx(means.std(ddof=1) / math.sqrt(means.size), rel=1e-12)
+    # the average stops after the first block of 32 draws whose SE is at most the target
+    blocks = np.arange(SL.DRAW_BLOCK, means.size + 1, SL.DRAW_BLOCK)
+    se = np.array([means[:k].std(ddof=1) / math.sqrt(k) for k in blocks])
+    k = blocks[np.argmax(se <= SL.DRAW_SE_TARGET)] if (se <= SL.DRAW_SE_TARGET).any() else means.size
+    assert d["draws"] == k
+    assert d["mean"] == pytest.approx(means[:k].mean(), abs=1e-13)
+    assert d["se"] == pytest.approx(means[:k].std(ddof=1) / math.sqrt(k), rel=1e-12)
     assert 0.0 < d["se"] < 0.05
 
 
