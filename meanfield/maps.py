@@ -36,7 +36,15 @@ import numpy as np
 
 from . import _expect, _qtable, _solve
 from ._gauss import interleaved, threads_for
-from ._validate import InputError, broadcast, check_array, check_int, scalar_or_array
+from ._validate import (
+    InputError,
+    broadcast,
+    check_array,
+    check_choice,
+    check_int,
+    check_memory,
+    scalar_or_array,
+)
 from .activations import get_activation
 
 __all__ = ["q_map", "c_map", "cov_map", "propagate", "backward_gains", "q_star", "c_star",
@@ -64,8 +72,7 @@ def _branch_scale(arch, depth):
     required there). Raises InputError naming ``arch`` or ``depth``."""
     from .networks import ARCHS
 
-    if not isinstance(arch, str) or arch not in ARCHS:
-        raise InputError(f"`arch` == {arch!r}: must be one of {', '.join(map(repr, ARCHS))}")
+    check_choice("arch", arch, ARCHS)
     if depth is not None:
         depth = check_int("depth", depth, 1)
     if arch == "ffnn":
@@ -237,7 +244,7 @@ def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b, *, arch="ffnn", depth=N
     bad = np.abs(cv) > bound * (1.0 + 1e-12) + 1e-300
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise ValueError(f"`cov` == {float(cv[i])!r}: must satisfy |cov| <= sqrt(q_a * q_b) = "
+        raise InputError(f"`cov` == {float(cv[i])!r}: must satisfy |cov| <= sqrt(q_a * q_b) = "
                          f"{float(bound[i])!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.where(bound > 0.0, np.clip(cv / bound, -1.0, 1.0), 0.0)
@@ -302,6 +309,9 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     alpha = _branch_scale(arch, depth or None)
     act, shape, (q, c, sw, sb) = _params(activation, q0=q0, c0=c0, sigma_w=sigma_w,
                                          sigma_b=sigma_b)
+    # q and c of every layer and input, and the per-layer temporaries: refused before allocating
+    check_memory(f"`depth` == {depth} with {q.size} input(s)", 8 * (depth + 1) * q.size * 2
+                 + 8 * 8 * q.size)
     qs = np.empty((depth + 1, q.size))
     cs = np.empty((depth + 1, q.size))
     qs[0], cs[0] = q, c
@@ -733,7 +743,7 @@ def eoc_rate(activation, sigma_w, sigma_b):
     off = ~(np.abs(chi - 1.0) <= 1e-6)
     if off.any():
         i = np.flatnonzero(off)[0]
-        raise ValueError(f"(`sigma_w`, `sigma_b`) == ({float(sw[i])!r}, {float(sb[i])!r}): not on "
+        raise InputError(f"(`sigma_w`, `sigma_b`) == ({float(sw[i])!r}, {float(sb[i])!r}): not on "
                          f"the EOC of {act.name} (chi_1 = {float(chi[i])!r}); eoc_rate needs "
                          f"chi_1 = 1 to 1e-6")
     if act.closed_form in ("relu", "leaky_relu"):
@@ -741,7 +751,7 @@ def eoc_rate(activation, sigma_w, sigma_b):
         beta = np.full_like(q, 9.0 * math.pi ** 2 * (1.0 + a * a) ** 2 / (2.0 * (1.0 - a) ** 4))
     else:
         if not act.has_d2:
-            raise ValueError(f"`activation` == {act.name!r}: eoc_rate needs φ''; build the "
+            raise InputError(f"`activation` == {act.name!r}: eoc_rate needs φ''; build the "
                              f"Activation with `d2phi`")
         beta = 2.0 * _expect.diag(act, 1, 1, 0, q) / (q * _expect.diag(act, 2, 2, 0, q))
     return scalar_or_array(beta.reshape(shape))
