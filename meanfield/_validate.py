@@ -318,6 +318,10 @@ def available_memory():
 
 
 def _gib(nbytes):
+    """``nbytes`` in GiB, for any Python int (a float division overflows beyond 1e308)."""
+    gib = nbytes >> 30
+    if gib >= 10 ** 15:
+        return f"about 1e{len(str(gib)) - 1} GiB"
     return f"{nbytes / 2 ** 30:.3g} GiB"
 
 
@@ -328,6 +332,6 @@ def check_memory(what, nbytes, limit=None):
     size needed and the size available, in GiB. Returns ``nbytes``."""
     limit = available_memory() if limit is None else limit
     if limit is not None and nbytes > limit:
-        raise InputError(f"{what}: needs {_gib(nbytes)} of memory ({nbytes} bytes), more than the "
-                         f"{_gib(limit)} available; choose smaller sizes")
+        raise InputError(f"{what}: needs {_gib(nbytes)} of memory ({_show(nbytes, 24)} bytes), more "
+                         f"than the {_gib(limit)} available; choose smaller sizes")
     return nbytes

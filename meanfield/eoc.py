@@ -109,6 +109,38 @@ def _relu_like_eoc(act, sb):
     return np.full_like(sb, math.sqrt(1.0 / k)), np.ones_like(sb)
 
 
+_EOC_SCAN_QMAX = 1e8  # where _solve.eoc_q stops looking
+
+
+def _far_eoc_q(act, sb):
+    """The EOC's q for σ_b whose q lies beyond the compiled scan (nan from it): H(q) = q −
+    E[φ(√q Z)²] / E[φ'(√q Z)²] = σ_b² solved above 1e8, scanning decades for all points at once
+    (H(1e8) < σ_b², else the scan would have stopped), then Brent. nan where H stays below σ_b²
+    up to 1e200 (no EOC point, or beyond what the quadrature resolves)."""
+    from scipy.optimize import brentq
+
+    def h(q):
+        with np.errstate(all="ignore"):
+            return q - _expect.diag(act, 0, 0, 0, q) / _expect.diag(act, 1, 1, 0, q)
+
+    out = np.full(sb.shape, np.nan)
+    todo = np.arange(sb.size)
+    lo_q = _EOC_SCAN_QMAX
+    while todo.size and lo_q < 1e200:
+        hi_q = lo_q * 10.0
+        # H(q) is a difference of numbers of size q, known to ~1e-13 q: a crossing of a σ_b²
+        # below 1e-6 q is rounding noise (softplus at σ_b = 0.1 "crosses" at q ~ 1e37), not a root
+        todo = todo[sb[todo] ** 2 >= 1e-6 * hi_q]
+        hv = h(np.full(todo.size, hi_q))
+        crossed = np.isfinite(hv) & (hv >= sb[todo] ** 2)
+        for i in todo[crossed]:
+            out[i] = brentq(lambda x, i=i: float(h(np.array([x]))[0]) - sb[i] ** 2, lo_q, hi_q,
+                            xtol=1e-300, rtol=4 * np.finfo(float).eps)
+        todo = todo[~crossed]
+        lo_q = hi_q
+    return out
+
+
 def _eoc(act, sb):
     """(σ_w, q*, stable) on the EOC for a flat array of σ_b; nan where φ has no EOC point."""
     if _relu_like(act):
@@ -118,6 +150,9 @@ def _eoc(act, sb):
     q = np.empty_like(sb)
     with threads_for(sb.size):
         _solve.eoc_q_many(act.kernel, act.param, np.ascontiguousarray(sb), px, ps, q)
+    far = np.flatnonzero(np.isnan(q) & (sb > 0.0))
+    if far.size:  # the compiled scan stops at q = 1e8 (σ_b ≈ 1e4 for tanh)
+        q[far] = _far_eoc_q(act, sb[far])
     sw = np.full_like(sb, np.nan)
     stable = np.zeros(sb.shape, dtype=bool)
     ok = np.isfinite(q)
@@ -139,8 +174,9 @@ def eoc(activation, sigma_b):
     Returns
     -------
     (sigma_w, q_star) : tuple of float or ndarray
-        Broadcast shape of ``sigma_b``. χ₁(σ_w, σ_b) = 1 and F_q(q*) = q* there. nan where φ has
-        no EOC point at that σ_b (e.g. softplus and sigmoid at small σ_b: σ_b² = H(q) has no root).
+        Broadcast shape of ``sigma_b``. χ₁(σ_w, σ_b) = 1 and F_q(q*) = q* there. nan, with a
+        ``RuntimeWarning``, where φ has no EOC point at that σ_b (e.g. softplus and sigmoid at
+        small σ_b: σ_b² = H(q) has no root) or its q* would be beyond 1e200.
         For ReLU-like φ (ReLU, leaky ReLU, linear) the EOC is the single point σ_b = 0, σ_w = √2
         (ReLU), where every q is a fixed point and q* = 1 (reached from q⁰ = 1) is returned.
 
@@ -173,6 +209,13 @@ def eoc(activation, sigma_b):
     sb = check_array("sigma_b", sigma_b)
     shape = sb.shape
     sw, q, stable = _eoc(act, sb.ravel().astype(np.float64))
+    none = np.isnan(q)
+    if none.any():
+        i = np.flatnonzero(none)[0]
+        warnings.warn(f"{act.name}: no EOC point found at sigma_b={float(sb.ravel()[i])!r} "
+                      f"({int(none.sum())} point(s)): sigma_b^2 = H(q) has no root (e.g. softplus "
+                      f"or sigmoid at small sigma_b) or none below q = 1e200; nan returned there",
+                      RuntimeWarning, stacklevel=2)
     bad = np.isfinite(q) & ~stable
     if bad.any():
         i = np.flatnonzero(bad)[0]

@@ -73,8 +73,8 @@ def _branch_scale(arch, depth):
     from .networks import ARCHS
 
     check_choice("arch", arch, ARCHS)
-    if depth is not None:
-        depth = check_int("depth", depth, 1)
+    if depth is not None:  # a network's depth: 1/√depth must be a float
+        depth = check_int("depth", depth, 1, high=10 ** 18)
     if arch == "ffnn":
         return None
     if arch == "resnet":
@@ -244,7 +244,8 @@ def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b, *, arch="ffnn", depth=N
     bad = np.abs(cv) > bound * (1.0 + 1e-12) + 1e-300
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise InputError(f"`cov` == {float(cv[i])!r}: must satisfy |cov| <= sqrt(q_a * q_b) = "
+        raise InputError(f"`cov` == {float(cv[i])!r} with `q_a` == {float(qa[i])!r}, `q_b` == "
+                         f"{float(qb[i])!r}: must satisfy |cov| <= sqrt(q_a * q_b) = "
                          f"{float(bound[i])!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.where(bound > 0.0, np.clip(cv / bound, -1.0, 1.0), 0.0)
@@ -435,6 +436,13 @@ def _fixed(act, sw, sb, q0=None):
             chi[fin] = sw[fin] ** 2 * np.where(q[fin] > 0.0, _expect.diag(act, 1, 1, 0, q[fin]),
                                                _dphi2_at_0(act))
             fq[fin] = _fq_slope(act, sw[fin], q[fin])
+        far = np.flatnonzero(np.isinf(q))
+        if far.size:  # "divergent" may only mean beyond the solvers' range
+            q[far] = _far_fixed_point(act, sw[far], sb[far])
+            fin = far[np.isfinite(q[far])]
+            chi[fin] = sw[fin] ** 2 * _expect.diag(act, 1, 1, 0, q[fin])
+            fq[fin] = _fq_slope(act, sw[fin], q[fin])
+            fq_at_q[fin] = np.nan
     inf = np.isinf(q)
     chi[inf] = fq[inf] = np.nan
     if k is not None:
@@ -446,6 +454,37 @@ def _fixed(act, sw, sb, q0=None):
                       f"q* is reported as inf and chi/c* as nan there",
                       NoFixedPointWarning, stacklevel=4)
     return q, chi, fq, fq_at_q
+
+
+_SOLVER_QMAX = 1e12  # the compiled solvers count q^l beyond this as divergent (_solve._QMAX)
+
+
+def _far_fixed_point(act, sw, sb):
+    """q* beyond the compiled solvers' range, for points they call divergent: a bounded φ (tanh at
+    σ_w = 1e9, q* ≈ 1e18) or a large σ_b (q* ≈ σ_b²) has a finite fixed point there, which the
+    solvers' cap would report as inf, "no fixed point", and its phase as "unbounded". F_q(q) > q
+    on all of [q⁰, 1e12] (that is why they stopped), so the fixed point reached is the first q
+    above 1e12 with F_q(q) <= q: scan decades (all points at once), then Brent. inf where F_q(q) > q
+    up to 1e300 (truly divergent, or beyond float range)."""
+    from scipy.optimize import brentq
+
+    out = np.full(sw.shape, np.inf)
+    lo = np.full(sw.shape, _SOLVER_QMAX)
+    todo = np.arange(sw.size)
+    hi_q = _SOLVER_QMAX
+    while todo.size and hi_q < 1e300:
+        hi_q *= 100.0
+        with np.errstate(all="ignore"):
+            g = sb[todo] ** 2 + sw[todo] ** 2 * _expect.diag(act, 0, 0, 0, np.full(todo.size, hi_q))
+        crossed = g <= hi_q
+        for i in todo[crossed]:
+            def f(x, i=i):
+                return float(sb[i] ** 2 + sw[i] ** 2 * _expect.diag(act, 0, 0, 0, np.array([x]))[0]
+                             - x)
+            out[i] = brentq(f, lo[i], hi_q, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+        todo = todo[~crossed]
+        lo[todo] = hi_q
+    return out
 
 
 def _q_star(act, sw, sb, q0=None):

@@ -526,6 +526,19 @@ def check_labels(net, y, batch):
     return check_indices("y", y, net.classes, shape=(batch,))
 
 
+def check_finite(net, values, what):
+    """Refuse (``InputError`` naming σ_w, σ_b and the depth) results of ``net`` that overflowed its
+    dtype: a strongly chaotic float32 network (σ_w large, gradients growing like χ^L) makes inf and
+    nan scores, from which a critical sparsity or a mask would be garbage, silently (nan compares
+    false: s_cr = 0). ``values``: an array or a list of them."""
+    arrays = values if isinstance(values, (list, tuple)) else [values]
+    if all(np.isfinite(a).all() for a in arrays):
+        return values
+    raise InputError(f"`sigma_w` == {net.sigma_w!r}, `sigma_b` == {net.sigma_b!r} at depth "
+                     f"{net.depth}: the {what} of this {net.dtype} network overflow (inf or nan); "
+                     f"use a smaller sigma_w, sigma_b or depth, or float64")
+
+
 def check_masks(net, masks, name="masks"):
     """``masks`` (or any list of arrays called ``name``) shaped like ``net.weights``, or None."""
     if masks is None:

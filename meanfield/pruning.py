@@ -20,17 +20,18 @@ from numba import njit
 from . import networks as _nw
 from ._validate import (
     InputError,
-    InputTypeError,
     check_array,
     check_choice,
     check_dtype,
     check_int,
     check_probability,
     check_rng,
+    check_scalar,
 )
 from .activations import get_activation
 from .networks import (
     Network,
+    check_finite,
     check_inputs,
     check_labels,
     check_masks,
@@ -346,12 +347,7 @@ def grasp_scores(net, X, y, temperature=1.0):
 
 def check_temperature(temperature, name="temperature"):
     """``temperature`` as a float, finite and > 0 (InputError / InputTypeError naming ``name``)."""
-    if isinstance(temperature, (bool, np.bool_)) or not isinstance(
-            temperature, (int, float, np.integer, np.floating)):
-        raise InputTypeError(f"`{name}` == {temperature!r}: must be a number > 0 and finite")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise InputError(f"`{name}` == {temperature!r}: must be a number > 0 and finite")
-    return float(temperature)
+    return check_scalar(name, temperature, min_val=0.0, include_boundaries="neither")
 
 
 def _synflow_round(net, A):
@@ -781,6 +777,7 @@ def snip_critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, 
         grads.append(flat[start:start + w.size].reshape(w.shape))
         start += w.size
     _, maxima = _nw._loss_and_grads(net, net.weights, X, y, grads, None, score=True)
+    check_finite(net, maxima, "SNIP scores")
     m = maxima.min() if definition == "layer" else _disconnect_threshold(grads, net.arch)
     return _count_le(flat, m) / flat.size
 
@@ -802,5 +799,5 @@ def critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, metho
     definition = _check_definition(definition)
     net, X, y = _trial_inputs(activation, width, depth, sigma_w, sigma_b, batch, classes, arch,
                               rng, dtype)
-    return critical_sparsity(scores(net, X, y, method, sparsity=sparsity, rng=rng),
-                             definition=definition, arch=net.arch)
+    sc = check_finite(net, scores(net, X, y, method, sparsity=sparsity, rng=rng), f"{method} scores")
+    return critical_sparsity(sc, definition=definition, arch=net.arch)

@@ -42,8 +42,18 @@ def trial_seed(seed, trial):
     return np.random.SeedSequence(seed, spawn_key=(int(trial),))
 
 
+def _is_scalar(value):
+    """A string, or anything numpy sees as 0-d (a ragged nest is a list, not a scalar)."""
+    if isinstance(value, (str, bytes)):
+        return True
+    try:
+        return np.ndim(value) == 0
+    except ValueError:  # ragged
+        return False
+
+
 def _as_list(name, value):
-    if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+    if _is_scalar(value):
         return [value]
     try:
         values = list(value)
@@ -63,8 +73,11 @@ def _trial_bytes(cfg):
     return 4 * (2 * params + b * w * (1 + 2 * d + 4) + 2 * b * c)
 
 
+_NOT_KEPT = object()  # the `sparsity` of an s_cr sweep: none (None itself is a bad sparsity)
+
+
 def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch, seed,
-             sparsity=None):
+             sparsity=_NOT_KEPT):
     """Validated configurations (dicts) of the Cartesian product of the list-valued arguments.
     ``sigma_w`` may be a number or a word of :func:`meanfield.eoc.resolve_sigma_w` ("eoc": the EOC
     value at that σ_b). A configuration whose trial cannot fit in memory is refused here, before
@@ -90,7 +103,7 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
                "arch": check_choice("arch", a, ARCHS), "seed": seed}
         check_memory(f"`width` == {cfg['width']}, `depth` == {cfg['depth']}, `batch` == {batch}, "
                      f"`classes` == {classes} (one trial)", _trial_bytes(cfg))
-        if s is not None:
+        if s is not _NOT_KEPT:
             cfg["sparsity"] = check_probability("sparsity", s)
         out.append((act, cfg))
     return out
@@ -98,11 +111,13 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
 
 def _scores(act, cfg, rng):
     """The scores of one trial: the same draws (network, X, y) as the SNIP fast path."""
+    from .networks import check_finite
     from .pruning import _trial_inputs, scores
 
     net, X, y = _trial_inputs(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
                               cfg["batch"], cfg["classes"], cfg["arch"], rng, np.float32)
-    return scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
+    sc = scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
+    return check_finite(net, sc, f"{cfg['method']} scores")
 
 
 def _one_blas_thread(fn):
@@ -297,7 +312,7 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     """
     for name, value in (("width", width), ("depth", depth), ("sigma_w", sigma_w),
                         ("sigma_b", sigma_b), ("method", method), ("arch", arch)):
-        if not (isinstance(value, str) or np.ndim(value) == 0):
+        if not _is_scalar(value):
             raise InputTypeError(f"`{name}` == {value!r}: must be a scalar; use "
                                  f"sweep_critical_sparsity for grids")
     return sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, trials=trials,
@@ -344,7 +359,8 @@ def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, tria
     -------
     pandas.DataFrame
         One row per layer (1 … depth + 1, the readout last): the parameters, ``layer,
-        kept_fraction`` (mean over trials), ``kept_sd``, ``trials``, ``kept_se``.
+        kept_fraction`` (mean over trials), ``kept_sd``, ``trials``, ``kept_se`` (``kept_sd`` and
+        ``kept_se`` are nan with a single trial: one draw has no spread to estimate).
 
     References
     ----------
