@@ -199,8 +199,9 @@ class Activation:
     odd : bool, default False
         Whether φ(−x) = −φ(x). It changes results: with it, at σ_b = 0 the chaotic-phase
         correlation fixed point is taken to be c* = 0 (exact for odd φ) instead of being solved
-        for. So ``odd=True`` is checked on construction, at a few points, and a φ found not to be
-        odd raises ``ValueError``. ``False`` is always safe: c* is then solved for.
+        for. So ``odd=True`` is checked on construction, on a grid of 45 points in [1e-3, 30],
+        and a φ found not to be odd raises ``ValueError``. ``False`` is always safe: c* is then
+        solved for.
 
     Examples
     --------
@@ -253,8 +254,10 @@ class Activation:
         return not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
 
     # a few points over the scales activations use, none of them round, so that a function
-    # odd only at integers or near 0 is still caught
-    _ODD_POINTS = (0.137, 0.61, 1.29, 2.73, 6.83)
+    # odd only at integers or near 0 is still caught; then a geometric grid of 40 more from 1e-3
+    # to 30 (x/3.0103...: off round numbers), where a φ that is odd only piecewise shows it
+    _ODD_POINTS = (0.137, 0.61, 1.29, 2.73, 6.83) + tuple(
+        float(x) for x in np.geomspace(1e-3, 30.0, 40) / 1.0103)
 
     def _check_odd(self, phi):
         """``odd=True`` sets c* = 0 at σ_b = 0 without solving: a φ that is not odd must not pass."""
