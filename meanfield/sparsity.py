@@ -221,7 +221,8 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
     """Monte Carlo critical sparsity over the grid of every list-valued argument.
 
     Each of ``activation, width, depth, sigma_w, sigma_b, method, arch`` may be a scalar or a list;
-    the sweep runs the Cartesian product. ``sigma_w="eoc"`` means the EOC value at each σ_b.
+    the sweep runs the Cartesian product. ``sigma_w="eoc"`` means the EOC value at each σ_b
+    (``"ordered"``, ``"chaotic"``: :data:`meanfield.eoc.SIGMA_W_PRESETS`).
     ``definition`` is one value for the whole sweep. Other arguments as in
     :func:`simulate_critical_sparsity`.
 
@@ -276,7 +277,10 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     ----------
     activation : str or Activation
     width, depth : int, >= 1
-    sigma_w : float, > 0, or "eoc"
+    sigma_w : float, > 0, or {"eoc", "ordered", "chaotic"}
+        "eoc": the EOC value at ``sigma_b``; "ordered", "chaotic": the values of
+        ``meanfield.eoc.SIGMA_W_PRESETS`` (:func:`meanfield.eoc.resolve_sigma_w`); the rows record
+        the number.
     sigma_b : float, >= 0
     trials : int, >= 1
     batch : int, default 128

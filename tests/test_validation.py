@@ -33,7 +33,7 @@ def test_bad_q_c_depth():
         mf.propagate("tanh", 1.0, 0.5, 1.0, 0.0, -1)
     with pytest.raises(TypeError, match=r"`depth` == 2\.5"):
         mf.propagate("tanh", 1.0, 0.5, 1.0, 0.0, 2.5)
-    with pytest.raises(ValueError, match=r"`cov` == 3\.0: must satisfy"):
+    with pytest.raises(ValueError, match=r"`cov` == 3\.0 with `q_a` == 1\.0, `q_b` == 4\.0: must satisfy"):
         mf.cov_map("tanh", 1.0, 4.0, 3.0, 1.0, 0.0)
     with pytest.raises(TypeError, match=r"`q` == 'a'"):
         mf.q_map("tanh", "a", 1.0, 0.0)
