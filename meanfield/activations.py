@@ -25,7 +25,7 @@ import types as types_
 import numpy as np
 from numba import cfunc, njit, types
 
-from ._validate import InputError
+from ._validate import InputError, InputTypeError, check_scalar
 
 __all__ = ["Activation", "get_activation", "available_activations"]
 
@@ -217,12 +217,14 @@ class Activation:
         for label, fn in (("phi", phi), ("dphi", dphi), ("d2phi", d2phi)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"`{label}` == {fn!r}: must be a callable float -> float")
-        kinks = tuple(float(k) for k in kinks)
-        centers = tuple(float(c) for c in centers)
-        if not all(math.isfinite(k) for k in kinks + centers):
-            raise ValueError(f"`kinks` == {kinks}, `centers` == {centers}: must be finite")
-        if not (isinstance(scale, (int, float)) and scale > 0):
-            raise ValueError(f"`scale` == {scale!r}: must be a number > 0 (math.inf allowed)")
+        try:
+            kinks = tuple(check_scalar("kinks", k) for k in kinks)
+            centers = tuple(check_scalar("centers", c) for c in centers)
+        except TypeError:  # not iterable
+            raise InputTypeError(f"`kinks` == {kinks!r}, `centers` == {centers!r}: must be "
+                                 f"sequences of finite numbers") from None
+        scale = check_scalar("scale", scale, min_val=0.0, include_boundaries="neither",
+                             allow_inf=True)
         self.name = name or getattr(phi, "__name__", "custom")
         self.param = 0.0
         self.kinks = kinks
