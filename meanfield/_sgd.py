@@ -78,6 +78,18 @@ def _sgd_update(w, v, G, share, mask, lr, momentum, weight_decay, masked):
                       lr, momentum, weight_decay, masked, zero)
 
 
+@njit(cache=True, nogil=True)
+def _packed_update(values, vel, G, biases, vel_b, gb, share, mask, lr, momentum, weight_decay,
+                   perm, values_t):
+    """The update of every layer of a packed sparse network (:class:`meanfield._sparse.
+    PackedLayers`), weights then biases, as :func:`_sgd_update` does it layer by layer (the same
+    arithmetic element by element); then its kept values in column order, ``values[perm]``."""
+    _sgd_update(values, vel, G, share, mask, lr, momentum, weight_decay, False)
+    _sgd_update(biases, vel_b, gb, share, mask, lr, momentum, weight_decay, False)
+    for q in range(perm.size):
+        values_t[q] = values[perm[q]]
+
+
 def shard_count(batch):
     """The number of shards a mini-batch of ``batch`` examples is cut into: one per 64 examples,
     at least 1 and at most ``MAX_SHARDS``."""
@@ -131,7 +143,7 @@ class DataParallelSGD:
 
     def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None,
                  sparse="auto"):
-        from ._sparse import SPARSE_MAX_DENSITY, SparseLayer
+        from ._sparse import SPARSE_MAX_DENSITY, PackedLayers, SparseLayer
         from ._validate import check_int
         from .networks import check_masks
 
@@ -160,14 +172,29 @@ class DataParallelSGD:
         # the trained weights: a sparse layer's kept values (pruned ones are not stored), else
         # the network's own dense arrays, updated in place
         self.params = [w if sl is None else sl.gather(w) for w, sl in zip(net.weights, self.layers)]
-        # and a sparse layer's values in column order, for the input gradient (refreshed when
-        # the layer is updated)
-        self.params_t = [None if sl is None else sl.by_column(p)
-                         for sl, p in zip(self.layers, self.params)]
-        self.grad_w = [np.empty((S, *w.shape), dtype) for w in self.params]
-        self.grad_b = [np.empty((S, *b.shape), dtype) for b in net.biases]
-        self.vel_w = [np.zeros(w.size, dtype) for w in self.params]
-        self.vel_b = [np.zeros_like(b) for b in net.biases]
+        # every layer sparse: the layers packed into flat arrays, a step one compiled call per
+        # shard (``params`` and ``params_t`` are views of them, and the trained biases a copy of
+        # the network's, written back by ``sync``)
+        self.packed = None
+        if all(sl is not None for sl in self.layers):
+            self.packed = pk = PackedLayers(net, self.layers, self.params, dtype)
+            self.params = [pk.params(k) for k in range(len(self.layers))]
+            self.params_t = [pk.params_t(k) for k in range(len(self.layers))]
+            self.grad_w = np.empty((S, pk.nnz), dtype)
+            self.grad_b = np.empty((S, pk.biases.size), dtype)
+            self.vel_w = np.zeros(pk.nnz, dtype)
+            self.vel_b = np.zeros(pk.biases.size, dtype)
+            self.shard_rows = -(-batch // S)  # at most, shards being cut evenly
+            self._biases_synced = True
+        else:
+            # a sparse layer's values in column order too, for the input gradient (refreshed
+            # when the layer is updated)
+            self.params_t = [None if sl is None else sl.by_column(p)
+                             for sl, p in zip(self.layers, self.params)]
+            self.grad_w = [np.empty((S, *w.shape), dtype) for w in self.params]
+            self.grad_b = [np.empty((S, *b.shape), dtype) for b in net.biases]
+            self.vel_w = [np.zeros(w.size, dtype) for w in self.params]
+            self.vel_b = [np.zeros_like(b) for b in net.biases]
         # a dense layer of a pruned network is masked in its update
         self.masked = [masks is not None and sl is None for sl in self.layers]
         self.masks = [m.astype(np.uint8).ravel() if masked else np.ones(1, np.uint8)
@@ -185,13 +212,27 @@ class DataParallelSGD:
             threads = available_cores() if flops >= MIN_PARALLEL_FLOPS else 1
         self.threads = min(threads, S)
         self.pool = ThreadPoolExecutor(self.threads) if self.threads > 1 else None
+        if self.packed is not None:  # a scratch buffer per thread
+            size = self.packed.work_size(self.shard_rows)
+            self.work = [np.empty(size, dtype) for _ in range(self.threads)]
+        self._cuts = {}
+        self._lock = threading.Lock()
 
     def sync(self):
-        """Write the sparse layers' kept values into ``net.weights`` (pruned entries 0); the dense
-        layers are the network's own arrays already."""
+        """Write the sparse layers' kept values into ``net.weights`` (pruned entries 0), and the
+        trained biases of a packed network into ``net.biases``; the dense layers are the
+        network's own arrays already."""
         for w, sl, p in zip(self.net.weights, self.layers, self.params):
             if sl is not None:
                 sl.scatter(p, w)
+        self._sync_biases()
+
+    def _sync_biases(self):
+        with self._lock:  # logits may be called on several threads at once
+            if self.packed is not None and not self._biases_synced:
+                for k, b in enumerate(self.net.biases):
+                    b[...] = self.packed.bias(k)
+                self._biases_synced = True
 
     def logits(self, X):
         """The network's logits (B, C) for the inputs X (B, N₀), with the weights as trained so
@@ -200,6 +241,7 @@ class DataParallelSGD:
         from .networks import _forward
 
         if self.sparse:
+            self._sync_biases()
             return logits_t(self.net, self.layers, self.params, X)
         return _forward(self.net, self.params, X)[0]
 
@@ -243,9 +285,15 @@ class DataParallelSGD:
             raise ValueError(f"a step takes 1 to {self.batch} examples (X rows = labels); got "
                              f"{X.shape[0]} rows and {len(y)} labels")
         net, S = self.net, self.shards
-        cuts = np.linspace(0, len(y), S + 1).round().astype(np.int64)
-        share = ((cuts[1:] - cuts[:-1]) / len(y)).astype(net.dtype)
+        cuts, share = self._cuts.get(len(y), (None, None))
+        if cuts is None:
+            cuts = np.linspace(0, len(y), S + 1).round().astype(np.int64)
+            share = ((cuts[1:] - cuts[:-1]) / len(y)).astype(net.dtype)
+            self._cuts[len(y)] = cuts, share
         lr, mu, wd = self.hyper
+        if self.packed is not None:
+            self._packed_step(X, y, cuts, share)
+            return
         pending = [S] * len(net.weights)  # shards yet to pass each layer
         lock = threading.Lock()
 
@@ -280,3 +328,25 @@ class DataParallelSGD:
                         layer_done(k)
 
         self.map(shards, range(self.threads))
+
+    def _packed_step(self, X, y, cuts, share):
+        """A step of a packed network: each shard's loss gradients in one compiled call (on the
+        threads), then every layer's update in one more."""
+        pk, S = self.packed, self.shards
+        X = np.ascontiguousarray(X)
+        y = np.ascontiguousarray(y, np.int64)
+
+        def shards(t):
+            for s in range(t, S, self.threads):
+                a, b = cuts[s], cuts[s + 1]
+                if b > a:
+                    pk.grads(X, y, a, b, self.work[t], self.grad_w[s], self.grad_b[s])
+                else:  # an empty shard (a last batch smaller than the shard count)
+                    self.grad_w[s] = 0
+                    self.grad_b[s] = 0
+
+        self.map(shards, range(self.threads))
+        lr, mu, wd = self.hyper
+        _packed_update(pk.values, self.vel_w, self.grad_w, pk.biases, self.vel_b, self.grad_b,
+                       share, self.masks[0], lr, mu, wd, pk.perm, pk.values_t)
+        self._biases_synced = False

@@ -25,6 +25,8 @@ differ from the dense-masked products (BLAS's own order) by float32 rounding onl
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit
 
@@ -97,13 +99,21 @@ class SparseLayer:
 # ------------------------------------------------------------------------------------------------
 
 @njit(cache=True, nogil=True, inline="always")
-def _accumulate(values, idx, src, lo, hi, acc):
-    """acc = Σ_{q=lo}^{hi−1} values[q] src[idx[q], :]; four terms at a time ((a + b) + (c + d)
-    added to acc) so that the running sum is not one long chain of dependent additions."""
+def _accumulate(values, idx, src, lo, hi, acc, init):
+    """acc = init + Σ_{q=lo}^{hi−1} values[q] src[idx[q], :]; four terms at a time ((a + b) +
+    (c + d) added to acc) so that the running sum is not one long chain of dependent additions,
+    the first four written with ``init`` rather than added to a zeroed acc (a pass less)."""
     B = acc.size
-    for t in range(B):
-        acc[t] = 0
     q = lo
+    if q + 4 <= hi:
+        w0, w1, w2, w3 = values[q], values[q + 1], values[q + 2], values[q + 3]
+        s0, s1, s2, s3 = src[idx[q]], src[idx[q + 1]], src[idx[q + 2]], src[idx[q + 3]]
+        for t in range(B):
+            acc[t] = init + ((w0 * s0[t] + w1 * s1[t]) + (w2 * s2[t] + w3 * s3[t]))
+        q += 4
+    else:
+        for t in range(B):
+            acc[t] = init
     while q + 4 <= hi:
         w0, w1, w2, w3 = values[q], values[q + 1], values[q + 2], values[q + 3]
         s0, s1, s2, s3 = src[idx[q]], src[idx[q + 1]], src[idx[q + 2]], src[idx[q + 3]]
@@ -119,17 +129,17 @@ def _accumulate(values, idx, src, lo, hi, acc):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _dots(u, h, indices, lo, hi, G):
-    """G[q] = u · h[indices[q]] for q in [lo, hi), u and the rows of h of length >= 1; four dot
-    products at a time (their reductions overlap). Reassociated, hence vectorised, in an order
-    fixed by the length alone."""
+def _dots(u, h, indices, lo, hi, G, zero):
+    """G[q] = u · h[indices[q]] for q in [lo, hi); four dot products at a time (their reductions
+    overlap). Reassociated, hence vectorised, in an order fixed by the length alone; each sum
+    starts from ``zero`` (0 in the arrays' dtype) and runs over the whole row, so that a row of
+    a multiple of the vector width leaves no scalar remainder."""
     B = u.size
     q = lo
     while q + 4 <= hi:
         h0, h1, h2, h3 = h[indices[q]], h[indices[q + 1]], h[indices[q + 2]], h[indices[q + 3]]
-        a = u[0]
-        s0, s1, s2, s3 = a * h0[0], a * h1[0], a * h2[0], a * h3[0]
-        for t in range(1, B):
+        s0 = s1 = s2 = s3 = zero
+        for t in range(B):
             a = u[t]
             s0 += a * h0[t]
             s1 += a * h1[t]
@@ -139,8 +149,8 @@ def _dots(u, h, indices, lo, hi, G):
         q += 4
     while q < hi:
         h0 = h[indices[q]]
-        s0 = u[0] * h0[0]
-        for t in range(1, B):
+        s0 = zero
+        for t in range(B):
             s0 += u[t] * h0[t]
         G[q] = s0
         q += 1
@@ -170,8 +180,9 @@ def _epilogue(i, acc, b, c, prev, y, residual, kernel, p, out):
 def _sparse_forward(indptr, indices, values, h, b, c, prev, y, residual, kernel, p, out, acc):
     """A sparse layer forward: P = W h by rows (W in CSR), then :func:`_epilogue`. h (n_in, B),
     b (n_out,), prev/y/out (n_out, B), acc (B,) scratch."""
+    zero = np.zeros(1, acc.dtype)[0]
     for i in range(y.shape[0]):
-        _accumulate(values, indices, h, indptr[i], indptr[i + 1], acc)
+        _accumulate(values, indices, h, indptr[i], indptr[i + 1], acc, zero)
         _epilogue(i, acc, b, c, prev, y, residual, kernel, p, out)
 
 
@@ -200,13 +211,13 @@ def _propagate_row(j, t, d, src, kernel, p, residual, one):
 
 
 @njit(cache=True, nogil=True, fastmath={"reassoc"})
-def _bias_grad(u, gb):
+def _bias_grad(u, gb, zero):
     """gb[i] = Σ_t u[i, t] (reassociated, as in :func:`_dots`: a sum in order would be one chain of
     dependent additions, the slowest part of a sparse layer's backward pass)."""
     for i in range(u.shape[0]):
         ui = u[i]
-        s = ui[0]
-        for t in range(1, ui.size):
+        s = zero
+        for t in range(ui.size):
             s += ui[t]
         gb[i] = s
 
@@ -218,12 +229,13 @@ def _sparse_backward(indptr, indices, colptr, rows, values_t, d, u, h, G, gb, pr
     scale: gb = Σ_t u = ∂ℒ/∂b; G[q] = u[i] · h[j] = ∂ℒ/∂W_ij at the kept (i, j) only (CSR
     order); if ``propagate``, t = ∂ℒ/∂y_prev (n_in, B) by columns (Wᵀ u from the kept values
     in column order, ``values_t``, then :func:`_propagate_row`)."""
-    _bias_grad(u, gb)
+    zero = one - one
+    _bias_grad(u, gb, zero)
     for i in range(u.shape[0]):
-        _dots(u[i], h, indices, indptr[i], indptr[i + 1], G)
+        _dots(u[i], h, indices, indptr[i], indptr[i + 1], G, zero)
     if propagate:
         for j in range(t.shape[0]):
-            _accumulate(values_t, rows, u, colptr[j], colptr[j + 1], t[j])
+            _accumulate(values_t, rows, u, colptr[j], colptr[j + 1], t[j], zero)
             _propagate_row(j, t, d, src, kernel, p, residual, one)
 
 
@@ -231,10 +243,255 @@ def _sparse_backward(indptr, indices, colptr, rows, values_t, d, u, h, G, gb, pr
 def _dense_backward(d, u, gb, propagate, t, src, kernel, p, residual, one):
     """A dense layer's elementwise backward work, after the BLAS products G = u hᵀ and
     t = Wᵀ u: gb = Σ_t u, and if ``propagate`` t ← ∂ℒ/∂y_prev (:func:`_propagate_row`)."""
-    _bias_grad(u, gb)
+    _bias_grad(u, gb, one - one)
     if propagate:
         for j in range(t.shape[0]):
             _propagate_row(j, t, d, src, kernel, p, residual, one)
+
+
+# ------------------------------------------------------------------------------------------------
+# A network whose every layer is sparse: one compiled call per shard and step
+# ------------------------------------------------------------------------------------------------
+
+#: the rational approximation of tanh used by the packed passes in float32 (Eigen's ``ptanh``:
+#: an odd degree-13 numerator over an even degree-6 denominator, the argument clamped to ±c,
+#: where the approximation reaches 1 in float32): measured within 3 float32 epsilons of tanh,
+#: relative, where ``np.tanh`` is within 1 (tested); float64 uses ``math.tanh``
+_TANH_CLAMP = 7.90531110763549805
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _tanh32(x):
+    c = np.float32(_TANH_CLAMP)
+    x = c if x > c else x
+    x = -c if x < -c else x
+    x2 = x * x
+    p = np.float32(-2.76076847742355e-16)
+    p = p * x2 + np.float32(2.00018790482477e-13)
+    p = p * x2 + np.float32(-8.60467152213735e-11)
+    p = p * x2 + np.float32(5.12229709037114e-08)
+    p = p * x2 + np.float32(1.48572235717979e-05)
+    p = p * x2 + np.float32(6.37261928875436e-04)
+    p = p * x2 + np.float32(4.89352455891786e-03)
+    q = np.float32(1.19825839466702e-06)
+    q = q * x2 + np.float32(1.18534705686654e-04)
+    q = q * x2 + np.float32(2.26843463243900e-03)
+    q = q * x2 + np.float32(4.89352518554385e-03)
+    return (p * x) / q
+
+
+@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+def _activate(y, out, kernel, p, approx):
+    """out = φ(y), elementwise over 1-D arrays (out may be y): tanh (``kernel`` None) by
+    :func:`_tanh32` if ``approx`` (float32; multiply-adds and one division, which vectorise,
+    where ``math.tanh`` is a scalar libm call per element) or ``math.tanh``; else
+    kernel(y, p, 0)."""
+    if kernel is None:
+        if approx:
+            for e in range(y.size):
+                out[e] = _tanh32(y[e])
+        else:
+            for e in range(y.size):
+                out[e] = math.tanh(y[e])
+    else:
+        for e in range(y.size):
+            out[e] = kernel(y[e], p, 0)
+
+
+class PackedLayers:
+    """Every layer of a network sparse, packed into flat arrays (layer after layer) for
+    :meth:`grads`: one compiled call per shard and step, where a pass layer by layer costs
+    a dozen Python calls per layer and shard, and more than the arithmetic at high sparsity.
+
+    ``values`` (nnz,) are the kept weights of all layers (layer k's are ``params(k)``, a view),
+    ``values_t`` the same in column order (``values[perm]``), ``biases`` (Σ n_out,) a copy of the
+    network's biases (layer k's ``bias(k)``).
+    """
+
+    def __init__(self, net, layers, params, dtype):
+        self.dims = np.array([layers[0].shape[1]] + [sl.shape[0] for sl in layers], np.int64)
+        n_out, n_in = self.dims[1:], self.dims[:-1]
+
+        def offsets(sizes):
+            return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+
+        self.voff = offsets([sl.nnz for sl in layers])
+        self.poff, self.coff, self.boff = offsets(n_out + 1), offsets(n_in + 1), offsets(n_out)
+        self.indptr = np.concatenate([sl.indptr for sl in layers])
+        self.indices = np.concatenate([sl.indices for sl in layers])
+        self.colptr = np.concatenate([sl.colptr for sl in layers])
+        self.rows = np.concatenate([sl.rows for sl in layers])
+        self.perm = np.concatenate([sl.perm + o for sl, o in zip(layers, self.voff)])
+        self.values = np.concatenate([np.asarray(v, dtype) for v in params])
+        self.values_t = self.values[self.perm]
+        self.biases = np.concatenate([np.asarray(b, dtype) for b in net.biases])
+        self.nnz = int(self.voff[-1])
+        act = net.activation
+        self.tanh = _is_tanh(act)
+        dtype = np.dtype(dtype)
+        # the arguments of every call: the arrays are updated in place, never replaced
+        self._args = (self.dims, self.poff, self.coff, self.voff, self.boff, self.indptr,
+                      self.indices, self.colptr, self.rows, self.values, self.values_t,
+                      self.biases, dtype.type(net.alpha), net.arch != "ffnn",
+                      None if self.tanh else act.kernel, act.param, dtype == np.float32,
+                      dtype.type(1))
+
+    def params(self, k):
+        return self.values[self.voff[k]:self.voff[k + 1]]
+
+    def params_t(self, k):
+        return self.values_t[self.voff[k]:self.voff[k + 1]]
+
+    def bias(self, k):
+        return self.biases[self.boff[k]:self.boff[k + 1]]
+
+    def work_size(self, batch):
+        """Elements of the scratch buffer of :meth:`grads` for a shard of ``batch`` examples."""
+        n0, N, C, L = self.dims[0], self.dims[1], self.dims[-1], self.dims.size - 2
+        return int(batch * (n0 + (1 if self.tanh else 2) * L * N + 4 * N + 2 * C))
+
+    def grads(self, X, y, lo, hi, work, G, gb):
+        """The mean loss of the shard X[lo:hi] (X (n, N₀) C-contiguous, y (n,) int64) and its
+        gradients into G (nnz,) and gb (Σ n_out,); ``work`` a buffer of
+        ``work_size(hi - lo)`` elements or more."""
+        return _packed_grads(X, y, lo, hi, *self._args, work, G, gb)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _packed_grads(X, labels, lo, hi, dims, poff, coff, voff, boff, indptr, indices, colptr, rows,
+                  values, values_t, biases, alpha, residual, kernel, p, approx, one, work, G, gb):
+    """The loss of the shard X[lo:hi] (labels[lo:hi]) and its gradients, every layer sparse: the
+    forward pass over all layers, the softmax cross-entropy and the backward pass in one call.
+
+    Layer k (k = 0 … L, L + 1 layers of ``dims[k + 1]`` × ``dims[k]``) is the slice
+    ``voff[k]:voff[k + 1]`` of ``values`` (CSR order), ``indices`` and (column order)
+    ``values_t``, ``rows``; its row pointers ``indptr[poff[k]:poff[k] + dims[k + 1] + 1]``, its
+    column pointers ``colptr[coff[k]:coff[k] + dims[k] + 1]`` (both counted from the layer's
+    start), its biases ``biases[boff[k]:boff[k + 1]]``. ∂ℒ/∂values into G (nnz,), ∂ℒ/∂biases
+    into gb. ``work``: a scratch buffer of :meth:`PackedLayers.work_size` elements or more."""
+    L = dims.size - 2
+    n0, N, C = dims[0], dims[1], dims[L + 1]
+    B = hi - lo
+    tanh = kernel is None
+    # carve the scratch: Xt (n0, B), H (L, N, B), Y (L, N, B) unless tanh, run, d, t, u (N, B),
+    # logits, delta (C, B)
+    o = 0
+    Xt = work[o:o + n0 * B].reshape((n0, B))
+    o += n0 * B
+    H = work[o:o + L * N * B].reshape((L, N, B))
+    o += L * N * B
+    if tanh:
+        Y = H
+    else:
+        Y = work[o:o + L * N * B].reshape((L, N, B))
+        o += L * N * B
+    run = work[o:o + N * B].reshape((N, B))
+    o += N * B
+    d = work[o:o + N * B].reshape((N, B))
+    o += N * B
+    t = work[o:o + N * B].reshape((N, B))
+    o += N * B
+    u = work[o:o + N * B].reshape((N, B))
+    o += N * B
+    logits = work[o:o + C * B].reshape((C, B))
+    o += C * B
+    delta = work[o:o + C * B].reshape((C, B))
+
+    # the shard, feature-major (blocks of 64 features: the rows of Xt they write stay in cache)
+    for j0 in range(0, n0, 64):
+        j1 = min(n0, j0 + 64)
+        for s in range(B):
+            xs = X[lo + s]
+            for j in range(j0, j1):
+                Xt[j, s] = xs[j]
+
+    # forward: each row of W h + b, then the layer's elementwise work in flat loops over (N, B)
+    # (long loops that vectorise, rather than one short loop per row)
+    zero = one - one
+    h = Xt
+    for k in range(L + 1):
+        n_out = dims[k + 1]
+        vals, idx = values[voff[k]:voff[k + 1]], indices[voff[k]:voff[k + 1]]
+        ip = indptr[poff[k]:poff[k] + n_out + 1]
+        bk = biases[boff[k]:boff[k + 1]]
+        if k == L:  # the readout: no residual, no activation
+            for i in range(n_out):
+                _accumulate(vals, idx, h, ip[i], ip[i + 1], logits[i], bk[i])
+            break
+        res = residual and k > 0
+        # z = W h + b into: H[k] (tanh, then φ in place), Y[k] (another φ), u (residual)
+        z = u if res else (H[k] if tanh else Y[k])
+        for i in range(n_out):
+            _accumulate(vals, idx, h, ip[i], ip[i + 1], z[i], bk[i])
+        # (each loop below reads and writes distinct arrays or one array in place, so that
+        # LLVM's overlap checks pass: a loop through two views of one buffer runs scalar)
+        zf, hf = z.reshape(n_out * B), H[k].reshape(n_out * B)
+        if tanh and not residual:
+            _activate(zf, zf, kernel, p, approx)  # H[k] = tanh(y) in place
+        elif tanh:
+            rf = run.reshape(n_out * B)  # y^l, kept for the skip
+            if res:
+                for e in range(n_out * B):
+                    rf[e] += alpha * zf[e]
+            else:
+                for e in range(n_out * B):
+                    rf[e] = zf[e]
+            _activate(rf, hf, kernel, p, approx)
+        else:
+            yf = Y[k].reshape(n_out * B)
+            if res:
+                pf = Y[k - 1].reshape(n_out * B)
+                for e in range(n_out * B):
+                    yf[e] = pf[e] + alpha * zf[e]
+            _activate(yf, hf, kernel, p, approx)
+        h = H[k]
+
+    loss = _softmax_xent(logits.T, labels[lo:hi], delta.T)
+
+    # backward
+    src = H if tanh else Y
+    dk, tk, spare = delta, d, t  # ∂ℒ/∂y of layer k, of layer k − 1 (being formed), the other
+    for k in range(L, -1, -1):
+        n_out, n_in = dims[k + 1], dims[k]
+        vo, vo1 = voff[k], voff[k + 1]
+        ip = indptr[poff[k]:poff[k] + n_out + 1]
+        res = residual and 0 < k < L
+        if res and alpha != 1.0:
+            df, uf = dk.reshape(n_out * B), u.reshape(n_out * B)
+            for e in range(n_out * B):
+                uf[e] = alpha * df[e]
+            uk = u
+        else:
+            uk = dk
+        h = Xt if k == 0 else H[k - 1]
+        _bias_grad(uk, gb[boff[k]:boff[k + 1]], zero)
+        Gk, idx = G[vo:vo1], indices[vo:vo1]
+        for i in range(n_out):
+            _dots(uk[i], h, idx, ip[i], ip[i + 1], Gk, zero)
+        if k == 0:
+            break
+        cp = colptr[coff[k]:coff[k] + n_in + 1]
+        vt, rw = values_t[vo:vo1], rows[vo:vo1]
+        for j in range(n_in):
+            _accumulate(vt, rw, uk, cp[j], cp[j + 1], tk[j], zero)
+        # ∂ℒ/∂y^{k} = (Wᵀ u) ∘ φ'(y^k) (+ ∂ℒ/∂y^{k+1} through the skip)
+        tf, sf = tk.reshape(n_in * B), src[k - 1].reshape(n_in * B)
+        df = dk.reshape(n_in * B) if res else tf
+        if tanh:
+            if res:
+                for e in range(n_in * B):
+                    x = sf[e]
+                    tf[e] = df[e] + tf[e] * ((one - x) * (one + x))
+            else:
+                for e in range(n_in * B):
+                    x = sf[e]
+                    tf[e] = tf[e] * ((one - x) * (one + x))
+        else:
+            for e in range(n_in * B):
+                v = tf[e] * kernel(sf[e], p, 1)
+                tf[e] = df[e] + v if res else v
+        dk, tk, spare = tk, spare, tk
+    return loss
 
 
 # ------------------------------------------------------------------------------------------------

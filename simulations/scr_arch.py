@@ -1,8 +1,9 @@
 """Figure 8: E[s_cr] of SNIP against depth for an FFNN, a ResNet and a Stable ResNet
-(tanh, σ_w = 1, σ_b = 0.3, width 100)."""
+(tanh, σ_w = 1, σ_b = 0.3, width 100), with the mean-field prediction of each."""
 
 import time
 
+from meanfield.prediction import predict_critical_sparsity
 from meanfield.sparsity import sweep_critical_sparsity
 
 from ._common import executor, finish, output, parse, summarise
@@ -19,7 +20,12 @@ def main(argv=None):
                                      arch=["ffnn", "resnet", "stable_resnet"], trials=trials,
                                      seed=args.seed, executor=ex,
                                      store=path.with_suffix(".trials.csv"), progress=args.progress)
-    finish(summarise(df, ["arch", "sigma_w", "sigma_b", "width", "depth"]), path, t0)
+    summary = summarise(df, ["arch", "sigma_w", "sigma_b", "width", "depth"])
+    summary["prediction"] = [
+        float(predict_critical_sparsity("tanh", int(r.width), int(r.depth), r.sigma_w, r.sigma_b,
+                                        arch=r.arch))
+        for r in summary.itertuples()]
+    finish(summary, path, t0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,150 @@
+"""The law of a score on a logarithmic grid: the product |Z₁Z₂| of two independent standard
+normals (density K₀(|x|)/π), and mixtures of scaled copies of it (or of |Z|), one row per layer.
+
+A layer's scores are e^x · X with x one of n equally likely atoms and X = |Z₁Z₂| (a hidden layer:
+weight times a Gaussian gradient) or |Z| (the readout, whose gradient is taken as given). Their CDF
+on the grid t = e^{ih} is the histogram of the atoms convolved with the kernel's CDF, which one
+batched FFT does for every row at once. ``docs/critical_sparsity.md`` eq. (16).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+from scipy.special import erf, erfc, k0, k0e, k1, modstruve
+
+H = 0.02                     # spacing of the log-score grid (natural-log units)
+LOG_U_MIN = -25.0            # P(|Z₁Z₂| ≤ e^-25) ≈ 1e-10: treated as 0 below
+LOG_U_MAX = 4.25             # P(|Z₁Z₂| > e^4.25 ≈ 70) ≈ 1e-31: treated as 0 above
+
+
+def product_cdf(u):
+    """Ψ(u) = P(|Z₁Z₂| ≤ u) = u [K₀(u) L₋₁(u) + K₁(u) L₀(u)] (L: modified Struve, L₋₁ = L₁ + 2/π).
+    Accurate (no cancellation) for u ≲ 2; use :func:`product_tail` above."""
+    u = np.asarray(u, dtype=np.float64)
+    return u * (k0(u) * (modstruve(1, u) + 2.0 / np.pi) + k1(u) * modstruve(0, u))
+
+
+@functools.lru_cache(maxsize=1)
+def _laguerre():
+    return np.polynomial.laguerre.laggauss(60)
+
+
+def product_tail(u):
+    """1 − Ψ(u) = (2/π) ∫_u^∞ K₀ = (2/π) e^{-u} ∫_0^∞ k0e(u + s) e^{-s} ds (Gauss–Laguerre), for
+    u ≳ 1: relative error < 1e-13 for u ∈ [1, 10], < 1e-7 up to u = 70."""
+    x, w = _laguerre()
+    u = np.asarray(u, dtype=np.float64)
+    return (2.0 / np.pi) * np.exp(-u) * (k0e(u[..., None] + x) @ w)
+
+
+@functools.lru_cache(maxsize=1)
+def product_table():
+    """(j_min, Ψ(e^{jh}), 1 − Ψ(e^{jh})) for j = j_min … j_max on the log grid of spacing h."""
+    j_min, j_max = int(math.floor(LOG_U_MIN / H)), int(math.ceil(LOG_U_MAX / H))
+    u = np.exp(np.arange(j_min, j_max + 1) * H)
+    small = u <= 1.5
+    cdf = np.empty_like(u)
+    tail = np.empty_like(u)
+    cdf[small] = product_cdf(u[small])
+    tail[small] = 1.0 - cdf[small]
+    tail[~small] = product_tail(u[~small])
+    cdf[~small] = 1.0 - tail[~small]
+    return j_min, cdf, tail
+
+
+# ---------------------------------------------------------------------------------------------
+# forward and backward moments (eqs. (4)–(11) of docs/critical_sparsity.md)
+
+
+@functools.lru_cache(maxsize=2)
+def kernel_table(kind):
+    """(j_min, P(X ≤ e^{jh}), P(X > e^{jh})) for j = j_min … j_max, X = |Z₁Z₂| ("product") or |Z|
+    ("normal")."""
+    if kind == "product":
+        return product_table()
+    j_min, j_max = int(math.floor(LOG_U_MIN / H)), int(math.ceil(LOG_U_MAX / H))
+    u = np.exp(np.arange(j_min, j_max + 1) * H) / math.sqrt(2.0)
+    return j_min, erf(u), erfc(u)
+
+
+@functools.lru_cache(maxsize=16)
+def _kernel_spectra(kind, nfft):
+    from scipy import fft
+    _, cdf_tab, tail_tab = kernel_table(kind)
+    return fft.rfft(cdf_tab, nfft), fft.rfft(tail_tab, nfft)
+
+
+def _convolve(W, kind, width):
+    """The rows of W (R, size) convolved with the kernel's CDF and tail tables (full linear
+    convolutions, ``width`` = size + table − 1 long): one forward FFT serves both."""
+    from scipy import fft
+    nfft = fft.next_fast_len(width, real=True)
+    spec = fft.rfft(W, nfft, axis=1)
+    cdf_hat, tail_hat = _kernel_spectra(kind, nfft)
+    return (fft.irfft(spec * cdf_hat, nfft, axis=1)[:, :width],
+            fft.irfft(spec * tail_hat, nfft, axis=1)[:, :width])
+
+
+class ScoreLaws:
+    """CDFs F and tails T = 1 − F of the scores of R layers on the integer log grid i (t = e^{ih}),
+    one row per layer: the score is e^{x} · X with x one of the n equally likely atoms of the
+    row (``log_scale``, shape (R, n)) and X = |Z₁Z₂| or |Z| independent of x (``kind``); atoms
+    with x = −inf (or 80 below the row's largest) are exact zeros. Row r's arrays start at grid
+    index ``start[r]``: F = ``zero[r]`` and T = 1 − ``zero[r]`` below it, F = 1 and T = 0 from
+    ``stop[r]`` on."""
+
+    def __init__(self, log_scale, kind):
+        j_min, cdf_tab, tail_tab = kernel_table(kind)
+        ls = np.atleast_2d(np.asarray(log_scale, dtype=np.float64))
+        R, n = ls.shape
+        finite = np.isfinite(ls)
+        if not finite.any(axis=1).all():
+            raise ValueError("a layer's scores are all exactly zero: no prediction")
+        top = np.where(finite, ls, -np.inf).max(axis=1)
+        keep = finite & (ls > top[:, None] - 80.0)
+        self.zero = 1.0 - keep.sum(axis=1) / n
+        x = np.where(keep, ls, 0.0) / H
+        cell = np.floor(x).astype(np.int64)
+        frac = x - cell
+        big = np.iinfo(np.int64).max // 4
+        first = np.where(keep, cell, big).min(axis=1)
+        size = int((np.where(keep, cell, -big).max(axis=1) - first).max()) + 2
+        pos = (cell - first[:, None] + size * np.arange(R)[:, None])[keep]
+        w = (keep / n)[keep]
+        frac = frac[keep]
+        # linear split of each atom between its two grid neighbours (keeps mass and mean)
+        W = (np.bincount(pos, w * (1.0 - frac), minlength=R * size)
+             + np.bincount(pos + 1, w * frac, minlength=R * size)).reshape(R, size)
+        self.start = first + j_min
+        width = size + cdf_tab.size - 1
+        cum = np.cumsum(W, axis=1)
+        idx = np.arange(width)
+        above = idx - cdf_tab.size
+        conv_cdf, conv_tail = _convolve(W, kind, width)
+        # F: the kernel CDF is 1 beyond the table: add the atoms whose offset exceeds j_max
+        self.F = (conv_cdf + self.zero[:, None]
+                  + np.where(above >= 0, cum[:, np.clip(above, 0, size - 1)], 0.0))
+        # T: the kernel tail is 1 below the table: add the atoms whose offset is below j_min
+        self.T = (conv_tail
+                  + np.where(idx < size - 1, cum[:, -1:] - cum[:, np.clip(idx, 0, size - 1)], 0.0))
+        np.clip(self.F, 0.0, 1.0, out=self.F)
+        np.clip(self.T, 0.0, 1.0, out=self.T)
+        self.T[self.T < 1e-300] = 0.0
+        self.stop = self.start + width
+
+    def at(self, i, rows=slice(None)):
+        """(F, T) of the rows ``rows`` at the integer grid indices ``i``: shape (W,) for every
+        row, or (R', W) with one line of indices per row; returns two (R', W) arrays."""
+        start = self.start[rows]
+        F, T, zero = self.F[rows], self.T[rows], self.zero[rows]
+        j = np.asarray(i) - start[:, None]
+        inside = (j >= 0) & (j < F.shape[1])
+        jc = np.clip(j, 0, F.shape[1] - 1)
+        if jc.shape[0] != F.shape[0]:
+            jc = np.broadcast_to(jc, (F.shape[0], jc.shape[1]))
+        return (np.where(inside, np.take_along_axis(F, jc, 1), np.where(j < 0, zero[:, None], 1.0)),
+                np.where(inside, np.take_along_axis(T, jc, 1),
+                         np.where(j < 0, 1.0 - zero[:, None], 0.0)))

@@ -1,0 +1,105 @@
+"""The ordered-phase rate of Hayou et al. (2021, Prop. 1) for the critical sparsity,
+E[s_cr] = O(log(L N²)/L + 1/√(L N²)), and the least-squares constant that fits it to data.
+The proposition proves the rate, not the constant: the curve is a fitted rate, not a bound that
+data must lie under (``docs/propositions.md``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._validate import check_int
+
+__all__ = ["ordered_phase_bound", "fit_bound_constant"]
+
+
+def _bound_shape(width, depth):
+    N = np.asarray(width, dtype=np.float64)
+    L = np.asarray(depth, dtype=np.float64)
+    ln2 = L * N * N
+    return np.log(ln2) / L + 1.0 / np.sqrt(ln2)
+
+
+def ordered_phase_bound(width, depth, constant=1.0):
+    """The shape of the ordered-phase bound E[s_cr] = O(log(L N²)/L + 1/√(L N²)).
+
+    Hayou et al. (2021, Prop. 1) prove the rate, not the constant: this returns
+    C · (log(L N²)/L + 1/√(L N²)) for a user-chosen C (fit it to data with
+    :func:`fit_bound_constant`). The curve can exceed 1 at small L; it is a rate, not a probability.
+
+    Parameters
+    ----------
+    width : int or array_like, >= 1
+        N.
+    depth : int or array_like, >= 1
+        L.
+    constant : float > 0, default 1.0
+        C.
+
+    Returns
+    -------
+    float or ndarray
+        Broadcast shape of ``width`` and ``depth``.
+
+    Examples
+    --------
+    >>> from meanfield.prediction import ordered_phase_bound
+    >>> round(ordered_phase_bound(100, 100), 6)
+    0.139155
+    """
+    N = np.asarray(width)
+    L = np.asarray(depth)
+    for name, arr in (("width", N), ("depth", L)):
+        a = np.asarray(arr, dtype=np.float64)
+        if not np.all(np.isfinite(a)) or np.any(a < 1):
+            raise ValueError(f"`{name}` == {arr.tolist()!r}: must be >= 1 and finite")
+    try:
+        C = float(constant)
+    except (TypeError, ValueError):
+        raise TypeError(f"`constant` == {constant!r}: must be a real number > 0") from None
+    if not (C > 0 and math.isfinite(C)):
+        raise ValueError(f"`constant` == {constant!r}: must be > 0 and finite")
+    out = C * _bound_shape(N, L)
+    return float(out) if np.ndim(out) == 0 else out
+
+
+def fit_bound_constant(depths, s_cr, width):
+    """Least-squares constant C of :func:`ordered_phase_bound` for measured E[s_cr].
+
+    Minimises Σ_k (s_k − C f(L_k))², f(L) = log(L N²)/L + 1/√(L N²), i.e.
+    C = Σ s_k f_k / Σ f_k². Use ordered- (or chaotic-) phase data only: on the EOC the bound does
+    not hold.
+
+    Parameters
+    ----------
+    depths : array_like of numbers >= 1
+    s_cr : array_like, same length, in [0, 1]
+        Measured (mean) critical sparsities at those depths.
+    width : int >= 1
+
+    Returns
+    -------
+    float
+        C.
+
+    Examples
+    --------
+    >>> from meanfield.prediction import fit_bound_constant, ordered_phase_bound
+    >>> L = [10, 20, 50, 100]
+    >>> round(fit_bound_constant(L, ordered_phase_bound(100, L, 0.7), 100), 12)
+    0.7
+    """
+    L = np.asarray(depths, dtype=np.float64).ravel()
+    s = np.asarray(s_cr, dtype=np.float64).ravel()
+    if L.size == 0 or L.size != s.size:
+        raise ValueError(f"`depths` ({L.size} values) and `s_cr` ({s.size} values) must have the "
+                         f"same, non-zero length")
+    if not np.all(np.isfinite(L)) or np.any(L < 1):
+        raise ValueError(f"`depths` == {L.tolist()!r}: must be >= 1 and finite")
+    if not np.all(np.isfinite(s)) or np.any(s < 0) or np.any(s > 1):
+        raise ValueError(f"`s_cr` == {s.tolist()!r}: must be in [0, 1]")
+    width = check_int("width", width, low=1)
+    f = _bound_shape(width, L)
+    return float(s @ f / (f @ f))
