@@ -221,11 +221,10 @@ def check_probability(name, value, *, include_one=False):
 # ------------------------------------------------------------------------------------------------
 
 def check_choice(name, value, allowed):
-    """``value`` if it is one of ``allowed`` (a tuple of strings); else the error lists them."""
+    """``value`` if it is one of ``allowed`` (a tuple of strings); else an ``InputError`` (a
+    ``ValueError``, whatever the type: a choice has values, not a type) that lists them."""
     words = ", ".join(map(repr, allowed))
-    if not isinstance(value, str):
-        raise InputTypeError(f"`{name}` == {value!r}: must be one of {words}")
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:
         raise InputError(f"`{name}` == {value!r}: must be one of {words}")
     return value
 
