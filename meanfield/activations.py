@@ -25,7 +25,7 @@ import types as types_
 import numpy as np
 from numba import cfunc, njit, types
 
-from ._validate import InputError
+from ._validate import InputError, InputTypeError, check_scalar
 
 __all__ = ["Activation", "get_activation", "available_activations"]
 
@@ -199,8 +199,9 @@ class Activation:
     odd : bool, default False
         Whether φ(−x) = −φ(x). It changes results: with it, at σ_b = 0 the chaotic-phase
         correlation fixed point is taken to be c* = 0 (exact for odd φ) instead of being solved
-        for. So ``odd=True`` is checked on construction, at a few points, and a φ found not to be
-        odd raises ``ValueError``. ``False`` is always safe: c* is then solved for.
+        for. So ``odd=True`` is checked on construction, on a grid of 45 points in [1e-3, 30],
+        and a φ found not to be odd raises ``ValueError``. ``False`` is always safe: c* is then
+        solved for.
 
     Examples
     --------
@@ -216,12 +217,14 @@ class Activation:
         for label, fn in (("phi", phi), ("dphi", dphi), ("d2phi", d2phi)):
             if fn is not None and not callable(fn):
                 raise TypeError(f"`{label}` == {fn!r}: must be a callable float -> float")
-        kinks = tuple(float(k) for k in kinks)
-        centers = tuple(float(c) for c in centers)
-        if not all(math.isfinite(k) for k in kinks + centers):
-            raise ValueError(f"`kinks` == {kinks}, `centers` == {centers}: must be finite")
-        if not (isinstance(scale, (int, float)) and scale > 0):
-            raise ValueError(f"`scale` == {scale!r}: must be a number > 0 (math.inf allowed)")
+        try:
+            kinks = tuple(check_scalar("kinks", k) for k in kinks)
+            centers = tuple(check_scalar("centers", c) for c in centers)
+        except TypeError:  # not iterable
+            raise InputTypeError(f"`kinks` == {kinks!r}, `centers` == {centers!r}: must be "
+                                 f"sequences of finite numbers") from None
+        scale = check_scalar("scale", scale, min_val=0.0, include_boundaries="neither",
+                             allow_inf=True)
         self.name = name or getattr(phi, "__name__", "custom")
         self.param = 0.0
         self.kinks = kinks
@@ -253,8 +256,10 @@ class Activation:
         return not math.isclose(a, b, rel_tol=1e-6, abs_tol=1e-6)
 
     # a few points over the scales activations use, none of them round, so that a function
-    # odd only at integers or near 0 is still caught
-    _ODD_POINTS = (0.137, 0.61, 1.29, 2.73, 6.83)
+    # odd only at integers or near 0 is still caught; then a geometric grid of 40 more from 1e-3
+    # to 30 (x/3.0103...: off round numbers), where a φ that is odd only piecewise shows it
+    _ODD_POINTS = (0.137, 0.61, 1.29, 2.73, 6.83) + tuple(
+        float(x) for x in np.geomspace(1e-3, 30.0, 40) / 1.0103)
 
     def _check_odd(self, phi):
         """``odd=True`` sets c* = 0 at σ_b = 0 without solving: a φ that is not odd must not pass."""

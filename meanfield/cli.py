@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from ._validate import INPUT_ERRORS, InputError
+from ._validate import INPUT_ERRORS, InputError, check_int, check_memory
 
 _EXIT_USAGE = 2
 _EXIT_FAILURE = 1
@@ -46,8 +46,11 @@ def _floats(text):
             n = int(n)
             if n < 1:
                 raise ValueError
+            check_memory(f"{text!r} ({n} points)", 8 * n)  # before linspace allocates them
             return np.linspace(float(lo), float(hi), n)
         return np.array([float(v) for v in text.split(",")])
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     except ValueError:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number, a comma-separated list, or lo:hi:n") from None
@@ -179,18 +182,16 @@ def _words(text):
 
 
 def _simulate(args, fn, **extra):
-    from ._executors import make_executor
+    from .tasks import open_executor
 
-    executor = make_executor(args.workers, args.scheduler)
-    try:
+    if args.workers is not None:
+        check_int("--workers", args.workers, 1)
+    with open_executor(args.workers, args.scheduler) as executor:
         return fn(args.activation[0] if len(args.activation) == 1 else args.activation, args.width,
                   args.depth, args.sigma_w, list(args.sigma_b), trials=args.trials,
                   batch=args.batch, classes=args.classes, method=args.method, arch=args.arch,
                   seed=args.seed, executor=executor, store=args.store, progress=not args.quiet,
                   **extra)
-    finally:
-        if executor is not None:
-            (executor.close if hasattr(executor, "scheduler_info") else executor.shutdown)()
 
 
 def _cmd_scr(args):
@@ -206,6 +207,9 @@ def _cmd_kept(args):
 
 
 def _add_simulation_arguments(p):
+    from .networks import ARCHS
+    from .pruning import METHODS
+
     p.add_argument("--activation", "-a", action="append", default=None)
     p.add_argument("--width", type=_ints, required=True, help="integer or list, e.g. 100")
     p.add_argument("--depth", type=_ints, required=True, help="integer or list, e.g. 10,20,50")
@@ -216,8 +220,8 @@ def _add_simulation_arguments(p):
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--method", type=_words, default=["snip"],
-                   help="snip, grasp, synflow, magnitude, random (or a list)")
-    p.add_argument("--arch", type=_words, default=["ffnn"], help="ffnn, resnet, stable_resnet")
+                   help=f"{', '.join(METHODS)} (or a list)")
+    p.add_argument("--arch", type=_words, default=["ffnn"], help=", ".join(ARCHS))
     p.add_argument("--seed", type=int, default=0)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, help="processes on this machine")
@@ -264,6 +268,12 @@ def _scalar(text):
 
 
 def build_parser():
+    # the one list of each: architectures, pruning methods, named initialisations
+    from .eoc import SIGMA_W_PRESETS
+    from .networks import ARCHS
+    from .pruning import DEFINITIONS, METHODS
+
+    presets = ", ".join(f"{v:g} ({k})" for k, v in SIGMA_W_PRESETS.items())
     parser = _Parser(prog="meanfield", description="Mean-field theory of deep random networks and "
                      "pruning at initialization (Hayou et al., ICLR 2021).")
     from . import __version__
@@ -288,7 +298,7 @@ def build_parser():
     p.add_argument("--c0", type=_floats, default=np.array([0.5]),
                    help="input correlation(s): value, list or lo:hi:n (default 0.5)")
     p.add_argument("--depth", type=int, default=50)
-    p.add_argument("--arch", default="ffnn", choices=("ffnn", "resnet", "stable_resnet"),
+    p.add_argument("--arch", default="ffnn", choices=ARCHS,
                    help="for ResNets --q0/--c0 are layer 1's and --depth is the network's L: rows "
                    "1 … L−1 are the residual blocks, row L the logits (default ffnn)")
     p.add_argument("--out", "-o", help="CSV file (default: stdout)")
@@ -320,7 +330,7 @@ def build_parser():
     p = sub.add_parser("scr", help="Monte Carlo critical sparsity of pruning at initialization, "
                        "one row per trial (CSV)")
     _add_simulation_arguments(p)
-    p.add_argument("--definition", default="layer", choices=("layer", "disconnect"),
+    p.add_argument("--definition", default="layer", choices=DEFINITIONS,
                    help="the event s_cr marks: some layer fully pruned (the paper's; default) or "
                    "the output no longer depending on the input (differs for ResNets, whose skips "
                    "bypass an emptied block)")
@@ -337,14 +347,13 @@ def build_parser():
     p.add_argument("--activation", "-a", action="append", default=None)
     p.add_argument("--width", type=int, default=100)
     p.add_argument("--depth", type=int, default=30)
-    p.add_argument("--init", choices=("eoc", "ordered", "chaotic"),
-                   help="sigma_w: the EOC value at sigma_b, 0.8 (ordered) or 3.0 (chaotic); "
+    p.add_argument("--init", choices=("eoc", *SIGMA_W_PRESETS),
+                   help=f"sigma_w: the EOC value at sigma_b, {' or '.join(presets.split(', '))}; "
                    "default eoc")
     p.add_argument("--sigma-w", type=_scalar)
     p.add_argument("--sigma-b", type=_scalar, default=0.3)
-    p.add_argument("--arch", default="ffnn", choices=("ffnn", "resnet", "stable_resnet"))
-    p.add_argument("--method", default="none",
-                   choices=("none", "snip", "grasp", "synflow", "magnitude", "random"))
+    p.add_argument("--arch", default="ffnn", choices=ARCHS)
+    p.add_argument("--method", default="none", choices=("none", *METHODS))
     p.add_argument("--sparsity", type=_scalar, default=0.0)
     p.add_argument("--rescale", nargs="?", const="neuron", default="none",
                    choices=("none", "neuron", "layer"),

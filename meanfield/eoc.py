@@ -16,11 +16,74 @@ import numpy as np
 from . import _expect, _solve
 from ._gauss import threads_for
 from ._progress import progress_bar
-from ._validate import check_array, check_int, scalar_or_array
+from ._validate import (
+    InputError,
+    check_array,
+    check_bool,
+    check_int,
+    check_memory,
+    check_scalar,
+    scalar_or_array,
+)
 from .activations import get_activation
-from .maps import NoFixedPointWarning, _params, _summary
+from .maps import NoFixedPointWarning, _fq_slope, _params, _summary
 
-__all__ = ["eoc", "eoc_curve", "phase", "phase_diagram", "fixed_points", "UnstableEOCWarning"]
+__all__ = ["eoc", "eoc_curve", "phase", "phase_diagram", "fixed_points", "UnstableEOCWarning",
+           "SIGMA_W_PRESETS", "resolve_sigma_w", "preset_name"]
+
+#: σ_w of the named initialisations, the one source for the studies, the trainer and the command
+#: line: "ordered" and "chaotic" are the paper's tanh values (χ₁ < 1 and χ₁ > 1 at σ_b = 0.3, and
+#: at every σ_b in [0, 1]); "eoc" is not a number but the EOC value at the σ_b in use
+#: (:func:`resolve_sigma_w`).
+SIGMA_W_PRESETS = {"ordered": 0.8, "chaotic": 3.0}
+_SIGMA_W_WORDS = ("eoc",) + tuple(SIGMA_W_PRESETS)
+
+
+def resolve_sigma_w(activation, sigma_w, sigma_b):
+    """σ_w as a float: a number > 0 as it is, ``"eoc"`` the EOC value at ``sigma_b``
+    (:func:`eoc`), ``"ordered"`` / ``"chaotic"`` the values of :data:`SIGMA_W_PRESETS`.
+
+    Raises
+    ------
+    ValueError
+        Another word; σ_w <= 0, nan or inf; ``"eoc"`` where the activation has no EOC point at
+        that σ_b (e.g. ReLU at σ_b > 0, softplus at small σ_b).
+
+    Examples
+    --------
+    >>> from meanfield.eoc import resolve_sigma_w
+    >>> resolve_sigma_w("tanh", "ordered", 0.3), round(resolve_sigma_w("tanh", "eoc", 0.3), 10)
+    (0.8, 1.3955839752)
+    """
+    if isinstance(sigma_w, str):
+        word = sigma_w.strip().lower()
+        if word in SIGMA_W_PRESETS:
+            return SIGMA_W_PRESETS[word]
+        if word != "eoc":
+            raise InputError(f"`sigma_w` == {sigma_w!r}: must be a number > 0 or one of "
+                             f"{', '.join(map(repr, _SIGMA_W_WORDS))}")
+        act = get_activation(activation)
+        sb = float(check_array("sigma_b", sigma_b, scalar=True))
+        sw = float(eoc(act, sb)[0])
+        if not math.isfinite(sw):
+            raise InputError(f"`sigma_w` == 'eoc': {act.name} has no EOC point at sigma_b={sb!r}")
+        return sw
+    return float(check_array("sigma_w", sigma_w, scalar=True))
+
+
+def preset_name(activation, sigma_w, sigma_b, rtol=1e-12):
+    """The word :func:`resolve_sigma_w` turns into ``sigma_w`` at ``sigma_b``: ``"ordered"``,
+    ``"chaotic"`` or ``"eoc"`` (σ_w the EOC value to ``rtol``); ``None`` for any other σ_w, which is
+    then no named initialisation (and is not to be labelled as one)."""
+    sw = float(check_array("sigma_w", sigma_w, scalar=True))
+    for word, value in SIGMA_W_PRESETS.items():
+        if sw == value:
+            return word
+    try:
+        at_eoc = resolve_sigma_w(activation, "eoc", sigma_b)
+    except InputError:
+        return None
+    return "eoc" if math.isclose(sw, at_eoc, rel_tol=rtol, abs_tol=0.0) else None
 
 
 _PROGRESS_CHUNK = 2048  # points per update of phase_diagram's progress bar
@@ -40,10 +103,42 @@ def _relu_like_eoc(act, sb):
     k = _expect.affine_slope(act)
     if np.any(sb != 0.0):
         bad = float(sb[np.flatnonzero(sb != 0.0)[0]])
-        raise ValueError(f"`sigma_b` == {bad!r}: {act.name} has a single EOC point, (sigma_b, sigma_w) = "
+        raise InputError(f"`sigma_b` == {bad!r}: {act.name} has a single EOC point, (sigma_b, sigma_w) = "
                          f"(0, {math.sqrt(1.0 / k):.16g}); no EOC at sigma_b > 0")
     # on that point every q is a fixed point; the one reached from q⁰ = 1 is 1
     return np.full_like(sb, math.sqrt(1.0 / k)), np.ones_like(sb)
+
+
+_EOC_SCAN_QMAX = 1e8  # where _solve.eoc_q stops looking
+
+
+def _far_eoc_q(act, sb):
+    """The EOC's q for σ_b whose q lies beyond the compiled scan (nan from it): H(q) = q −
+    E[φ(√q Z)²] / E[φ'(√q Z)²] = σ_b² solved above 1e8, scanning decades for all points at once
+    (H(1e8) < σ_b², else the scan would have stopped), then Brent. nan where H stays below σ_b²
+    up to 1e200 (no EOC point, or beyond what the quadrature resolves)."""
+    from scipy.optimize import brentq
+
+    def h(q):
+        with np.errstate(all="ignore"):
+            return q - _expect.diag(act, 0, 0, 0, q) / _expect.diag(act, 1, 1, 0, q)
+
+    out = np.full(sb.shape, np.nan)
+    todo = np.arange(sb.size)
+    lo_q = _EOC_SCAN_QMAX
+    while todo.size and lo_q < 1e200:
+        hi_q = lo_q * 10.0
+        # H(q) is a difference of numbers of size q, known to ~1e-13 q: a crossing of a σ_b²
+        # below 1e-6 q is rounding noise (softplus at σ_b = 0.1 "crosses" at q ~ 1e37), not a root
+        todo = todo[sb[todo] ** 2 >= 1e-6 * hi_q]
+        hv = h(np.full(todo.size, hi_q))
+        crossed = np.isfinite(hv) & (hv >= sb[todo] ** 2)
+        for i in todo[crossed]:
+            out[i] = brentq(lambda x, i=i: float(h(np.array([x]))[0]) - sb[i] ** 2, lo_q, hi_q,
+                            xtol=1e-300, rtol=4 * np.finfo(float).eps)
+        todo = todo[~crossed]
+        lo_q = hi_q
+    return out
 
 
 def _eoc(act, sb):
@@ -55,16 +150,16 @@ def _eoc(act, sb):
     q = np.empty_like(sb)
     with threads_for(sb.size):
         _solve.eoc_q_many(act.kernel, act.param, np.ascontiguousarray(sb), px, ps, q)
+    far = np.flatnonzero(np.isnan(q) & (sb > 0.0))
+    if far.size:  # the compiled scan stops at q = 1e8 (σ_b ≈ 1e4 for tanh)
+        q[far] = _far_eoc_q(act, sb[far])
     sw = np.full_like(sb, np.nan)
     stable = np.zeros(sb.shape, dtype=bool)
     ok = np.isfinite(q)
     if ok.any():
         sw[ok] = 1.0 / np.sqrt(_expect.diag(act, 1, 1, 0, q[ok]))
-        slope = np.empty(int(ok.sum()))
-        pos = q[ok] > 0.0
-        slope[pos] = sw[ok][pos] ** 2 * _expect.diag(act, 0, 1, 1, q[ok][pos]) / np.sqrt(q[ok][pos])
-        slope[~pos] = 1.0  # q* = 0 at σ_b = 0: F_q'(0) = σ_w² φ'(0)² = χ₁ = 1, marginal
-        stable[ok] = slope <= 1.0 + 1e-12
+        # at q* = 0 (σ_b = 0) F_q'(0) = σ_w² φ'(0)² = χ₁ = 1 up to rounding: marginal, stable
+        stable[ok] = _fq_slope(act, sw[ok], q[ok]) <= 1.0 + 1e-12
     return sw, q, stable
 
 
@@ -79,8 +174,9 @@ def eoc(activation, sigma_b):
     Returns
     -------
     (sigma_w, q_star) : tuple of float or ndarray
-        Broadcast shape of ``sigma_b``. χ₁(σ_w, σ_b) = 1 and F_q(q*) = q* there. nan where φ has
-        no EOC point at that σ_b (e.g. softplus and sigmoid at small σ_b: σ_b² = H(q) has no root).
+        Broadcast shape of ``sigma_b``. χ₁(σ_w, σ_b) = 1 and F_q(q*) = q* there. nan, with a
+        ``RuntimeWarning``, where φ has no EOC point at that σ_b (e.g. softplus and sigmoid at
+        small σ_b: σ_b² = H(q) has no root) or its q* would be beyond 1e200.
         For ReLU-like φ (ReLU, leaky ReLU, linear) the EOC is the single point σ_b = 0, σ_w = √2
         (ReLU), where every q is a fixed point and q* = 1 (reached from q⁰ = 1) is returned.
 
@@ -113,6 +209,13 @@ def eoc(activation, sigma_b):
     sb = check_array("sigma_b", sigma_b)
     shape = sb.shape
     sw, q, stable = _eoc(act, sb.ravel().astype(np.float64))
+    none = np.isnan(q)
+    if none.any():
+        i = np.flatnonzero(none)[0]
+        warnings.warn(f"{act.name}: no EOC point found at sigma_b={float(sb.ravel()[i])!r} "
+                      f"({int(none.sum())} point(s)): sigma_b^2 = H(q) has no root (e.g. softplus "
+                      f"or sigmoid at small sigma_b) or none below q = 1e200; nan returned there",
+                      RuntimeWarning, stacklevel=2)
     bad = np.isfinite(q) & ~stable
     if bad.any():
         i = np.flatnonzero(bad)[0]
@@ -153,6 +256,7 @@ def eoc_curve(activation, sigma_b=None, num=200):
 
     act = get_activation(activation)
     num = check_int("num", num, low=1)
+    check_memory(f"`num` == {num}", num * 8 * 8)  # σ_b, σ_w, q*, ... of every point
     if sigma_b is None:
         sigma_b = np.zeros(1) if _relu_like(act) else np.linspace(0.0, 2.0, num)
     sb = np.atleast_1d(check_array("sigma_b", sigma_b)).ravel()
@@ -193,8 +297,7 @@ def phase(activation, sigma_w, sigma_b, tol=1e-9):
     >>> phase("tanh", [0.8, 1.3955839751549, 3.0], 0.3).tolist()
     ['ordered', 'eoc', 'chaotic']
     """
-    if not (isinstance(tol, (int, float)) and tol >= 0 and math.isfinite(tol)):
-        raise ValueError(f"`tol` == {tol!r}: must be a finite number >= 0")
+    tol = check_scalar("tol", tol, min_val=0.0)
     act, shape, (sw, sb) = _params(activation, sigma_w=sigma_w, sigma_b=sigma_b)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", NoFixedPointWarning)
@@ -241,10 +344,14 @@ def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9, progress=False):
     for name, values in (("sigma_w", sigma_w), ("sigma_b", sigma_b)):
         arr = check_array(name, values)
         if arr.ndim > 1:
-            raise ValueError(f"`{name}` has shape {arr.shape}: must be 1-d (the grid's axis)")
+            raise InputError(f"`{name}` has shape {arr.shape}: must be 1-d (the grid's axis)")
         axes[name] = np.atleast_1d(arr)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise TypeError(f"`progress` == {progress!r}: must be True or False")
+    progress = check_bool("progress", progress)
+    tol = check_scalar("tol", tol, min_val=0.0)
+    points = axes["sigma_w"].size * axes["sigma_b"].size
+    # the grid, the six quantities and the table: about 16 float64 columns per point
+    check_memory(f"`sigma_w` ({axes['sigma_w'].size} values) x `sigma_b` "
+                 f"({axes['sigma_b'].size} values)", points * 16 * 8)
     sw, sb = (a.ravel() for a in np.meshgrid(axes["sigma_w"], axes["sigma_b"], indexing="ij"))
     fields = ("q_star", "chi_1", "c_star", "chi_c", "xi_q", "xi_c")
     # chunks only for the bar: every point is solved independently of the others
@@ -290,10 +397,12 @@ def fixed_points(activation, sigma_w, sigma_b, q_max=1e8):
     from scipy.optimize import brentq
 
     act = get_activation(activation)
-    sw = float(check_array("sigma_w", sigma_w))
-    sb = float(check_array("sigma_b", sigma_b))
+    sw = float(check_array("sigma_w", sigma_w, scalar=True))
+    sb = float(check_array("sigma_b", sigma_b, scalar=True))
+    # the scan starts at 1e-12 and takes about 20 points per factor e
+    q_max = check_scalar("q_max", q_max, min_val=1e-12, max_val=1e300, include_boundaries="right")
     if _relu_like(act):
-        raise ValueError(f"`activation` == {act.name!r}: its variance map is affine, "
+        raise InputError(f"`activation` == {act.name!r}: its variance map is affine, "
                          f"F_q(q) = sigma_b^2 + k sigma_w^2 q; use q_star")
 
     def g(q):
@@ -307,8 +416,5 @@ def fixed_points(activation, sigma_w, sigma_b, q_max=1e8):
         roots.append(brentq(lambda x: float(g(x)[0]), grid[i], grid[i + 1], xtol=1e-300,
                             rtol=8.9e-16))
     q = np.array(roots)
-    slope = np.empty_like(q)
-    pos = q > 0
-    slope[pos] = sw * sw * _expect.diag(act, 0, 1, 1, q[pos]) / np.sqrt(q[pos])
-    slope[~pos] = sw * sw * _expect.diag(act, 1, 1, 0, q[~pos])
+    slope = _fq_slope(act, np.full_like(q, sw), q)
     return pd.DataFrame({"q": q, "slope": slope, "stable": np.abs(slope) < 1.0})

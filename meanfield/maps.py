@@ -36,7 +36,15 @@ import numpy as np
 
 from . import _expect, _qtable, _solve
 from ._gauss import interleaved, threads_for
-from ._validate import InputError, broadcast, check_array, check_int, scalar_or_array
+from ._validate import (
+    InputError,
+    broadcast,
+    check_array,
+    check_choice,
+    check_int,
+    check_memory,
+    scalar_or_array,
+)
 from .activations import get_activation
 
 __all__ = ["q_map", "c_map", "cov_map", "propagate", "backward_gains", "q_star", "c_star",
@@ -64,10 +72,9 @@ def _branch_scale(arch, depth):
     required there). Raises InputError naming ``arch`` or ``depth``."""
     from .networks import ARCHS
 
-    if not isinstance(arch, str) or arch not in ARCHS:
-        raise InputError(f"`arch` == {arch!r}: must be one of {', '.join(map(repr, ARCHS))}")
-    if depth is not None:
-        depth = check_int("depth", depth, 1)
+    check_choice("arch", arch, ARCHS)
+    if depth is not None:  # a network's depth: 1/√depth must be a float
+        depth = check_int("depth", depth, 1, high=10 ** 18)
     if arch == "ffnn":
         return None
     if arch == "resnet":
@@ -237,7 +244,8 @@ def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b, *, arch="ffnn", depth=N
     bad = np.abs(cv) > bound * (1.0 + 1e-12) + 1e-300
     if bad.any():
         i = np.flatnonzero(bad)[0]
-        raise ValueError(f"`cov` == {float(cv[i])!r}: must satisfy |cov| <= sqrt(q_a * q_b) = "
+        raise InputError(f"`cov` == {float(cv[i])!r} with `q_a` == {float(qa[i])!r}, `q_b` == "
+                         f"{float(qb[i])!r}: must satisfy |cov| <= sqrt(q_a * q_b) = "
                          f"{float(bound[i])!r}")
     with np.errstate(invalid="ignore", divide="ignore"):
         c = np.where(bound > 0.0, np.clip(cv / bound, -1.0, 1.0), 0.0)
@@ -302,6 +310,9 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     alpha = _branch_scale(arch, depth or None)
     act, shape, (q, c, sw, sb) = _params(activation, q0=q0, c0=c0, sigma_w=sigma_w,
                                          sigma_b=sigma_b)
+    # q and c of every layer and input, and the per-layer temporaries: refused before allocating
+    check_memory(f"`depth` == {depth} with {q.size} input(s)", 8 * (depth + 1) * q.size * 2
+                 + 8 * 8 * q.size)
     qs = np.empty((depth + 1, q.size))
     cs = np.empty((depth + 1, q.size))
     qs[0], cs[0] = q, c
@@ -425,6 +436,13 @@ def _fixed(act, sw, sb, q0=None):
             chi[fin] = sw[fin] ** 2 * np.where(q[fin] > 0.0, _expect.diag(act, 1, 1, 0, q[fin]),
                                                _dphi2_at_0(act))
             fq[fin] = _fq_slope(act, sw[fin], q[fin])
+        far = np.flatnonzero(np.isinf(q))
+        if far.size:  # "divergent" may only mean beyond the solvers' range
+            q[far] = _far_fixed_point(act, sw[far], sb[far])
+            fin = far[np.isfinite(q[far])]
+            chi[fin] = sw[fin] ** 2 * _expect.diag(act, 1, 1, 0, q[fin])
+            fq[fin] = _fq_slope(act, sw[fin], q[fin])
+            fq_at_q[fin] = np.nan
     inf = np.isinf(q)
     chi[inf] = fq[inf] = np.nan
     if k is not None:
@@ -436,6 +454,37 @@ def _fixed(act, sw, sb, q0=None):
                       f"q* is reported as inf and chi/c* as nan there",
                       NoFixedPointWarning, stacklevel=4)
     return q, chi, fq, fq_at_q
+
+
+_SOLVER_QMAX = 1e12  # the compiled solvers count q^l beyond this as divergent (_solve._QMAX)
+
+
+def _far_fixed_point(act, sw, sb):
+    """q* beyond the compiled solvers' range, for points they call divergent: a bounded φ (tanh at
+    σ_w = 1e9, q* ≈ 1e18) or a large σ_b (q* ≈ σ_b²) has a finite fixed point there, which the
+    solvers' cap would report as inf, "no fixed point", and its phase as "unbounded". F_q(q) > q
+    on all of [q⁰, 1e12] (that is why they stopped), so the fixed point reached is the first q
+    above 1e12 with F_q(q) <= q: scan decades (all points at once), then Brent. inf where F_q(q) > q
+    up to 1e300 (truly divergent, or beyond float range)."""
+    from scipy.optimize import brentq
+
+    out = np.full(sw.shape, np.inf)
+    lo = np.full(sw.shape, _SOLVER_QMAX)
+    todo = np.arange(sw.size)
+    hi_q = _SOLVER_QMAX
+    while todo.size and hi_q < 1e300:
+        hi_q *= 100.0
+        with np.errstate(all="ignore"):
+            g = sb[todo] ** 2 + sw[todo] ** 2 * _expect.diag(act, 0, 0, 0, np.full(todo.size, hi_q))
+        crossed = g <= hi_q
+        for i in todo[crossed]:
+            def f(x, i=i):
+                return float(sb[i] ** 2 + sw[i] ** 2 * _expect.diag(act, 0, 0, 0, np.array([x]))[0]
+                             - x)
+            out[i] = brentq(f, lo[i], hi_q, xtol=1e-300, rtol=4 * np.finfo(float).eps)
+        todo = todo[~crossed]
+        lo[todo] = hi_q
+    return out
 
 
 def _q_star(act, sw, sb, q0=None):
@@ -733,7 +782,7 @@ def eoc_rate(activation, sigma_w, sigma_b):
     off = ~(np.abs(chi - 1.0) <= 1e-6)
     if off.any():
         i = np.flatnonzero(off)[0]
-        raise ValueError(f"(`sigma_w`, `sigma_b`) == ({float(sw[i])!r}, {float(sb[i])!r}): not on "
+        raise InputError(f"(`sigma_w`, `sigma_b`) == ({float(sw[i])!r}, {float(sb[i])!r}): not on "
                          f"the EOC of {act.name} (chi_1 = {float(chi[i])!r}); eoc_rate needs "
                          f"chi_1 = 1 to 1e-6")
     if act.closed_form in ("relu", "leaky_relu"):
@@ -741,7 +790,7 @@ def eoc_rate(activation, sigma_w, sigma_b):
         beta = np.full_like(q, 9.0 * math.pi ** 2 * (1.0 + a * a) ** 2 / (2.0 * (1.0 - a) ** 4))
     else:
         if not act.has_d2:
-            raise ValueError(f"`activation` == {act.name!r}: eoc_rate needs φ''; build the "
+            raise InputError(f"`activation` == {act.name!r}: eoc_rate needs φ''; build the "
                              f"Activation with `d2phi`")
         beta = 2.0 * _expect.diag(act, 1, 1, 0, q) / (q * _expect.diag(act, 2, 2, 0, q))
     return scalar_or_array(beta.reshape(shape))

@@ -28,14 +28,27 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ._validate import check_array, check_int
+from ._validate import (
+    FLOAT_DTYPES,
+    InputError,
+    InputTypeError,
+    check_array,
+    check_choice,
+    check_dtype,
+    check_indices,
+    check_int,
+    check_memory,
+    check_rng,
+)
 from .activations import Activation, get_activation
 from .activations import _tanh as _tanh_source
 
 __all__ = ["Network", "init_network", "forward", "loss_and_grads"]
 
+#: the architectures every module takes (``arch=``): the one list, read by maps, pruning, sparsity,
+#: training and the command line
 ARCHS = ("ffnn", "resnet", "stable_resnet")
-DTYPES = (np.float32, np.float64)
+DTYPES = FLOAT_DTYPES
 
 
 @dataclass(eq=False)
@@ -256,8 +269,13 @@ def standard_normal(rng, shape, dtype=np.float64, out=None):
     >>> standard_normal(np.random.default_rng(0), (2, 3), np.float32).shape
     (2, 3)
     """
-    rng = _check_rng(rng)
-    out = np.empty(shape, _check_dtype(dtype)) if out is None else out
+    rng = check_rng(rng)
+    dt = check_dtype(dtype)
+    if out is None:
+        shape = (check_int("shape", shape, 0),) if np.ndim(shape) == 0 else tuple(
+            check_int("shape", n, 0) for n in shape)
+        check_memory(f"`shape` == {shape}", math.prod(shape) * dt.itemsize)
+        out = np.empty(shape, dt)
     _fill_normal(rng, out.reshape(-1), np.array([out.size], np.int64), np.ones(1))
     return out
 
@@ -460,77 +478,65 @@ def _backward(net, weights, X, cache, delta_z, grad_w, grad_b, score=False, laye
 # Validation helpers
 # ------------------------------------------------------------------------------------------------
 
-def _check_scalar(name, value):
-    arr = check_array(name, value)
-    if arr.ndim:
-        raise ValueError(f"`{name}` == {value!r}: must be a scalar")
-    return float(arr)
-
-
-def _check_rng(rng):
-    if not isinstance(rng, np.random.Generator):
-        raise TypeError(f"`rng` == {rng!r}: must be a numpy.random.Generator "
-                        f"(e.g. numpy.random.default_rng(seed))")
-    return rng
-
-
-def _check_dtype(dtype):
-    try:
-        dt = np.dtype(dtype)
-    except TypeError:
-        dt = None
-    if dt is None or dt.type not in DTYPES:
-        raise TypeError(f"`dtype` == {dtype!r}: must be numpy.float32 or numpy.float64")
-    return dt
-
-
-def _check_arch(arch):
-    if arch not in ARCHS:
-        raise ValueError(f"`arch` == {arch!r}: must be one of {', '.join(map(repr, ARCHS))}")
-    return arch
-
-
-def _check_net(net):
+def check_network(net):
+    """``net`` if it is a :class:`Network` whose shapes chain (the check of every function taking
+    one; shared by :mod:`meanfield.pruning`)."""
     if not isinstance(net, Network):
-        raise TypeError(f"`net` == {type(net).__name__}: must be a meanfield Network "
-                        f"(see init_network)")
-    _check_arch(net.arch)
+        raise InputTypeError(f"`net` == {type(net).__name__}: must be a meanfield Network "
+                             f"(see init_network)")
+    check_choice("arch", net.arch, ARCHS)
     L = net.depth
     if not (isinstance(L, int) and L >= 1 and len(net.weights) == L + 1 == len(net.biases)):
-        raise ValueError(f"`net` has depth {L!r}, {len(net.weights)} weight matrices and "
+        raise InputError(f"`net` has depth {L!r}, {len(net.weights)} weight matrices and "
                          f"{len(net.biases)} bias vectors: must be L >= 1, L + 1 and L + 1")
     if net.dtype.type not in DTYPES:
-        raise TypeError(f"`net` has dtype {net.dtype}: must be float32 or float64")
+        raise InputTypeError(f"`net` has dtype {net.dtype}: must be float32 or float64")
     N = net.width
     for l, (w, b) in enumerate(zip(net.weights, net.biases)):
         fan_in = net.n_in if l == 0 else N
         fan_out = net.classes if l == L else N
         if np.shape(w) != (fan_out, fan_in) or np.shape(b) != (fan_out,):
-            raise ValueError(f"`net` layer {l}: weights {np.shape(w)} and biases {np.shape(b)}; "
+            raise InputError(f"`net` layer {l}: weights {np.shape(w)} and biases {np.shape(b)}; "
                              f"must be ({fan_out}, {fan_in}) and ({fan_out},)")
     return net
 
 
-def _check_X(net, X):
-    arr = np.asarray(X)
+def check_inputs(net, X):
+    """``X`` as a C-contiguous (batch, n_in) array of ``net``'s dtype, batch >= 1, finite."""
+    try:
+        arr = np.asarray(X)
+    except (TypeError, ValueError):  # ragged nests
+        raise InputTypeError(f"`X`: must be a (batch, {net.n_in}) array of real numbers") from None
+    if arr.dtype.kind not in "iuf":
+        raise InputTypeError(f"`X` has dtype {arr.dtype}: must be real numbers")
     if arr.ndim != 2 or arr.shape[1] != net.n_in:
-        raise ValueError(f"`X` has shape {arr.shape}: must be (batch, {net.n_in})")
-    if not np.issubdtype(arr.dtype, np.number) or np.iscomplexobj(arr):
-        raise TypeError(f"`X` has dtype {arr.dtype}: must be real")
+        raise InputError(f"`X` has shape {arr.shape}: must be (batch, {net.n_in})")
     if arr.shape[0] == 0:
-        raise ValueError("`X` has shape (0, ...): must hold at least one input")
-    return np.ascontiguousarray(arr, dtype=net.dtype)
+        raise InputError("`X` has shape (0, ...): must hold at least one input")
+    out = np.ascontiguousarray(arr, dtype=net.dtype)
+    if not np.isfinite(out).all():  # nan in, nan loss out: refused instead of propagated
+        raise InputError(f"`X` holds {out.ravel()[np.flatnonzero(~np.isfinite(out))[0]]!r} "
+                         f"(in {net.dtype}): must be finite")
+    return out
 
 
-def _check_labels(net, y, batch):
-    arr = np.asarray(y)
-    if arr.shape != (batch,) or not np.issubdtype(arr.dtype, np.integer):
-        raise ValueError(f"`y` (shape {arr.shape}, dtype {arr.dtype}): must be {batch} integer "
-                         f"class labels")
-    if arr.size and (arr.min() < 0 or arr.max() >= net.classes):
-        raise ValueError(f"`y` has labels in [{arr.min()}, {arr.max()}]: must be in "
-                         f"[0, {net.classes - 1}]")
-    return np.ascontiguousarray(arr, dtype=np.int64)
+def check_labels(net, y, batch):
+    """``y`` as ``batch`` int64 class labels in [0, net.classes): they index the logits in a numba
+    kernel, which checks no bounds."""
+    return check_indices("y", y, net.classes, shape=(batch,))
+
+
+def check_finite(net, values, what):
+    """Refuse (``InputError`` naming σ_w, σ_b and the depth) results of ``net`` that overflowed its
+    dtype: a strongly chaotic float32 network (σ_w large, gradients growing like χ^L) makes inf and
+    nan scores, from which a critical sparsity or a mask would be garbage, silently (nan compares
+    false: s_cr = 0). ``values``: an array or a list of them."""
+    arrays = values if isinstance(values, (list, tuple)) else [values]
+    if all(np.isfinite(a).all() for a in arrays):
+        return values
+    raise InputError(f"`sigma_w` == {net.sigma_w!r}, `sigma_b` == {net.sigma_b!r} at depth "
+                     f"{net.depth}: the {what} of this {net.dtype} network overflow (inf or nan); "
+                     f"use a smaller sigma_w, sigma_b or depth, or float64")
 
 
 def check_masks(net, masks, name="masks"):
@@ -539,13 +545,13 @@ def check_masks(net, masks, name="masks"):
         return None
     masks = list(masks)
     if len(masks) != len(net.weights):
-        raise ValueError(f"`{name}` has {len(masks)} arrays: must have {len(net.weights)} "
+        raise InputError(f"`{name}` has {len(masks)} arrays: must have {len(net.weights)} "
                          f"(one per weight matrix, readout included)")
     out = []
     for l, (m, w) in enumerate(zip(masks, net.weights)):
         m = np.asarray(m)
         if m.shape != w.shape:
-            raise ValueError(f"`{name}[{l}]` has shape {m.shape}: must be {w.shape}")
+            raise InputError(f"`{name}[{l}]` has shape {m.shape}: must be {w.shape}")
         out.append(m)
     return out
 
@@ -617,24 +623,35 @@ def init_network(activation, width, depth, sigma_w, sigma_b, *, n_in=None, class
     act = get_activation(activation)
     width = check_int("width", width, 1)
     depth = check_int("depth", depth, 1)
-    sigma_w = _check_scalar("sigma_w", sigma_w)
-    sigma_b = _check_scalar("sigma_b", sigma_b)
+    sigma_w = float(check_array("sigma_w", sigma_w, scalar=True))
+    sigma_b = float(check_array("sigma_b", sigma_b, scalar=True))
     n_in = width if n_in is None else check_int("n_in", n_in, 1)
     classes = check_int("classes", classes, 2)
-    arch = _check_arch(arch)
-    rng = _check_rng(rng)
-    dt = _check_dtype(dtype)
+    arch = check_choice("arch", arch, ARCHS)
+    rng = check_rng(rng)
+    dt = check_dtype(dtype)
     return draw_network(act, width, depth, sigma_w, sigma_b, n_in, classes, arch, rng, dt)
 
 
 def draw_network(act, width, depth, sigma_w, sigma_b, n_in, classes, arch, rng, dtype,
                  buffer=None):
-    """:func:`init_network` for validated inputs; ``buffer(size)`` may supply the flat array."""
+    """:func:`init_network` for validated inputs; ``buffer(size)`` may supply the flat array.
+    A network that cannot fit in memory is refused before anything is allocated."""
+    size = parameter_count(width, depth, n_in, classes)
+    check_memory(f"`width` == {width}, `depth` == {depth}, `n_in` == {n_in}, `classes` == "
+                 f"{classes} ({size} parameters of {np.dtype(dtype).itemsize} bytes)",
+                 size * np.dtype(dtype).itemsize)
     shapes = layer_shapes(width, depth, n_in, classes)
-    size = sum(a * b + a for a, b in shapes)
     flat = np.empty(size, dtype) if buffer is None else buffer(size)
     weights, biases = draw_parameters(rng, shapes, sigma_w, sigma_b, flat)
     return Network(weights, biases, act, arch, depth, sigma_w, sigma_b)
+
+
+def parameter_count(width, depth, n_in, classes):
+    """Weights and biases of a network, computed from the sizes alone (Python ints: no overflow
+    whatever the request)."""
+    return (width * n_in + width) + (depth - 1) * (width * width + width) + (classes * width
+                                                                               + classes)
 
 
 def layer_shapes(width, depth, n_in, classes):
@@ -679,8 +696,8 @@ def forward(net, X, masks=None):
     >>> forward(net, np.ones((5, 6))).shape
     (5, 3)
     """
-    net = _check_net(net)
-    X = _check_X(net, X)
+    net = check_network(net)
+    X = check_inputs(net, X)
     masks = check_masks(net, masks)
     logits, _ = _forward(net, _weights(net, masks), X)
     return logits
@@ -720,9 +737,9 @@ def loss_and_grads(net, X, y, masks=None):
     >>> [g.shape for g in gw]
     [(6, 6), (6, 6), (3, 6)]
     """
-    net = _check_net(net)
-    X = _check_X(net, X)
-    y = _check_labels(net, y, X.shape[0])
+    net = check_network(net)
+    X = check_inputs(net, X)
+    y = check_labels(net, y, X.shape[0])
     masks = check_masks(net, masks)
     weights = _weights(net, masks)
     grad_w = [np.empty_like(w) for w in weights]

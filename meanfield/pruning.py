@@ -18,9 +18,27 @@ import numpy as np
 from numba import njit
 
 from . import networks as _nw
-from ._validate import InputError, InputTypeError
+from ._validate import (
+    InputError,
+    check_array,
+    check_choice,
+    check_dtype,
+    check_int,
+    check_probability,
+    check_rng,
+    check_scalar,
+)
 from .activations import get_activation
-from .networks import Network, check_masks, scratch, standard_normal
+from .networks import (
+    Network,
+    check_finite,
+    check_inputs,
+    check_labels,
+    check_masks,
+    check_network,
+    scratch,
+    standard_normal,
+)
 
 __all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", "random_scores",
            "scores", "global_masks", "critical_sparsity", "kept_fraction", "rescale",
@@ -69,13 +87,7 @@ def _count_le(s, m):
 # ------------------------------------------------------------------------------------------------
 
 def _check_sparsity(sparsity):
-    try:
-        s = float(sparsity)
-    except (TypeError, ValueError):
-        raise TypeError(f"`sparsity` == {sparsity!r}: must be a number in [0, 1)") from None
-    if not 0.0 <= s < 1.0:
-        raise ValueError(f"`sparsity` == {sparsity!r}: must be in [0, 1)")
-    return s
+    return check_probability("sparsity", sparsity)
 
 
 def _check_scores(scores):
@@ -185,7 +197,7 @@ def magnitude_scores(net):
     list of ndarray
         Shaped like ``net.weights``.
     """
-    net = _nw._check_net(net)
+    net = check_network(net)
     return [np.abs(w) for w in net.weights]
 
 
@@ -198,8 +210,8 @@ def random_scores(net, rng):
     list of ndarray, float64
         Shaped like ``net.weights``.
     """
-    net = _nw._check_net(net)
-    rng = _nw._check_rng(rng)
+    net = check_network(net)
+    rng = check_rng(rng)
     return [rng.random(w.shape) for w in net.weights]
 
 
@@ -228,9 +240,9 @@ def hessian_vector_product(net, X, y, v):
     ----------
     Pearlmutter (1994), *Fast exact multiplication by the Hessian*, Neural Computation 6.
     """
-    net = _nw._check_net(net)
-    X = _nw._check_X(net, X).astype(np.float64)
-    y = _nw._check_labels(net, y, X.shape[0])
+    net = check_network(net)
+    X = check_inputs(net, X).astype(np.float64)
+    y = check_labels(net, y, X.shape[0])
     v = check_masks(net, v, "v")
     if v is None:
         raise TypeError("`v`: must be a list of arrays shaped like the weights")
@@ -317,7 +329,7 @@ def grasp_scores(net, X, y, temperature=1.0):
     Wang, Zhang, Grosse (2020), *Picking winning tickets before training by preserving gradient
     flow*, eq. (8) and Algorithm 1; THEORY.md §5.
     """
-    net = _nw._check_net(net)
+    net = check_network(net)
     T = check_temperature(temperature)
     weights = [w.astype(np.float64) for w in net.weights]
     biases = [c.astype(np.float64) for c in net.biases]
@@ -335,12 +347,7 @@ def grasp_scores(net, X, y, temperature=1.0):
 
 def check_temperature(temperature, name="temperature"):
     """``temperature`` as a float, finite and > 0 (InputError / InputTypeError naming ``name``)."""
-    if isinstance(temperature, (bool, np.bool_)) or not isinstance(
-            temperature, (int, float, np.integer, np.floating)):
-        raise InputTypeError(f"`{name}` == {temperature!r}: must be a number > 0 and finite")
-    if not (math.isfinite(temperature) and temperature > 0):
-        raise InputError(f"`{name}` == {temperature!r}: must be a number > 0 and finite")
-    return float(temperature)
+    return check_scalar(name, temperature, min_val=0.0, include_boundaries="neither")
 
 
 def _synflow_round(net, A):
@@ -417,9 +424,9 @@ def synflow_scores(net, sparsity, iterations=100):
     >>> round(1 - kept_fraction(global_masks(s, 0.9), weighted=True), 6)
     0.9
     """
-    net = _nw._check_net(net)
+    net = check_network(net)
     s = _check_sparsity(sparsity)
-    n = _nw.check_int("iterations", iterations, 1)
+    n = check_int("iterations", iterations, 1)
     absw = [np.abs(w.astype(np.float64)) for w in net.weights]
     masks = [np.ones(w.shape, bool) for w in net.weights]
     for k in range(1, n + 1):
@@ -460,8 +467,7 @@ def scores(net, X, y, method, *, sparsity=None, rng=None, grasp_temperature=1.0)
     TypeError
         "random" without a Generator ``rng``.
     """
-    if method not in METHODS:
-        raise ValueError(f"`method` == {method!r}: must be one of {', '.join(map(repr, METHODS))}")
+    check_choice("method", method, METHODS)
     if method == "snip":
         return snip_scores(net, X, y)
     if method == "grasp":
@@ -569,8 +575,7 @@ def critical_sparsity(scores, *, definition="layer", arch="ffnn"):
     0.75
     """
     definition = _check_definition(definition)
-    if not isinstance(arch, str) or arch not in _nw.ARCHS:
-        raise InputError(f"`arch` == {arch!r}: must be one of {', '.join(map(repr, _nw.ARCHS))}")
+    check_choice("arch", arch, _nw.ARCHS)
     sc = _check_scores(scores)
     if definition == "disconnect":
         _check_chain(sc, arch)
@@ -637,7 +642,7 @@ def rescale(net, masks, mode="neuron"):
     ----------
     Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §4 (SBP-SR).
     """
-    net = _nw._check_net(net)
+    net = check_network(net)
     masks = check_masks(net, masks)
     if masks is None:
         raise TypeError("`masks`: must be a list of arrays shaped like the weights")
@@ -677,7 +682,7 @@ def shuffle_masks(masks, rng):
     list of ndarray
         New arrays, shaped and typed like ``masks``.
     """
-    rng = _nw._check_rng(rng)
+    rng = check_rng(rng)
     out = []
     for m in masks:
         m = np.asarray(m)
@@ -694,15 +699,15 @@ def _trial_inputs(activation, width, depth, sigma_w, sigma_b, batch, classes, ar
     """Validate, then draw the network, X and y of one trial (in that order). With ``reuse`` the
     arrays are per-thread scratch buffers (for the fast path, which returns none of them)."""
     act = get_activation(activation)
-    width = _nw.check_int("width", width, 1)
-    depth = _nw.check_int("depth", depth, 1)
-    sigma_w = _nw._check_scalar("sigma_w", sigma_w)
-    sigma_b = _nw._check_scalar("sigma_b", sigma_b)
-    batch = _nw.check_int("batch", batch, 1)
-    classes = _nw.check_int("classes", classes, 2)
-    arch = _nw._check_arch(arch)
-    rng = _nw._check_rng(rng)
-    dt = _nw._check_dtype(dtype)
+    width = check_int("width", width, 1)
+    depth = check_int("depth", depth, 1)
+    sigma_w = float(check_array("sigma_w", sigma_w, scalar=True))
+    sigma_b = float(check_array("sigma_b", sigma_b, scalar=True))
+    batch = check_int("batch", batch, 1)
+    classes = check_int("classes", classes, 2)
+    arch = check_choice("arch", arch, _nw.ARCHS)
+    rng = check_rng(rng)
+    dt = check_dtype(dtype)
     buffer = (lambda size: scratch("params", (size,), dt)) if reuse else None
     net = _nw.draw_network(act, width, depth, sigma_w, sigma_b, width, classes, arch, rng, dt,
                            buffer)
@@ -772,6 +777,7 @@ def snip_critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, 
         grads.append(flat[start:start + w.size].reshape(w.shape))
         start += w.size
     _, maxima = _nw._loss_and_grads(net, net.weights, X, y, grads, None, score=True)
+    check_finite(net, maxima, "SNIP scores")
     m = maxima.min() if definition == "layer" else _disconnect_threshold(grads, net.arch)
     return _count_le(flat, m) / flat.size
 
@@ -789,10 +795,9 @@ def critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, metho
     -------
     float
     """
-    if method not in METHODS:
-        raise ValueError(f"`method` == {method!r}: must be one of {', '.join(map(repr, METHODS))}")
+    check_choice("method", method, METHODS)
     definition = _check_definition(definition)
     net, X, y = _trial_inputs(activation, width, depth, sigma_w, sigma_b, batch, classes, arch,
                               rng, dtype)
-    return critical_sparsity(scores(net, X, y, method, sparsity=sparsity, rng=rng),
-                             definition=definition, arch=net.arch)
+    sc = check_finite(net, scores(net, X, y, method, sparsity=sparsity, rng=rng), f"{method} scores")
+    return critical_sparsity(sc, definition=definition, arch=net.arch)

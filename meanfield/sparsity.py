@@ -11,20 +11,27 @@ streams (common random numbers, which sharpen comparisons between phases).
 from __future__ import annotations
 
 import itertools
-import math
 
 import numpy as np
 
 from ._executors import run_tasks
 from ._progress import progress_bar
-from ._validate import check_array, check_int
+from ._validate import (
+    InputError,
+    InputTypeError,
+    check_array,
+    check_bool,
+    check_choice,
+    check_int,
+    check_memory,
+    check_probability,
+)
 from .activations import get_activation
+from .networks import ARCHS, parameter_count
 
 __all__ = ["simulate_critical_sparsity", "kept_per_layer", "sweep_critical_sparsity",
            "sweep_kept_per_layer"]
 
-METHODS = ("snip", "grasp", "synflow", "magnitude", "random")
-ARCHS = ("ffnn", "resnet", "stable_resnet")
 _PARAMS = ("activation", "width", "depth", "sigma_w", "sigma_b", "batch", "classes", "method",
            "arch", "seed")
 _CHUNK_SECONDS = 0.5  # aim for tasks of about this long, so scheduling costs stay small
@@ -35,26 +42,48 @@ def trial_seed(seed, trial):
     return np.random.SeedSequence(seed, spawn_key=(int(trial),))
 
 
+def _is_scalar(value):
+    """A string, or anything numpy sees as 0-d (a ragged nest is a list, not a scalar)."""
+    if isinstance(value, (str, bytes)):
+        return True
+    try:
+        return np.ndim(value) == 0
+    except ValueError:  # ragged
+        return False
+
+
 def _as_list(name, value):
-    if isinstance(value, (str, bytes)) or np.ndim(value) == 0:
+    if _is_scalar(value):
         return [value]
-    values = list(value)
+    try:
+        values = list(value)
+    except TypeError:
+        raise InputTypeError(f"`{name}` == {value!r}: must be a value or a list of them") from None
     if not values:
-        raise ValueError(f"`{name}` is empty: give at least one value")
+        raise InputError(f"`{name}` is empty: give at least one value")
     return values
 
 
-def _choice(name, value, allowed):
-    if value not in allowed:
-        raise ValueError(f"`{name}` == {value!r}: must be one of {', '.join(allowed)}")
-    return value
+def _trial_bytes(cfg):
+    """Memory one trial needs (float32): the network, the inputs, the forward cache (H and Y, L×B×N
+    each), the backward's four B×N buffers, the logits and their gradient, the scores (one per
+    weight). Python ints, so an absurd request is measured, not overflowed."""
+    w, d, b, c = cfg["width"], cfg["depth"], cfg["batch"], cfg["classes"]
+    params = parameter_count(w, d, w, c)
+    return 4 * (2 * params + b * w * (1 + 2 * d + 4) + 2 * b * c)
+
+
+_NOT_KEPT = object()  # the `sparsity` of an s_cr sweep: none (None itself is a bad sparsity)
 
 
 def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch, seed,
-             sparsity=None):
+             sparsity=_NOT_KEPT):
     """Validated configurations (dicts) of the Cartesian product of the list-valued arguments.
-    ``sigma_w="eoc"`` is replaced by the EOC value at that σ_b."""
-    from .eoc import eoc
+    ``sigma_w`` may be a number or a word of :func:`meanfield.eoc.resolve_sigma_w` ("eoc": the EOC
+    value at that σ_b). A configuration whose trial cannot fit in memory is refused here, before
+    any worker allocates it."""
+    from .eoc import resolve_sigma_w
+    from .pruning import METHODS
 
     seed = check_int("seed", seed)
     batch = check_int("batch", batch, low=1)
@@ -66,34 +95,29 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
                              _as_list("arch", arch), _as_list("sparsity", sparsity))
     for act, w, d, sb, sw, m, a, s in grid:
         act_obj = get_activation(act)
-        sb = float(check_array("sigma_b", sb))
-        if isinstance(sw, str):
-            if sw.lower() != "eoc":
-                raise ValueError(f"`sigma_w` == {sw!r}: must be a number > 0 or 'eoc'")
-            sw = float(eoc(act_obj, sb)[0])
-            if not math.isfinite(sw):
-                raise ValueError(f"`sigma_w` == 'eoc': {act_obj.name} has no EOC at sigma_b={sb}")
+        sb = float(check_array("sigma_b", sb, scalar=True))
         cfg = {"activation": act_obj.name,
                "width": check_int("width", w, low=1), "depth": check_int("depth", d, low=1),
-               "sigma_w": float(check_array("sigma_w", sw)), "sigma_b": sb, "batch": batch,
-               "classes": classes, "method": _choice("method", m, METHODS),
-               "arch": _choice("arch", a, ARCHS), "seed": seed}
-        if s is not None:
-            s = float(s)
-            if not 0.0 <= s < 1.0:
-                raise ValueError(f"`sparsity` == {s!r}: must be in [0, 1)")
-            cfg["sparsity"] = s
+               "sigma_w": resolve_sigma_w(act_obj, sw, sb), "sigma_b": sb, "batch": batch,
+               "classes": classes, "method": check_choice("method", m, METHODS),
+               "arch": check_choice("arch", a, ARCHS), "seed": seed}
+        check_memory(f"`width` == {cfg['width']}, `depth` == {cfg['depth']}, `batch` == {batch}, "
+                     f"`classes` == {classes} (one trial)", _trial_bytes(cfg))
+        if s is not _NOT_KEPT:
+            cfg["sparsity"] = check_probability("sparsity", s)
         out.append((act, cfg))
     return out
 
 
 def _scores(act, cfg, rng):
     """The scores of one trial: the same draws (network, X, y) as the SNIP fast path."""
+    from .networks import check_finite
     from .pruning import _trial_inputs, scores
 
     net, X, y = _trial_inputs(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
                               cfg["batch"], cfg["classes"], cfg["arch"], rng, np.float32)
-    return scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
+    sc = scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
+    return check_finite(net, sc, f"{cfg['method']} scores")
 
 
 def _one_blas_thread(fn):
@@ -158,6 +182,12 @@ def _run(worker, configs, trials, executor, store, progress, key):
     from ._store import TrialStore
 
     trials = check_int("trials", trials, low=1)
+    progress = check_bool("progress", progress)
+    # the trial indices to run and the rows they return (a few hundred bytes each, kept in
+    # memory until the table is made): refused before the loop that would list them
+    rows_per_trial = max(cfg.get("depth", 0) + 1 if "sparsity" in cfg else 1 for _, cfg in configs)
+    check_memory(f"`trials` == {trials} over {len(configs)} configuration(s)",
+                 trials * len(configs) * rows_per_trial * 512)
     st = TrialStore(store, key)  # store=None: in memory
     unique = {}  # a value given twice in a grid is one configuration
     for act, cfg in configs:
@@ -191,7 +221,8 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
     """Monte Carlo critical sparsity over the grid of every list-valued argument.
 
     Each of ``activation, width, depth, sigma_w, sigma_b, method, arch`` may be a scalar or a list;
-    the sweep runs the Cartesian product. ``sigma_w="eoc"`` means the EOC value at each σ_b.
+    the sweep runs the Cartesian product. ``sigma_w="eoc"`` means the EOC value at each σ_b
+    (``"ordered"``, ``"chaotic"``: :data:`meanfield.eoc.SIGMA_W_PRESETS`).
     ``definition`` is one value for the whole sweep. Other arguments as in
     :func:`simulate_critical_sparsity`.
 
@@ -201,9 +232,9 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
         One row per (configuration, trial): the parameters, ``trial`` and ``s_cr``; with a
         ``definition`` other than ``"layer"``, a ``definition`` column after ``seed``.
     """
-    from .pruning import _check_definition
+    from .pruning import DEFINITIONS
 
-    definition = _check_definition(definition)
+    definition = check_choice("definition", definition, DEFINITIONS)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
                        seed)
     key = _PARAMS + ("trial",)
@@ -225,7 +256,7 @@ def _check_store_definition(store):
         with path.open() as f:
             header = f.readline().rstrip("\n").split(",")
         if "definition" in header:
-            raise ValueError(f"`store` == {str(store)!r}: holds s_cr with a `definition` column "
+            raise InputError(f"`store` == {str(store)!r}: holds s_cr with a `definition` column "
                              f"(not the default 'layer'); use another file or that definition")
 
 
@@ -246,7 +277,10 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     ----------
     activation : str or Activation
     width, depth : int, >= 1
-    sigma_w : float, > 0, or "eoc"
+    sigma_w : float, > 0, or {"eoc", "ordered", "chaotic"}
+        "eoc": the EOC value at ``sigma_b``; "ordered", "chaotic": the values of
+        ``meanfield.eoc.SIGMA_W_PRESETS`` (:func:`meanfield.eoc.resolve_sigma_w`); the rows record
+        the number.
     sigma_b : float, >= 0
     trials : int, >= 1
     batch : int, default 128
@@ -282,9 +316,9 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     """
     for name, value in (("width", width), ("depth", depth), ("sigma_w", sigma_w),
                         ("sigma_b", sigma_b), ("method", method), ("arch", arch)):
-        if not (isinstance(value, str) or np.ndim(value) == 0):
-            raise TypeError(f"`{name}` == {value!r}: must be a scalar; use "
-                            f"sweep_critical_sparsity for grids")
+        if not _is_scalar(value):
+            raise InputTypeError(f"`{name}` == {value!r}: must be a scalar; use "
+                                 f"sweep_critical_sparsity for grids")
     return sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, trials=trials,
                                    batch=batch, classes=classes, method=method, arch=arch,
                                    seed=seed, executor=executor, store=store, progress=progress,
@@ -295,6 +329,7 @@ def sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *
                          batch=128, classes=10, method="snip", arch="ffnn", seed=0, executor=None,
                          store=None, progress=False, per_trial=False):
     """:func:`kept_per_layer` over the grid of every list-valued argument (``sparsity`` too)."""
+    per_trial = check_bool("per_trial", per_trial)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
                        seed, sparsity=sparsity)
     key = _PARAMS + ("sparsity", "trial", "layer")
@@ -328,7 +363,8 @@ def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, tria
     -------
     pandas.DataFrame
         One row per layer (1 … depth + 1, the readout last): the parameters, ``layer,
-        kept_fraction`` (mean over trials), ``kept_sd``, ``trials``, ``kept_se``.
+        kept_fraction`` (mean over trials), ``kept_sd``, ``trials``, ``kept_se`` (``kept_sd`` and
+        ``kept_se`` are nan with a single trial: one draw has no spread to estimate).
 
     References
     ----------

@@ -35,12 +35,20 @@ def executor(args):
     return open_executor(args.workers, args.scheduler)
 
 
-def phase_names(sigma_w):
-    """'ordered' (σ_w = 0.8), 'chaotic' (3.0) or 'eoc' for the σ_w of the tanh studies."""
-    import numpy as np
+def phase_names(df):
+    """The named initialisation of each row of a sweep's table: "ordered", "chaotic" (the σ_w of
+    ``meanfield.eoc.SIGMA_W_PRESETS``) or "eoc" (σ_w the EOC value at the row's σ_b, for its
+    activation). Any other σ_w is no named initialisation: it raises ``ValueError`` rather than
+    being labelled "eoc" (as every σ_w but 0.8 and 3.0 once was) and averaged with the EOC rows."""
+    from meanfield.eoc import preset_name
 
-    return np.select([np.asarray(sigma_w) == 0.8, np.asarray(sigma_w) == 3.0],
-                     ["ordered", "chaotic"], "eoc")
+    names = {}
+    for key in set(zip(df.activation, df.sigma_w, df.sigma_b)):
+        names[key] = preset_name(*key)
+        if names[key] is None:
+            raise ValueError(f"sigma_w = {key[1]!r} at sigma_b = {key[2]!r} ({key[0]}) is none of "
+                             f"the named initialisations (ordered, eoc, chaotic)")
+    return [names[key] for key in zip(df.activation, df.sigma_w, df.sigma_b)]
 
 
 def summarise(df, by):

@@ -17,10 +17,10 @@ def main(argv=None):
     trials = 4 if args.quick else 50
     path = output(args, "kept_per_layer")
     with executor(args) as ex:
-        df = sweep_kept_per_layer("tanh", 100, 100, [3.0, "eoc"], 0.3, 0.7, trials=trials,
+        df = sweep_kept_per_layer("tanh", 100, 100, ["chaotic", "eoc"], 0.3, 0.7, trials=trials,
                                   seed=args.seed, executor=ex,
                                   store=path.with_suffix(".trials.csv"), progress=args.progress)
-    df["phase"] = phase_names(df.sigma_w)
+    df["phase"] = phase_names(df)
     preds = []
     for sw in df.sigma_w.unique():
         p = predict_kept_per_layer("tanh", 100, 100, float(sw), 0.3, 0.7)

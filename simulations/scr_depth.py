@@ -9,7 +9,7 @@ from meanfield.sparsity import sweep_critical_sparsity
 
 from ._common import executor, finish, output, parse, phase_names, summarise
 
-PHASES = {"ordered": 0.8, "eoc": "eoc", "chaotic": 3.0}
+PHASES = ("ordered", "eoc", "chaotic")  # σ_w by meanfield.eoc.resolve_sigma_w
 
 
 def main(argv=None):
@@ -20,10 +20,10 @@ def main(argv=None):
     trials = 8 if args.quick else 100
     path = output(args, "scr_depth")
     with executor(args) as ex:
-        df = sweep_critical_sparsity("tanh", width, depths, list(PHASES.values()), sb,
+        df = sweep_critical_sparsity("tanh", width, depths, list(PHASES), sb,
                                      trials=trials, seed=args.seed, executor=ex,
                                      store=path.with_suffix(".trials.csv"), progress=args.progress)
-    df["phase"] = phase_names(df.sigma_w)
+    df["phase"] = phase_names(df)
     summary = summarise(df, ["phase", "sigma_w", "sigma_b", "width", "depth"])
     summary["prediction"] = [
         float(predict_critical_sparsity("tanh", int(r.width), int(r.depth), r.sigma_w, r.sigma_b))

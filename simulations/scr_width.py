@@ -14,10 +14,10 @@ def main(argv=None):
     trials = 8 if args.quick else 100
     path = output(args, "scr_width")
     with executor(args) as ex:
-        df = sweep_critical_sparsity("tanh", widths, 50, [0.8, "eoc", 3.0], 0.3, trials=trials,
+        df = sweep_critical_sparsity("tanh", widths, 50, ["ordered", "eoc", "chaotic"], 0.3, trials=trials,
                                      seed=args.seed, executor=ex,
                                      store=path.with_suffix(".trials.csv"), progress=args.progress)
-    df["phase"] = phase_names(df.sigma_w)
+    df["phase"] = phase_names(df)
     finish(summarise(df, ["phase", "sigma_w", "sigma_b", "width", "depth"]), path, t0)
 
 

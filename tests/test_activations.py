@@ -85,6 +85,8 @@ def _dtanh(x):
     (lambda x: math.tanh(x) + 0.01, r"is not odd, φ\(0\.137\)"),        # not odd anywhere
     (lambda x: math.tanh(x) if x < 2 else 1.0, r"is not odd, φ\(2\.73\)"),  # odd near 0 only
     (lambda x: math.log(x), r"fails at x = ±0\.137 \(ValueError"),        # undefined at −x
+    # odd at the five fixed points (all below 7), not beyond: caught by the grid up to 30
+    (lambda x: math.tanh(x) if x > -7.0 else -0.5, r"is not odd, φ\((7|8|9|[12]\d)\.\d+\)"),
 ])
 def test_odd_flag_is_checked_on_construction(phi, match):
     """``odd=True`` makes the maps take c* = 0 at sigma_b = 0: a wrong flag must not get through."""

@@ -241,9 +241,10 @@ def test_pass_bad_input():
         forward(net, np.ones((5, 4)))
     with pytest.raises(TypeError, match=r"`net` == list"):
         forward([1], X)
-    with pytest.raises(ValueError, match=r"`y` has labels in \[0, 3\]: must be in \[0, 2\]"):
+    with pytest.raises(ValueError, match=r"`y` holds 3 \(values in \[0, 3\]\): must be integers "
+                       r"in \[0, 3\)"):
         loss_and_grads(net, X, [0, 1, 2, 3, 0])
-    with pytest.raises(ValueError, match=r"`y` \(shape \(2,\)"):
+    with pytest.raises(ValueError, match=r"`y` has shape \(2,\): must be \(5,\)"):
         loss_and_grads(net, X, [0, 1])
     with pytest.raises(ValueError, match=r"`masks` has 2 arrays: must have 4"):
         forward(net, X, [np.ones((4, 3))] * 2)

@@ -301,7 +301,7 @@ def test_bad_input():
         scores(net, X, y, "synflow")
     with pytest.raises(TypeError, match=r"`rng` == None: must be a numpy.random.Generator"):
         scores(net, X, y, "random")
-    with pytest.raises(ValueError, match=r"`sparsity` == 1\.0: must be in \[0, 1\)"):
+    with pytest.raises(ValueError, match=r"`sparsity` == 1\.0: must be a finite real number in \[0, 1\)"):
         global_masks([np.ones(3)], 1.0)
     with pytest.raises(ValueError, match=r"`sparsity` == -0\.1"):
         synflow_scores(net, -0.1)
