@@ -31,8 +31,8 @@ def forward_moments(act, sw, sb, depth, arch="ffnn"):
     q1 = sb * sb + sw * sw
     q, c = propagate(act, q1, sb * sb / q1, sw, sb, depth, arch=arch)
     if not (np.all(np.isfinite(q)) and np.all(q > 0)):
-        raise ValueError(f"the forward variance q^l is not finite and > 0 for sigma_w={sw!r}, "
-                         f"sigma_b={sb!r} at depth {depth}: no prediction")
+        raise ValueError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: the forward variance q^l is "
+                         f"not finite and > 0 by depth {depth}: no prediction")
     return q, np.clip(c, 0.0, 1.0)
 
 
@@ -86,8 +86,9 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
     d11 = _expect.diag(act, 1, 1, 0, qh)
     p11 = _expect.pair(act, 1, 1, qh, qh, ch)
     if not np.all(d11 > 0):
-        raise ValueError(f"E[φ'(y^l)²] = 0 at layer {int(np.argmin(d11)) + 1} (q^l = "
-                         f"{float(qh[np.argmin(d11)])!r}): the gradients vanish exactly, no prediction")
+        raise ValueError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: E[φ'(y^l)²] = 0 at layer "
+                         f"{int(np.argmin(d11)) + 1} (q^l = {float(qh[np.argmin(d11)])!r}): the "
+                         "gradients vanish exactly, no prediction")
     D, O = readout_moments(float(q[L]), float(c[L]), classes)
     # backward (eq. (9)): given the readout Gram R = ΔΔᵀ/C the covariance over neurons of the
     # pre-φ' signal h^l_i(·) of hidden layer l is H^l = t_l [(1 − f_l) Diag(R) + f_l R], with

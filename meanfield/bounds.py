@@ -6,11 +6,9 @@ data must lie under (``docs/propositions.md``).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-from ._validate import check_int
+from ._validate import InputError, check_array, check_int, check_scalar
 
 __all__ = ["ordered_phase_bound", "fit_bound_constant"]
 
@@ -49,18 +47,9 @@ def ordered_phase_bound(width, depth, constant=1.0):
     >>> round(ordered_phase_bound(100, 100), 6)
     0.139155
     """
-    N = np.asarray(width)
-    L = np.asarray(depth)
-    for name, arr in (("width", N), ("depth", L)):
-        a = np.asarray(arr, dtype=np.float64)
-        if not np.all(np.isfinite(a)) or np.any(a < 1):
-            raise ValueError(f"`{name}` == {arr.tolist()!r}: must be >= 1 and finite")
-    try:
-        C = float(constant)
-    except (TypeError, ValueError):
-        raise TypeError(f"`constant` == {constant!r}: must be a real number > 0") from None
-    if not (C > 0 and math.isfinite(C)):
-        raise ValueError(f"`constant` == {constant!r}: must be > 0 and finite")
+    N = check_array("width", width)
+    L = check_array("depth", depth)
+    C = check_scalar("constant", constant, min_val=0.0, include_boundaries="neither")
     out = C * _bound_shape(N, L)
     return float(out) if np.ndim(out) == 0 else out
 
@@ -91,15 +80,11 @@ def fit_bound_constant(depths, s_cr, width):
     >>> round(fit_bound_constant(L, ordered_phase_bound(100, L, 0.7), 100), 12)
     0.7
     """
-    L = np.asarray(depths, dtype=np.float64).ravel()
-    s = np.asarray(s_cr, dtype=np.float64).ravel()
+    L = check_array("depths", depths).ravel()
+    s = check_array("s_cr", s_cr).ravel()
     if L.size == 0 or L.size != s.size:
-        raise ValueError(f"`depths` ({L.size} values) and `s_cr` ({s.size} values) must have the "
+        raise InputError(f"`depths` ({L.size} values) and `s_cr` ({s.size} values) must have the "
                          f"same, non-zero length")
-    if not np.all(np.isfinite(L)) or np.any(L < 1):
-        raise ValueError(f"`depths` == {L.tolist()!r}: must be >= 1 and finite")
-    if not np.all(np.isfinite(s)) or np.any(s < 0) or np.any(s > 1):
-        raise ValueError(f"`s_cr` == {s.tolist()!r}: must be in [0, 1]")
     width = check_int("width", width, low=1)
     f = _bound_shape(width, L)
     return float(s @ f / (f @ f))

@@ -21,15 +21,28 @@ wide limit at fixed B and C. The comparison with Monte Carlo is in docs §8.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import numpy as np
 
 from . import _score_laws as laws
 from ._score_moments import forward_moments, layer_moments
-from ._validate import check_array, check_int
+from ._validate import (
+    InputError,
+    InputTypeError,
+    check_array,
+    check_bool,
+    check_choice,
+    check_int,
+    check_memory,
+    check_probability,
+    check_scalar,
+)
 from .activations import get_activation
 from .bounds import fit_bound_constant, ordered_phase_bound
+
+_MAX_DEPTH = 100_000
 
 __all__ = [
     "layer_gradient_scales",
@@ -45,43 +58,41 @@ __all__ = [
 # validation
 
 
-def _check_scalar(name, value):
-    arr = check_array(name, value)
-    if arr.ndim != 0:
-        raise ValueError(f"`{name}` == {value!r}: must be a scalar, got shape {arr.shape}")
-    return float(arr)
-
-
 def _check_depths(depth):
     """``depth`` as a 1-d int array (and whether the input was a scalar)."""
-    if np.ndim(depth) == 0:
-        return np.array([check_int("depth", depth, low=1)]), True
-    arr = np.asarray(depth)
-    if arr.size == 0:
-        raise ValueError("`depth` == []: must hold at least one integer >= 1")
-    if arr.dtype.kind not in "iu":
-        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
-            arr = arr.astype(np.int64)
-        else:
-            raise TypeError(f"`depth` == {depth!r}: must be an integer >= 1 or an array of them")
-    if arr.min() < 1:
-        raise ValueError(f"`depth` == {int(arr.min())!r} (in {depth!r}): must be an integer >= 1")
+    if not isinstance(depth, (list, tuple, np.ndarray)):
+        return np.array([check_int("depth", depth, low=1, high=_MAX_DEPTH)]), True
+    if isinstance(depth, np.ndarray) and depth.ndim == 0:
+        return np.array([check_int("depth", depth.item(), low=1, high=_MAX_DEPTH)]), True
+    empty = depth.size == 0 if isinstance(depth, np.ndarray) else len(depth) == 0
+    arr = None if empty else check_array("depth", depth)
+    if arr is None:
+        raise InputError("`depth` == []: must hold at least one integer >= 1")
+    fractional = arr != np.round(arr)
+    if fractional.any():
+        raise InputTypeError(f"`depth` == {float(arr[fractional][0])!r} (in {depth!r}): must be "
+                             f"integers in [1, {_MAX_DEPTH}]")
+    if arr.min() < 1 or arr.max() > _MAX_DEPTH:
+        bad = arr.ravel()[np.flatnonzero((arr < 1) | (arr > _MAX_DEPTH))[0]]
+        raise InputError(f"`depth` == {int(bad)!r} (in {depth!r}): must be integers in "
+                         f"[1, {_MAX_DEPTH}]")
     return arr.astype(np.int64), False
 
 
-def _check_flag(name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"`{name}` == {value!r}: must be True or False")
-    return bool(value)
-
-
-def _check_common(activation, width, sigma_w, sigma_b, batch, classes):
+def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, draws=True):
     act = get_activation(activation)
-    width = check_int("width", width, low=1)
-    sw = _check_scalar("sigma_w", sigma_w)
-    sb = _check_scalar("sigma_b", sigma_b)
-    batch = check_int("batch", batch, low=1)
-    classes = check_int("classes", classes, low=2)
+    # sizes stay below 2^53, where a float still counts them exactly
+    width = check_int("width", width, low=1, high=2 ** 53)
+    sw = check_scalar("sigma_w", sigma_w, min_val=0.0, include_boundaries="neither")
+    sb = check_scalar("sigma_b", sigma_b, min_val=0.0)
+    batch = check_int("batch", batch, low=1, high=2 ** 53)
+    classes = check_int("classes", classes, low=2, high=2 ** 53)
+    # the largest arrays: the readout draws (draws × B × C, twice), the softmax moments
+    # (≥ 4096 × C logits, four arrays) and one backward chain (L × N × C normals, twice)
+    nbytes = 8 * max(2 * laws.DRAWS_FINITE * batch * classes * draws, 4 * 4096 * classes,
+                     2 * depth * width * classes * draws, 4 * depth * laws.N_QMC * draws)
+    check_memory(f"`width` == {width}, `depth` == {depth}, `batch` == {batch}, "
+                 f"`classes` == {classes}", nbytes)
     return act, width, sw, sb, batch, classes
 
 
@@ -148,10 +159,11 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
     """
     import pandas as pd
 
+    depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes)
-    depth = check_int("depth", depth, low=1)
-    m = layer_moments(act, width, depth, sw, sb, batch, classes)
+                                                       classes, depth, draws=False)
+    with _naming(sw, sb):
+        m = layer_moments(act, width, depth, sw, sb, batch, classes)
     L = depth
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         q_grad = np.exp(m["log_qg"])
@@ -193,13 +205,28 @@ def _one_blas_thread():
 
 def _check_arch(arch):
     from .networks import ARCHS
-    if not isinstance(arch, str) or arch not in ARCHS:
-        raise ValueError(f"`arch` == {arch!r}: must be one of {', '.join(map(repr, ARCHS))}")
-    return arch
+    return check_choice("arch", arch, ARCHS)
+
+
+@contextlib.contextmanager
+def _naming(sw, sb):
+    """The internals' "no prediction" errors (scores or signals that vanish or overflow in
+    floating point, for extreme σ) name the arguments that caused them."""
+    try:
+        yield
+    except ValueError as exc:
+        if "`sigma_w`" in str(exc):
+            raise
+        raise InputError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: {exc}") from None
 
 
 def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, arch="ffnn"):
     """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, m)."""
+    with _naming(sw, sb):
+        return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch)
+
+
+def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch):
     m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
     n = m["fan_in"] * m["fan_out"]
     means, seconds, p_first = [], [], []
@@ -252,10 +279,10 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     >>> int(d["p_first"].argmax()) + 1   # chaotic: the last hidden layer empties first
     20
     """
+    depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes)
-    depth = check_int("depth", depth, low=1)
-    finite_width = _check_flag("finite_width", finite_width)
+                                                       classes, depth)
+    finite_width = check_bool("finite_width", finite_width)
     arch = _check_arch(arch)
     mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
                                      finite=finite_width, arch=arch)
@@ -321,14 +348,16 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     >>> bool(s[0] > s[1])      # ordered phase: s_cr falls with depth
     True
     """
-    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes)
     depths, scalar = _check_depths(depth)
-    finite_width = _check_flag("finite_width", finite_width)
+    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
+                                                       classes, int(depths.max()))
+    finite_width = check_bool("finite_width", finite_width)
+    return_std = check_bool("return_std", return_std)
     arch = _check_arch(arch)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
-    fwd = forward_moments(act, sw, sb, int(depths.max())) if arch == "ffnn" else None
+    with _naming(sw, sb):
+        fwd = forward_moments(act, sw, sb, int(depths.max())) if arch == "ffnn" else None
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for r, L in enumerate(depths.ravel()):
         means[r], stds[r], _, _ = _predict(act, width, int(L), sw, sb, batch, classes, fwd,
@@ -370,26 +399,22 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     >>> round(float((df.kept_fraction * df.n_weights).sum() / df.n_weights.sum()), 6)
     0.3
     """
+    depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes)
-    depth = check_int("depth", depth, low=1)
-    finite_width = _check_flag("finite_width", finite_width)
+                                                       classes, depth)
+    finite_width = check_bool("finite_width", finite_width)
     import pandas as pd
 
-    try:
-        s = float(sparsity)
-    except (TypeError, ValueError):
-        raise TypeError(f"`sparsity` == {sparsity!r}: must be a real number in [0, 1)") from None
-    if not (0.0 <= s < 1.0):
-        raise ValueError(f"`sparsity` == {sparsity!r}: must be in [0, 1)")
+    s = check_probability("sparsity", sparsity)
     arch = _check_arch(arch)
-    m = layer_moments(act, width, depth, sw, sb, batch, classes, arch=arch)
+    with _naming(sw, sb):
+        m = layer_moments(act, width, depth, sw, sb, batch, classes, arch=arch)
     n = (m["fan_in"] * m["fan_out"]).astype(np.float64)
     if s == 0.0:
         kept, log_thr = np.ones(depth + 1), -math.inf
     else:
         kept, log_thr, count = np.zeros(depth + 1), 0.0, 0
-        with _one_blas_thread():
+        with _one_blas_thread(), _naming(sw, sb):
             cond = laws.forward_conditionals(act, m, classes,
                                              laws.N_QMC_FINITE if finite_width else laws.N_QMC)
             for draws, back in laws.draw_chunks(m, cond, width, sw, batch, classes, finite_width):
