@@ -96,6 +96,16 @@ def test_every_page_with_maths_loads_a_renderer_in_the_site(site):
             assert f.is_file() and f.stat().st_size > 0, f"missing KaTeX font {f}"
 
 
+def test_no_list_left_as_text(site):
+    """A Markdown list that Python-Markdown did not take (no blank line before it, or an item run
+    into the previous one) shows its ``- **Title.**`` markers as text."""
+    marker = re.compile(r"(?:\n|[.:)] )[-*] <strong>")
+    for page in site.rglob("*.html"):
+        text = re.sub(r"<pre.*?</pre>", "", page.read_text(encoding="utf-8"), flags=re.S)
+        found = marker.search(text)
+        assert not found, f"{page.relative_to(site)}: {text[found.start() - 60:found.end() + 20]!r}"
+
+
 def test_api_reference_shows_links_not_sphinx_roles(site):
     text = _page(site, "api").read_text(encoding="utf-8")
     assert not ROLE_RE.search(text), ROLE_RE.search(text)
@@ -167,3 +177,7 @@ def test_formulas_are_typeset_in_a_browser(site, name, tmp_path):
     assert dom.count('data-katex="done"') == spans
     assert dom.count('class="katex"') + dom.count('class="katex-display"') >= spans
     assert "katex-error" not in dom
+    # No maths left as source: a `$$` block that arithmatex did not take (say, under-indented in a
+    # list item) shows a stray dollar next to the formula it became.
+    assert "$$" not in dom
+    assert not re.search(r'\$\s*<(?:span|div) class="arithmatex"', dom)
