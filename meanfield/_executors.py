@@ -43,8 +43,12 @@ def run_tasks(fn, tasks, executor=None):
         for task in tasks:
             yield task, fn(*task)
         return
-    futures = {executor.submit(fn, *task): task for task in tasks}
+    futures = {}
     try:
+        # submitted inside the try: an interrupt while submitting a long list of tasks cancels
+        # those already submitted (a process pool would otherwise run them all before exiting)
+        for task in tasks:
+            futures[executor.submit(fn, *task)] = task
         for fut in concurrent.futures.as_completed(futures):
             yield futures[fut], fut.result()
     finally:

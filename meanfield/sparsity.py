@@ -177,6 +177,8 @@ def _chunk_size(cfg):
 
 def _run(worker, configs, trials, executor, store, progress, key):
     """Run ``trials`` trials of every configuration; returns all rows (stored and new)."""
+    import contextlib
+
     import pandas as pd
 
     from ._store import TrialStore
@@ -202,8 +204,11 @@ def _run(worker, configs, trials, executor, store, progress, key):
         total += trials
         size = _chunk_size(cfg)
         tasks += [(act, cfg, tuple(todo[j:j + size])) for j in range(0, len(todo), size)]
-    with progress_bar(total, progress, desc="trials", initial=done) as bar:
-        for task, result in run_tasks(worker, tasks, executor):
+    # closing: an error or interrupt here, between two results, cancels the tasks not yet run
+    # at once, not whenever the generator is collected
+    with progress_bar(total, progress, desc="trials", initial=done) as bar, \
+            contextlib.closing(run_tasks(worker, tasks, executor)) as results:
+        for task, result in results:
             st.append(result)
             bar.update(len(task[2]))
     # the rows of these configurations, earlier runs' included
