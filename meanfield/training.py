@@ -14,15 +14,28 @@ import time
 import numpy as np
 
 from ._progress import progress_bar
-from ._validate import InputError, InputTypeError, check_int
+from ._validate import (
+    InputError,
+    InputTypeError,
+    check_bool,
+    check_choice,
+    check_indices,
+    check_int,
+    check_probability,
+    check_scalar,
+)
 from .activations import get_activation
+from .eoc import SIGMA_W_PRESETS
+from .pruning import METHODS
 
 __all__ = ["train", "INIT_PRESETS"]
 
 #: σ_w of the named initialisations at a given σ_b (tanh-like activations): "eoc" is computed
-INIT_PRESETS = {"ordered": 0.8, "chaotic": 3.0}
+#: (the same presets as :data:`meanfield.eoc.SIGMA_W_PRESETS`)
+INIT_PRESETS = SIGMA_W_PRESETS
 
-_METHODS = ("none", "snip", "grasp", "synflow", "magnitude", "random")
+#: the epochs' history must fit in memory too: a bound well above any real run
+MAX_EPOCHS = 1_000_000
 
 
 def _dataset(dataset):
@@ -41,7 +54,12 @@ def _dataset(dataset):
         if X.ndim != 2 or y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"`dataset` {name} part: need X of shape (n, features) and integer "
                              f"labels y of shape (n,); got {X.shape} and {y.shape} {y.dtype}")
-        out += [X, y.astype(np.int64)]
+        # labels index the readout's rows in numba kernels, which check no bounds: a label −1
+        # would train as the last class
+        if y.size and y.min() < 0:
+            raise InputError(f"`dataset` {name} labels hold {int(y.min())}: labels must be "
+                             f"integers >= 0 (the classes are 0 … max label)")
+        out += [X, check_indices(f"dataset {name} labels", y, 2 ** 31)]
     return tuple(out)
 
 
@@ -203,44 +221,33 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     from threadpoolctl import threadpool_limits
 
     from ._sgd import DataParallelSGD, check_sparse, shard_count
-    from .eoc import eoc
+    from .eoc import resolve_sigma_w
     from .networks import init_network
     from .pruning import check_temperature, global_masks, scores
     from .pruning import rescale as rescale_net
     from .pruning import shuffle_masks as shuffle
 
     act = get_activation(activation)
-    epochs = check_int("epochs", epochs, low=0)
+    epochs = check_int("epochs", epochs, low=0, high=MAX_EPOCHS)
     batch = check_int("batch", batch, low=1)
     seed = check_int("seed", seed)
     if threads is not None:
         threads = check_int("threads", threads, low=1)
     sparse = check_sparse(sparse)
     rescale_mode = _check_rescale(rescale)
-    if not isinstance(shuffle_masks, (bool, np.bool_)):
-        raise InputTypeError(f"`shuffle_masks` == {shuffle_masks!r}: must be True or False")
+    shuffle_masks = check_bool("shuffle_masks", shuffle_masks)
     val_fraction = _check_val_fraction(val_fraction)
     grasp_temperature = check_temperature(grasp_temperature, "grasp_temperature")
-    if method not in _METHODS:
-        raise ValueError(f"`method` == {method!r}: must be one of {', '.join(_METHODS)}")
-    if not (isinstance(sparsity, (int, float)) and 0.0 <= sparsity < 1.0):
-        raise ValueError(f"`sparsity` == {sparsity!r}: must be a number in [0, 1)")
+    method = check_choice("method", method, ("none", *METHODS))
+    sparsity = check_probability("sparsity", sparsity)
     if method == "none" and sparsity > 0:
-        raise ValueError(f"`sparsity` == {sparsity!r} with `method` == 'none': choose a pruning "
+        raise InputError(f"`sparsity` == {sparsity!r} with `method` == 'none': choose a pruning "
                          f"method")
-    for name, value, low in (("lr", lr, 0.0), ("momentum", momentum, 0.0),
-                             ("weight_decay", weight_decay, 0.0)):
-        if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= low):
-            raise ValueError(f"`{name}` == {value!r}: must be a finite number >= {low}")
+    lr = check_scalar("lr", lr, min_val=0.0)
+    momentum = check_scalar("momentum", momentum, min_val=0.0)
+    weight_decay = check_scalar("weight_decay", weight_decay, min_val=0.0)
     init = sigma_w
-    if isinstance(sigma_w, str):
-        if sigma_w == "eoc":
-            sigma_w = float(eoc(act, sigma_b)[0])
-        elif sigma_w in INIT_PRESETS:
-            sigma_w = INIT_PRESETS[sigma_w]
-        else:
-            raise ValueError(f"`sigma_w` == {sigma_w!r}: a number > 0 or one of eoc, ordered, "
-                             f"chaotic")
+    sigma_w = resolve_sigma_w(act, sigma_w, sigma_b)
     X_train, y_train, X_test, y_test = _dataset(dataset)
     classes = int(max(y_train.max(), y_test.max())) + 1
     X_val = y_val = None

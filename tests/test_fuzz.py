@@ -119,19 +119,6 @@ NOT_ARGUMENTS = {"progress", "return_std"}
 
 CLASSES = [mf.Activation, mf.NoFixedPointWarning, mf.UnstableEOCWarning]
 
-# Bugs this fuzzing found in training.py, not fixed yet: each (function, parameter) pair is left
-# out of the fuzzing above and reproduced by test_known_bug below, which is expected to fail
-# (strict: once fixed, it fails as XPASS and the entry is to be removed, so the pair is fuzzed
-# again).
-KNOWN_BUGS = {
-    ("train", "epochs"): dict(epochs=HUGE),                         # runs "forever", history of 1e12 rows
-    ("train", "lr"): dict(lr=10 ** 400),                            # OverflowError
-    ("train", "method"): dict(method=np.array([])),                 # "truth value ... ambiguous"
-    ("train", "momentum"): dict(momentum=10 ** 400),                # OverflowError
-    ("train", "weight_decay"): dict(weight_decay=10 ** 400),        # OverflowError
-}
-
-
 def test_the_table_covers_every_public_function():
     """A function added to ``meanfield.__all__`` without a baseline here would go unfuzzed."""
     public = {n for n in mf.__all__ if getattr(mf, n) not in CLASSES}
@@ -187,26 +174,7 @@ def _check_call(name, param, value):
 
 
 def _params(name):
-    return sorted(p for p in BASELINES[name][1] if (name, p) not in KNOWN_BUGS)
-
-
-@pytest.mark.parametrize("name, param", sorted(KNOWN_BUGS))
-@pytest.mark.xfail(strict=True, reason="a bug in prediction.py/training.py, found by this fuzzing, "
-                   "left to their rewrite")
-def test_known_bug(name, param):
-    """The reproducer of each known bug: fails today; passes (and must leave KNOWN_BUGS) when
-    fixed. The alarm is short: the one hang (train's epochs) is a failure after 5 s."""
-    fn, base = BASELINES[name]
-    value = KNOWN_BUGS[name, param][param]
-    with warnings.catch_warnings(record=True) as caught, _time_limit(5):
-        warnings.simplefilter("always")
-        try:
-            result = fn(**dict(base, **{param: value}))
-        except (ValueError, TypeError) as exc:
-            assert f"`{param}`" in str(exc)
-            return
-    assert not _nan_outside(result, DOCUMENTED_NAN.get(name, ())) or any(
-        issubclass(w.category, RuntimeWarning) for w in caught)
+    return sorted(BASELINES[name][1])
 
 
 @pytest.mark.parametrize("name", sorted(n for n in BASELINES if _params(n)))
@@ -278,8 +246,6 @@ def test_labels_out_of_range_never_reach_a_kernel(labels):
             call()
 
 
-@pytest.mark.xfail(strict=True, reason="training._dataset does not check labels (training.py is "
-                   "being rewritten elsewhere): a label -1 trains as the last class")
 def test_train_labels_define_the_classes_and_are_checked():
     """train's class count comes from the labels; a negative label must be refused, not used as an
     index from the end (numba wraps negative indices: no crash, a wrong class)."""
