@@ -174,6 +174,8 @@ def comparisons(df):
                         dict(ff, method=method, rescale="neuron", shuffle_masks=True)))
         out.append(("SNIP vs random, both rescaled", dict(ff, method="snip", rescale="neuron"),
                     dict(ff, method="random", rescale="neuron")))
+    out.append(("EOC vs ordered", dict(eoc, method="none", rescale="none"),
+                dict(eoc, init="ordered", method="none", rescale="none")))
     for method in FFNN_METHODS:
         for rescale in ("none", "neuron"):
             out.append(("EOC vs ordered", dict(eoc, method=method, rescale=rescale),
@@ -197,6 +199,15 @@ def comparisons(df):
                     dict(rn, method=method, rescale="none")))
     out.append(("SNIP vs random, both rescaled", dict(st, method="snip", rescale="neuron"),
                 dict(st, method="random", rescale="neuron")))
+    out.append(("SNIP vs random, neither rescaled", dict(rn, method="snip", rescale="none"),
+                dict(rn, method="random", rescale="none")))
+    out.append(("Stable ResNet vs standard ResNet", dict(st, method="none", rescale="none"),
+                dict(rn, method="none", rescale="none")))
+    for arch in (st, rn):
+        out.append(("pruned vs dense", dict(arch, method="snip", rescale="none"),
+                    dict(arch, method="none", rescale="none")))
+        out.append(("pruned vs dense", dict(arch, method="snip", rescale="neuron"),
+                    dict(arch, method="none", rescale="none")))
     out.append(("Stable ResNet SBP-SR vs SBP-SR (FFNN)", dict(st, method="snip", rescale="neuron"),
                 sbp_sr))
     full = []
