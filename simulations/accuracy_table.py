@@ -224,12 +224,18 @@ def paired_table(df, sparsities):
     comparison: per cell, per depth and pooled over the cells."""
     import pandas as pd
 
-    data = _with_dense_per_sparsity(df, sparsities).copy()
-    data["arm"] = [arm_name(r) for r in data[list(DESIGN)].to_dict("records")]
+    # a pruned arm against a dense one: the dense run of a seed pairs with each sparsity's run
+    # (pooled over sparsities, one dense run then enters several pairs: those pairs are not
+    # independent, and the pooled interval is somewhat too narrow); two dense arms: as they are
+    spread = _with_dense_per_sparsity(df, sparsities)
+    spread["arm"] = [arm_name(r) for r in spread[list(DESIGN)].to_dict("records")]
+    plain = df.copy()
+    plain["arm"] = [arm_name(r) for r in plain[list(DESIGN)].to_dict("records")]
     match = ["depth", "sparsity", "seed"]
     parts = []
     for title, a, b in comparisons(df):
         A, B = arm_name(a), arm_name(b)
+        data = plain if (a["method"] == "none") == (b["method"] == "none") else spread
         for level, by in (("cell", ["depth", "sparsity"]), ("depth", ["depth"]), ("all", [])):
             t = paired_comparisons(data, {"arm": A}, {"arm": B}, match=match, by=by)
             t.insert(0, "level", level)

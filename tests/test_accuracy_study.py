@@ -93,3 +93,13 @@ def test_paired_table_pairs_seeds_and_dense():
 
 def test_design_columns():
     assert DESIGN == ("arch", "init", "method", "rescale", "shuffle_masks")
+
+
+def test_two_dense_arms_pair_once_per_seed():
+    df = _synthetic_runs()
+    ordered = df[df.method == "none"].assign(init="ordered", test_accuracy=0.1)
+    paired = paired_table(pd.concat([df, ordered]), [0.9, 0.95])
+    row = paired[(paired.a == "ffnn eoc dense") & (paired.b == "ffnn ordered dense")
+                 & (paired.level == "all")].iloc[0]
+    assert row.n == 8  # 2 depths x 4 seeds, not repeated per sparsity
+    assert row["mean"] == pytest.approx(0.75)
