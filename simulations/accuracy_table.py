@@ -24,7 +24,8 @@ Design (full run; ``--quick`` is a few minutes: depth 20, 90 %, one seed, 3 epoc
 Writes ``accuracy_table.csv`` (one row per run), ``accuracy_table_lr.csv`` (the tuning runs and the
 choice), ``accuracy_table_cells.csv`` (mean and 95 % CI per cell), ``accuracy_table_paired.csv``
 (paired differences per cell, per depth and pooled) and ``accuracy_table_summary.md``. Runs are
-stored as they finish and a rerun resumes.
+stored as they finish and a rerun resumes; ``--analyse-only`` writes the tables from the runs stored
+so far and trains nothing (cells missing a seed are left out).
 """
 
 from __future__ import annotations
@@ -299,6 +300,13 @@ def summary(paired, lr_table, seconds=None):
 
 
 def main(argv=None):
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # --analyse-only: write the tables from the runs stored so far, training nothing (a study
+    # stopped early: cells missing a seed are left out)
+    analyse_only = "--analyse-only" in argv
+    argv = [a for a in argv if a != "--analyse-only"]
     args = parse(__doc__, argv)
     t0 = time.perf_counter()
     if args.quick:
@@ -317,7 +325,7 @@ def main(argv=None):
         # 1. the learning rate of each (arch, init) group, on validation accuracy only
         tasks = _tasks(arm_list, [TUNE_SPARSITY], [tune_depth], tune_seeds, epochs,
                        lambda arm: grid, tune_store, threads)
-        for _, row in run_tasks(_run, tasks, ex):
+        for _, row in run_tasks(_run, [] if analyse_only else tasks, ex):
             tune_store.append([row])
         tuning = tune_store.frame
         tuning = tuning[tuning.lr.isin(grid) & tuning.seed.isin(tune_seeds) & (tuning.epochs == epochs)
@@ -329,7 +337,7 @@ def main(argv=None):
         # 2. the study, every arm at its group's lr
         tasks = _tasks(arm_list, sparsities, depths, seeds, epochs,
                        lambda arm: [chosen[group_of(arm)]], study_store, threads)
-        for _, row in run_tasks(_run, tasks, ex):
+        for _, row in run_tasks(_run, [] if analyse_only else tasks, ex):
             study_store.append([row])
     done = study_store.frame
     done["init"] = done["init"].astype(str)
@@ -339,12 +347,13 @@ def main(argv=None):
                       for r, lr in zip(done[list(DESIGN)].to_dict("records"), done.lr)], bool)
     df = done[(done.sparsity.isin(sparsities) | (done.method == "none")) & done.depth.isin(depths)
               & done.seed.isin(seeds) & (done.epochs == epochs) & at_lr]
-    df = df.sort_values(["depth", "sparsity", *DESIGN, "seed"])
+    complete = df.groupby([*DESIGN, "depth", "sparsity"]).seed.transform("nunique") == len(seeds)
+    df = df[complete].sort_values(["depth", "sparsity", *DESIGN, "seed"])
     cell_table(df).to_csv(path.with_name("accuracy_table_cells.csv"), index=False)
     paired = paired_table(df, sparsities)
     paired.to_csv(path.with_name("accuracy_table_paired.csv"), index=False)
     path.with_name("accuracy_table_summary.md").write_text(
-        summary(paired, lr_table, time.perf_counter() - t0))
+        summary(paired, lr_table, None if analyse_only else time.perf_counter() - t0))
     finish(df, path, t0)
 
 
