@@ -356,9 +356,11 @@ def build_parser():
     p.add_argument("--method", default="none", choices=("none", *METHODS))
     p.add_argument("--sparsity", type=_scalar, default=0.0)
     p.add_argument("--rescale", nargs="?", const="neuron", default="none",
-                   choices=("none", "neuron", "layer"),
+                   choices=("none", "neuron", "layer", "data"),
                    help="rescale the pruned weights to restore their variance: one factor per "
-                   "neuron (SBP-SR; `--rescale` alone means this) or per layer; default none")
+                   "neuron (SBP-SR; `--rescale` alone means this), per layer, or 'data' (per "
+                   "neuron, the first layer restoring each neuron's pre-activation variance on "
+                   "the scoring batch); default none")
     p.add_argument("--shuffle-masks", action="store_true",
                    help="permute the kept positions at random within each layer after pruning")
     p.add_argument("--val-fraction", type=_scalar, default=0.0,

@@ -20,6 +20,7 @@ from numba import njit
 from . import networks as _nw
 from ._validate import (
     InputError,
+    InputTypeError,
     check_array,
     check_choice,
     check_dtype,
@@ -42,7 +43,7 @@ from .networks import (
 
 __all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", "random_scores",
            "scores", "global_masks", "critical_sparsity", "kept_fraction", "rescale",
-           "shuffle_masks", "RESCALE_MODES",
+           "shuffle_masks", "RESCALE_MODES", "first_layer_variance",
            "hessian_vector_product", "snip_critical_sparsity_trial", "critical_sparsity_trial",
            "METHODS", "DEFINITIONS"]
 
@@ -605,10 +606,49 @@ def kept_fraction(masks, weighted=False):
     return float(kept.sum() / sizes.sum()) if weighted else kept / sizes
 
 
-RESCALE_MODES = ("neuron", "layer")
+RESCALE_MODES = ("neuron", "layer", "data")
 
 
-def rescale(net, masks, mode="neuron"):
+def first_layer_variance(weights, X):
+    """Per-neuron variance over a batch of the first layer's linear pre-activation W_i · x.
+
+    Var_X(W_i · x) = W_i C W_iᵀ with C the batch covariance of the inputs (centred, divided by
+    B), computed in float64. A pixel constant on the batch (MNIST's border) contributes exactly
+    0, so a neuron whose weights fall only on such pixels has variance exactly 0.
+
+    Parameters
+    ----------
+    weights : array_like, shape (N, N₀)
+    X : array_like, shape (B, N₀)
+
+    Returns
+    -------
+    ndarray, shape (N,)
+    """
+    W = np.asarray(weights, dtype=np.float64)
+    X = np.asarray(X, dtype=np.float64)
+    Xc = X - X.mean(axis=0)
+    Xc[:, np.ptp(X, axis=0) == 0] = 0.0  # exactly constant pixels carry exactly no variance
+    Z = Xc @ W.T
+    return (Z * Z).mean(axis=0)
+
+
+def _check_rescale_X(net, X):
+    if X is None:
+        raise InputError("`X` == None with `mode` == 'data': the data-aware rescaling needs the "
+                         "scoring batch, an array of shape (B, N₀) with B >= 2")
+    try:
+        X = np.asarray(X, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise InputTypeError("`X`: must be a numeric array of shape (B, N₀)") from None
+    if X.ndim != 2 or X.shape[1] != net.n_in or X.shape[0] < 2:
+        raise InputError(f"`X` of shape {X.shape}: must be (B, {net.n_in}) with B >= 2")
+    if not np.isfinite(X).all():
+        raise InputError("`X`: must be finite")
+    return X
+
+
+def rescale(net, masks, mode="neuron", X=None):
     """The pruned network with its weights rescaled to restore their variance (SBP-SR, THEORY.md §6).
 
     ``mode="neuron"`` (the paper's Algorithm 1): each neuron's incoming weights get their own
@@ -622,21 +662,40 @@ def rescale(net, masks, mode="neuron"):
     Σ_ij (W^l_ij)² for every layer, readout included (ρ^l = 1 for a fully pruned layer). Neurons
     that keep more than their share of the layer's squared weight keep more than their variance.
 
+    ``mode="data"``: "neuron" for W², …, W^L and the readout, and a data-aware factor for the
+    first layer, ρ¹_i = √(Var_X(W¹_i · x) / Var_X((δ¹ ∘ W¹)_i · x)) over the batch ``X`` (the
+    scoring batch in :func:`meanfield.training.train`), so that each first-layer neuron's
+    pre-activation variance on that batch is exactly the dense net's. Why: the norm factor
+    restores Σ_j W_ij² Var(x_j) only when the inputs are exchangeable (equal variances, no
+    correlation); real pixels are neither — after SNIP a first-layer neuron keeps a handful of
+    high-variance pixels and the norm factor overshoots (measured in docs/training.md). When
+    the data say nothing about the scale — the kept row, or the dense row, has variance 0 on the
+    batch (a neuron that keeps nothing, or only pixels constant on the batch) — the norm factor
+    of "neuron" is used instead (ρ = 1 for a row that keeps nothing).
+
     For ResNets this rescales the weights inside each residual block (the branch scale 1/√L of a
-    Stable ResNet is untouched). Computed in float64.
+    Stable ResNet is untouched); their first layer (input to width) has no skip, as in an FFNN.
+    Computed in float64.
 
     Parameters
     ----------
     net : Network
     masks : list of array_like
         0/1 or bool, shaped like ``net.weights``.
-    mode : {"neuron", "layer"}, default "neuron"
+    mode : {"neuron", "layer", "data"}, default "neuron"
+    X : array_like, shape (B, N₀), B >= 2
+        The batch of inputs for ``mode="data"`` (required then, ignored otherwise).
 
     Returns
     -------
     Network
         A new network (new arrays) whose weights are the rescaled pruned ones, so that it needs
         no mask: pruned weights are 0.
+
+    Raises
+    ------
+    InputError, InputTypeError
+        An unknown ``mode``; ``mode="data"`` without ``X`` or with ``X`` of the wrong shape.
 
     References
     ----------
@@ -647,10 +706,12 @@ def rescale(net, masks, mode="neuron"):
     if masks is None:
         raise TypeError("`masks`: must be a list of arrays shaped like the weights")
     if not isinstance(mode, str) or mode not in RESCALE_MODES:
-        raise InputError(f"`mode` == {mode!r}: must be one of 'neuron', 'layer'")
-    axis = 1 if mode == "neuron" else None
+        raise InputError(f"`mode` == {mode!r}: must be one of 'neuron', 'layer', 'data'")
+    if mode == "data":
+        X = _check_rescale_X(net, X)
+    axis = None if mode == "layer" else 1
     new = []
-    for w, m in zip(net.weights, masks):
+    for k, (w, m) in enumerate(zip(net.weights, masks)):
         w64 = w.astype(np.float64)
         kept = w64 * m.astype(np.float64)
         num = np.atleast_1d((w64 * w64).sum(axis=axis))
@@ -658,6 +719,11 @@ def rescale(net, masks, mode="neuron"):
         rho = np.ones_like(num)
         ok = den > 0
         rho[ok] = np.sqrt(num[ok] / den[ok])
+        if mode == "data" and k == 0:
+            v_dense = first_layer_variance(w64, X)
+            v_kept = first_layer_variance(kept, X)
+            informative = (v_dense > 0) & (v_kept > 0)
+            rho[informative] = np.sqrt(v_dense[informative] / v_kept[informative])
         new.append(((rho[:, None] if axis else rho[0]) * kept).astype(w.dtype))
     return Network(new, [b.copy() for b in net.biases], net.activation, net.arch, net.depth,
                    net.sigma_w, net.sigma_b)

@@ -63,14 +63,39 @@ def _dataset(dataset):
     return tuple(out)
 
 
+#: the values of ``rescale`` besides False/True
+RESCALE_OPTIONS = ("none", "neuron", "layer", "data")
+
+
 def _check_rescale(rescale):
-    """``rescale`` as None (no rescaling), "neuron" or "layer"."""
+    """``rescale`` as None (no rescaling), "neuron", "layer" or "data"."""
     if isinstance(rescale, (bool, np.bool_)):
         return "neuron" if rescale else None
-    if isinstance(rescale, str) and rescale in ("none", "neuron", "layer"):
+    if isinstance(rescale, str) and rescale in RESCALE_OPTIONS:
         return None if rescale == "none" else rescale
     err = InputError if isinstance(rescale, str) else InputTypeError
-    raise err(f"`rescale` == {rescale!r}: must be False, True (= 'neuron'), 'neuron' or 'layer'")
+    raise err(f"`rescale` == {rescale!r}: must be False, True (= 'neuron'), 'none', 'neuron', "
+              f"'layer' or 'data'")
+
+
+_STREAMS = {"split": 1, "scores_batch": 2, "scores": 3, "shuffle": 4, "batches": 5}
+
+
+def _stream(seed, name):
+    """The generator of one of the run's random streams (see ``seed`` in :func:`train`).
+
+    Separate streams make a paired design: the weights never depend on whether a run prunes, a
+    shuffle never moves the mini-batch order, and so on."""
+    if name == "init":
+        return np.random.default_rng(seed)
+    return np.random.default_rng([seed, _STREAMS[name]])
+
+
+def scoring_batch(n, batch, seed):
+    """Indices of the ``min(batch, n)`` training examples :func:`train` scores (and, for
+    ``rescale="data"``, rescales) on: drawn without replacement from the run's own stream, so the
+    same for every method of one seed."""
+    return _stream(seed, "scores_batch").choice(n, size=min(batch, n), replace=False)
 
 
 def _check_val_fraction(val_fraction):
@@ -158,17 +183,28 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         Pruning criterion, scored on one mini-batch of ``batch`` training examples.
     sparsity : float in [0, 1)
         Global fraction of weights pruned.
-    rescale : {False, True, "neuron", "layer"}
+    rescale : {False, True, "none", "neuron", "layer", "data"}
         Rescale the pruned weights to restore their variance (THEORY.md §6), whatever the
         ``method``: True or "neuron", one factor per neuron (SBP-SR), ρ^l_i =
         √(Σ_j (W^l_ij)² / Σ_j (δ^l_ij W^l_ij)²); "layer", one factor per layer, ρ^l =
-        √(Σ_ij (W^l_ij)² / Σ_ij (δ^l_ij W^l_ij)²) (:func:`meanfield.pruning.rescale`). No effect
-        without pruning.
+        √(Σ_ij (W^l_ij)² / Σ_ij (δ^l_ij W^l_ij)²); "data", per neuron above the first layer
+        and, for the first layer, the factor that restores each neuron's pre-activation
+        variance on the scoring batch, ρ¹_i = √(Var(W¹_i · x) / Var((δ¹ ∘ W¹)_i · x)) — the
+        norm factor assumes exchangeable inputs, which pixels are not
+        (:func:`meanfield.pruning.rescale`). False and "none": no rescaling. No effect without
+        pruning.
     epochs, batch : int
     lr, momentum, weight_decay : float
     seed : int
-        Everything random (weights, the pruning batch, the shuffles) comes from
-        ``numpy.random.default_rng(seed)``: equal seeds give bit-identical histories.
+        Everything random comes from ``seed``, through separate streams so that every arm of a
+        paired comparison shares what it can: the initial weights from
+        ``numpy.random.default_rng(seed)`` (as before), the validation split from
+        ``default_rng([seed, 1])``, the scoring batch from ``[seed, 2]``, random scores from
+        ``[seed, 3]``, the mask shuffle from ``[seed, 4]`` and the order of the mini-batches
+        from ``[seed, 5]``. So two runs with one seed that differ in ``method``, ``sparsity``,
+        ``rescale``, ``shuffle_masks`` or ``lr`` start from the same weights, score on the same
+        batch and see the same mini-batches in the same order (a paired design); equal
+        parameters give bit-identical histories.
     progress : bool
         A progress bar over epochs.
     return_network : bool
@@ -252,21 +288,20 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     classes = int(max(y_train.max(), y_test.max())) + 1
     X_val = y_val = None
     if val_fraction > 0:
-        tr, va = _stratified_split(y_train, val_fraction, np.random.default_rng([seed, 1]))
+        tr, va = _stratified_split(y_train, val_fraction, _stream(seed, "split"))
         X_train, y_train, X_val, y_val = X_train[tr], y_train[tr], X_train[va], y_train[va]
-    rng = np.random.default_rng(seed)
     net = init_network(act, width, depth, sigma_w, sigma_b, n_in=X_train.shape[1],
-                       classes=classes, arch=arch, rng=rng)
+                       classes=classes, arch=arch, rng=_stream(seed, "init"))
     masks = None
     if method != "none":
-        pick = rng.choice(X_train.shape[0], size=min(batch, X_train.shape[0]), replace=False)
-        sc = scores(net, X_train[pick], y_train[pick], method, sparsity=sparsity, rng=rng,
-                    grasp_temperature=grasp_temperature)
+        pick = scoring_batch(X_train.shape[0], batch, seed)
+        sc = scores(net, X_train[pick], y_train[pick], method, sparsity=sparsity,
+                    rng=_stream(seed, "scores"), grasp_temperature=grasp_temperature)
         masks = global_masks(sc, sparsity)
         if shuffle_masks:
-            masks = shuffle(masks, rng)
+            masks = shuffle(masks, _stream(seed, "shuffle"))
         if rescale_mode is not None:
-            net = rescale_net(net, masks, rescale_mode)
+            net = rescale_net(net, masks, rescale_mode, X=X_train[pick])
         for w, m in zip(net.weights, masks):
             w *= m
     params = {"activation": act.name, "width": width, "depth": depth, "sigma_w": sigma_w,
@@ -299,6 +334,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
                                 sparse) as sgd,
           progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar):
         rows = [evaluate(0, 0.0)]
+        rng = _stream(seed, "batches")
         for epoch in range(1, epochs + 1):
             t0 = time.perf_counter()
             order = rng.permutation(n)

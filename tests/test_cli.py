@@ -193,7 +193,8 @@ def test_internal_error_exit_status_of_the_process():
 def test_train_new_options(tmp_path):
     base = ["train", "--dataset", "digits", "--width", "8", "--depth", "2", "--epochs", "0",
             "--method", "snip", "--sparsity", "0.5", "--quiet"]
-    for extra, rescale in ([], "none"), (["--rescale"], "neuron"), (["--rescale", "layer"], "layer"):
+    for extra, rescale in (([], "none"), (["--rescale"], "neuron"), (["--rescale", "layer"], "layer"),
+                           (["--rescale", "data"], "data")):
         out = tmp_path / f"{rescale}.csv"
         assert main([*base, *extra, "--out", str(out)]) == 0
         assert (pd.read_csv(out).rescale == rescale).all()

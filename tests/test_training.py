@@ -244,7 +244,8 @@ def test_grasp_temperature():
 
 
 _BAD_OPTIONS = [
-    (dict(rescale="row"), ValueError, r"`rescale` == 'row'"),
+    (dict(rescale="row"), ValueError,
+     r"`rescale` == 'row': must be False, True \(= 'neuron'\), 'none', 'neuron', 'layer' or 'data'"),
     (dict(rescale=1), TypeError, r"`rescale` == 1"),
     (dict(rescale=None), TypeError, r"`rescale` == None"),
     (dict(shuffle_masks="yes"), TypeError, r"`shuffle_masks` == 'yes'"),
@@ -278,3 +279,104 @@ def test_val_fraction_must_leave_every_class_a_training_example():
     with pytest.raises(ValueError, match=r"`val_fraction` == 0.95: leaves class 1 \(3 examples\) no"):
         train("tanh", (X, y, X, y), width=8, depth=2, sigma_w=1.0, sigma_b=0.1, epochs=0,
               val_fraction=0.95)
+
+
+# ------------------------------------------------------------------------------------------------
+# The data-aware first layer (rescale="data") and the paired design of the seeds
+# ------------------------------------------------------------------------------------------------
+
+def test_rescale_data_restores_first_layer_variance_on_the_batch_exactly():
+    from meanfield.networks import init_network
+    from meanfield.pruning import first_layer_variance, global_masks, random_scores, rescale
+
+    rng = np.random.default_rng(3)
+    net = init_network("tanh", 10, 3, 1.4, 0.1, n_in=9, classes=3, rng=rng, dtype=np.float64)
+    # pixels with very different scales, one constant on the batch (like MNIST's border)
+    X = rng.standard_normal((40, 9)) * np.array([0.1, 0.5, 1, 2, 4, 1, 1, 3, 1.0])
+    X[:, 5] = 0.7
+    masks = global_masks(random_scores(net, rng), 0.6)
+    masks[0][1] = 0.0  # neuron 1 keeps nothing
+    masks[0][2] = 0.0
+    masks[0][2, 5] = 1.0  # neuron 2 keeps only the constant pixel: the data say nothing
+    data = rescale(net, masks, "data", X=X)
+    neuron = rescale(net, masks, "neuron")
+    W, Wd, Wn = net.weights[0], data.weights[0], neuron.weights[0]
+    # the definition, by hand: Var over the batch of the linear pre-activation
+    Xc = X - X.mean(axis=0)
+    v_dense = ((Xc @ W.T) ** 2).mean(axis=0)
+    v_data = ((Xc @ Wd.T) ** 2).mean(axis=0)
+    np.testing.assert_allclose(first_layer_variance(W, X), v_dense, rtol=1e-12)
+    live = [i for i in range(10) if i not in (1, 2)]
+    np.testing.assert_allclose(v_data[live], v_dense[live], rtol=1e-12)  # restored exactly
+    # the norm factor does not restore it (the inputs are not exchangeable)
+    v_neuron = ((Xc @ Wn.T) ** 2).mean(axis=0)
+    assert np.max(np.abs(v_neuron[live] / v_dense[live] - 1)) > 0.1
+    assert np.all(Wd[1] == 0.0)  # 0/0 guarded: nothing kept, nothing to scale
+    np.testing.assert_array_equal(Wd[2], Wn[2])  # zero variance kept: the norm factor
+    assert np.isfinite(Wd).all()
+    for a, b in zip(data.weights[1:], neuron.weights[1:]):  # above the first layer: per neuron
+        np.testing.assert_array_equal(a, b)
+
+
+def test_rescale_data_in_train_uses_the_scoring_batch():
+    from meanfield.pruning import first_layer_variance
+    from meanfield.training import scoring_batch
+
+    kw = dict(method="snip", sparsity=0.8, epochs=0, seed=2, return_network=True, **_TINY)
+    _, dense, _ = train("tanh", "digits", **{**kw, "method": "none", "sparsity": 0.0})
+    _, net, masks = train("tanh", "digits", rescale="data", **kw)
+    X_train = mf.load_dataset("digits")[0]
+    Xb = X_train[scoring_batch(X_train.shape[0], 128, 2)]
+    ok = first_layer_variance(net.weights[0], Xb) > 0
+    assert ok.sum() >= 8
+    np.testing.assert_allclose(first_layer_variance(net.weights[0], Xb)[ok],
+                               first_layer_variance(dense.weights[0], Xb)[ok], rtol=1e-4)
+
+
+def test_rescale_data_bad_inputs():
+    from meanfield._validate import InputError
+    from meanfield.networks import init_network
+    from meanfield.pruning import rescale
+
+    net = init_network("tanh", 4, 2, 1.0, 0.1, n_in=3, rng=np.random.default_rng(0))
+    masks = [np.ones_like(w) for w in net.weights]
+    with pytest.raises(InputError, match=r"`X` == None with `mode` == 'data'"):
+        rescale(net, masks, "data")
+    with pytest.raises(InputError, match=r"`X` of shape \(5, 4\): must be \(B, 3\)"):
+        rescale(net, masks, "data", X=np.ones((5, 4)))
+    with pytest.raises(InputError, match=r"`mode` == 'pixel': must be one of 'neuron', 'layer', 'data'"):
+        rescale(net, masks, "pixel")
+
+
+def test_a_seed_fixes_weights_scoring_batch_and_minibatches_for_every_arm(monkeypatch):
+    # the paired design: arms of one seed differ only by what the arm changes
+    from meanfield import _sgd
+
+    seen = []
+    step = _sgd.DataParallelSGD.step
+
+    def record(self, X, y):
+        seen[-1].append(y.copy())
+        return step(self, X, y)
+
+    monkeypatch.setattr(_sgd.DataParallelSGD, "step", record)
+    arms = [dict(method="none", sparsity=0.0), dict(method="snip", sparsity=0.7),
+            dict(method="random", sparsity=0.7, rescale=True, shuffle_masks=True),
+            dict(method="synflow", sparsity=0.9, rescale="data", lr=0.05)]
+    nets = []
+    for arm in arms:
+        seen.append([])
+        _, net, masks = train("tanh", "digits", epochs=2, batch=256, seed=7, val_fraction=0.1,
+                              return_network=True, **{**_TINY, **arm})
+        nets.append((net, masks))
+    for other in seen[1:]:
+        assert len(other) == len(seen[0])
+        for a, b in zip(seen[0], other):
+            np.testing.assert_array_equal(a, b)
+    # the same initial weights: an un-rescaled pruned net at epoch 0 is the dense one masked
+    _, dense, _ = train("tanh", "digits", epochs=0, seed=7, val_fraction=0.1, return_network=True,
+                        **_TINY)
+    _, pruned, masks = train("tanh", "digits", epochs=0, seed=7, val_fraction=0.1,
+                             method="random", sparsity=0.7, return_network=True, **_TINY)
+    for w0, w, m in zip(dense.weights, pruned.weights, masks):
+        np.testing.assert_array_equal(w, w0 * m)
