@@ -43,7 +43,7 @@ from .networks import (
 
 __all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", "random_scores",
            "scores", "global_masks", "critical_sparsity", "kept_fraction", "rescale",
-           "shuffle_masks", "RESCALE_MODES", "first_layer_variance",
+           "shuffle_masks", "RESCALE_MODES", "first_layer_variance", "effective_chi",
            "hessian_vector_product", "snip_critical_sparsity_trial", "critical_sparsity_trial",
            "METHODS", "DEFINITIONS"]
 
@@ -584,6 +584,64 @@ def critical_sparsity(scores, *, definition="layer", arch="ffnn"):
     else:
         m = min(a.max() for a in sc)
     return sum(int(np.count_nonzero(a <= m)) for a in sc) / sum(a.size for a in sc)
+
+
+def effective_chi(net, X):
+    """The backward gain of each hidden layer of a (pruned, rescaled) network, measured on inputs.
+
+    Mean-field theory's χ₁ = σ_w² E[φ'(y)²] is the factor by which the squared norm of the
+    backpropagated error changes from one layer to the next (THEORY.md §2; ordered < 1, EOC = 1,
+    chaotic > 1). For a given net it is estimated layer by layer: from layer l + 1 down to l,
+
+        χ^l = ⟨φ'(y^l)²⟩ · ‖W^{l+1}‖_F² / N_{l+1}            (FFNN),
+        χ^l = 1 + α² ⟨φ'(y^l)²⟩ · ‖W^{l+1}‖_F² / N_{l+1}     (ResNets, block l + 1),
+
+    with ⟨·⟩ the mean over the batch X and the layer's neurons, and the weights as they are (a
+    pruned net's zeros included). For a dense net at initialization ‖W‖_F²/N_{l+1} ≈ σ_w², so χ^l
+    is χ₁ at the layer's own q^l; pruning shrinks it unless the rescaling restores the norms.
+
+    Parameters
+    ----------
+    net : Network
+    X : array_like, shape (B, N₀)
+
+    Returns
+    -------
+    ndarray, shape (L − 1,)
+        χ^l for l = 1 … L − 1 (hidden layer l, fed back from layer l + 1).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from meanfield.networks import init_network
+    >>> from meanfield.pruning import effective_chi
+    >>> rng = np.random.default_rng(0)
+    >>> net = init_network("tanh", 400, 5, 0.8, 0.3, rng=rng, dtype=np.float64)
+    >>> chi = effective_chi(net, rng.standard_normal((256, 400)))
+    >>> round(float(chi[-1]), 1)     # deep enough for q^l ≈ q*: χ₁("tanh", 0.8, 0.3) = 0.496
+    0.5
+    """
+    check_network(net)
+    X = np.asarray(X, dtype=np.float64)
+    if X.ndim != 2 or X.shape[1] != net.n_in:
+        raise InputError(f"`X` of shape {X.shape}: must be (B, {net.n_in})")
+    act, L, alpha = net.activation, net.depth, net.alpha
+    residual = net.arch != "ffnn"
+    h, y_prev, dphi2 = X, None, []
+    for k in range(L):
+        W = np.asarray(net.weights[k], dtype=np.float64)
+        b = np.asarray(net.biases[k], dtype=np.float64)
+        y = h @ W.T + b
+        if residual and k > 0:
+            y = y_prev + alpha * y
+        dphi2.append(float(np.mean(act(y, 1) ** 2)))
+        h, y_prev = act(y), y
+    chi = np.empty(L - 1)
+    for k in range(L - 1):                       # hidden layer k + 1, fed back through W^{k+2}
+        W = np.asarray(net.weights[k + 1], dtype=np.float64)
+        gain = dphi2[k] * float(np.sum(W * W)) / W.shape[0]
+        chi[k] = 1.0 + alpha * alpha * gain if residual else gain
+    return chi
 
 
 def kept_fraction(masks, weighted=False):

@@ -248,6 +248,9 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         ``sparse_layers``: layers trained sparse; ``flops``: floating-point operations of the
         epoch's layer products as computed (2 per multiply-add; a dense-masked layer counts in
         full, a sparse one its kept weights; the elementwise work not counted), 0 for epoch 0.
+        ``history.attrs["effective_chi"]``: the backward gain χ^l of hidden layers 1 … L − 1 of
+        the net as training starts (pruned and rescaled), measured on the scoring batch
+        (:func:`meanfield.pruning.effective_chi`).
 
     References
     ----------
@@ -259,7 +262,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     from ._sgd import DataParallelSGD, check_sparse, shard_count
     from .eoc import resolve_sigma_w
     from .networks import init_network
-    from .pruning import check_temperature, global_masks, scores
+    from .pruning import check_temperature, effective_chi, global_masks, scores
     from .pruning import rescale as rescale_net
     from .pruning import shuffle_masks as shuffle
 
@@ -293,8 +296,8 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     net = init_network(act, width, depth, sigma_w, sigma_b, n_in=X_train.shape[1],
                        classes=classes, arch=arch, rng=_stream(seed, "init"))
     masks = None
+    pick = scoring_batch(X_train.shape[0], batch, seed)
     if method != "none":
-        pick = scoring_batch(X_train.shape[0], batch, seed)
         sc = scores(net, X_train[pick], y_train[pick], method, sparsity=sparsity,
                     rng=_stream(seed, "scores"), grasp_temperature=grasp_temperature)
         masks = global_masks(sc, sparsity)
@@ -304,6 +307,8 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
             net = rescale_net(net, masks, rescale_mode, X=X_train[pick])
         for w, m in zip(net.weights, masks):
             w *= m
+    # why a net trains or not: the backward gain of each layer of the net as training starts
+    chi = effective_chi(net, X_train[pick]) if depth > 1 else np.empty(0)
     params = {"activation": act.name, "width": width, "depth": depth, "sigma_w": sigma_w,
               "init": init if isinstance(init, str) else "custom", "sigma_b": sigma_b,
               "arch": arch, "method": method, "sparsity": sparsity, "rescale": rescale_mode or "none",
@@ -347,4 +352,5 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
             bar.set_postfix_str(f"test accuracy {rows[-1]['test_accuracy']:.3f}")
         sgd.sync()
     history = pd.DataFrame(rows)
+    history.attrs["effective_chi"] = chi
     return (history, net, masks) if return_network else history

@@ -109,7 +109,19 @@ def _run(arch, init, method, rescale, shuffle_masks, sparsity, depth, seed, epoc
         row.update(kept_first=kept[0], kept_hidden_min=kept[1:-1].min(),
                    kept_hidden_median=float(np.median(kept[1:-1])), kept_readout=kept[-1],
                    layers_emptied=int((kept == 0).sum()))
+    row.update(chi_summary(df.attrs["effective_chi"]))
     return row
+
+
+def chi_summary(chi):
+    """The pruned net's backward gains as training starts (``effective_chi``): their geometric
+    mean over the hidden layers (1 on the EOC), the smallest, and log10 of their product, the
+    factor by which the squared gradient shrinks (< 0) or grows from the last hidden layer to the
+    first (THEORY.md §2)."""
+    with np.errstate(divide="ignore"):
+        logs = np.log(np.asarray(chi, dtype=np.float64))
+    return dict(chi_geomean=float(np.exp(logs.mean())), chi_min=float(np.min(chi)),
+                chi_log10_product=float(logs.sum() / np.log(10.0)))
 
 
 def _tasks(arm_list, sparsities, depths, seeds, epochs, lr_of, store, threads):

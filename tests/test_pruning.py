@@ -8,6 +8,7 @@ from conftest import weight_differences
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import meanfield as mf
 from meanfield.networks import Network, init_network, loss_and_grads, standard_normal
 from meanfield.pruning import (
     METHODS,
@@ -334,3 +335,69 @@ def test_hessian_vector_product_bad_input():
     with pytest.raises(ValueError, match=r"`v\[3\]` has shape \(4, 3\): must be \(3, 4\)"):
         hessian_vector_product(net, X, y, [np.ones((4, 3)), np.ones((4, 4)), np.ones((4, 4)),
                                            np.ones((4, 3))])
+
+
+def _dtanh4_density(z, s):
+    """tanh'(s z)² times the standard normal density: E[φ'(√q Z)²] = ∫ of it with s = √q."""
+    return (1.0 - np.tanh(s * z) ** 2) ** 2 * np.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+
+
+def test_effective_chi_is_chi_1_for_a_wide_dense_net_and_scales_with_what_is_kept():
+    """For a wide dense net at initialization χ^l is σ_w² E[φ'(y^l)²] at the layer's q^l (the
+    per-layer χ₁ of mean-field theory, computed here from propagate and an independent quadrature);
+    finite width and batch make it fluctuate by ~1/√(N·B) per layer: 3 % is ~6 SD at N = 800,
+    B = 400. Then, with a linear φ, the exact effect of pruning and of the rescaling."""
+    from scipy import integrate
+
+    from meanfield.networks import init_network
+    from meanfield.pruning import effective_chi, rescale
+
+    rng = np.random.default_rng(3)
+    sw, sb, N, L = 1.2, 0.3, 800, 6
+    net = init_network("tanh", N, L, sw, sb, rng=rng, dtype=np.float64)
+    X = rng.standard_normal((400, N))
+    chi = effective_chi(net, X)
+    q1 = sb * sb + sw * sw
+    q, _ = mf.propagate("tanh", q1, 0.0, sw, sb, L - 1)
+    for k in range(L - 1):                      # hidden layer k + 1 has q^{k+1} = q[k]
+        d = integrate.quad(_dtanh4_density, -12, 12, args=(math.sqrt(q[k]),), epsabs=1e-13)[0]
+        assert chi[k] == pytest.approx(sw * sw * d, rel=0.03), k
+    # with φ = identity (φ' = 1) χ^l is ‖W^{l+1}‖²/N_{l+1} exactly: pruning scales it by the
+    # kept share of the squared norm, and per-neuron rescaling restores every row's norm
+    lin = init_network("linear", 60, 4, 1.0, 0.1, rng=np.random.default_rng(5), dtype=np.float64)
+    Xl = rng.standard_normal((16, 60))
+    dense = effective_chi(lin, Xl)
+    np.testing.assert_allclose(dense, [np.sum(w * w) / w.shape[0] for w in lin.weights[1:-1]],
+                               rtol=1e-12)
+    masks = [rng.random(w.shape) < 0.5 for w in lin.weights]
+    share = [np.sum((w * m) ** 2) / np.sum(w * w) for w, m in zip(lin.weights, masks)]
+    pruned = init_network("linear", 60, 4, 1.0, 0.1, rng=np.random.default_rng(5),
+                          dtype=np.float64)
+    for w, m in zip(pruned.weights, masks):
+        w *= m
+    np.testing.assert_allclose(effective_chi(pruned, Xl) / dense, share[1:-1], rtol=1e-12)
+    restored = rescale(init_network("linear", 60, 4, 1.0, 0.1, rng=np.random.default_rng(5),
+                                    dtype=np.float64), masks, "neuron")
+    for w, m in zip(restored.weights, masks):
+        w *= m
+    np.testing.assert_allclose(effective_chi(restored, Xl), dense, rtol=1e-12)
+
+
+def test_effective_chi_of_a_resnet_block_is_one_plus_the_branch_gain():
+    from meanfield.networks import init_network
+    from meanfield.pruning import effective_chi
+
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((64, 50))
+    ff = effective_chi(init_network("tanh", 50, 5, 1.0, 0.1, rng=np.random.default_rng(7),
+                                    dtype=np.float64), X)
+    for arch, a2 in (("resnet", 1.0), ("stable_resnet", 1.0 / 5)):
+        net = init_network("tanh", 50, 5, 1.0, 0.1, arch=arch, rng=np.random.default_rng(7),
+                           dtype=np.float64)
+        chi = effective_chi(net, X)
+        assert np.all(chi > 1.0)
+        # the same weights: the branch gain is ⟨φ'(y^l)²⟩ ‖W^{l+1}‖²/N at the ResNet's own y^l,
+        # so only layer 1 (whose y¹ is the same in both nets) matches the FFNN's gain exactly
+        assert chi[0] == pytest.approx(1.0 + a2 * ff[0], rel=1e-12)
+    with pytest.raises(ValueError, match="`X`"):
+        effective_chi(net, X[:, :10])
