@@ -82,7 +82,7 @@ def test_a_dask_worker_killed_mid_sweep(tmp_path, serial, retries):
 
         def kill():
             # once a quarter of the trials are stored
-            killed["at"] = _wait_for_rows(store, total // 4, timeout=60)
+            killed["at"] = _wait_for_rows(store, total // 4, timeout=240)
             os.kill(victim, signal.SIGKILL)
 
         killer = threading.Thread(target=kill)
@@ -167,13 +167,15 @@ def test_an_interrupted_sweep_leaves_a_store_that_resumes(tmp_path, serial, pool
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, start_new_session=True)
     try:
-        at = _wait_for_rows(store, 256, timeout=60, proc=proc)
+        # generous: a fresh environment's first run loads or compiles every kernel in the
+        # subprocess (and in each pool worker) before the first row
+        at = _wait_for_rows(store, 256, timeout=240, proc=proc)
         sent = time.monotonic()
         if target == "group":
             os.killpg(proc.pid, signal.SIGINT)
         else:
             proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        out, err = proc.communicate(timeout=120)
         took = time.monotonic() - sent
     finally:
         if proc.poll() is None:
