@@ -120,7 +120,13 @@ def test_a_dask_worker_killed_mid_sweep(tmp_path, serial, retries):
 
 _INTERRUPTED = """
 import json
+import signal
 from concurrent.futures import ProcessPoolExecutor
+
+# Ctrl-C as at a terminal, even when the test runs where SIGINT is ignored (a background job of a
+# non-interactive shell): Python installs its KeyboardInterrupt handler only if SIGINT is not
+# ignored at start
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import meanfield as mf
 from meanfield.tasks import run_tasks
