@@ -15,6 +15,7 @@ import numpy as np
 
 from ._product_law import H, ScoreLaws
 from ._score_moments import SEED, hermite
+from ._top_block import top_layers
 
 N_QMC = 2048                 # quasi-random points (U, V, ξ) per layer law (wide limit)
 N_QMC_FINITE = 512           # per layer law in the finite-width model (more draws, fewer points)
@@ -45,6 +46,16 @@ class ReadoutDraws:
             p /= p.sum(axis=1, keepdims=True)
             p[np.arange(batch), rng.integers(0, classes, batch)] -= 1.0
             deltas[d] = p
+        self._summarise(deltas)
+
+    @classmethod
+    def from_deltas(cls, deltas):
+        """The summaries of given error matrices Δ, shape (D, B, C)."""
+        out = object.__new__(cls)
+        out._summarise(np.asarray(deltas, dtype=np.float64))
+        return out
+
+    def _summarise(self, deltas):
         self.gram = deltas.transpose(0, 2, 1) @ deltas
         lam, vec = np.linalg.eigh(self.gram)
         self.root = (vec * np.sqrt(np.maximum(lam, 0.0))[:, None, :]).transpose(0, 2, 1)
@@ -106,7 +117,14 @@ class Backward:
     e^κ [m2 · noise + μ² A + 2 μ sd b·ξ + sd² Σ_r ν_r ξ_r²] with ξ ∈ R^C standard normal, because
     Δᵀξ_B has the law of EΛ^{1/2}ξ (ΔᵀΔ = E Λ Eᵀ): A = cᵀK̃c with c = Δᵀ1, and with
     J = Λ^{1/2}EᵀK̃EΛ^{1/2} = U diag(ν) Uᵀ, b = UᵀΛ^{1/2}EᵀK̃c (rotating ξ by U keeps its law).
-    Arrays: ``log_scale``, ``A``, ``noise`` (D, L); ``b``, ``nu`` (D, L, C)."""
+    Arrays: ``log_scale``, ``A``, ``noise`` (D, L); ``b``, ``nu`` (D, L, C).
+
+    In the finite-width model the top hidden layers are sampled exactly (:mod:`._top_block`):
+    then L counts only the chain's layers 1 … L − T, and ``top`` (D, T, A) and ``readout``
+    (D, C·N) hold the exact layers' log-gradient atoms; otherwise both are None."""
+
+    top = None
+    readout = None
 
     def __init__(self, draws, layers):
         D, C = draws.col_sum.shape
@@ -119,8 +137,9 @@ class Backward:
 
     def take(self, sl):
         out = object.__new__(Backward)
-        for name in ("log_scale", "A", "noise", "b", "nu"):
-            setattr(out, name, getattr(self, name)[sl])
+        for name in ("log_scale", "A", "noise", "b", "nu", "top", "readout"):
+            value = getattr(self, name)
+            setattr(out, name, None if value is None else value[sl])
         out._draws = self._draws.take(sl)
         return out
 
@@ -158,11 +177,13 @@ def _roots(K):
     try:
         return np.linalg.cholesky(K).transpose(0, 2, 1)
     except np.linalg.LinAlgError:
+        if K.shape[0] > 1:      # the singular one alone, so that no draw depends on its chunk
+            return np.stack([_roots(k[None])[0] for k in K])
         w, Q = np.linalg.eigh(K)
         return np.sqrt(np.maximum(w, 0.0))[..., None] * Q.transpose(0, 2, 1)
 
 
-def backward_finite(m, cond, draws, width, classes, sw, rngs):
+def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
     """The backward signal of a network of finite width N, one chain per draw.
 
     The readout gives the last hidden layer N rows v_i = (W^{L+1})_{·i} ~ N(0, (σ_w²/N) I_C).
@@ -178,25 +199,33 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs):
     score law uses the realised covariance (1/N) Σ_i v_i v_iᵀ of its own rows: a product of
     Wishart matrices whose effective rank falls with the distance from the readout.
 
-    ``rngs``: one generator per draw, so that a draw does not depend on how draws are chunked."""
+    ``rngs``: one generator per draw, so that a draw does not depend on how draws are chunked.
+    ``start``: None (the chain starts at the readout), or ``(rows, noise)`` of shapes (D, N, C)
+    and (D,), the signal of the chain's top layer L' < L as the exact block above it left it
+    (:class:`meanfield._top_block.Block`); the chain then covers layers 1 … L'."""
     if m["arch"] != "ffnn":
-        return _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs)
-    L = m["qh"].size
+        return _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start)
+    L = _chain_layers(m, start)
     M1, M2, _, _ = cond
     D = len(draws)
     out = Backward(draws, L)
+    if L == 0:
+        return out
     z = np.stack([r.standard_normal((L, width, classes)) for r in rngs])        # (D, L, N, C)
     picks = np.stack([r.integers(0, M1.shape[1], (L, width)) for r in rngs])   # (D, L, N)
     gain = sw * sw / width
     log_scales = np.empty((D, L))
     Khat = np.empty((D, L, classes, classes))
     noises = np.empty((D, L))
-    log_scale = np.full(D, math.log(gain))
-    K = np.broadcast_to(np.eye(classes), (D, classes, classes))
-    noise = np.zeros(D)
+    if start is None:
+        log_scale = np.full(D, math.log(gain))
+        K = np.broadcast_to(np.eye(classes), (D, classes, classes))
+        noise = np.zeros(D)
+    else:
+        log_scale, noise = np.zeros(D), np.asarray(start[1], dtype=np.float64)
     sq = np.maximum(draws.sq_norm, 1e-300)
     for i in range(L - 1, -1, -1):
-        V = z[:, i] @ _roots(K)
+        V = start[0] if start is not None and i == L - 1 else z[:, i] @ _roots(K)
         log_scales[:, i], Khat[:, i], noises[:, i] = log_scale, V.transpose(0, 2, 1) @ V / width, noise
         if i == 0:
             break
@@ -215,7 +244,12 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs):
     return out
 
 
-def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs):
+def _chain_layers(m, start):
+    L = m["qh"].size
+    return L if start is None else L - top_layers(L, m["arch"])
+
+
+def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start=None):
     """:func:`backward_finite` for a ResNet. Layer L's rows are those of h^L, as in an FFNN.
     Below it the rows are those of the residual stream's gradient g^l, which keeps each neuron:
     g^L_i = m_i v_i (+ per-example part), and
@@ -224,12 +258,15 @@ def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs):
         noise^{l−1} = noise^l + α² [(1/N) Σ_j s_j² ‖Δ u_j‖² + σ_w² (1/N) Σ_j M₂(U_j) noise^l],
 
     with m_j, s_j² and M₂(U_j) those of neuron j's φ'(y^{l−1}); the means are the wide-limit
-    recursion of :func:`meanfield._score_moments.layer_moments`."""
-    L = m["qh"].size
+    recursion of :func:`meanfield._score_moments.layer_moments`. With a ``start``, the chain's
+    top layer L' holds the given rows of g^{L'} and the recursion runs below it."""
     M1, M2, _, _ = cond
     D = len(draws)
+    L = _chain_layers(m, start)
     out = Backward(draws, L)
-    a2 = 1.0 / L if m["arch"] == "stable_resnet" else 1.0
+    if L == 0:
+        return out
+    a2 = 1.0 / m["qh"].size if m["arch"] == "stable_resnet" else 1.0
     z = np.stack([r.standard_normal((L, width, classes)) for r in rngs])        # (D, L, N, C)
     picks = np.stack([r.integers(0, M1.shape[1], (L, width)) for r in rngs])   # (D, L, N)
     gain = sw * sw / width
@@ -237,13 +274,19 @@ def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs):
     log_scales = np.empty((D, L))
     Khat = np.empty((D, L, classes, classes))
     noises = np.empty((D, L))
-    # layer L: the rows of h^L = (W^{L+1})ᵀ Δ, with φ'(y^L) in the forward factor
-    V = z[:, L - 1] * math.sqrt(gain)
-    log_scales[:, L - 1], Khat[:, L - 1], noises[:, L - 1] = 0.0, V.transpose(0, 2, 1) @ V / width, 0.0
-    # g^L = φ'(y^L) ∘ h^L
-    m1, m2 = M1[L - 1][picks[:, L - 1]], M2[L - 1][picks[:, L - 1]]
-    W = V * m1[..., None]
-    noise = (np.maximum(m2 - m1 * m1, 0.0) * ((V @ draws.gram) * V).sum(axis=2)).mean(axis=1)
+    if start is None:
+        # layer L: the rows of h^L = (W^{L+1})ᵀ Δ, with φ'(y^L) in the forward factor
+        V = z[:, L - 1] * math.sqrt(gain)
+        Khat[:, L - 1] = V.transpose(0, 2, 1) @ V / width
+        noises[:, L - 1] = 0.0
+        # g^L = φ'(y^L) ∘ h^L
+        m1, m2 = M1[L - 1][picks[:, L - 1]], M2[L - 1][picks[:, L - 1]]
+        W = V * m1[..., None]
+        noise = (np.maximum(m2 - m1 * m1, 0.0) * ((V @ draws.gram) * V).sum(axis=2)).mean(axis=1)
+    else:
+        W, noise = start[0], np.asarray(start[1], dtype=np.float64)
+        Khat[:, L - 1], noises[:, L - 1] = W.transpose(0, 2, 1) @ W / width, noise
+    log_scales[:, L - 1] = 0.0
     log_scale = np.zeros(D)
     for i in range(L - 2, -1, -1):                  # g of layer i + 1 from that of layer i + 2
         K = gain * (W.transpose(0, 2, 1) @ W)
@@ -267,10 +310,12 @@ def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs):
 
 
 def score_laws(m, cond, draws, back, batch, classes):
-    """Score laws for D draws, eqs. (12)–(16): ``(hidden, readout)``, two :class:`ScoreLaws`
-    with rows d·L + l − 1 (hidden layer l of draw d) and d (the readout of draw d). Each
-    quasi-random point (U, V, ξ) is one equally weighted atom of the conditional scale S."""
-    L = m["qh"].size
+    """Score laws for D draws, eqs. (12)–(16): a list of groups ``(laws, r)``, in layer order,
+    of a :class:`ScoreLaws` whose rows d·r … d·r + r − 1 are r consecutive layers of draw d:
+    the chain's hidden layers (quasi-random point (U, V, ξ) = one equally weighted atom of the
+    conditional scale S), then either the readout alone (wide limit) or the exact block's
+    hidden layers and its readout (atoms: the realised gradient entries)."""
+    L = back.log_scale.shape[1]
     D = len(draws)
     M1, M2, P1, P2 = cond
     _, _, xi = qmc_points(classes, M1.shape[1])
@@ -282,6 +327,7 @@ def score_laws(m, cond, draws, back, batch, classes):
     branch = m["branch"]
     mu[branch] = np.vstack([np.zeros((1, n)), P1[:-1]])[branch]
     m2[branch] = np.vstack([np.ones((1, n)), P2[:-1]])[branch]
+    mu, m2 = mu[:L], m2[:L]
     sd = np.sqrt(np.maximum(m2 - mu * mu, 0.0))
     cross = back.b @ xi.T                                          # (D, L, n)
     quad = back.nu @ (xi * xi).T
@@ -289,24 +335,30 @@ def score_laws(m, cond, draws, back, batch, classes):
           + sd * sd * quad) / batch ** 2
     with np.errstate(divide="ignore"):
         log_s = 0.5 * (back.log_scale[..., None] + np.log(np.maximum(s2, 0.0))
-                       + (np.log(m["weight_var"][:L]) + m["log_alpha2"])[:, None])
+                       + (np.log(m["weight_var"][:L]) + m["log_alpha2"][:L])[:, None])
+    groups = [(ScoreLaws(log_s.reshape(D * L, n), "product"), L)] if L else []
+    if back.top is not None:
+        top = back.top.shape[1]
+        return groups + [(ScoreLaws(back.top.reshape(D * top, -1), "normal"), top),
+                         (ScoreLaws(back.readout, "normal"), 1)]
     # readout: row k of W^{L+1} sees G_kj = (P1(V_j) s_k + √(P2 − P1²) ‖Δ_k‖ ζ) / B, ζ ~ N(0, 1)
-    p1, p2 = P1[L - 1], P2[L - 1]
+    p1, p2 = P1[-1], P2[-1]
     sdr = np.sqrt(np.maximum(p2 - p1 * p1, 0.0))
     g = (p1 * draws.col_sum[..., None] + (sdr * xi[:, 0]) * draws.col_norm[..., None]) / batch
     with np.errstate(divide="ignore"):
-        log_r = np.log(np.abs(g)) + 0.5 * math.log(m["weight_var"][L])
-    return ScoreLaws(log_s.reshape(D * L, n), "product"), ScoreLaws(log_r.reshape(D, -1), "normal")
+        log_r = np.log(np.abs(g)) + 0.5 * math.log(m["weight_var"][-1])
+    return groups + [(ScoreLaws(log_r.reshape(D, -1), "normal"), 1)]
 
 
-def _rows_at(laws, idx, L):
+def _rows_at(groups, idx):
     """(F, T) of all layers of every draw at that draw's grid indices idx (D, W): (D, L + 1, W)."""
-    hidden, readout = laws
     D = idx.shape[0]
-    Fh, Th = hidden.at(np.repeat(idx, L, axis=0))
-    Fr, Tr = readout.at(idx)
-    return (np.concatenate([Fh.reshape(D, L, -1), Fr[:, None]], axis=1),
-            np.concatenate([Th.reshape(D, L, -1), Tr[:, None]], axis=1))
+    Fs, Ts = [], []
+    for law, r in groups:
+        F, T = law.at(np.repeat(idx, r, axis=0))
+        Fs.append(F.reshape(D, r, -1))
+        Ts.append(T.reshape(D, r, -1))
+    return np.concatenate(Fs, axis=1), np.concatenate(Ts, axis=1)
 
 
 def _first_index(mask, start, stop):
@@ -314,28 +366,29 @@ def _first_index(mask, start, stop):
     return np.where(mask.any(axis=1), start + np.argmax(mask, axis=1), stop)
 
 
-def scr_law(laws, n, L):
+def scr_law(groups, n):
     """Law of m = min over the layers of their largest score (layers independent,
     P(max_l ≤ t) = F_l(t)^{n_l}) and of s_cr = s(m), s(t) = Σ_l n_l F_l(t) / Σ_l n_l, for each
     draw. Returns a dict of arrays over the draws: ``mean`` and ``second`` (D,), ``p_first``
     (D, L + 1), and the window ``log_threshold`` (D, W), ``cdf_m`` (D, W)."""
-    hidden, readout = laws
-    D = readout.F.shape[0]
+    D = groups[-1][0].F.shape[0]
     n = np.asarray(n, dtype=np.float64)
     # window where P(m ≤ t) rises from ~0 to ~1: from the first layer whose max can fall below t
     # to the first layer whose max is surely below t
-    lo = np.empty((D, L + 1), np.int64)
-    hi = np.empty((D, L + 1), np.int64)
-    for law, cols, nl in ((hidden, slice(0, L), np.tile(n[:L], D)),
-                          (readout, slice(L, L + 1), np.full(D, n[L]))):
+    lo = np.empty((D, n.size), np.int64)
+    hi = np.empty((D, n.size), np.int64)
+    first = 0
+    for law, r in groups:
+        cols = slice(first, first + r)
         with np.errstate(divide="ignore"):
-            a = np.exp(nl[:, None] * np.log1p(-law.T))
+            a = np.exp(np.tile(n[cols], D)[:, None] * np.log1p(-law.T))
         lo[:, cols] = _first_index(a > 1e-15, law.start, law.stop).reshape(D, -1)
         hi[:, cols] = _first_index(a > 1.0 - 1e-15, law.start, law.stop).reshape(D, -1)
+        first += r
     lo = lo.min(axis=1) - 1
     hi = hi.min(axis=1) + 2
     idx = lo[:, None] + np.arange(int((hi - lo).max()) + 1)[None, :]
-    F, T = _rows_at(laws, idx, L)
+    F, T = _rows_at(groups, idx)
     with np.errstate(divide="ignore"):
         A = np.exp(n[None, :, None] * np.log1p(-T))                 # P(max of layer l ≤ t)
         log_not = np.log1p(-np.minimum(A, 1.0))                     # log P(max of layer l > t)
@@ -356,17 +409,16 @@ def scr_law(laws, n, L):
     return dict(log_threshold=idx * H, cdf_m=cdf_m, mean=mean, second=second, p_first=p_first)
 
 
-def kept_fractions(laws, n, L, d, s):
+def kept_fractions(groups, n, d, s):
     """Kept fraction per layer and log threshold for draw d at sparsity s > 0 (eq. (21)): the
     global threshold t solves Σ_l n_l T_l(t) = (1 − s) Σ_l n_l."""
     from scipy.optimize import brentq
-    hidden, readout = laws
     target = (1.0 - s) * n.sum()
-    rows = slice(d * L, (d + 1) * L)
-    lo = min(int(hidden.start[rows].min()), int(readout.start[d]))
-    hi = max(int(hidden.stop[rows].max()), int(readout.stop[d]))
+    rows = [slice(d * r, (d + 1) * r) for _, r in groups]
+    lo = min(int(law.start[sl].min()) for (law, _), sl in zip(groups, rows))
+    hi = max(int(law.stop[sl].max()) for (law, _), sl in zip(groups, rows))
     idx = np.arange(lo - 1, hi + 2)
-    T = np.vstack([hidden.at(idx, rows)[1], readout.at(idx, slice(d, d + 1))[1]])
+    T = np.vstack([law.at(idx, sl)[1] for (law, _), sl in zip(groups, rows)])
     kept_total = n @ T                               # non-increasing in t, 0 at the right end
     # last grid point with kept_total ≥ target (the left end if none); interpolate log T_l
     # linearly in log t to the next point and solve the total exactly on that interpolant
@@ -390,26 +442,41 @@ def kept_fractions(laws, n, L, d, s):
     return np.clip(kept_at(theta), 0.0, 1.0), (idx[j] + theta) * H
 
 
-def draw_chunks(m, cond, width, sw, batch, classes, finite):
-    """(readout draws, backward signal) in chunks of draws: ``DRAWS_FINITE`` draws of Δ and of
-    the width-N backward chain, or ``DRAWS`` of Δ with the wide-limit signal. The chain adds the
-    net-to-net spread of the layer scales (its per-draw s_cr spreads like the Monte Carlo's),
-    hence the larger count; the caller may stop after any block of ``DRAW_BLOCK`` draws (chunks
-    never straddle one). Chunks bound the memory of the score laws."""
+def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite):
+    """(readout draws, backward signal) in chunks of draws: ``DRAWS_FINITE`` draws of the top
+    block (:mod:`._top_block`, which makes Δ) and of the width-N backward chain below it, or
+    ``DRAWS`` of Δ with the wide-limit signal. The chain adds the net-to-net spread of the layer
+    scales (its per-draw s_cr spreads like the Monte Carlo's), hence the larger count; the caller
+    may stop after any block of ``DRAW_BLOCK`` draws (chunks never straddle one). Chunks bound
+    the memory of the score laws."""
+    from . import _top_block
     L = m["qh"].size
     count = DRAWS_FINITE if finite else DRAWS
-    draws = ReadoutDraws(float(m["q"][L]), float(m["c"][L]), batch, classes, count)
+    chain = L - top_layers(L, m["arch"]) if finite else L
+    burn = _top_block.burn_in(act, sw, sb, m["arch"]) if finite else 0
     # chunk sizes are powers of two that divide DRAW_BLOCK, so that no chunk straddles a block
     def fit(n):
         return 1 << min(max(int(n), 1).bit_length() - 1, DRAW_BLOCK.bit_length() - 1)
 
-    chain_step = fit(NORMALS_PER_CHUNK // (L * width * classes)) if finite else count
-    law_step = min(fit(ATOMS_PER_CHUNK // (L * cond[0].shape[1])), chain_step)
+    chain_step = fit(NORMALS_PER_CHUNK // (max(chain, 1) * width * classes)) if finite else count
+    law_step = min(fit(ATOMS_PER_CHUNK // (max(chain, 1) * cond[0].shape[1])), chain_step)
+    if not finite:
+        draws = ReadoutDraws(float(m["q"][L]), float(m["c"][L]), batch, classes, count)
     for start in range(0, count, chain_step):
-        chunk = draws.take(slice(start, start + chain_step))
-        rngs = [np.random.default_rng([SEED, 1, d]) for d in range(start, start + len(chunk))]
-        back = (backward_finite(m, cond, chunk, width, classes, sw, rngs) if finite
-                else backward_wide(m, chunk, classes))
+        ids = range(start, min(start + chain_step, count))
+        if finite:
+            blocks = [_top_block.simulate(act, m, width, sw, sb, batch, classes, burn,
+                                          np.random.default_rng([SEED, 2, d])) for d in ids]
+            chunk = ReadoutDraws.from_deltas(np.stack([b.delta for b in blocks]))
+            rows = np.stack([b.rows for b in blocks]) if chain else None
+            rngs = [np.random.default_rng([SEED, 1, d]) for d in ids]
+            back = backward_finite(m, cond, chunk, width, classes, sw, rngs,
+                                   (rows, np.array([b.noise for b in blocks])))
+            back.top = np.stack([b.hidden for b in blocks])
+            back.readout = np.stack([b.readout for b in blocks])
+        else:
+            chunk = draws.take(slice(ids.start, ids.stop))
+            back = backward_wide(m, chunk, classes)
         for sub in range(0, len(chunk), law_step):
             sl = slice(sub, sub + law_step)
             yield chunk.take(sl), back.take(sl)

@@ -1,0 +1,167 @@
+"""The layers next to the readout, sampled exactly for the finite-width prediction
+(``docs/critical_sparsity.md`` §5c).
+
+Near the readout the finite-width fluctuations of the forward kernel and the readout error Δ are
+not independent: the logits, hence Δ, are made from the very activations whose realised batch
+kernel enters the gradient G = δᵀa / B. A pair of examples that happens to be more alike than
+the mean-field kernel says has more alike outputs and a larger Δ_b · Δ_b′; summed over the B²
+pairs this raises E[G²] of the last hidden layers by a factor of order 1 + B/N (1.5× at N = 50,
+B = 128, chaotic tanh), which no class-space summary of the backward signal can carry. So each
+draw simulates the top of a width-N network: :func:`burn_in` layers started from the mean-field law
+of their pre-activations (so that the kernel entering the top layers fluctuates as in a deep
+net), then the ``TOP_LAYERS`` hidden layers below the readout, the readout and a batch with
+uniform labels. The top layers' gradients are kept exactly; their scores are laws of |W| · |G|
+over the realised entries G_ij, with W a fresh Gaussian (the dependence of W on its own gradient
+moves E[s_cr] by ≤ 0.001). The backward signal the block passes down is written in the class
+space of the chain below: rows v_i fitted to Δ by least squares, the rest per-example noise.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .networks import _is_tanh, standard_normal
+
+TOP_LAYERS = {"ffnn": 3, "resnet": 6, "stable_resnet": 6}
+BURN_IN_DEPTH_SCALES = 2.5   # burn-in, in units of the forward depth scale max(ξ_q, ξ_c) …
+MAX_BURN_IN = 16             # … at most this many layers (ξ_c is infinite on the EOC)
+RESNET_BURN_IN = 2
+MAX_ATOMS = 2 ** 16          # gradient entries kept per layer (evenly spaced quantiles beyond)
+
+
+def top_layers(depth, arch):
+    """How many hidden layers of a depth-L network are in the exact block: the last three of an
+    FFNN (the coupling decays like the forward kernel's fluctuations, over ξ_c layers, and the
+    gap it leaves is ≤ 0.001 with the last two), the last six of a ResNet, whose first emptied
+    layer is spread over its top layers (the stream's gradient grows by 1 + α²σ_w²E[φ'²] per
+    layer, not geometrically)."""
+    return min(TOP_LAYERS[arch], depth)
+
+
+def burn_in(act, sw, sb, arch):
+    """Simulated layers below the block: ``BURN_IN_DEPTH_SCALES`` forward depth scales, so that
+    the fluctuations of the kernel entering the block are those of a deep net (FFNN), at most
+    ``MAX_BURN_IN``; two for a ResNet, whose block inputs are carried by the stream."""
+    if arch != "ffnn":
+        return RESNET_BURN_IN
+    from .maps import depth_scales
+    xi = float(np.nanmax(np.asarray(depth_scales(act, sw, sb), dtype=np.float64)))
+    if not xi < MAX_BURN_IN / BURN_IN_DEPTH_SCALES:
+        return MAX_BURN_IN
+    return max(1, math.ceil(BURN_IN_DEPTH_SCALES * xi))
+
+
+def _quantile_atoms(x, size):
+    """``size`` evenly spaced quantiles of the values x (all of them, in any order, if there are
+    no more than ``size``)."""
+    x = x.ravel()
+    if x.size <= size:
+        return x
+    x = np.sort(x)
+    return x[((np.arange(size) + 0.5) * (x.size / size)).astype(np.int64)]
+
+
+class Block:
+    """One draw of the top of the network.
+
+    Attributes:
+
+    * ``delta`` (B, C): the readout error softmax(z) − onehot(y);
+    * ``hidden`` (T, A): log|G_ij| + ½ log Var(W_ij) of the T exact hidden layers
+      L − T + 1 … L, a row per layer holding all its N² entries (A = N²) or, beyond
+      ``MAX_ATOMS``, A evenly spaced quantiles of them;
+    * ``readout`` (C · N,): the same for the readout;
+    * ``rows`` (N, C) and ``noise`` (float): the backward signal of hidden layer L − T in class
+      space, h_i(b) = Δ_b · rows_i + e_i(b) with Σ_b e_i(b)² = ``noise`` on average over i;
+      None and 0 when the block reaches layer 1. For an FFNN the signal is
+      h^l = (W^{l+1})ᵀ δ^{l+1} (before φ'), for a ResNet the residual stream's gradient
+      g^l = ∂ℒ/∂y^l, as in :func:`meanfield._score_laws.backward_finite`.
+    """
+
+    __slots__ = ("delta", "hidden", "readout", "rows", "noise")
+
+
+def simulate(act, m, width, sw, sb, batch, classes, burn, rng):
+    """Draw one :class:`Block` (``m``: :func:`meanfield._score_moments.layer_moments`; ``burn``:
+    :func:`burn_in`)."""
+    L = m["qh"].size
+    residual = m["arch"] != "ffnn"
+    alpha = 1.0 / math.sqrt(L) if m["arch"] == "stable_resnet" else 1.0
+    top = top_layers(L, m["arch"])
+    first = max(1, L - top - burn + 1)               # the first simulated layer
+    scale = sw / math.sqrt(width)
+
+    def gauss(*shape):
+        return standard_normal(rng, shape, out=np.empty(shape))
+
+    if _is_tanh(act):                                # φ' from φ: one tanh per layer
+        def phi(y):
+            return np.tanh(y)
+
+        def dphi(y, a):
+            return (1.0 - a) * (1.0 + a)
+    else:
+        def phi(y):
+            return act(y)
+
+        def dphi(y, a):
+            return act(y, 1)
+
+    # pre-activations y^l (B, N) of layers first … L; inputs[l] is the input of layer l
+    inputs = {}
+    if first == 1:
+        x = gauss(batch, width)                      # the inputs, as in a trial
+        W = gauss(width, width) * scale
+        y = x @ W.T + sb * gauss(width)
+        weights, inputs[1] = {1: W}, x
+    else:
+        q, c = float(m["qh"][first - 1]), float(m["ch"][first - 1])
+        y = math.sqrt(q * (1.0 - c)) * gauss(batch, width) + math.sqrt(q * c) * gauss(1, width)
+        weights = {}
+    ys = {first: y}
+    for layer in range(first + 1, L + 1):
+        a = phi(ys[layer - 1])
+        W = gauss(width, width) * scale
+        pre = a @ W.T + sb * gauss(width)
+        ys[layer] = ys[layer - 1] + alpha * pre if residual else pre
+        weights[layer], inputs[layer] = W, a
+    a_top = phi(ys[L])
+    V = gauss(classes, width) * scale
+    z = a_top @ V.T + sb * gauss(classes)
+    labels = rng.integers(classes, size=batch)
+    z -= z.max(axis=1, keepdims=True)
+    delta = np.exp(z)
+    delta /= delta.sum(axis=1, keepdims=True)
+    delta[np.arange(batch), labels] -= 1.0
+
+    out = Block()
+    out.delta = delta
+    half_log_var = 0.5 * np.log(m["weight_var"])
+    with np.errstate(divide="ignore"):
+        out.readout = np.log(np.abs(delta.T @ a_top / batch)).ravel() + half_log_var[L]
+    g = (delta @ V) * dphi(ys[L], a_top)             # ∂ℒ/∂y^L, per example (no 1/B)
+    size = min(MAX_ATOMS, width * width)
+    out.hidden = np.empty((top, size))
+    signal = None
+    for layer in range(L, L - top, -1):
+        a_l = alpha if residual and layer > 1 else 1.0
+        G = (a_l / batch) * (g.T @ inputs[layer])
+        with np.errstate(divide="ignore"):
+            out.hidden[layer - (L - top + 1)] = (_quantile_atoms(np.log(np.abs(G)), size)
+                                                 + half_log_var[layer - 1])
+        if layer == 1:
+            break
+        signal = a_l * (g @ weights[layer])          # (W^l)ᵀ-propagated, before φ'(y^{l−1})
+        d = dphi(ys[layer - 1], inputs[layer])
+        g = g + signal * d if residual else signal * d
+    if L - top >= 1:
+        R = (g if residual else signal).T            # (N, B)
+        gram = delta.T @ delta
+        rows = np.linalg.lstsq(gram, delta.T @ R.T, rcond=None)[0].T   # (N, C)
+        rest = R - rows @ delta.T
+        out.rows, out.noise = rows, float((rest * rest).sum(axis=1).mean())
+    else:
+        out.rows, out.noise = None, 0.0
+    return out
