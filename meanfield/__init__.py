@@ -22,6 +22,7 @@ from .maps import (
     q_star,
 )
 from .prediction import (
+    PredictionRangeWarning,
     layer_gradient_scales,
     ordered_phase_bound,
     predict_critical_sparsity,
@@ -57,6 +58,7 @@ __all__ = [
     "phase",
     "phase_diagram",
     "UnstableEOCWarning",
+    "PredictionRangeWarning",
     "get_activation",
     "propagate",
     "q_map",

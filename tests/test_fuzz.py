@@ -117,7 +117,7 @@ DOCUMENTED_NAN = {"train": {"val_accuracy", "train_loss", "train_accuracy", "tes
 # valid alternatives a bad value can happen to be, whose results are checked like any other
 NOT_ARGUMENTS = {"progress", "return_std"}
 
-CLASSES = [mf.Activation, mf.NoFixedPointWarning, mf.UnstableEOCWarning]
+CLASSES = [mf.Activation, mf.NoFixedPointWarning, mf.UnstableEOCWarning, mf.PredictionRangeWarning]
 
 def test_the_table_covers_every_public_function():
     """A function added to ``meanfield.__all__`` without a baseline here would go unfuzzed."""

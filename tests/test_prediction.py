@@ -490,3 +490,17 @@ def test_arch_is_checked():
         predict_critical_sparsity("tanh", 10, 3, 1.0, 0.1, arch="densenet")
     with pytest.raises(ValueError, match="`arch`"):
         predict_kept_per_layer("tanh", 10, 3, 1.0, 0.1, 0.5, arch=None)
+
+
+def test_the_prediction_warns_where_it_is_known_to_miss():
+    """Near the EOC at L ≥ N the prediction overestimates E[s_cr] (docs §8: +0.033 at
+    100 × 200): it says so, naming depth and width; not at L < N, off the EOC, or for ResNets."""
+    import warnings
+    with pytest.warns(mf.PredictionRangeWarning, match=r"`depth` == 40 >= `width` == 30"):
+        predict_critical_sparsity("tanh", 30, [20, 40], SW_EOC, SB, batch=16)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        predict_critical_sparsity("tanh", 30, 20, SW_EOC, SB, batch=16)
+        predict_critical_sparsity("tanh", 20, 30, SW_ORDERED, SB, batch=16)
+        predict_critical_sparsity("tanh", 20, 30, SW_CHAOTIC, SB, batch=16)
+        predict_critical_sparsity("tanh", 20, 30, 1.0, SB, batch=16, arch="stable_resnet")
