@@ -625,17 +625,15 @@ def effective_chi(net, X):
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[1] != net.n_in:
         raise InputError(f"`X` of shape {X.shape}: must be (B, {net.n_in})")
-    act, L, alpha = net.activation, net.depth, net.alpha
+    L, alpha = net.depth, net.alpha
     residual = net.arch != "ffnn"
-    h, y_prev, dphi2 = X, None, []
-    for k in range(L):
-        W = np.asarray(net.weights[k], dtype=np.float64)
-        b = np.asarray(net.biases[k], dtype=np.float64)
-        y = h @ W.T + b
-        if residual and k > 0:
-            y = y_prev + alpha * y
-        dphi2.append(float(np.mean(act(y, 1) ** 2)))
-        h, y_prev = act(y), y
+    # the network's own forward pass, in float64 (its cache: φ(y^l), and y^l unless tanh)
+    weights = [np.ascontiguousarray(w, dtype=np.float64) for w in net.weights]
+    _, (H, Y) = _nw._forward(net, weights, np.ascontiguousarray(X))
+    if _nw._is_tanh(net.activation):
+        dphi2 = np.mean(((1.0 - H) * (1.0 + H)) ** 2, axis=(1, 2))
+    else:
+        dphi2 = np.array([np.mean(net.activation(Y[k], 1) ** 2) for k in range(L)])
     chi = np.empty(L - 1)
     for k in range(L - 1):                       # hidden layer k + 1, fed back through W^{k+2}
         W = np.asarray(net.weights[k + 1], dtype=np.float64)
