@@ -30,6 +30,7 @@ import warnings
 import numpy as np
 
 from . import _score_laws as laws
+from . import _top_block
 from ._score_moments import forward_moments, layer_moments
 from ._validate import (
     InputError,
@@ -110,7 +111,10 @@ def _check_depths(depth):
     return arr.astype(np.int64), False
 
 
-def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, draws=True):
+def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, draws=True,
+                  finite=True):
+    """Validate the common arguments and refuse sizes whose arrays cannot fit: ``draws`` if the
+    caller draws readout errors, ``finite`` if also the finite-width chains and blocks."""
     act = get_activation(activation)
     # sizes stay below 2^53, where a float still counts them exactly
     width = check_int("width", width, low=1, high=2 ** 53)
@@ -119,9 +123,15 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     batch = check_int("batch", batch, low=1, high=2 ** 53)
     classes = check_int("classes", classes, low=2, high=2 ** 53)
     # the largest arrays: the readout draws (draws × B × C, twice), the softmax moments
-    # (≥ 4096 × C logits, four arrays) and one backward chain (L × N × C normals, twice)
-    nbytes = 8 * max(2 * laws.DRAWS_FINITE * batch * classes * draws, 4 * 4096 * classes,
-                     2 * depth * width * classes * draws, 4 * depth * laws.N_QMC * draws)
+    # (≥ 4096 × C logits, four arrays), one backward chain (L × N × C normals, twice) and one
+    # exact top block (its N × N weights and B × N activations, every simulated layer)
+    block = (max(_top_block.TOP_LAYERS.values()) + _top_block.MAX_BURN_IN + 1) \
+        * width * (width + 3 * batch)
+    finite = draws and finite
+    readout_draws = (laws.DRAWS_FINITE if finite else laws.DRAWS) * draws
+    nbytes = 8 * max(2 * readout_draws * batch * classes, 4 * 4096 * classes,
+                     2 * depth * width * classes * finite, 4 * depth * laws.N_QMC * draws,
+                     block * finite)
     check_memory(f"`width` == {width}, `depth` == {depth}, `batch` == {batch}, "
                  f"`classes` == {classes}", nbytes)
     return act, width, sw, sb, batch, classes
@@ -311,9 +321,9 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     20
     """
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
-    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, depth)
     finite_width = check_bool("finite_width", finite_width)
+    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
+                                                       classes, depth, finite=finite_width)
     arch = _check_arch(arch)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch)
     mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
@@ -384,9 +394,9 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     True
     """
     depths, scalar = _check_depths(depth)
-    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, int(depths.max()))
     finite_width = check_bool("finite_width", finite_width)
+    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
+                                                       classes, int(depths.max()), finite=finite_width)
     return_std = check_bool("return_std", return_std)
     arch = _check_arch(arch)
     _warn_outside_range(act, width, depths, sw, sb, arch)
@@ -436,9 +446,9 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     0.3
     """
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
-    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, depth)
     finite_width = check_bool("finite_width", finite_width)
+    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
+                                                       classes, depth, finite=finite_width)
     import pandas as pd
 
     s = check_probability("sparsity", sparsity)

@@ -507,3 +507,11 @@ def test_the_prediction_warns_where_it_is_known_to_miss():
         predict_critical_sparsity("tanh", 20, 30, SW_ORDERED, SB, batch=16)
         predict_critical_sparsity("tanh", 20, 30, SW_CHAOTIC, SB, batch=16)
         predict_critical_sparsity("tanh", 20, 30, 1.0, SB, batch=16, arch="stable_resnet")
+
+
+def test_a_block_that_cannot_fit_is_refused_before_it_is_drawn():
+    """The exact top block holds N × N weights for each simulated layer: at N = 60 000 that is
+    hundreds of GiB, refused with the sizes named; the wide limit needs no block and answers."""
+    with pytest.raises(ValueError, match=r"`width` == 60000.*GiB"):
+        predict_critical_sparsity("tanh", 60000, 5, 1.0, SB)
+    assert 0.99 < predict_critical_sparsity("tanh", 60000, 5, 1.0, SB, finite_width=False) <= 1.0
