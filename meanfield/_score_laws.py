@@ -458,8 +458,11 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite):
     def fit(n):
         return 1 << min(max(int(n), 1).bit_length() - 1, DRAW_BLOCK.bit_length() - 1)
 
-    chain_step = fit(NORMALS_PER_CHUNK // (max(chain, 1) * width * classes)) if finite else count
-    law_step = min(fit(ATOMS_PER_CHUNK // (max(chain, 1) * cond[0].shape[1])), chain_step)
+    # per draw: the chain's normals and the block's gradient atoms; the laws' atoms
+    atoms = (L - chain) * min(_top_block.MAX_ATOMS, width * width) + classes * width
+    chain_step = fit(NORMALS_PER_CHUNK // (chain * width * classes + atoms)) if finite else count
+    law_step = min(fit(ATOMS_PER_CHUNK // (chain * cond[0].shape[1] + atoms * finite)),
+                   chain_step)
     if not finite:
         draws = ReadoutDraws(float(m["q"][L]), float(m["c"][L]), batch, classes, count)
     for start in range(0, count, chain_step):

@@ -12,7 +12,7 @@ of their pre-activations (so that the kernel entering the top layers fluctuates 
 net), then the ``TOP_LAYERS`` hidden layers below the readout, the readout and a batch with
 uniform labels. The top layers' gradients are kept exactly; their scores are laws of |W| · |G|
 over the realised entries G_ij, with W a fresh Gaussian (the dependence of W on its own gradient
-moves E[s_cr] by ≤ 0.001). The backward signal the block passes down is written in the class
+moves E[s_cr] by ≤ 0.001 for tanh). The backward signal the block passes down is written in the class
 space of the chain below: rows v_i fitted to Δ by least squares, the rest per-example noise.
 """
 
@@ -46,8 +46,13 @@ def burn_in(act, sw, sb, arch):
     ``MAX_BURN_IN``; two for a ResNet, whose block inputs are carried by the stream."""
     if arch != "ffnn":
         return RESNET_BURN_IN
+    import warnings
+
     from .maps import depth_scales
-    xi = float(np.nanmax(np.asarray(depth_scales(act, sw, sb), dtype=np.float64)))
+    with warnings.catch_warnings():     # where q* is not finite there is no scale: the cap
+        warnings.simplefilter("ignore")
+        scales = np.asarray(depth_scales(act, sw, sb), dtype=np.float64)
+    xi = float(scales.max())            # NaN if either is NaN: then the cap
     if not xi < MAX_BURN_IN / BURN_IN_DEPTH_SCALES:
         return MAX_BURN_IN
     return max(1, math.ceil(BURN_IN_DEPTH_SCALES * xi))
@@ -109,24 +114,28 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng):
         def dphi(y, a):
             return act(y, 1)
 
-    # pre-activations y^l (B, N) of layers first … L; inputs[l] is the input of layer l
-    inputs = {}
+    # pre-activations y^l (B, N) of layers first … L; for the top layers (l > L − top) their
+    # weights and inputs (the burn-in's are dropped as the pass goes)
+    weights, inputs = {}, {}
     if first == 1:
         x = gauss(batch, width)                      # the inputs, as in a trial
         W = gauss(width, width) * scale
         y = x @ W.T + sb * gauss(width)
-        weights, inputs[1] = {1: W}, x
+        if L - top < 1:
+            weights[1], inputs[1] = W, x
     else:
         q, c = float(m["qh"][first - 1]), float(m["ch"][first - 1])
         y = math.sqrt(q * (1.0 - c)) * gauss(batch, width) + math.sqrt(q * c) * gauss(1, width)
-        weights = {}
     ys = {first: y}
     for layer in range(first + 1, L + 1):
         a = phi(ys[layer - 1])
         W = gauss(width, width) * scale
         pre = a @ W.T + sb * gauss(width)
         ys[layer] = ys[layer - 1] + alpha * pre if residual else pre
-        weights[layer], inputs[layer] = W, a
+        if layer > L - top:
+            weights[layer], inputs[layer] = W, a
+        else:
+            ys.pop(layer - 1)
     a_top = phi(ys[L])
     V = gauss(classes, width) * scale
     z = a_top @ V.T + sb * gauss(classes)

@@ -81,7 +81,7 @@ def _warn_outside_range(act, width, depths, sw, sb, arch):
         return
     warnings.warn(
         f"`depth` == {int(deep.min())} >= `width` == {width} near the EOC (ξ_c = {xi_c:.3g} >= "
-        f"depth): here the finite-width prediction overestimates E[s_cr] (+0.012 at 100 x 100, "
+        f"depth): here the prediction overestimates E[s_cr] (+0.012 at 100 x 100, "
         f"+0.033 at 100 x 200; docs/critical_sparsity.md §8); compare it with "
         f"simulate_critical_sparsity", PredictionRangeWarning, stacklevel=3)
 
@@ -124,9 +124,10 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     classes = check_int("classes", classes, low=2, high=2 ** 53)
     # the largest arrays: the readout draws (draws × B × C, twice), the softmax moments
     # (≥ 4096 × C logits, four arrays), one backward chain (L × N × C normals, twice) and one
-    # exact top block (its N × N weights and B × N activations, every simulated layer)
-    block = (max(_top_block.TOP_LAYERS.values()) + _top_block.MAX_BURN_IN + 1) \
-        * width * (width + 3 * batch)
+    # exact top block (the top layers' N × N weights and gradients, B × N activations of every
+    # simulated layer)
+    top = min(max(_top_block.TOP_LAYERS.values()), depth)
+    block = width * (3 * top * width + 3 * (min(depth, top + _top_block.MAX_BURN_IN) + 1) * batch)
     finite = draws and finite
     readout_draws = (laws.DRAWS_FINITE if finite else laws.DRAWS) * draws
     nbytes = 8 * max(2 * readout_draws * batch * classes, 4 * 4096 * classes,

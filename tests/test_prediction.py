@@ -408,8 +408,8 @@ def test_prediction_against_monte_carlo(sw, width, depth, trials):
     error of the two Monte Carlos (the nets here and the prediction's own draws). The chaotic
     nets are where, without the exact top block, the prediction was 0.02–0.04 low (the
     forward kernel's fluctuations coupled to the readout error; docs §5c): at 50 × 10 the block
-    spans the whole net, at 40 × 20 the chain runs below it (measured: −0.0073 against
-    0.5861 ± 0.0035; the wide limit −0.044)."""
+    starts at the inputs and scores the top 3 layers, at 40 × 20 it starts at layer 7
+    (measured: −0.0073 against 0.5861 ± 0.0035; the wide limit −0.044)."""
     rng = np.random.default_rng(2021)
     mc = np.array([snip_critical_sparsity(rng, width, depth, sw, SB) for _ in range(trials)])
     pred = mf.prediction.critical_sparsity_distribution("tanh", width, depth, sw, SB)
@@ -515,3 +515,15 @@ def test_a_block_that_cannot_fit_is_refused_before_it_is_drawn():
     with pytest.raises(ValueError, match=r"`width` == 60000.*GiB"):
         predict_critical_sparsity("tanh", 60000, 5, 1.0, SB)
     assert 0.99 < predict_critical_sparsity("tanh", 60000, 5, 1.0, SB, finite_width=False) <= 1.0
+
+
+def test_the_burn_in_rule_does_not_leak_warnings_of_the_depth_scales():
+    """ReLU at σ_w = 1.6 has no finite q* (depth_scales warns and gives NaN): the block's burn-in
+    then takes its cap, silently; the prediction itself has nothing to warn about."""
+    import warnings
+    from meanfield._top_block import MAX_BURN_IN, burn_in
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert burn_in(mf.get_activation("relu"), 1.6, 0.1, "ffnn") == MAX_BURN_IN
+        d = mf.prediction.critical_sparsity_distribution("relu", 30, 10, 1.6, 0.1, batch=16)
+    assert 0.0 < d["mean"] < 1.0
