@@ -125,6 +125,8 @@ class Backward:
 
     top = None
     readout = None
+    khat = None         # (D, L, C, C): the chain's K̂ per layer (kept by backward_finite)
+    m_star = None       # (D,): the "disconnect" threshold of each draw, when asked for
 
     def __init__(self, draws, layers):
         D, C = draws.col_sum.shape
@@ -137,7 +139,7 @@ class Backward:
 
     def take(self, sl):
         out = object.__new__(Backward)
-        for name in ("log_scale", "A", "noise", "b", "nu", "top", "readout"):
+        for name in ("log_scale", "A", "noise", "b", "nu", "top", "readout", "khat", "m_star"):
             value = getattr(self, name)
             setattr(out, name, None if value is None else value[sl])
         out._draws = self._draws.take(sl)
@@ -155,6 +157,7 @@ class Backward:
         self.b[:] = np.einsum("dlce,dlc->dle", U, np.einsum("dce,dle->dlc", M[:, 0], Kc))
         self.nu[:] = np.maximum(nu, 0.0)
         self.noise[:] = noise
+        self.khat = K
 
 
 def backward_wide(m, draws, classes):
@@ -200,9 +203,10 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
     Wishart matrices whose effective rank falls with the distance from the readout.
 
     ``rngs``: one generator per draw, so that a draw does not depend on how draws are chunked.
-    ``start``: None (the chain starts at the readout), or ``(rows, noise)`` of shapes (D, N, C)
-    and (D,), the signal of the chain's top layer L' < L as the exact block above it left it
-    (:class:`meanfield._top_block.Block`); the chain then covers layers 1 … L'."""
+    ``start``: None (the chain starts at the readout), or ``(rows, noise, T)``: rows (D, N, C)
+    and noise (D,), the signal of the chain's top layer L' = L − T as the exact block of T
+    layers above it left it (:class:`meanfield._top_block.Block`); the chain then covers
+    layers 1 … L'."""
     if m["arch"] != "ffnn":
         return _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start)
     L = _chain_layers(m, start)
@@ -246,7 +250,7 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
 
 def _chain_layers(m, start):
     L = m["qh"].size
-    return L if start is None else L - top_layers(L, m["arch"])
+    return L if start is None else L - start[2]
 
 
 def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start=None):
@@ -442,17 +446,59 @@ def kept_fractions(groups, n, d, s):
     return np.clip(kept_at(theta), 0.0, 1.0), (idx[j] + theta) * H
 
 
-def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite):
+def disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch, ids):
+    """m* of each draw, the widest input-to-logit path's bottleneck (``pruning.critical_sparsity``
+    with ``definition="disconnect"``), in log score units: the top block gives each unit's best
+    bottleneck to the logits; below it an FFNN's layers are taken as complete (at m* they keep
+    most of their weights) down to ``bottom_layers`` exact layers at the inputs, fed by the
+    chain's signal; a ResNet's blocks as skips alone, down to its exact first layer. (D,)."""
+    from . import _top_block
+    L = m["qh"].size
+    K = _top_block.bottom_layers(L, m["arch"], "disconnect")
+    out = np.empty(len(blocks))
+    for d, (block, draw) in enumerate(zip(blocks, ids)):
+        above = block.above
+        if K == 0:                                   # the block reaches the inputs
+            out[d] = above.max()
+            continue
+        # the chain's signal at layer K, drawn in batch space: Δ v_i + e_i(b)
+        rng = np.random.default_rng([SEED, 3, draw])
+        delta = block.delta
+        rows = rng.standard_normal((width, delta.shape[1])) @ _roots(back.khat[d:d + 1, K - 1])[0]
+        scale = math.exp(0.5 * back.log_scale[d, K - 1])
+        signal = scale * (delta @ rows.T + math.sqrt(back.noise[d, K - 1] / batch)
+                          * rng.standard_normal((batch, width)))
+        below = _top_block.simulate_bottom(act, m, width, sw, sb, batch, K, signal, rng)
+        out[d] = (np.minimum(below, above).max() if m["arch"] != "ffnn"
+                  else min(below.max(), above.max()))
+    with np.errstate(divide="ignore"):
+        return np.log(out)
+
+
+def s_at(groups, n, log_t):
+    """s(t) = Σ_l n_l F_l(t) / Σ_l n_l of each draw at its own log threshold log_t (D,),
+    interpolated linearly in log t between grid points."""
+    x = np.asarray(log_t) / H
+    lo = np.floor(x).astype(np.int64)
+    F, _ = _rows_at(groups, np.stack([lo, lo + 1], axis=1))
+    frac = (x - lo)[:, None]
+    F = F[..., 0] * (1.0 - frac) + F[..., 1] * frac
+    n = np.asarray(n, dtype=np.float64)
+    return (F * n).sum(axis=1) / n.sum()
+
+
+def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition="layer"):
     """(readout draws, backward signal) in chunks of draws: ``DRAWS_FINITE`` draws of the top
     block (:mod:`._top_block`, which makes Δ) and of the width-N backward chain below it, or
     ``DRAWS`` of Δ with the wide-limit signal. The chain adds the net-to-net spread of the layer
     scales (its per-draw s_cr spreads like the Monte Carlo's), hence the larger count; the caller
     may stop after any block of ``DRAW_BLOCK`` draws (chunks never straddle one). Chunks bound
-    the memory of the score laws."""
+    the memory of the score laws. With ``definition="disconnect"`` (finite width only) each
+    draw's backward signal also carries ``m_star``: see :func:`disconnect_thresholds`."""
     from . import _top_block
     L = m["qh"].size
     count = DRAWS_FINITE if finite else DRAWS
-    chain = L - top_layers(L, m["arch"]) if finite else L
+    chain = L - top_layers(L, m["arch"], definition) if finite else L
     burn = _top_block.burn_in(act, sw, sb, m["arch"]) if finite else 0
     # chunk sizes are powers of two that divide DRAW_BLOCK, so that no chunk straddles a block
     def fit(n):
@@ -469,14 +515,18 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite):
         ids = range(start, min(start + chain_step, count))
         if finite:
             blocks = [_top_block.simulate(act, m, width, sw, sb, batch, classes, burn,
-                                          np.random.default_rng([SEED, 2, d])) for d in ids]
+                                          np.random.default_rng([SEED, 2, d]), definition)
+                      for d in ids]
             chunk = ReadoutDraws.from_deltas(np.stack([b.delta for b in blocks]))
             rows = np.stack([b.rows for b in blocks]) if chain else None
             rngs = [np.random.default_rng([SEED, 1, d]) for d in ids]
             back = backward_finite(m, cond, chunk, width, classes, sw, rngs,
-                                   (rows, np.array([b.noise for b in blocks])))
+                                   (rows, np.array([b.noise for b in blocks]), L - chain))
             back.top = np.stack([b.hidden for b in blocks])
             back.readout = np.stack([b.readout for b in blocks])
+            if definition == "disconnect":
+                back.m_star = disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch,
+                                                    ids)
         else:
             chunk = draws.take(slice(ids.start, ids.stop))
             back = backward_wide(m, chunk, classes)

@@ -29,15 +29,28 @@ BURN_IN_DEPTH_SCALES = 2.5   # burn-in, in units of the forward depth scale max(
 MAX_BURN_IN = 16             # … at most this many layers (ξ_c is infinite on the EOC)
 RESNET_BURN_IN = 2
 MAX_ATOMS = 2 ** 16          # gradient entries kept per layer (evenly spaced quantiles beyond)
+DISCONNECT_LAYERS = 10       # exact layers at each end of an FFNN for definition="disconnect"
 
 
-def top_layers(depth, arch):
+def top_layers(depth, arch, definition="layer"):
     """How many hidden layers of a depth-L network are in the exact block: the last three of an
     FFNN (the coupling decays like the forward kernel's fluctuations, over ξ_c layers, and the
     gap it leaves is ≤ 0.001 with the last two), the last six of a ResNet, whose first emptied
     layer is spread over its top layers (the stream's gradient grows by 1 + α²σ_w²E[φ'²] per
     layer, not geometrically)."""
+    if definition == "disconnect" and arch == "ffnn":
+        return depth if depth <= 2 * DISCONNECT_LAYERS else DISCONNECT_LAYERS
     return min(TOP_LAYERS[arch], depth)
+
+
+def bottom_layers(depth, arch, definition="layer"):
+    """How many layers from the inputs up are simulated exactly below the chain
+    (:func:`simulate_bottom`): none for the paper's event; for "disconnect" the first
+    ``DISCONNECT_LAYERS`` of an FFNN and the first layer of a ResNet, unless the top block
+    already reaches them."""
+    if definition != "disconnect" or depth <= top_layers(depth, arch, definition):
+        return 0
+    return DISCONNECT_LAYERS if arch == "ffnn" else 1
 
 
 def burn_in(act, sw, sb, arch):
@@ -85,23 +98,12 @@ class Block:
       g^l = ∂ℒ/∂y^l, as in :func:`meanfield._score_laws.backward_finite`.
     """
 
-    __slots__ = ("delta", "hidden", "readout", "rows", "noise")
+    __slots__ = ("delta", "hidden", "readout", "rows", "noise", "above")
 
 
-def simulate(act, m, width, sw, sb, batch, classes, burn, rng):
-    """Draw one :class:`Block` (``m``: :func:`meanfield._score_moments.layer_moments`; ``burn``:
-    :func:`burn_in`)."""
-    L = m["qh"].size
-    residual = m["arch"] != "ffnn"
-    alpha = 1.0 / math.sqrt(L) if m["arch"] == "stable_resnet" else 1.0
-    top = top_layers(L, m["arch"])
-    first = max(1, L - top - burn + 1)               # the first simulated layer
-    scale = sw / math.sqrt(width)
-
-    def gauss(*shape):
-        return standard_normal(rng, shape, out=np.empty(shape))
-
-    if _is_tanh(act):                                # φ' from φ: one tanh per layer
+def _activation_pair(act):
+    """φ and φ' (given y and a = φ(y)): φ' from φ for tanh, one transcendental per layer."""
+    if _is_tanh(act):
         def phi(y):
             return np.tanh(y)
 
@@ -113,6 +115,41 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng):
 
         def dphi(y, a):
             return act(y, 1)
+    return phi, dphi
+
+
+def _widest_back(S, above, skip):
+    """One layer of the reverse widest path: for each input unit j of a layer with scores S
+    (n_out, n_in), the best bottleneck max_i min(S_ij, above_i) to the logits, or through the
+    skip (above_j) if ``skip``."""
+    out = np.minimum(S, above[:, None]).max(axis=0)
+    return np.maximum(out, above) if skip else out
+
+
+def _widest_forward(S, below, skip):
+    """One layer of the widest path from the inputs: max_j min(S_ij, below_j) (and below_i
+    through the skip)."""
+    out = np.minimum(S, below[None, :]).max(axis=1)
+    return np.maximum(out, below) if skip else out
+
+
+def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer"):
+    """Draw one :class:`Block` (``m``: :func:`meanfield._score_moments.layer_moments`; ``burn``:
+    :func:`burn_in`). With ``definition="disconnect"`` the block also holds ``above`` (N,): for
+    each unit of hidden layer L − T (or each input, when the block reaches layer 1) the widest
+    path's bottleneck from it to the logits through the block's exact scores |W ∘ G|."""
+    L = m["qh"].size
+    residual = m["arch"] != "ffnn"
+    alpha = 1.0 / math.sqrt(L) if m["arch"] == "stable_resnet" else 1.0
+    top = top_layers(L, m["arch"], definition)
+    disconnect = definition == "disconnect"
+    first = max(1, L - top - burn + 1)               # the first simulated layer
+    scale = sw / math.sqrt(width)
+
+    def gauss(*shape):
+        return standard_normal(rng, shape, out=np.empty(shape))
+
+    phi, dphi = _activation_pair(act)
 
     # pre-activations y^l (B, N) of layers first … L; for the top layers (l > L − top) their
     # weights and inputs (the burn-in's are dropped as the pass goes)
@@ -148,8 +185,10 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng):
     out = Block()
     out.delta = delta
     half_log_var = 0.5 * np.log(m["weight_var"])
+    G = delta.T @ a_top / batch
     with np.errstate(divide="ignore"):
-        out.readout = np.log(np.abs(delta.T @ a_top / batch)).ravel() + half_log_var[L]
+        out.readout = np.log(np.abs(G)).ravel() + half_log_var[L]
+    above = np.abs(V * G).max(axis=0) if disconnect else None
     g = (delta @ V) * dphi(ys[L], a_top)             # ∂ℒ/∂y^L, per example (no 1/B)
     size = min(MAX_ATOMS, width * width)
     out.hidden = np.empty((top, size))
@@ -160,6 +199,8 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng):
         with np.errstate(divide="ignore"):
             out.hidden[layer - (L - top + 1)] = (_quantile_atoms(np.log(np.abs(G)), size)
                                                  + half_log_var[layer - 1])
+        if disconnect:
+            above = _widest_back(np.abs(weights[layer] * G), above, residual and layer > 1)
         if layer == 1:
             break
         signal = a_l * (g @ weights[layer])          # (W^l)ᵀ-propagated, before φ'(y^{l−1})
@@ -173,4 +214,43 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng):
         out.rows, out.noise = rows, float((rest * rest).sum(axis=1).mean())
     else:
         out.rows, out.noise = None, 0.0
+    out.above = above
     return out
+
+
+def simulate_bottom(act, m, width, sw, sb, batch, layers, signal, rng):
+    """The first ``layers`` layers of the network, exact, for definition="disconnect": inputs
+    x ~ N(0, I), their weights, and the backward signal of layer ``layers`` given as ``signal``
+    (B, N): h^K (before φ'(y^K)) for an FFNN, the stream's gradient g¹ for a ResNet (K = 1).
+    Returns the widest path's bottleneck from the inputs to each unit of layer K, (N,)."""
+    residual = m["arch"] != "ffnn"
+    L = m["qh"].size
+    alpha = 1.0 / math.sqrt(L) if m["arch"] == "stable_resnet" else 1.0
+    scale = sw / math.sqrt(width)
+    phi, dphi = _activation_pair(act)
+
+    def gauss(*shape):
+        return standard_normal(rng, shape, out=np.empty(shape))
+
+    a = gauss(batch, width)
+    ins, ys, ws = [], [], []
+    for layer in range(1, layers + 1):
+        W = gauss(width, width) * scale
+        pre = a @ W.T + sb * gauss(width)
+        y = ys[-1] + alpha * pre if residual and layer > 1 else pre
+        ins.append(a)
+        ys.append(y)
+        ws.append(W)
+        a = phi(y)
+    scores = [None] * layers
+    g = signal if residual else signal * dphi(ys[-1], a)
+    for layer in range(layers, 0, -1):
+        a_l = alpha if residual and layer > 1 else 1.0
+        scores[layer - 1] = np.abs(ws[layer - 1] * ((a_l / batch) * (g.T @ ins[layer - 1])))
+        if layer > 1:
+            back = a_l * (g @ ws[layer - 1]) * dphi(ys[layer - 2], ins[layer - 1])
+            g = g + back if residual else back
+    below = np.full(width, np.inf)
+    for layer in range(1, layers + 1):
+        below = _widest_forward(scores[layer - 1], below, residual and layer > 1)
+    return below

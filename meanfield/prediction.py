@@ -63,12 +63,18 @@ class PredictionRangeWarning(RuntimeWarning):
     """The finite-width prediction is asked where it is known to miss the Monte Carlo: an FFNN
     near the EOC (correlation depth scale ξ_c ≥ L) at least as deep as it is wide. There the
     examples stop being exchangeable (docs/critical_sparsity.md §8) and E[s_cr] is
-    overestimated: +0.012 at 100 × 100, +0.033 at 100 × 200 (tanh)."""
+    overestimated: +0.012 at 100 × 100, +0.033 at 100 × 200 (tanh). With
+    ``definition="disconnect"`` also any FFNN near the EOC deeper than the exact layers at its
+    two ends: its middle layers are taken as complete, which on the EOC they are not (+0.016 at
+    64 × 40)."""
 
 
-def _warn_outside_range(act, width, depths, sw, sb, arch):
+def _warn_outside_range(act, width, depths, sw, sb, arch, definition="layer"):
     from .maps import depth_scales
     deep = depths[depths >= width]
+    if definition == "disconnect":
+        middle = depths[depths > 2 * _top_block.DISCONNECT_LAYERS]
+        deep = np.union1d(deep, middle)
     if arch != "ffnn" or deep.size == 0:
         return
     try:
@@ -77,13 +83,21 @@ def _warn_outside_range(act, width, depths, sw, sb, arch):
             xi_c = float(np.asarray(depth_scales(act, sw, sb))[1])
     except (ValueError, ArithmeticError):
         return
-    if not xi_c >= deep.min():
+    deep = deep[deep <= xi_c]
+    if deep.size == 0:
         return
-    warnings.warn(
-        f"`depth` == {int(deep.min())} >= `width` == {width} near the EOC (ξ_c = {xi_c:.3g} >= "
-        f"depth): here the prediction overestimates E[s_cr] (+0.012 at 100 x 100, "
-        f"+0.033 at 100 x 200; docs/critical_sparsity.md §8); compare it with "
-        f"simulate_critical_sparsity", PredictionRangeWarning, stacklevel=3)
+    L = int(deep.min())
+    if L >= width:
+        why = (f"`depth` == {L} >= `width` == {width} near the EOC (ξ_c = {xi_c:.3g} >= depth): "
+               f"here the prediction overestimates E[s_cr] (+0.012 at 100 x 100, +0.033 at "
+               f"100 x 200; docs/critical_sparsity.md §8)")
+    else:
+        why = (f"`definition` == 'disconnect' at `depth` == {L} near the EOC (ξ_c = {xi_c:.3g} "
+               f">= depth): the prediction takes the middle layers as complete, which on the EOC "
+               f"they are not, and overestimates E[s_cr] (+0.016 at 64 x 40; "
+               f"docs/critical_sparsity.md §10)")
+    warnings.warn(why + "; compare it with simulate_critical_sparsity", PredictionRangeWarning,
+                  stacklevel=3)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,7 +140,7 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     # (≥ 4096 × C logits, four arrays), one backward chain (L × N × C normals, twice) and one
     # exact top block (the top layers' N × N weights and gradients, B × N activations of every
     # simulated layer)
-    top = min(max(_top_block.TOP_LAYERS.values()), depth)
+    top = min(max(max(_top_block.TOP_LAYERS.values()), 2 * _top_block.DISCONNECT_LAYERS), depth)
     block = width * (3 * top * width + 3 * (min(depth, top + _top_block.MAX_BURN_IN) + 1) * batch)
     finite = draws and finite
     readout_draws = (laws.DRAWS_FINITE if finite else laws.DRAWS) * draws
@@ -245,6 +259,15 @@ def _one_blas_thread():
     return threadpool_limits(limits=1, user_api="blas")
 
 
+def _check_definition(definition, finite_width):
+    from .pruning import DEFINITIONS
+    definition = check_choice("definition", definition, DEFINITIONS)
+    if definition == "disconnect" and not finite_width:
+        raise InputError("`definition` == 'disconnect' needs `finite_width=True`: the wide limit "
+                         "has no network to find a path in")
+    return definition
+
+
 def _check_arch(arch):
     from .networks import ARCHS
     return check_choice("arch", arch, ARCHS)
@@ -262,13 +285,15 @@ def _naming(sw, sb):
         raise InputError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: {exc}") from None
 
 
-def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, arch="ffnn"):
+def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, arch="ffnn",
+             definition="layer"):
     """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, m)."""
     with _naming(sw, sb):
-        return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch)
+        return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
+                              definition)
 
 
-def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch):
+def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch, definition):
     m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
     n = m["fan_in"] * m["fan_out"]
     means, seconds, p_first = [], [], []
@@ -276,8 +301,13 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch)
         cond = laws.forward_conditionals(act, m, classes,
                                          laws.N_QMC_FINITE if finite else laws.N_QMC)
         count = 0
-        for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite):
-            d = laws.scr_law(laws.score_laws(m, cond, draws, back, batch, classes), n)
+        for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite,
+                                            definition):
+            groups = laws.score_laws(m, cond, draws, back, batch, classes)
+            d = laws.scr_law(groups, n)
+            if definition == "disconnect":      # one threshold per draw: s(m*) is a sample
+                d["mean"] = laws.s_at(groups, n, back.m_star)
+                d["second"] = d["mean"] ** 2
             means.append(d["mean"])
             seconds.append(d["second"])
             p_first.append(d["p_first"])
@@ -296,12 +326,12 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch)
 
 
 def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *, batch=128,
-                                   classes=10, finite_width=True, arch="ffnn"):
+                                   classes=10, finite_width=True, arch="ffnn", definition="layer"):
     """Mean-field summary of the law of the critical sparsity at one depth.
 
     Parameters
     ----------
-    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width, arch
+    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width, arch, definition
         As in :func:`predict_critical_sparsity`; ``depth`` a single int.
 
     Returns
@@ -309,7 +339,8 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     dict
         ``mean`` and ``std`` of s_cr (floats, as :func:`predict_critical_sparsity` with
         ``return_std=True``); ``p_first`` (ndarray, length L + 1): probability that layer l
-        (index l − 1) is the one fully pruned first, i.e. has the smallest maximum score;
+        (index l − 1) is the one fully pruned first, i.e. has the smallest maximum score (the
+        paper's event, whatever ``definition``);
         ``se``: the standard error of ``mean`` from the finite number of fixed-seed draws it
         averages (the prediction's own Monte-Carlo error; compare it with a simulation's);
         ``draws``: how many draws it averages.
@@ -326,14 +357,16 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=finite_width)
     arch = _check_arch(arch)
-    _warn_outside_range(act, width, np.array([depth]), sw, sb, arch)
+    definition = _check_definition(definition, finite_width)
+    _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, definition)
     mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
-                                     finite=finite_width, arch=arch)
+                                     finite=finite_width, arch=arch, definition=definition)
     return dict(mean=mean, std=std, p_first=p_first, se=m["draw_se"], draws=m["draws"])
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
-                              return_std=False, finite_width=True, arch="ffnn"):
+                              return_std=False, finite_width=True, arch="ffnn",
+                              definition="layer"):
     """Mean-field prediction of E[s_cr], the expected critical sparsity of SNIP.
 
     Model (``docs/critical_sparsity.md`` §5–§6, eqs. (12)–(20)): in the wide limit at fixed batch size B and
@@ -371,10 +404,17 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         deterministic.
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
         The network of :func:`meanfield.networks.init_network`: for ResNets the forward maps of
-        the residual stream and the backward signal of its gradient (docs §5b). s_cr is the
-        paper's event (the first layer to be fully pruned); a ResNet is then not yet
-        disconnected (``pruning.critical_sparsity(..., definition="disconnect")``), an event
-        this function does not predict.
+        the residual stream and the backward signal of its gradient (docs §5b).
+    definition : {"layer", "disconnect"}, default "layer"
+        The event s_cr marks, as in :func:`meanfield.pruning.critical_sparsity`: the paper's
+        (the first layer fully pruned; a ResNet is then not disconnected) or "the output no
+        longer depends on the input" (no input-to-logit path keeps all its weights). For
+        "disconnect" (finite width only) each draw finds the widest path's bottleneck m*
+        through exact layers at both ends of the net (10 of an FFNN at each end, or all of it
+        up to depth 20; a ResNet's first layer and top block), the layers between taken as
+        complete (FFNN) or as skips (ResNet), and averages s(m*) (docs §10). Within 0.004 of
+        the Monte Carlo off the EOC and for ResNets; on the EOC, deeper than 20, it
+        overestimates (+0.016 at 64 × 40) and warns.
 
     Returns
     -------
@@ -400,7 +440,8 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
                                                        classes, int(depths.max()), finite=finite_width)
     return_std = check_bool("return_std", return_std)
     arch = _check_arch(arch)
-    _warn_outside_range(act, width, depths, sw, sb, arch)
+    definition = _check_definition(definition, finite_width)
+    _warn_outside_range(act, width, depths, sw, sb, arch, definition)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
     with _naming(sw, sb):
@@ -408,7 +449,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for r, L in enumerate(depths.ravel()):
         means[r], stds[r], _, _ = _predict(act, width, int(L), sw, sb, batch, classes, fwd,
-                                           finite_width, arch)
+                                           finite_width, arch, definition)
     if scalar:
         out = (float(means[0]), float(stds[0]))
     else:

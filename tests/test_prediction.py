@@ -521,9 +521,41 @@ def test_the_burn_in_rule_does_not_leak_warnings_of_the_depth_scales():
     """ReLU at σ_w = 1.6 has no finite q* (depth_scales warns and gives NaN): the block's burn-in
     then takes its cap, silently; the prediction itself has nothing to warn about."""
     import warnings
+
     from meanfield._top_block import MAX_BURN_IN, burn_in
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert burn_in(mf.get_activation("relu"), 1.6, 0.1, "ffnn") == MAX_BURN_IN
         d = mf.prediction.critical_sparsity_distribution("relu", 30, 10, 1.6, 0.1, batch=16)
     assert 0.0 < d["mean"] < 1.0
+
+
+@pytest.mark.parametrize("arch,sw,width,depth", [("ffnn", SW_ORDERED, 40, 24),
+                                                 ("ffnn", SW_CHAOTIC, 64, 24),
+                                                 ("ffnn", SW_CHAOTIC, 30, 12),
+                                                 ("resnet", 1.0, 48, 16)])
+def test_disconnect_prediction_against_monte_carlo(arch, sw, width, depth):
+    """definition="disconnect" (docs §10): 80 nets each (fixed seed) against the prediction, to
+    max(3 SE, 0.004) with SE combined from both. At depth 24 the FFNN's bottom and top ten
+    layers are exact and the four between taken as complete; at depth 12 the exact block is the
+    whole net; the ResNet's path runs W¹ → skips → its top block. The paper's event comes later
+    for an FFNN and earlier for a ResNet, by more than the tolerance (checked too), so the test
+    fails if the definition is not threaded through."""
+    kw = dict(arch=arch, batch=64)
+    mc = mf.simulate_critical_sparsity("tanh", width, depth, sw, SB, trials=80, seed=9,
+                                       definition="disconnect", **kw)
+    d = mf.prediction.critical_sparsity_distribution("tanh", width, depth, sw, SB,
+                                                     definition="disconnect", **kw)
+    layer = predict_critical_sparsity("tanh", width, depth, sw, SB, **kw)
+    se = math.sqrt(mc.s_cr.var(ddof=1) / len(mc) + d["se"] ** 2)
+    assert abs(d["mean"] - mc.s_cr.mean()) <= max(3 * se, 0.004), (d, mc.s_cr.mean(), se)
+    assert abs(layer - d["mean"]) > max(3 * se, 0.004)
+    assert (layer > d["mean"]) == (arch == "ffnn")
+
+
+def test_disconnect_needs_the_finite_width_model():
+    with pytest.raises(ValueError, match="`definition` == 'disconnect' needs `finite_width=True`"):
+        predict_critical_sparsity("tanh", 30, 5, SW_ORDERED, SB, definition="disconnect",
+                                  finite_width=False)
+    with pytest.raises(ValueError, match="`definition`"):
+        predict_critical_sparsity("tanh", 30, 5, SW_ORDERED, SB, definition="path")
