@@ -478,7 +478,7 @@ def disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch, ids):
 def s_at(groups, n, log_t):
     """s(t) = Σ_l n_l F_l(t) / Σ_l n_l of each draw at its own log threshold log_t (D,),
     interpolated linearly in log t between grid points."""
-    x = np.asarray(log_t) / H
+    x = np.maximum(np.asarray(log_t) / H, -1e9)     # log 0: below every grid (exact zeros)
     lo = np.floor(x).astype(np.int64)
     F, _ = _rows_at(groups, np.stack([lo, lo + 1], axis=1))
     frac = (x - lo)[:, None]
