@@ -121,16 +121,17 @@ def _activation_pair(act):
 def _widest_back(S, above, skip):
     """One layer of the reverse widest path: for each input unit j of a layer with scores S
     (n_out, n_in), the best bottleneck max_i min(S_ij, above_i) to the logits, or through the
-    skip (above_j) if ``skip``."""
-    out = np.minimum(S, above[:, None]).max(axis=0)
-    return np.maximum(out, above) if skip else out
+    skip (above_j) if ``skip``: the forward step of ``pruning.critical_sparsity`` on Sᵀ."""
+    return _widest_forward(S.T, above, skip)
 
 
 def _widest_forward(S, below, skip):
     """One layer of the widest path from the inputs: max_j min(S_ij, below_j) (and below_i
-    through the skip)."""
-    out = np.minimum(S, below[None, :]).max(axis=1)
-    return np.maximum(out, below) if skip else out
+    through the skip), by the kernel ``pruning.critical_sparsity`` uses."""
+    from .pruning import _widest_step
+    out = np.empty(S.shape[0])
+    _widest_step(S, np.asarray(below, dtype=np.float64), skip, out)
+    return out
 
 
 def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer"):
