@@ -13,9 +13,9 @@ import math
 
 import numpy as np
 
+from . import _top_block
 from ._product_law import H, ScoreLaws
 from ._score_moments import SEED, hermite
-from ._top_block import top_layers
 
 N_QMC = 2048                 # quasi-random points (U, V, ξ) per layer law (wide limit)
 N_QMC_FINITE = 512           # per layer law in the finite-width model (more draws, fewer points)
@@ -452,7 +452,6 @@ def disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch, ids):
     bottleneck to the logits; below it an FFNN's layers are taken as complete (at m* they keep
     most of their weights) down to ``bottom_layers`` exact layers at the inputs, fed by the
     chain's signal; a ResNet's blocks as skips alone, down to its exact first layer. (D,)."""
-    from . import _top_block
     L = m["qh"].size
     K = _top_block.bottom_layers(L, m["arch"], "disconnect")
     out = np.empty(len(blocks))
@@ -495,10 +494,9 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
     may stop after any block of ``DRAW_BLOCK`` draws (chunks never straddle one). Chunks bound
     the memory of the score laws. With ``definition="disconnect"`` (finite width only) each
     draw's backward signal also carries ``m_star``: see :func:`disconnect_thresholds`."""
-    from . import _top_block
     L = m["qh"].size
     count = DRAWS_FINITE if finite else DRAWS
-    chain = L - top_layers(L, m["arch"], definition) if finite else L
+    chain = L - _top_block.top_layers(L, m["arch"], definition) if finite else L
     burn = _top_block.burn_in(act, sw, sb, m["arch"]) if finite else 0
     # chunk sizes are powers of two that divide DRAW_BLOCK, so that no chunk straddles a block
     def fit(n):
