@@ -449,9 +449,10 @@ def kept_fractions(groups, n, d, s):
 def disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch, ids):
     """m* of each draw, the widest input-to-logit path's bottleneck (``pruning.critical_sparsity``
     with ``definition="disconnect"``), in log score units: the top block gives each unit's best
-    bottleneck to the logits; below it an FFNN's layers are taken as complete (at m* they keep
-    most of their weights) down to ``bottom_layers`` exact layers at the inputs, fed by the
-    chain's signal; a ResNet's blocks as skips alone, down to its exact first layer. (D,)."""
+    bottleneck to the logits; below it an FFNN's layers are taken as connecting every unit (off
+    the EOC they keep enough weights at m* for that) down to ``bottom_layers`` exact layers at
+    the inputs, fed by the chain's signal; a ResNet's blocks as skips alone, down to its exact
+    first layer. (D,)."""
     L = m["qh"].size
     K = _top_block.bottom_layers(L, m["arch"], "disconnect")
     out = np.empty(len(blocks))

@@ -37,7 +37,9 @@ def top_layers(depth, arch, definition="layer"):
     FFNN (the coupling decays like the forward kernel's fluctuations, over ξ_c layers, and the
     gap it leaves is ≤ 0.001 with the last two), the last six of a ResNet, whose first emptied
     layer is spread over its top layers (the stream's gradient grows by 1 + α²σ_w²E[φ'²] per
-    layer, not geometrically)."""
+    layer, not geometrically). For ``definition="disconnect"`` an FFNN's last
+    ``DISCONNECT_LAYERS`` (all of it up to twice that depth): the widest path is decided where
+    layers are sparse, at the top in the chaotic phase."""
     if definition == "disconnect" and arch == "ffnn":
         return depth if depth <= 2 * DISCONNECT_LAYERS else DISCONNECT_LAYERS
     return min(TOP_LAYERS[arch], depth)
@@ -95,7 +97,9 @@ class Block:
       space, h_i(b) = Δ_b · rows_i + e_i(b) with Σ_b e_i(b)² = ``noise`` on average over i;
       None and 0 when the block reaches layer 1. For an FFNN the signal is
       h^l = (W^{l+1})ᵀ δ^{l+1} (before φ'), for a ResNet the residual stream's gradient
-      g^l = ∂ℒ/∂y^l, as in :func:`meanfield._score_laws.backward_finite`.
+      g^l = ∂ℒ/∂y^l, as in :func:`meanfield._score_laws.backward_finite`;
+    * ``above`` (N,), for ``definition="disconnect"`` only (else None): each unit's widest-path
+      bottleneck to the logits (:func:`simulate`).
     """
 
     __slots__ = ("delta", "hidden", "readout", "rows", "noise", "above")

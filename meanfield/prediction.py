@@ -64,18 +64,20 @@ class PredictionRangeWarning(RuntimeWarning):
     near the EOC (correlation depth scale ξ_c ≥ L) at least as deep as it is wide. There the
     examples stop being exchangeable (docs/critical_sparsity.md §8) and E[s_cr] is
     overestimated: +0.012 at 100 × 100, +0.033 at 100 × 200 (tanh). With
-    ``definition="disconnect"`` also any FFNN near the EOC deeper than the exact layers at its
-    two ends: its middle layers are taken as complete, which on the EOC they are not (+0.016 at
-    64 × 40)."""
+    ``definition="disconnect"`` also any FFNN with ξ_c ≥ 10 deeper than the exact layers at its
+    two ends (20): its middle layers are taken as connecting every unit, which near the EOC they
+    do not (+0.016 at 64 × 40 on the EOC; +0.014 at σ_w = 1.4, ξ_c = 24)."""
+
+
+DISCONNECT_XI_C = 10.0   # "disconnect": the middle connects freely only when ξ_c is below this
 
 
 def _warn_outside_range(act, width, depths, sw, sb, arch, definition="layer"):
     from .maps import depth_scales
     deep = depths[depths >= width]
-    if definition == "disconnect":
-        middle = depths[depths > 2 * _top_block.DISCONNECT_LAYERS]
-        deep = np.union1d(deep, middle)
-    if arch != "ffnn" or deep.size == 0:
+    middle = depths[depths > 2 * _top_block.DISCONNECT_LAYERS] if definition == "disconnect" \
+        else depths[:0]
+    if arch != "ffnn" or deep.size + middle.size == 0:
         return
     try:
         with warnings.catch_warnings():
@@ -84,17 +86,20 @@ def _warn_outside_range(act, width, depths, sw, sb, arch, definition="layer"):
     except (ValueError, ArithmeticError):
         return
     deep = deep[deep <= xi_c]
-    if deep.size == 0:
+    if not xi_c >= DISCONNECT_XI_C:
+        middle = middle[:0]
+    if deep.size + middle.size == 0:
         return
-    L = int(deep.min())
-    if L >= width:
+    L = int(np.concatenate([deep, middle]).min())
+    if deep.size and L == int(deep.min()):
         why = (f"`depth` == {L} >= `width` == {width} near the EOC (ξ_c = {xi_c:.3g} >= depth): "
                f"here the prediction overestimates E[s_cr] (+0.012 at 100 x 100, +0.033 at "
                f"100 x 200; docs/critical_sparsity.md §8)")
     else:
-        why = (f"`definition` == 'disconnect' at `depth` == {L} near the EOC (ξ_c = {xi_c:.3g} "
-               f">= depth): the prediction takes the middle layers as complete, which on the EOC "
-               f"they are not, and overestimates E[s_cr] (+0.016 at 64 x 40; "
+        why = (f"`definition` == 'disconnect' at `depth` == {L} > 20 near the EOC (ξ_c = "
+               f"{xi_c:.3g} >= {DISCONNECT_XI_C:g}): the prediction takes the middle layers as "
+               f"connecting every unit, which near the EOC they do not, and overestimates "
+               f"E[s_cr] (+0.016 at 64 x 40 on the EOC, +0.014 at ξ_c = 24; "
                f"docs/critical_sparsity.md §10)")
     warnings.warn(why + "; compare it with simulate_critical_sparsity", PredictionRangeWarning,
                   stacklevel=3)
@@ -126,9 +131,10 @@ def _check_depths(depth):
 
 
 def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, draws=True,
-                  finite=True):
+                  finite=True, arch="ffnn", definition="layer"):
     """Validate the common arguments and refuse sizes whose arrays cannot fit: ``draws`` if the
-    caller draws readout errors, ``finite`` if also the finite-width chains and blocks."""
+    caller draws readout errors, ``finite`` if also the finite-width chains and the exact
+    layers of ``arch`` and ``definition`` (both checked by the caller)."""
     act = get_activation(activation)
     # sizes stay below 2^53, where a float still counts them exactly
     width = check_int("width", width, low=1, high=2 ** 53)
@@ -138,9 +144,10 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     classes = check_int("classes", classes, low=2, high=2 ** 53)
     # the largest arrays: the readout draws (draws × B × C, twice), the softmax moments
     # (≥ 4096 × C logits, four arrays), one backward chain (L × N × C normals, twice) and one
-    # exact top block (the top layers' N × N weights and gradients, B × N activations of every
+    # set of exact layers (their N × N weights and gradients, B × N activations of every
     # simulated layer)
-    top = min(max(max(_top_block.TOP_LAYERS.values()), 2 * _top_block.DISCONNECT_LAYERS), depth)
+    top = (_top_block.top_layers(depth, arch, definition)
+           + _top_block.bottom_layers(depth, arch, definition))
     block = width * (3 * top * width + 3 * (min(depth, top + _top_block.MAX_BURN_IN) + 1) * batch)
     finite = draws and finite
     readout_draws = (laws.DRAWS_FINITE if finite else laws.DRAWS) * draws
@@ -354,10 +361,11 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     """
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     finite_width = check_bool("finite_width", finite_width)
-    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, depth, finite=finite_width)
     arch = _check_arch(arch)
     definition = _check_definition(definition, finite_width)
+    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
+                                                       classes, depth, finite=finite_width,
+                                                       arch=arch, definition=definition)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, definition)
     mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
                                      finite=finite_width, arch=arch, definition=definition)
@@ -394,9 +402,10 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     return_std : bool, default False
         Also return the predicted standard deviation of s_cr over networks and batches.
     finite_width : bool, default True
-        Model a width-N network: its top layers (3 hidden layers of an FFNN, 6 of a ResNet)
-        and readout simulated exactly, and below them the backward signal's class-space
-        covariance sampled from N rows (a product of Wishart matrices; docs §5a, §5c);
+        Model a width-N network: its top layers (3 hidden layers of an FFNN, 6 of a ResNet;
+        for ``definition="disconnect"`` see there) and readout simulated exactly, and below
+        them the backward signal's class-space covariance sampled from N rows (a product of
+        Wishart matrices; docs §5a, §5c);
         fixed-seed draws in blocks of 32, up to 128, until the average's own standard error is
         ≤ 5e-4. ``False``: the wide limit (32 draws of the readout error only). The
         finite-width value is within max(3 SE, 0.004) of 200-net Monte Carlos at 22 of 24
@@ -412,9 +421,9 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         "disconnect" (finite width only) each draw finds the widest path's bottleneck m*
         through exact layers at both ends of the net (10 of an FFNN at each end, or all of it
         up to depth 20; a ResNet's first layer and top block), the layers between taken as
-        complete (FFNN) or as skips (ResNet), and averages s(m*) (docs §10). Within 0.004 of
-        the Monte Carlo off the EOC and for ResNets; on the EOC, deeper than 20, it
-        overestimates (+0.016 at 64 × 40) and warns.
+        connecting every unit (FFNN) or as skips (ResNet), and averages s(m*) (docs §10).
+        Within 0.004 of the Monte Carlo off the EOC and for tanh ResNets; near the EOC
+        (ξ_c ≥ 10), deeper than 20, it overestimates (+0.016 at 64 × 40) and warns.
 
     Returns
     -------
@@ -436,11 +445,13 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     """
     depths, scalar = _check_depths(depth)
     finite_width = check_bool("finite_width", finite_width)
-    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, int(depths.max()), finite=finite_width)
-    return_std = check_bool("return_std", return_std)
     arch = _check_arch(arch)
     definition = _check_definition(definition, finite_width)
+    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
+                                                       classes, int(depths.max()),
+                                                       finite=finite_width, arch=arch,
+                                                       definition=definition)
+    return_std = check_bool("return_std", return_std)
     _warn_outside_range(act, width, depths, sw, sb, arch, definition)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
@@ -489,12 +500,13 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     """
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     finite_width = check_bool("finite_width", finite_width)
+    arch = _check_arch(arch)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, depth, finite=finite_width)
+                                                       classes, depth, finite=finite_width,
+                                                       arch=arch)
     import pandas as pd
 
     s = check_probability("sparsity", sparsity)
-    arch = _check_arch(arch)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch)
     with _naming(sw, sb):
         m = layer_moments(act, width, depth, sw, sb, batch, classes, arch=arch)

@@ -507,6 +507,11 @@ def test_the_prediction_warns_where_it_is_known_to_miss():
         predict_critical_sparsity("tanh", 20, 30, SW_ORDERED, SB, batch=16)
         predict_critical_sparsity("tanh", 20, 30, SW_CHAOTIC, SB, batch=16)
         predict_critical_sparsity("tanh", 20, 30, 1.0, SB, batch=16, arch="stable_resnet")
+        predict_critical_sparsity("tanh", 20, 25, SW_ORDERED, SB, batch=16,
+                                  definition="disconnect")
+    # "disconnect" deeper than its exact ends, near the EOC (ξ_c ≥ 10) even with L < N
+    with pytest.warns(mf.PredictionRangeWarning, match=r"'disconnect' at `depth` == 25 > 20"):
+        predict_critical_sparsity("tanh", 30, 25, 1.4, 0.2, batch=16, definition="disconnect")
 
 
 def test_a_block_that_cannot_fit_is_refused_before_it_is_drawn():
