@@ -22,6 +22,7 @@ import math
 
 import numpy as np
 
+from .maps import _branch_scale
 from .networks import _is_tanh, standard_normal
 
 TOP_LAYERS = {"ffnn": 3, "resnet": 6, "stable_resnet": 6}
@@ -55,19 +56,27 @@ def bottom_layers(depth, arch, definition="layer"):
     return DISCONNECT_LAYERS if arch == "ffnn" else 1
 
 
+def quiet_depth_scales(act, sw, sb):
+    """(ξ_q, ξ_c) of :func:`meanfield.maps.depth_scales` without its warnings, NaN where it has
+    no answer (no finite q*, or σ it refuses): the rules here only compare them."""
+    import warnings
+
+    from .maps import depth_scales
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.asarray(depth_scales(act, sw, sb), dtype=np.float64)
+    except (ValueError, ArithmeticError):
+        return np.full(2, np.nan)
+
+
 def burn_in(act, sw, sb, arch):
     """Simulated layers below the block: ``BURN_IN_DEPTH_SCALES`` forward depth scales, so that
     the fluctuations of the kernel entering the block are those of a deep net (FFNN), at most
     ``MAX_BURN_IN``; two for a ResNet, whose block inputs are carried by the stream."""
     if arch != "ffnn":
         return RESNET_BURN_IN
-    import warnings
-
-    from .maps import depth_scales
-    with warnings.catch_warnings():     # where q* is not finite there is no scale: the cap
-        warnings.simplefilter("ignore")
-        scales = np.asarray(depth_scales(act, sw, sb), dtype=np.float64)
-    xi = float(scales.max())            # NaN if either is NaN: then the cap
+    xi = float(np.max(quiet_depth_scales(act, sw, sb)))   # NaN if either is NaN: the cap
     if not xi < MAX_BURN_IN / BURN_IN_DEPTH_SCALES:
         return MAX_BURN_IN
     return max(1, math.ceil(BURN_IN_DEPTH_SCALES * xi))
@@ -122,6 +131,26 @@ def _activation_pair(act):
     return phi, dphi
 
 
+def _gauss(rng, *shape):
+    return standard_normal(rng, shape, out=np.empty(shape))
+
+
+def _forward_step(rng, a, y_prev, scale, sb, alpha):
+    """One layer on inputs a (B, N): W ~ N(0, scale²) (N × N), then the bias, drawn in that
+    order; y = a Wᵀ + B, or y_prev + α (a Wᵀ + B) for a residual block. Returns (W, y)."""
+    W = _gauss(rng, a.shape[1], a.shape[1]) * scale
+    pre = a @ W.T + sb * _gauss(rng, a.shape[1])
+    return W, (pre if y_prev is None else y_prev + alpha * pre)
+
+
+def _propagate(g, W, y_in, a_in, a_l, skip, dphi):
+    """Backpropagate g = ∂ℒ/∂y^l through layer l (weights W, branch scale a_l) to y^{l−1}
+    (a_in = φ(y_in)): returns the signal before φ'(y^{l−1}) and ∂ℒ/∂y^{l−1} (the skip adds g)."""
+    signal = a_l * (g @ W)
+    back = signal * dphi(y_in, a_in)
+    return signal, (g + back if skip else back)
+
+
 def _widest_back(S, above, skip):
     """One layer of the reverse widest path: for each input unit j of a layer with scores S
     (n_out, n_in), the best bottleneck max_i min(S_ij, above_i) to the logits, or through the
@@ -145,14 +174,11 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer
     path's bottleneck from it to the logits through the block's exact scores |W ∘ G|."""
     L = m["qh"].size
     residual = m["arch"] != "ffnn"
-    alpha = 1.0 / math.sqrt(L) if m["arch"] == "stable_resnet" else 1.0
+    alpha = _branch_scale(m["arch"], L)
     top = top_layers(L, m["arch"], definition)
     disconnect = definition == "disconnect"
     first = max(1, L - top - burn + 1)               # the first simulated layer
     scale = sw / math.sqrt(width)
-
-    def gauss(*shape):
-        return standard_normal(rng, shape, out=np.empty(shape))
 
     phi, dphi = _activation_pair(act)
 
@@ -160,27 +186,26 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer
     # weights and inputs (the burn-in's are dropped as the pass goes)
     weights, inputs = {}, {}
     if first == 1:
-        x = gauss(batch, width)                      # the inputs, as in a trial
-        W = gauss(width, width) * scale
-        y = x @ W.T + sb * gauss(width)
+        x = _gauss(rng, batch, width)                # the inputs, as in a trial
+        W, y = _forward_step(rng, x, None, scale, sb, alpha)
         if L - top < 1:
             weights[1], inputs[1] = W, x
     else:
         q, c = float(m["qh"][first - 1]), float(m["ch"][first - 1])
-        y = math.sqrt(q * (1.0 - c)) * gauss(batch, width) + math.sqrt(q * c) * gauss(1, width)
+        y = (math.sqrt(q * (1.0 - c)) * _gauss(rng, batch, width)
+             + math.sqrt(q * c) * _gauss(rng, 1, width))
     ys = {first: y}
     for layer in range(first + 1, L + 1):
         a = phi(ys[layer - 1])
-        W = gauss(width, width) * scale
-        pre = a @ W.T + sb * gauss(width)
-        ys[layer] = ys[layer - 1] + alpha * pre if residual else pre
+        W, ys[layer] = _forward_step(rng, a, ys[layer - 1] if residual else None, scale, sb,
+                                     alpha)
         if layer > L - top:
             weights[layer], inputs[layer] = W, a
         else:
             ys.pop(layer - 1)
     a_top = phi(ys[L])
-    V = gauss(classes, width) * scale
-    z = a_top @ V.T + sb * gauss(classes)
+    V = _gauss(rng, classes, width) * scale
+    z = a_top @ V.T + sb * _gauss(rng, classes)
     labels = rng.integers(classes, size=batch)
     z -= z.max(axis=1, keepdims=True)
     delta = np.exp(z)
@@ -208,9 +233,8 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer
             above = _widest_back(np.abs(weights[layer] * G), above, residual and layer > 1)
         if layer == 1:
             break
-        signal = a_l * (g @ weights[layer])          # (W^l)ᵀ-propagated, before φ'(y^{l−1})
-        d = dphi(ys[layer - 1], inputs[layer])
-        g = g + signal * d if residual else signal * d
+        signal, g = _propagate(g, weights[layer], ys[layer - 1], inputs[layer], a_l, residual,
+                               dphi)
     if L - top >= 1:
         R = (g if residual else signal).T            # (N, B)
         gram = delta.T @ delta
@@ -229,20 +253,14 @@ def simulate_bottom(act, m, width, sw, sb, batch, layers, signal, rng):
     (B, N): h^K (before φ'(y^K)) for an FFNN, the stream's gradient g¹ for a ResNet (K = 1).
     Returns the widest path's bottleneck from the inputs to each unit of layer K, (N,)."""
     residual = m["arch"] != "ffnn"
-    L = m["qh"].size
-    alpha = 1.0 / math.sqrt(L) if m["arch"] == "stable_resnet" else 1.0
+    alpha = _branch_scale(m["arch"], m["qh"].size)
     scale = sw / math.sqrt(width)
     phi, dphi = _activation_pair(act)
-
-    def gauss(*shape):
-        return standard_normal(rng, shape, out=np.empty(shape))
-
-    a = gauss(batch, width)
+    a = _gauss(rng, batch, width)
     ins, ys, ws = [], [], []
     for layer in range(1, layers + 1):
-        W = gauss(width, width) * scale
-        pre = a @ W.T + sb * gauss(width)
-        y = ys[-1] + alpha * pre if residual and layer > 1 else pre
+        W, y = _forward_step(rng, a, ys[-1] if residual and layer > 1 else None, scale, sb,
+                             alpha)
         ins.append(a)
         ys.append(y)
         ws.append(W)
@@ -253,8 +271,8 @@ def simulate_bottom(act, m, width, sw, sb, batch, layers, signal, rng):
         a_l = alpha if residual and layer > 1 else 1.0
         scores[layer - 1] = np.abs(ws[layer - 1] * ((a_l / batch) * (g.T @ ins[layer - 1])))
         if layer > 1:
-            back = a_l * (g @ ws[layer - 1]) * dphi(ys[layer - 2], ins[layer - 1])
-            g = g + back if residual else back
+            _, g = _propagate(g, ws[layer - 1], ys[layer - 2], ins[layer - 1], a_l, residual,
+                              dphi)
     below = np.full(width, np.inf)
     for layer in range(1, layers + 1):
         below = _widest_forward(scores[layer - 1], below, residual and layer > 1)

@@ -73,18 +73,12 @@ DISCONNECT_XI_C = 10.0   # "disconnect": the middle connects freely only when ξ
 
 
 def _warn_outside_range(act, width, depths, sw, sb, arch, definition="layer"):
-    from .maps import depth_scales
     deep = depths[depths >= width]
     middle = depths[depths > 2 * _top_block.DISCONNECT_LAYERS] if definition == "disconnect" \
         else depths[:0]
     if arch != "ffnn" or deep.size + middle.size == 0:
         return
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            xi_c = float(np.asarray(depth_scales(act, sw, sb))[1])
-    except (ValueError, ArithmeticError):
-        return
+    xi_c = float(_top_block.quiet_depth_scales(act, sw, sb)[1])   # NaN: no warning
     deep = deep[deep <= xi_c]
     if not xi_c >= DISCONNECT_XI_C:
         middle = middle[:0]
@@ -267,8 +261,8 @@ def _one_blas_thread():
 
 
 def _check_definition(definition, finite_width):
-    from .pruning import DEFINITIONS
-    definition = check_choice("definition", definition, DEFINITIONS)
+    from .pruning import _check_definition as check_event
+    definition = check_event(definition)
     if definition == "disconnect" and not finite_width:
         raise InputError("`definition` == 'disconnect' needs `finite_width=True`: the wide limit "
                          "has no network to find a path in")
