@@ -13,6 +13,7 @@ import functools
 import math
 
 import numpy as np
+from numba import njit
 from scipy.special import erf, erfc, k0, k0e, k1, modstruve
 
 H = 0.02                     # spacing of the log-score grid (natural-log units)
@@ -98,26 +99,14 @@ class ScoreLaws:
 
     def __init__(self, log_scale, kind):
         j_min, cdf_tab, tail_tab = kernel_table(kind)
-        ls = np.atleast_2d(np.asarray(log_scale, dtype=np.float64))
-        R, n = ls.shape
-        finite = np.isfinite(ls)
-        if not finite.any(axis=1).all():
+        ls = np.ascontiguousarray(np.atleast_2d(np.asarray(log_scale, dtype=np.float64)))
+        R = ls.shape[0]
+        kept, first, size, top = _atom_cells(ls, H)
+        if not (kept > 0).all():
             raise ValueError("a layer's scores are all exactly zero: no prediction")
-        top = np.where(finite, ls, -np.inf).max(axis=1)
-        keep = finite & (ls > top[:, None] - 80.0)
-        self.zero = 1.0 - keep.sum(axis=1) / n
-        x = np.where(keep, ls, 0.0) / H
-        cell = np.floor(x).astype(np.int64)
-        frac = x - cell
-        big = np.iinfo(np.int64).max // 4
-        first = np.where(keep, cell, big).min(axis=1)
-        size = int((np.where(keep, cell, -big).max(axis=1) - first).max()) + 2
-        pos = (cell - first[:, None] + size * np.arange(R)[:, None])[keep]
-        w = (keep / n)[keep]
-        frac = frac[keep]
-        # linear split of each atom between its two grid neighbours (keeps mass and mean)
-        W = (np.bincount(pos, w * (1.0 - frac), minlength=R * size)
-             + np.bincount(pos + 1, w * frac, minlength=R * size)).reshape(R, size)
+        self.zero = 1.0 - kept / ls.shape[1]
+        size = int(size)
+        W = _atom_histogram(ls, H, top, first, size).reshape(R, size)
         self.start = first + j_min
         width = size + cdf_tab.size - 1
         cum = np.cumsum(W, axis=1)
@@ -148,3 +137,61 @@ class ScoreLaws:
         return (np.where(inside, np.take_along_axis(F, jc, 1), np.where(j < 0, zero[:, None], 1.0)),
                 np.where(inside, np.take_along_axis(T, jc, 1),
                          np.where(j < 0, 1.0 - zero[:, None], 0.0)))
+
+
+# ---------------------------------------------------------------------------------------------
+# the atoms' histogram on the grid: compiled, as a layer of an exact block has up to 2^16 atoms
+# and a deep block hundreds of layers (numpy's masks and bincounts took most of the time)
+
+
+@njit(cache=True)
+def _atom_cells(ls, h):
+    """Per row of ls (R, n): how many atoms are kept (finite and within 80 of the row's
+    largest), the grid cell ⌊x/h⌋ of the smallest kept one, the histogram length every row
+    needs (largest span of kept cells + 2) and the row's largest finite atom."""
+    R, n = ls.shape
+    kept = np.zeros(R, np.int64)
+    first = np.zeros(R, np.int64)
+    tops = np.full(R, -np.inf)
+    span = 0
+    for r in range(R):
+        top = -np.inf
+        for k in range(n):
+            v = ls[r, k]
+            if np.isfinite(v) and v > top:
+                top = v
+        tops[r] = top
+        lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+        for k in range(n):
+            v = ls[r, k]
+            if np.isfinite(v) and v > top - 80.0:
+                kept[r] += 1
+                c = np.int64(np.floor(v / h))
+                lo = min(lo, c)
+                hi = max(hi, c)
+        if kept[r]:
+            first[r] = lo
+            span = max(span, hi - lo)
+    return kept, first, span + 2, tops
+
+
+@njit(cache=True)
+def _atom_histogram(ls, h, top, first, size):
+    """Each kept atom of row r (weight 1/n; ``top``, ``first``: of :func:`_atom_cells`) split
+    linearly between its grid cell and the next, cells counted from ``first[r]`` (keeps mass
+    and mean): the rows, flattened (R · size,)."""
+    R, n = ls.shape
+    lower = np.zeros(R * size)
+    upper = np.zeros(R * size)
+    w = 1.0 / n
+    for r in range(R):
+        for k in range(n):
+            v = ls[r, k]
+            if np.isfinite(v) and v > top[r] - 80.0:
+                x = v / h
+                c = np.floor(x)
+                f = x - c
+                pos = np.int64(c) - first[r] + size * r
+                lower[pos] += w * (1.0 - f)
+                upper[pos + 1] += w * f
+    return lower + upper

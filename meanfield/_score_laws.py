@@ -446,15 +446,15 @@ def kept_fractions(groups, n, d, s):
     return np.clip(kept_at(theta), 0.0, 1.0), (idx[j] + theta) * H
 
 
-def disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch, ids):
+def disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch, ids, top):
     """m* of each draw, the widest input-to-logit path's bottleneck (``pruning.critical_sparsity``
     with ``definition="disconnect"``), in log score units: the top block gives each unit's best
     bottleneck to the logits; below it an FFNN's layers are taken as connecting every unit (off
     the EOC they keep enough weights at m* for that) down to ``bottom_layers`` exact layers at
     the inputs, fed by the chain's signal; a ResNet's blocks as skips alone, down to its exact
-    first layer. (D,)."""
+    first layer; ``top``: the block's exact hidden layers. (D,)."""
     L = m["qh"].size
-    K = _top_block.bottom_layers(L, m["arch"], "disconnect")
+    K = _top_block.bottom_layers(L, m["arch"], "disconnect", top)
     out = np.empty(len(blocks))
     for d, (block, draw) in enumerate(zip(blocks, ids)):
         above = block.above
@@ -497,7 +497,9 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
     draw's backward signal also carries ``m_star``: see :func:`disconnect_thresholds`."""
     L = m["qh"].size
     count = DRAWS_FINITE if finite else DRAWS
-    chain = L - _top_block.top_layers(L, m["arch"], definition) if finite else L
+    top = _top_block.exact_top(act, width, L, sw, sb, m["arch"], batch, definition) if finite \
+        else 0
+    chain = L - top
     burn = _top_block.burn_in(act, sw, sb, m["arch"]) if finite else 0
     # chunk sizes are powers of two that divide DRAW_BLOCK, so that no chunk straddles a block
     def fit(n):
@@ -514,7 +516,7 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
         ids = range(start, min(start + chain_step, count))
         if finite:
             blocks = [_top_block.simulate(act, m, width, sw, sb, batch, classes, burn,
-                                          np.random.default_rng([SEED, 2, d]), definition)
+                                          np.random.default_rng([SEED, 2, d]), definition, top)
                       for d in ids]
             chunk = ReadoutDraws.from_deltas(np.stack([b.delta for b in blocks]))
             rows = np.stack([b.rows for b in blocks]) if chain else None
@@ -525,7 +527,7 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
             back.readout = np.stack([b.readout for b in blocks])
             if definition == "disconnect":
                 back.m_star = disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch,
-                                                    ids)
+                                                    ids, top)
         else:
             chunk = draws.take(slice(ids.start, ids.stop))
             back = backward_wide(m, chunk, classes)

@@ -31,6 +31,10 @@ MAX_BURN_IN = 16             # … at most this many layers (ξ_c is infinite on
 RESNET_BURN_IN = 2
 MAX_ATOMS = 2 ** 16          # gradient entries kept per layer (evenly spaced quantiles beyond)
 DISCONNECT_LAYERS = 10       # exact layers at each end of an FFNN for definition="disconnect"
+WHOLE_WIDTH = 50             # an FFNN narrower than this is exact throughout …
+WHOLE_DEPTH_RATIO = 0.6      # … and, near the EOC, one at least this × N deep …
+DISCONNECT_XI_C = 10.0       # … and, for "disconnect", deeper than its exact ends from ξ_c ≥ this
+MAX_WHOLE_WORK = 2 ** 30     # … if one draw's L · N² · B fits (else the chain, with a warning)
 
 
 def top_layers(depth, arch, definition="layer"):
@@ -46,14 +50,58 @@ def top_layers(depth, arch, definition="layer"):
     return min(TOP_LAYERS[arch], depth)
 
 
-def bottom_layers(depth, arch, definition="layer"):
+def bottom_layers(depth, arch, definition="layer", top=None):
     """How many layers from the inputs up are simulated exactly below the chain
     (:func:`simulate_bottom`): none for the paper's event; for "disconnect" the first
     ``DISCONNECT_LAYERS`` of an FFNN and the first layer of a ResNet, unless the top block
-    already reaches them."""
-    if definition != "disconnect" or depth <= top_layers(depth, arch, definition):
+    (``top`` layers, default :func:`top_layers`) already reaches them."""
+    top = top_layers(depth, arch, definition) if top is None else top
+    if definition != "disconnect" or depth <= top:
         return 0
     return DISCONNECT_LAYERS if arch == "ffnn" else 1
+
+
+def collapse_range(act, width, depth, sw, sb, arch, definition="layer"):
+    """Why an FFNN is where the class-space chain below the block misses
+    (``docs/critical_sparsity.md`` §5d), so that the whole network is simulated instead; ""
+    if it is not:
+
+    * narrower than ``WHOLE_WIDTH``, where N Gaussian rows per layer are too few for the
+      chain's law (−0.015 to +0.028 at N = 24–40; the whole network costs no more there);
+    * near the EOC (ξ_c ≥ L) at least ``WHOLE_DEPTH_RATIO`` · N deep, where the batch's examples
+      collapse onto a few directions, which a chain that treats them as exchangeable cannot
+      follow (+0.006 at 100 × 70, +0.033 at 100 × 200, tanh);
+    * for "disconnect", deeper than its exact ends with ξ_c ≥ ``DISCONNECT_XI_C``, where the
+      middle layers that the chain takes as connecting every unit do not (+0.020 at 100 × 60).
+    """
+    if arch != "ffnn":
+        return ""
+    if width < WHOLE_WIDTH:
+        return f"narrower than {WHOLE_WIDTH}"
+    xi_c = float(quiet_depth_scales(act, sw, sb)[1])      # NaN: no
+    if definition == "disconnect":
+        if depth > 2 * DISCONNECT_LAYERS and xi_c >= DISCONNECT_XI_C:
+            return (f"'disconnect' deeper than {2 * DISCONNECT_LAYERS} near the EOC "
+                    f"(ξ_c = {xi_c:.3g} >= {DISCONNECT_XI_C:g})")
+        return ""
+    if depth >= WHOLE_DEPTH_RATIO * width and xi_c >= depth:
+        return f"near the EOC (ξ_c = {xi_c:.3g} >= depth >= {WHOLE_DEPTH_RATIO:g} x width)"
+    return ""
+
+
+def whole_fits(width, depth, batch):
+    """Whether one draw of the whole network (L · N² · B multiply-adds a pass) is cheap enough
+    to be simulated for each of the prediction's draws (``MAX_WHOLE_WORK``)."""
+    return depth * width * width * batch <= MAX_WHOLE_WORK
+
+
+def exact_top(act, width, depth, sw, sb, arch, batch, definition="layer"):
+    """How many hidden layers the block simulates: all ``depth`` in the collapse range
+    (:func:`collapse_range`) when they fit (:func:`whole_fits`), else :func:`top_layers`."""
+    if collapse_range(act, width, depth, sw, sb, arch, definition) \
+            and whole_fits(width, depth, batch):
+        return depth
+    return top_layers(depth, arch, definition)
 
 
 def quiet_depth_scales(act, sw, sb):
@@ -167,15 +215,17 @@ def _widest_forward(S, below, skip):
     return out
 
 
-def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer"):
+def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer", top=None):
     """Draw one :class:`Block` (``m``: :func:`meanfield._score_moments.layer_moments`; ``burn``:
-    :func:`burn_in`). With ``definition="disconnect"`` the block also holds ``above`` (N,): for
-    each unit of hidden layer L − T (or each input, when the block reaches layer 1) the widest
-    path's bottleneck from it to the logits through the block's exact scores |W ∘ G|."""
+    :func:`burn_in`; ``top``: how many hidden layers are exact, default :func:`top_layers`, all
+    L for the whole network). With ``definition="disconnect"`` the block also holds ``above``
+    (N,): for each unit of hidden layer L − T (or each input, when the block reaches layer 1)
+    the widest path's bottleneck from it to the logits through the block's exact scores
+    |W ∘ G|."""
     L = m["qh"].size
     residual = m["arch"] != "ffnn"
     alpha = _branch_scale(m["arch"], L)
-    top = top_layers(L, m["arch"], definition)
+    top = top_layers(L, m["arch"], definition) if top is None else top
     disconnect = definition == "disconnect"
     first = max(1, L - top - burn + 1)               # the first simulated layer
     scale = sw / math.sqrt(width)

@@ -16,7 +16,9 @@ default (``finite_width=True``) sample a width-N network's finite-width effects 
 simulates the top few layers and the readout exactly (docs §5c: near the readout the forward
 kernel's fluctuations couple to the readout error), and below them samples the backward
 signal's class-space covariance layer by layer from N rows, a product of Wishart matrices whose
-rank collapses with the distance from the readout (docs §5a). Given them, each layer's scores
+rank collapses with the distance from the readout (docs §5a). Where that chain is known to miss
+(FFNNs narrower than 50, near the EOC at L ≥ 0.6 N, "disconnect" near the EOC deeper than 20)
+each draw simulates the whole network instead (docs §5d). Given them, each layer's scores
 are treated as independent draws from their conditional law, and the layers as independent.
 ``finite_width=False`` gives the wide limit at fixed B and C. The comparison with Monte Carlo is in docs §8.
 """
@@ -60,43 +62,26 @@ __all__ = [
 
 
 class PredictionRangeWarning(RuntimeWarning):
-    """The finite-width prediction is asked where it is known to miss the Monte Carlo: an FFNN
-    near the EOC (correlation depth scale ξ_c ≥ L) at least as deep as it is wide. There the
-    examples stop being exchangeable (docs/critical_sparsity.md §8) and E[s_cr] is
-    overestimated: +0.012 at 100 × 100, +0.033 at 100 × 200 (tanh). With
-    ``definition="disconnect"`` also any FFNN with ξ_c ≥ 10 deeper than the exact layers at its
-    two ends (20): its middle layers are taken as connecting every unit, which near the EOC they
-    do not (+0.016 at 64 × 40 on the EOC; +0.014 at σ_w = 1.4, ξ_c = 24)."""
+    """The finite-width prediction is asked where its cheap route is known to miss the Monte
+    Carlo and the exact route is too large to take. An FFNN narrower than 50, one near the EOC
+    at least 0.6 times as deep as it is wide (ξ_c ≥ L), or, for ``definition="disconnect"``, one
+    deeper than 20 with ξ_c ≥ 10 is simulated whole for each draw (docs/critical_sparsity.md
+    §5d), which costs L · N² · B per draw; beyond 2^30 of it the class-space chain is used
+    instead, which misses there (+0.033 at 100 × 200 on the EOC, tanh; +0.020 for
+    "disconnect" at 100 × 60; −0.015 to +0.028 at N = 24–40)."""
 
 
-DISCONNECT_XI_C = 10.0   # "disconnect": the middle connects freely only when ξ_c is below this
-
-
-def _warn_outside_range(act, width, depths, sw, sb, arch, definition="layer"):
-    deep = depths[depths >= width]
-    middle = depths[depths > 2 * _top_block.DISCONNECT_LAYERS] if definition == "disconnect" \
-        else depths[:0]
-    if arch != "ffnn" or deep.size + middle.size == 0:
-        return
-    xi_c = float(_top_block.quiet_depth_scales(act, sw, sb)[1])   # NaN: no warning
-    deep = deep[deep <= xi_c]
-    if not xi_c >= DISCONNECT_XI_C:
-        middle = middle[:0]
-    if deep.size + middle.size == 0:
-        return
-    L = int(np.concatenate([deep, middle]).min())
-    if deep.size and L == int(deep.min()):
-        why = (f"`depth` == {L} >= `width` == {width} near the EOC (ξ_c = {xi_c:.3g} >= depth): "
-               f"here the prediction overestimates E[s_cr] (+0.012 at 100 x 100, +0.033 at "
-               f"100 x 200; docs/critical_sparsity.md §8)")
-    else:
-        why = (f"`definition` == 'disconnect' at `depth` == {L} > 20 near the EOC (ξ_c = "
-               f"{xi_c:.3g} >= {DISCONNECT_XI_C:g}): the prediction takes the middle layers as "
-               f"connecting every unit, which near the EOC they do not, and overestimates "
-               f"E[s_cr] (+0.016 at 64 x 40 on the EOC, +0.014 at ξ_c = 24; "
-               f"docs/critical_sparsity.md §10)")
-    warnings.warn(why + "; compare it with simulate_critical_sparsity", PredictionRangeWarning,
-                  stacklevel=3)
+def _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition="layer"):
+    for L in np.unique(depths).tolist():
+        why = _top_block.collapse_range(act, width, L, sw, sb, arch, definition)
+        if why and not _top_block.whole_fits(width, L, batch):
+            warnings.warn(f"`depth` == {L}, `width` == {width}, `batch` == {batch}: {why}, "
+                          f"the class-space chain misses E[s_cr] (docs/critical_sparsity.md "
+                          f"§5d), and simulating the whole network for each draw would take "
+                          f"L·N²·B = {L * width * width * batch:.3g} > 2^30 multiply-adds; the "
+                          f"chain is used: compare it with simulate_critical_sparsity",
+                          PredictionRangeWarning, stacklevel=3)
+            return
 
 
 # ---------------------------------------------------------------------------------------------
@@ -140,10 +125,11 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     # (≥ 4096 × C logits, four arrays), one backward chain (L × N × C normals, twice) and one
     # set of exact layers (their N × N weights and gradients, B × N activations of every
     # simulated layer)
-    top = (_top_block.top_layers(depth, arch, definition)
-           + _top_block.bottom_layers(depth, arch, definition))
-    block = width * (3 * top * width + 3 * (min(depth, top + _top_block.MAX_BURN_IN) + 1) * batch)
     finite = draws and finite
+    top = _top_block.exact_top(act, width, depth, sw, sb, arch, batch, definition) if finite \
+        else 0
+    top += _top_block.bottom_layers(depth, arch, definition, top)
+    block = width * (3 * top * width + 3 * (min(depth, top + _top_block.MAX_BURN_IN) + 1) * batch)
     readout_draws = (laws.DRAWS_FINITE if finite else laws.DRAWS) * draws
     nbytes = 8 * max(2 * readout_draws * batch * classes, 4 * 4096 * classes,
                      2 * depth * width * classes * finite, 4 * depth * laws.N_QMC * draws,
@@ -360,7 +346,7 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=finite_width,
                                                        arch=arch, definition=definition)
-    _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, definition)
+    _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch, definition)
     mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
                                      finite=finite_width, arch=arch, definition=definition)
     return dict(mean=mean, std=std, p_first=p_first, se=m["draw_se"], draws=m["draws"])
@@ -399,7 +385,8 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         Model a width-N network: its top layers (3 hidden layers of an FFNN, 6 of a ResNet;
         for ``definition="disconnect"`` see there) and readout simulated exactly, and below
         them the backward signal's class-space covariance sampled from N rows (a product of
-        Wishart matrices; docs §5a, §5c);
+        Wishart matrices; docs §5a, §5c), or the whole network where that chain misses (FFNNs
+        narrower than 50, near the EOC at L ≥ 0.6 N; docs §5d);
         fixed-seed draws in blocks of 32, up to 128, until the average's own standard error is
         ≤ 5e-4. ``False``: the wide limit (32 draws of the readout error only). The
         finite-width value is within max(3 SE, 0.004) of 200-net Monte Carlos at 22 of 24
@@ -416,8 +403,9 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         through exact layers at both ends of the net (10 of an FFNN at each end, or all of it
         up to depth 20; a ResNet's first layer and top block), the layers between taken as
         connecting every unit (FFNN) or as skips (ResNet), and averages s(m*) (docs §10).
-        Within 0.004 of the Monte Carlo off the EOC and for tanh ResNets; near the EOC
-        (ξ_c ≥ 10), deeper than 20, it overestimates (+0.016 at 64 × 40) and warns.
+        Near the EOC (ξ_c ≥ 10) deeper than 20, where the middle layers do not connect every
+        unit, each draw simulates the whole network instead (docs §5d). Within max(3 SE,
+        0.004) of 100-net Monte Carlos at 12 configurations (docs §10).
 
     Returns
     -------
@@ -446,7 +434,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
                                                        finite=finite_width, arch=arch,
                                                        definition=definition)
     return_std = check_bool("return_std", return_std)
-    _warn_outside_range(act, width, depths, sw, sb, arch, definition)
+    _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
     with _naming(sw, sb):
@@ -501,7 +489,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     import pandas as pd
 
     s = check_probability("sparsity", sparsity)
-    _warn_outside_range(act, width, np.array([depth]), sw, sb, arch)
+    _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch)
     with _naming(sw, sb):
         m = layer_moments(act, width, depth, sw, sb, batch, classes, arch=arch)
     n = (m["fan_in"] * m["fan_out"]).astype(np.float64)

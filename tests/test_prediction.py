@@ -401,6 +401,7 @@ def test_monte_carlo_helper_on_a_tiny_net():
 @pytest.mark.parametrize("sw,width,depth,trials", [(SW_ORDERED, 100, 20, 16),
                                                    (SW_EOC, 100, 20, 16),
                                                    (SW_CHAOTIC, 50, 10, 60),
+                                                   (SW_CHAOTIC, 50, 20, 60),
                                                    (SW_CHAOTIC, 40, 20, 60)])
 def test_prediction_against_monte_carlo(sw, width, depth, trials):
     """B = 128 nets (fixed seed, numpy float64, written here) against the prediction, to the
@@ -408,8 +409,10 @@ def test_prediction_against_monte_carlo(sw, width, depth, trials):
     error of the two Monte Carlos (the nets here and the prediction's own draws). The chaotic
     nets are where, without the exact top block, the prediction was 0.02–0.04 low (the
     forward kernel's fluctuations coupled to the readout error; docs §5c): at 50 × 10 the block
-    starts at the inputs and scores the top 3 layers, at 40 × 20 it starts at layer 7
-    (measured: −0.0073 against 0.5861 ± 0.0035; the wide limit −0.044)."""
+    starts at the inputs and scores the top 3 layers, at 50 × 20 it starts at layer 7 above the
+    chain (measured: −0.0057 against 0.5913 ± 0.0038; the wide limit −0.036), and at 40 × 20,
+    narrower than 50, the whole network is simulated (§5d; measured: +0.0020 against
+    0.5861 ± 0.0033, with the chain below the block −0.0073; the wide limit −0.044)."""
     rng = np.random.default_rng(2021)
     mc = np.array([snip_critical_sparsity(rng, width, depth, sw, SB) for _ in range(trials)])
     pred = mf.prediction.critical_sparsity_distribution("tanh", width, depth, sw, SB)
@@ -495,23 +498,72 @@ def test_arch_is_checked():
         predict_kept_per_layer("tanh", 10, 3, 1.0, 0.1, 0.5, arch=None)
 
 
-def test_the_prediction_warns_where_it_is_known_to_miss():
-    """Near the EOC at L ≥ N the prediction overestimates E[s_cr] (docs §8: +0.033 at
-    100 × 200): it says so, naming depth and width; not at L < N, off the EOC, or for ResNets."""
+@pytest.mark.parametrize("width,depth,definition,chain_gap", [(40, 80, "layer", 0.0507),
+                                                               (40, 30, "disconnect", 0.0131)])
+def test_near_the_eoc_the_whole_network_is_simulated_and_meets_the_monte_carlo(
+        width, depth, definition, chain_gap):
+    """Near the EOC at L ≥ 0.6 N (and, for "disconnect", deeper than its exact ends) the batch's
+    examples collapse onto a few directions and the class-space chain overestimates E[s_cr]
+    (docs §5d; measured here with the chain forced: +0.0507 and +0.0131, 8.5 and 4.2 SE): the
+    prediction simulates the whole network for each draw instead. Against 100 nets (B = 64,
+    fixed seed) it must be within max(3 SE, 0.004), SE combining both sides' (measured: +0.0081
+    and +0.0037, 1.1 and 1.2 SE)."""
+    from meanfield import _top_block as TB
+    act = mf.get_activation("tanh")
+    assert TB.exact_top(act, width, depth, SW_EOC, SB, "ffnn", 64, definition) == depth
+    df = mf.simulate_critical_sparsity("tanh", width, depth, SW_EOC, SB, batch=64, trials=100,
+                                       seed=5, definition=definition)
+    mc, se = df.s_cr.mean(), df.s_cr.std(ddof=1) / math.sqrt(len(df))
+    d = mf.prediction.critical_sparsity_distribution("tanh", width, depth, SW_EOC, SB, batch=64,
+                                                     definition=definition)
+    tol = max(3 * math.hypot(se, d["se"]), 0.004)
+    assert abs(d["mean"] - mc) <= tol, (d["mean"], mc, se, d["se"])
+    assert chain_gap > tol                 # the test can tell the two routes apart
+
+
+def test_the_whole_network_route_is_taken_only_in_its_range():
+    """The route's rule: an FFNN narrower than 50, or near the EOC (ξ_c ≥ L) with L ≥ 0.6 N for
+    the paper's event, or with ξ_c ≥ 10 beyond depth 20 for "disconnect"; never a ResNet."""
+    from meanfield import _top_block as TB
+    act = mf.get_activation("tanh")
+    top = TB.TOP_LAYERS["ffnn"]
+    assert TB.exact_top(act, 100, 60, SW_EOC, SB, "ffnn", 128) == 60
+    assert TB.exact_top(act, 100, 59, SW_EOC, SB, "ffnn", 128) == top
+    assert TB.exact_top(act, 49, 30, SW_ORDERED, SB, "ffnn", 128) == 30
+    assert TB.exact_top(act, 50, 30, SW_ORDERED, SB, "ffnn", 128) == top
+    assert TB.exact_top(act, 50, 30, SW_CHAOTIC, SB, "ffnn", 128) == top
+    assert TB.exact_top(act, 20, 30, 1.0, SB, "stable_resnet", 128) == TB.TOP_LAYERS["resnet"]
+    assert TB.exact_top(act, 50, 25, 1.4, 0.2, "ffnn", 128, "disconnect") == 25
+    assert TB.exact_top(act, 50, 25, SW_ORDERED, 0.2, "ffnn", 128, "disconnect") == 10
+    # too large to simulate whole for each draw: the chain
+    assert TB.exact_top(act, 49, 10 ** 4, SW_ORDERED, SB, "ffnn", 128) == top
+
+
+def test_the_prediction_warns_where_the_whole_network_does_not_fit(monkeypatch):
+    """Where the whole network would be too costly to simulate per draw, the chain is used and
+    the prediction says it misses there, naming depth, width, batch and why; not where the
+    route fits, off the EOC at N ≥ 50, or for ResNets. (The cost cap is lowered so the test
+    stays small.)"""
     import warnings
-    with pytest.warns(mf.PredictionRangeWarning, match=r"`depth` == 40 >= `width` == 30"):
-        predict_critical_sparsity("tanh", 30, [20, 40], SW_EOC, SB, batch=16)
+
+    from meanfield import _top_block as TB
+    monkeypatch.setattr(TB, "MAX_WHOLE_WORK", 50 * 50 * 16 * 30)
+    with pytest.warns(mf.PredictionRangeWarning,
+                      match=r"`depth` == 40, `width` == 50, `batch` == 16: near the EOC"):
+        predict_critical_sparsity("tanh", 50, [20, 40], SW_EOC, SB, batch=16)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        predict_critical_sparsity("tanh", 30, 20, SW_EOC, SB, batch=16)
-        predict_critical_sparsity("tanh", 20, 30, SW_ORDERED, SB, batch=16)
-        predict_critical_sparsity("tanh", 20, 30, SW_CHAOTIC, SB, batch=16)
-        predict_critical_sparsity("tanh", 20, 30, 1.0, SB, batch=16, arch="stable_resnet")
-        predict_critical_sparsity("tanh", 20, 25, SW_ORDERED, SB, batch=16,
+        predict_critical_sparsity("tanh", 50, 30, SW_EOC, SB, batch=16)     # fits: exact
+        predict_critical_sparsity("tanh", 50, 29, SW_EOC, SB, batch=16)     # below 0.6 N
+        predict_critical_sparsity("tanh", 50, 40, SW_ORDERED, SB, batch=16)
+        predict_critical_sparsity("tanh", 50, 40, SW_CHAOTIC, SB, batch=16)
+        predict_critical_sparsity("tanh", 30, 40, 1.0, SB, batch=16, arch="stable_resnet")
+        predict_critical_sparsity("tanh", 50, 40, SW_ORDERED, SB, batch=16,
                                   definition="disconnect")
-    # "disconnect" deeper than its exact ends, near the EOC (ξ_c ≥ 10) even with L < N
-    with pytest.warns(mf.PredictionRangeWarning, match=r"'disconnect' at `depth` == 25 > 20"):
-        predict_critical_sparsity("tanh", 30, 25, 1.4, 0.2, batch=16, definition="disconnect")
+    with pytest.warns(mf.PredictionRangeWarning, match=r"`depth` == 45.*'disconnect' deeper"):
+        predict_critical_sparsity("tanh", 50, 45, 1.4, 0.2, batch=16, definition="disconnect")
+    with pytest.warns(mf.PredictionRangeWarning, match=r"`width` == 40.*narrower than 50"):
+        predict_critical_sparsity("tanh", 40, 60, SW_ORDERED, SB, batch=16)
 
 
 def test_a_block_that_cannot_fit_is_refused_before_it_is_drawn():
