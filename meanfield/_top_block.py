@@ -29,7 +29,7 @@ TOP_LAYERS = {"ffnn": 3, "resnet": 6, "stable_resnet": 6}
 BURN_IN_DEPTH_SCALES = 2.5   # burn-in, in units of the forward depth scale max(ξ_q, ξ_c) …
 MAX_BURN_IN = 16             # … at most this many layers (ξ_c is infinite on the EOC)
 RESNET_BURN_IN = 2
-MAX_ATOMS = 2 ** 16          # gradient entries kept per layer (evenly spaced quantiles beyond)
+MAX_ATOMS = 2 ** 20          # gradient entries kept per layer (evenly spaced quantiles beyond)
 DISCONNECT_LAYERS = 10       # exact layers at each end of an FFNN for definition="disconnect"
 WHOLE_WIDTH = 50             # an FFNN narrower than this is exact throughout …
 WHOLE_DEPTH_RATIO = 0.6      # … and, near the EOC, one at least this × N deep …
@@ -191,6 +191,22 @@ def _forward_step(rng, a, y_prev, scale, sb, alpha):
     return W, (pre if y_prev is None else y_prev + alpha * pre)
 
 
+def _burn_step(rng, a, y_prev, scale, sb, alpha):
+    """One layer whose weights are not needed again (the burn-in), drawn in batch space where
+    that is cheaper (N > B): each unit's pre-activations over the batch are
+    N(0, scale² a aᵀ + sb² 11ᵀ), independent over units, which is the law of a Wᵀ + B, at
+    O(B² N) and B · N normals instead of O(B N²) and N² normals; the B × B eigendecomposition
+    makes it pay only from N ≈ 3B on (measured at B = 128: 2.1 against 2.9 ms at N = 500, 1.6
+    against 0.4 ms at N = 200). Returns y."""
+    B, N = a.shape
+    if N <= 3 * B:
+        return _forward_step(rng, a, y_prev, scale, sb, alpha)[1]
+    lam, vec = np.linalg.eigh(a @ a.T)
+    root = vec * np.sqrt(np.maximum(lam, 0.0))       # root rootᵀ = a aᵀ
+    pre = scale * (root @ _gauss(rng, B, N)) + sb * _gauss(rng, N)
+    return pre if y_prev is None else y_prev + alpha * pre
+
+
 def _propagate(g, W, y_in, a_in, a_l, skip, dphi):
     """Backpropagate g = ∂ℒ/∂y^l through layer l (weights W, branch scale a_l) to y^{l−1}
     (a_in = φ(y_in)): returns the signal before φ'(y^{l−1}) and ∂ℒ/∂y^{l−1} (the skip adds g)."""
@@ -237,9 +253,11 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer
     weights, inputs = {}, {}
     if first == 1:
         x = _gauss(rng, batch, width)                # the inputs, as in a trial
-        W, y = _forward_step(rng, x, None, scale, sb, alpha)
         if L - top < 1:
-            weights[1], inputs[1] = W, x
+            weights[1], y = _forward_step(rng, x, None, scale, sb, alpha)
+            inputs[1] = x
+        else:
+            y = _burn_step(rng, x, None, scale, sb, alpha)
     else:
         q, c = float(m["qh"][first - 1]), float(m["ch"][first - 1])
         y = (math.sqrt(q * (1.0 - c)) * _gauss(rng, batch, width)
@@ -247,11 +265,12 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer
     ys = {first: y}
     for layer in range(first + 1, L + 1):
         a = phi(ys[layer - 1])
-        W, ys[layer] = _forward_step(rng, a, ys[layer - 1] if residual else None, scale, sb,
-                                     alpha)
+        y_prev = ys[layer - 1] if residual else None
         if layer > L - top:
-            weights[layer], inputs[layer] = W, a
+            weights[layer], ys[layer] = _forward_step(rng, a, y_prev, scale, sb, alpha)
+            inputs[layer] = a
         else:
+            ys[layer] = _burn_step(rng, a, y_prev, scale, sb, alpha)
             ys.pop(layer - 1)
     a_top = phi(ys[L])
     V = _gauss(rng, classes, width) * scale

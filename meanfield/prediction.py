@@ -389,8 +389,8 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         narrower than 50, near the EOC at L ≥ 0.6 N; docs §5d);
         fixed-seed draws in blocks of 32, up to 128, until the average's own standard error is
         ≤ 5e-4. ``False``: the wide limit (32 draws of the readout error only). The
-        finite-width value is within max(3 SE, 0.004) of 200-net Monte Carlos at 22 of 24
-        configurations (23 with its own SE), the wide limit at 15 (docs §8); both are
+        finite-width value is within max(3 SE, 0.004) of 200-net Monte Carlos at 23 of 24
+        configurations (24 with its own SE), the wide limit at 15 (docs §8); both are
         deterministic.
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
         The network of :func:`meanfield.networks.init_network`: for ResNets the forward maps of

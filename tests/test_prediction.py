@@ -420,18 +420,23 @@ def test_prediction_against_monte_carlo(sw, width, depth, trials):
     assert abs(pred["mean"] - mc.mean()) <= max(3 * se, 0.004), (pred, mc.mean(), se)
 
 
-@pytest.mark.parametrize("arch,sw,depth", [("ffnn", SW_CHAOTIC, 30), ("ffnn", SW_ORDERED, 30),
-                                           ("resnet", 1.0, 30), ("stable_resnet", 1.0, 30)])
-def test_top_block_gradients_are_those_of_networks(arch, sw, depth):
+@pytest.mark.parametrize("arch,sw,depth,N,B", [("ffnn", SW_CHAOTIC, 30, 32, 64),
+                                               ("ffnn", SW_ORDERED, 30, 32, 64),
+                                               ("resnet", 1.0, 30, 32, 64),
+                                               ("stable_resnet", 1.0, 30, 32, 64),
+                                               ("ffnn", SW_CHAOTIC, 30, 64, 16),
+                                               ("resnet", 1.0, 30, 64, 16)])
+def test_top_block_gradients_are_those_of_networks(arch, sw, depth, N, B):
     """The exact block (docs §5c) starts a few layers below the readout from the mean-field law
     of the pre-activations; the log mean square gradient of each of its layers must have the law
     it has in whole networks (meanfield.networks, float64), mean and SD, to 4 standard errors
-    (120 draws of each, width 32, B = 64). This fails if the block's forward or backward pass
-    (skip, branch scale, φ', biases, 1/B) is off (checked: without the biases it fails)."""
+    (120 draws of each). This fails if the block's forward or backward pass (skip, branch
+    scale, φ', biases, 1/B) is off (checked: without the biases it fails). At N > 3B the
+    burn-in layers are drawn in batch space (``_burn_step``), checked by the last two cases."""
     from meanfield import _top_block as TB
     from meanfield.networks import init_network, loss_and_grads
     act = mf.get_activation("tanh")
-    N, B, C, draws = 32, 64, 10, 120
+    C, draws = 10, 120
     m = SM.layer_moments(act, N, depth, sw, SB, B, C, arch=arch)
     burn = TB.burn_in(act, sw, SB, arch)
     top = TB.top_layers(depth, arch)
@@ -453,6 +458,34 @@ def test_top_block_gradients_are_those_of_networks(arch, sw, depth):
     # the SD of a log-normal-ish sample: SE of s² ≈ s² √(2 / (n − 1)), on the log scale
     ratio = np.log(block.std(0, ddof=1) / nets.std(0, ddof=1))
     assert np.all(np.abs(ratio) <= 4 * math.sqrt(1.0 / (draws - 1))), ratio
+
+
+@pytest.mark.parametrize("step", ["_burn_step", "_forward_step"])
+def test_a_burn_in_layer_has_the_law_of_a_wide_layer(step):
+    """A burn-in layer drawn in batch space (N > 3B) must have the law of a Wᵀ + B: units
+    independent, each with covariance scale² a aᵀ + σ_b² 11ᵀ over the batch. The empirical
+    B × B covariance over N = 4000 units, against that, entry by entry to 5 of its Wishart SEs
+    √((K_bb K_b′b′ + K_bb′²) / N); the explicit product is held to the same check. A residual
+    block adds α times it to y_prev."""
+    from meanfield import _top_block as TB
+    rng = np.random.default_rng(3)
+    B, N, scale, sb = 6, 4000, 1.7 / math.sqrt(4000), 0.4
+    a = np.tanh(rng.standard_normal((B, N)) * np.linspace(0.3, 2.0, B)[:, None]
+                + rng.standard_normal(N))                  # unequal, correlated examples
+    f = getattr(TB, step)
+    y = f(rng, a, None, scale, sb, 1.0)
+    y = y[1] if isinstance(y, tuple) else y
+    K = scale ** 2 * (a @ a.T) + sb ** 2
+    emp = y @ y.T / N
+    se = np.sqrt((np.outer(np.diag(K), np.diag(K)) + K ** 2) / N)
+    assert np.all(np.abs(emp - K) <= 5 * se), np.abs(emp - K) / se
+    y_prev = rng.standard_normal((B, N))
+    rng2 = np.random.default_rng(4)
+    z = f(rng2, a, y_prev, scale, sb, 0.5)
+    z = z[1] if isinstance(z, tuple) else z
+    w = f(np.random.default_rng(4), a, None, scale, sb, 1.0)
+    w = w[1] if isinstance(w, tuple) else w
+    assert np.allclose(z, y_prev + 0.5 * w, rtol=0, atol=1e-12)
 
 
 @pytest.mark.parametrize("arch", ["resnet", "stable_resnet"])
