@@ -140,7 +140,7 @@ class ScoreLaws:
 
 
 # ---------------------------------------------------------------------------------------------
-# the atoms' histogram on the grid: compiled, as a layer of an exact block has up to 2^16 atoms
+# the atoms' histogram on the grid: compiled, as a layer of an exact block has up to 2^20 atoms
 # and a deep block hundreds of layers (numpy's masks and bincounts took most of the time)
 
 

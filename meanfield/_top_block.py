@@ -193,7 +193,7 @@ def _forward_step(rng, a, y_prev, scale, sb, alpha):
 
 def _burn_step(rng, a, y_prev, scale, sb, alpha):
     """One layer whose weights are not needed again (the burn-in), drawn in batch space where
-    that is cheaper (N > B): each unit's pre-activations over the batch are
+    that is cheaper (N > 3B): each unit's pre-activations over the batch are
     N(0, scale² a aᵀ + sb² 11ᵀ), independent over units, which is the law of a Wᵀ + B, at
     O(B² N) and B · N normals instead of O(B N²) and N² normals; the B × B eigendecomposition
     makes it pay only from N ≈ 3B on (measured at B = 128: 2.1 against 2.9 ms at N = 500, 1.6
