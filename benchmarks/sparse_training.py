@@ -8,7 +8,7 @@ lr 0.01 — randomly pruned at initialization (``method="random"``: every layer 
 fraction) at sparsity 0, 0.5, 0.8, 0.9, 0.95 and 0.98, trained for one epoch by:
 
 * **mf sparse**: ``meanfield.train(..., sparse=True)`` — every layer as its kept weights alone
-  (compressed sparse rows, a batch held feature-major; ``meanfield._sparse``), all layers packed
+  (compressed sparse rows, a batch held feature-major; ``meanfield.training._sparse``), all layers packed
   so that a shard's forward and backward passes are one compiled call and a step's update one
   more;
 * **mf dense**: ``meanfield.train(..., sparse=False)`` — dense layers, the mask multiplied in;

@@ -22,7 +22,7 @@ lr 0.01 (v ← μ v + g, W ← W − lr v, biases alike), in one run:
   ``torch.optim.SGD(momentum=0.9)``, with torch's default threads (and 1 thread, unless
   ``--no-torch-1``), if torch imports.
 
-All of them start from the *same* initial weights (``meanfield.networks.init_network`` with the
+All of them start from the *same* initial weights (``meanfield.nets.init_network`` with the
 generator ``train`` uses, σ_w = 1.3, σ_b = 0.2: W ~ N(0, σ_w²/fan_in)) and visit the *same*
 batches in the same order (the permutations ``train`` draws from that generator), so their losses
 after each epoch (mean cross-entropy on the whole training set, evaluated by one float64-softmax
@@ -63,9 +63,9 @@ import numpy as np
 from threadpoolctl import threadpool_info, threadpool_limits
 
 import meanfield as mf  # noqa: F401  (the package under test)
-from meanfield._sgd import available_cores, shard_count
-from meanfield.networks import init_network
+from meanfield.nets import init_network
 from meanfield.training import train
+from meanfield.training._sgd import available_cores, shard_count
 
 N_IN, WIDTH, DEPTH, CLASSES = 784, 300, 20, 10
 N_TRAIN, N_TEST, BATCH = 60_000, 1_000, 128

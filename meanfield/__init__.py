@@ -1,26 +1,22 @@
 """meanfield: the mean-field theory of deep random networks and what it says about pruning at
 initialization (Hayou, Ton, Doucet, Teh, ICLR 2021), computed exactly.
 
-The public API is re-exported here; everything else is private.
+The public API is re-exported here. The package is laid out in wings, each answering one question
+(imports run downward: theory <- nets <- pruning <- prediction; training and sweeps beside them):
+
+* ``meanfield.theory``     infinite width: maps, fixed points, the Edge of Chaos, phase diagrams
+* ``meanfield.nets``       finite random networks: initialisation, the forward and backward pass
+* ``meanfield.pruning``    scores, masks, rescaling, s_cr, the Monte Carlo
+* ``meanfield.prediction`` the mean-field prediction of s_cr and of what each layer keeps
+* ``meanfield.training``   train(), data-parallel SGD, sparse kernels, data sets
+* ``meanfield.sweeps``     executors and resumable stores for long sweeps
+
+and at the top ``activations``, ``stats``, ``plotting``, ``cli`` and ``_validate`` (the one
+vocabulary of input checks).
 """
 
+from ._version import __version__ as __version__
 from .activations import Activation, available_activations, get_activation
-from .datasets import available_datasets, load_dataset
-from .eoc import UnstableEOCWarning, eoc, eoc_curve, fixed_points, phase, phase_diagram
-from .maps import (
-    NoFixedPointWarning,
-    backward_gains,
-    c_map,
-    c_star,
-    chi_1,
-    chi_c,
-    cov_map,
-    depth_scales,
-    eoc_rate,
-    propagate,
-    q_map,
-    q_star,
-)
 from .prediction import (
     PredictionRangeWarning,
     layer_gradient_scales,
@@ -28,15 +24,28 @@ from .prediction import (
     predict_critical_sparsity,
     predict_kept_per_layer,
 )
-from .sparsity import (
-    kept_per_layer,
-    simulate_critical_sparsity,
-    sweep_critical_sparsity,
-    sweep_kept_per_layer,
+from .pruning import kept_per_layer, simulate_critical_sparsity, sweep_critical_sparsity, sweep_kept_per_layer
+from .theory import (
+    NoFixedPointWarning,
+    UnstableEOCWarning,
+    backward_gains,
+    c_map,
+    c_star,
+    chi_1,
+    chi_c,
+    cov_map,
+    depth_scales,
+    eoc,
+    eoc_curve,
+    eoc_rate,
+    fixed_points,
+    phase,
+    phase_diagram,
+    propagate,
+    q_map,
+    q_star,
 )
-from .training import train
-
-__version__ = "0.1.0"
+from .training import available_datasets, load_dataset, train
 
 __all__ = [
     "Activation",

@@ -4,7 +4,7 @@ Every activation is an :class:`Activation`. Its numerical heart is a compiled C 
 ``kernel(x, p, k)`` (a ``numba.cfunc`` of signature ``float64(float64, float64, int64)``) that returns
 the k-th derivative (k = 0, 1, 2) of φ at the scalar ``x``, with ``p`` the activation's one real
 parameter (the slope of leaky ReLU, the α of ELU, unused otherwise). The Gaussian-expectation kernels
-of :mod:`meanfield._gauss` take that callback as a first-class function argument, so one compiled and
+of :mod:`meanfield.theory._gauss` take that callback as a first-class function argument, so one compiled and
 disk-cached quadrature serves every activation, a user's own included (passing numba dispatchers
 instead would recompile every kernel for every activation in every process).
 

@@ -182,7 +182,7 @@ def _words(text):
 
 
 def _simulate(args, fn, **extra):
-    from .tasks import open_executor
+    from .sweeps import open_executor
 
     if args.workers is not None:
         check_int("--workers", args.workers, 1)
@@ -195,20 +195,20 @@ def _simulate(args, fn, **extra):
 
 
 def _cmd_scr(args):
-    from .sparsity import sweep_critical_sparsity
+    from .pruning.monte_carlo import sweep_critical_sparsity
 
     _write_table(_simulate(args, sweep_critical_sparsity, definition=args.definition), args.out)
 
 
 def _cmd_kept(args):
-    from .sparsity import sweep_kept_per_layer
+    from .pruning.monte_carlo import sweep_kept_per_layer
 
     _write_table(_simulate(args, sweep_kept_per_layer, sparsity=args.sparsity), args.out)
 
 
 def _add_simulation_arguments(p):
-    from .networks import ARCHS
-    from .pruning import METHODS
+    from .nets.network import ARCHS
+    from .pruning.scoring import METHODS
 
     p.add_argument("--activation", "-a", action="append", default=None)
     p.add_argument("--width", type=_ints, required=True, help="integer or list, e.g. 100")
@@ -234,7 +234,7 @@ def _add_simulation_arguments(p):
 
 
 def _cmd_train(args):
-    from .training import train
+    from .training.trainer import train
 
     if args.sigma_w is not None and args.init is not None:
         raise InputError("give either `--init` or `--sigma-w`, not both")
@@ -269,14 +269,15 @@ def _scalar(text):
 
 def build_parser():
     # the one list of each: architectures, pruning methods, named initialisations
-    from .eoc import SIGMA_W_PRESETS
-    from .networks import ARCHS
-    from .pruning import DEFINITIONS, METHODS
+    from .nets.network import ARCHS
+    from .pruning.critical import DEFINITIONS
+    from .pruning.scoring import METHODS
+    from .theory.phases import SIGMA_W_PRESETS
 
     presets = ", ".join(f"{v:g} ({k})" for k, v in SIGMA_W_PRESETS.items())
     parser = _Parser(prog="meanfield", description="Mean-field theory of deep random networks and "
                      "pruning at initialization (Hayou et al., ICLR 2021).")
-    from . import __version__
+    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"meanfield {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")

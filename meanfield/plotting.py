@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 
 from .activations import get_activation
-from .convergence import convergence_table  # the table is theory; the name here still works
+from .theory.convergence import convergence_table  # the table is theory; the name here still works
 
 __all__ = ["plot_phase_diagram", "plot_eoc_curves", "plot_depth_scales",
            "plot_correlation_convergence", "convergence_table", "plot_scr", "plot_kept_per_layer"]
@@ -49,7 +49,7 @@ def plot_phase_diagram(activation="tanh", sigma_w=None, sigma_b=None, *, data=No
     """
     from matplotlib.colors import LogNorm, TwoSlopeNorm
 
-    from .eoc import eoc_curve, phase_diagram
+    from .theory.phases import eoc_curve, phase_diagram
 
     if quantity not in ("chi_1", "xi_c"):
         raise ValueError(f"`quantity` == {quantity!r}: must be 'chi_1' or 'xi_c'")
@@ -95,7 +95,7 @@ def plot_phase_diagram(activation="tanh", sigma_w=None, sigma_b=None, *, data=No
 
 def _single_point(activation):
     """ReLU-like activations have a single EOC point (σ_b = 0)."""
-    from .eoc import _relu_like
+    from .theory.phases import _relu_like
 
     return _relu_like(get_activation(activation))
 
@@ -120,7 +120,7 @@ def plot_eoc_curves(activations=("tanh", "erf", "elu", "silu", "softplus"), sigm
     """
     import pandas as pd
 
-    from .eoc import eoc_curve
+    from .theory.phases import eoc_curve
 
     if data is None:
         with warnings.catch_warnings():
@@ -164,7 +164,7 @@ def plot_depth_scales(activation="tanh", sigma_b=0.3, sigma_w=None, *, data=None
     -------
     matplotlib.axes.Axes
     """
-    from .eoc import eoc, phase_diagram
+    from .theory.phases import eoc, phase_diagram
 
     act = get_activation(activation)
     if data is None:
@@ -205,7 +205,7 @@ def plot_correlation_convergence(activation="tanh", sigma_b=0.3, sigma_w=(0.8, N
         Input correlation; the input variance is q*.
     data : pandas.DataFrame, optional
         Columns ``phase, layer, distance`` (and ``beta`` on the EOC rows), as this function
-        computes with :func:`meanfield.convergence.convergence_table`.
+        computes with :func:`meanfield.theory.convergence_table`.
     ax : matplotlib Axes, optional
 
     Returns

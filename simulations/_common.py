@@ -30,17 +30,17 @@ def output(args, name):
 def executor(args):
     """The executor of ``--workers`` / ``--scheduler`` (None: serial), as a context that shuts it
     down on exit."""
-    from meanfield.tasks import open_executor
+    from meanfield.sweeps import open_executor
 
     return open_executor(args.workers, args.scheduler)
 
 
 def phase_names(df):
     """The named initialisation of each row of a sweep's table: "ordered", "chaotic" (the σ_w of
-    ``meanfield.eoc.SIGMA_W_PRESETS``) or "eoc" (σ_w the EOC value at the row's σ_b, for its
+    ``meanfield.theory.SIGMA_W_PRESETS``) or "eoc" (σ_w the EOC value at the row's σ_b, for its
     activation). Any other σ_w is no named initialisation: it raises ``ValueError`` rather than
     being labelled "eoc" (as every σ_w but 0.8 and 3.0 once was) and averaged with the EOC rows."""
-    from meanfield.eoc import preset_name
+    from meanfield.theory import preset_name
 
     names = {}
     for key in set(zip(df.activation, df.sigma_w, df.sigma_b)):

@@ -18,7 +18,7 @@ import time
 
 import pandas as pd
 
-from meanfield.tasks import TrialStore, run_tasks
+from meanfield.sweeps import TrialStore, run_tasks
 from meanfield.training import train
 
 from ._common import executor, finish, output, parse

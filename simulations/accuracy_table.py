@@ -35,7 +35,7 @@ import time
 import numpy as np
 
 from meanfield.stats import mean_ci, paired_comparisons
-from meanfield.tasks import TrialStore, run_tasks
+from meanfield.sweeps import TrialStore, run_tasks
 from meanfield.training import train
 
 from ._common import executor, finish, output, parse

@@ -2,7 +2,7 @@
 
 import time
 
-from meanfield.convergence import convergence_table
+from meanfield.theory import convergence_table
 
 from ._common import finish, output, parse
 

@@ -10,9 +10,9 @@ import time
 
 import numpy as np
 
-from meanfield.datasets import load_dataset
 from meanfield.pruning import first_layer_variance
-from meanfield.training import scoring_batch, train
+from meanfield.training import load_dataset, train
+from meanfield.training.trainer import scoring_batch
 
 from ._common import finish, output, parse
 

@@ -6,7 +6,7 @@ import time
 import pandas as pd
 
 from meanfield.prediction import predict_kept_per_layer
-from meanfield.sparsity import sweep_kept_per_layer
+from meanfield.pruning import sweep_kept_per_layer
 
 from ._common import executor, finish, output, parse, phase_names
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from meanfield import eoc
 from meanfield.prediction import critical_sparsity_distribution
-from meanfield.sparsity import simulate_critical_sparsity
+from meanfield.pruning import simulate_critical_sparsity
 
 from ._common import executor, finish, output, parse
 

@@ -4,7 +4,7 @@
 import time
 
 from meanfield.prediction import predict_critical_sparsity
-from meanfield.sparsity import sweep_critical_sparsity
+from meanfield.pruning import sweep_critical_sparsity
 
 from ._common import executor, finish, output, parse, summarise
 

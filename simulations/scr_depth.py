@@ -5,11 +5,11 @@ C·(log(LN²)/L + 1/√(LN²)) with C fitted to the ordered points (a fitted rat
 import time
 
 from meanfield.prediction import predict_critical_sparsity
-from meanfield.sparsity import sweep_critical_sparsity
+from meanfield.pruning import sweep_critical_sparsity
 
 from ._common import executor, finish, output, parse, phase_names, summarise
 
-PHASES = ("ordered", "eoc", "chaotic")  # σ_w by meanfield.eoc.resolve_sigma_w
+PHASES = ("ordered", "eoc", "chaotic")  # σ_w by meanfield.theory.resolve_sigma_w
 
 
 def main(argv=None):

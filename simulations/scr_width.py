@@ -2,7 +2,7 @@
 
 import time
 
-from meanfield.sparsity import sweep_critical_sparsity
+from meanfield.pruning import sweep_critical_sparsity
 
 from ._common import executor, finish, output, parse, phase_names, summarise
 

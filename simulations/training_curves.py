@@ -3,7 +3,7 @@ sparsity by SNIP): ordered initialisation vs the EOC vs the EOC with the rescali
 
 import time
 
-from meanfield.tasks import TrialStore, run_tasks
+from meanfield.sweeps import TrialStore, run_tasks
 from meanfield.training import train
 
 from ._common import executor, finish, output, parse

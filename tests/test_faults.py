@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 import meanfield as mf
-from meanfield.tasks import run_tasks
+from meanfield.sweeps import run_tasks
 
 # width 30, depth 10: a trial takes about a millisecond and a task (64 trials) about 60 ms
 SWEEP = ("tanh", 30, [8, 10], [1.0, 1.4], 0.3)
@@ -129,7 +129,7 @@ from concurrent.futures import ProcessPoolExecutor
 signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import meanfield as mf
-from meanfield.tasks import run_tasks
+from meanfield.sweeps import run_tasks
 
 
 class Pool(ProcessPoolExecutor):
@@ -232,7 +232,7 @@ def test_an_interrupt_while_submitting_cancels_what_was_submitted():
 def test_an_error_between_two_results_cancels_the_tasks_not_yet_run(tmp_path, monkeypatch):
     # the sweep's loop stops at its first append (a full disk, say, or Ctrl-C there): the rest of
     # its tasks are cancelled then, before the error leaves the sweep
-    from meanfield import _store
+    from meanfield.sweeps import _store
 
     with ThreadPoolExecutor(1) as pool:
         submitted = []

@@ -218,7 +218,7 @@ def test_requests_that_cannot_fit_are_refused_with_their_size(call):
 
 
 def test_init_network_refuses_a_network_that_cannot_fit():
-    from meanfield.networks import init_network
+    from meanfield.nets import init_network
 
     with pytest.raises(ValueError, match=r"`width` == 10000000.*needs [0-9.e+]+ GiB"):
         init_network("tanh", 10 ** 7, 3, 1.0, 0.0, rng=np.random.default_rng(0))
@@ -233,7 +233,7 @@ def test_init_network_refuses_a_network_that_cannot_fit():
 def test_labels_out_of_range_never_reach_a_kernel(labels):
     """``_softmax_xent`` reads ``z[b, labels[b]]`` unchecked: a label >= C or < 0 would read
     another row or outside the array. Every public entry that takes labels refuses it first."""
-    from meanfield.networks import init_network, loss_and_grads
+    from meanfield.nets import init_network, loss_and_grads
     from meanfield.pruning import grasp_scores, hessian_vector_product, snip_scores
 
     net = init_network("tanh", 4, 2, 1.2, 0.1, n_in=3, classes=2, rng=np.random.default_rng(0))

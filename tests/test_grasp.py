@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import weight_differences
 
-from meanfield.networks import init_network, loss_and_grads
+from meanfield.nets import init_network, loss_and_grads
 from meanfield.pruning import global_masks, grasp_scores, kept_fraction, scores
 
 

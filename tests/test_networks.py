@@ -1,4 +1,4 @@
-"""Finite random networks (meanfield.networks): initialisation, sampler, forward, gradients."""
+"""Finite random networks (meanfield.nets): initialisation, sampler, forward, gradients."""
 
 import math
 
@@ -7,14 +7,8 @@ import pytest
 from scipy import stats
 
 from meanfield.activations import get_activation
-from meanfield.networks import (
-    Network,
-    _ziggurat,
-    forward,
-    init_network,
-    loss_and_grads,
-    standard_normal,
-)
+from meanfield.nets import Network, forward, init_network, loss_and_grads, standard_normal
+from meanfield.nets._sampler import _ziggurat
 
 ARCHS = ["ffnn", "resnet", "stable_resnet"]
 

@@ -11,9 +11,9 @@ from scipy import integrate
 from scipy.special import expit
 
 import meanfield as mf
-from meanfield import _product_law as PL
-from meanfield import _score_laws as SL
-from meanfield import _score_moments as SM
+from meanfield.prediction import _moments as SM
+from meanfield.prediction import _product_law as PL
+from meanfield.prediction import _score_laws as SL
 from meanfield.prediction import (
     critical_sparsity_distribution,
     fit_bound_constant,
@@ -429,12 +429,12 @@ def test_prediction_against_monte_carlo(sw, width, depth, trials):
 def test_top_block_gradients_are_those_of_networks(arch, sw, depth, N, B):
     """The exact block (docs §5c) starts a few layers below the readout from the mean-field law
     of the pre-activations; the log mean square gradient of each of its layers must have the law
-    it has in whole networks (meanfield.networks, float64), mean and SD, to 4 standard errors
+    it has in whole networks (meanfield.nets, float64), mean and SD, to 4 standard errors
     (120 draws of each). This fails if the block's forward or backward pass (skip, branch
     scale, φ', biases, 1/B) is off (checked: without the biases it fails). At N > 3B the
     burn-in layers are drawn in batch space (``_burn_step``), checked by the last two cases."""
-    from meanfield import _top_block as TB
-    from meanfield.networks import init_network, loss_and_grads
+    from meanfield.nets import init_network, loss_and_grads
+    from meanfield.prediction import _top_block as TB
     act = mf.get_activation("tanh")
     C, draws = 10, 120
     m = SM.layer_moments(act, N, depth, sw, SB, B, C, arch=arch)
@@ -467,7 +467,7 @@ def test_a_burn_in_layer_has_the_law_of_a_wide_layer(step):
     B × B covariance over N = 4000 units, against that, entry by entry to 5 of its Wishart SEs
     √((K_bb K_b′b′ + K_bb′²) / N); the explicit product is held to the same check. A residual
     block adds α times it to y_prev."""
-    from meanfield import _top_block as TB
+    from meanfield.prediction import _top_block as TB
     rng = np.random.default_rng(3)
     B, N, scale, sb = 6, 4000, 1.7 / math.sqrt(4000), 0.4
     a = np.tanh(rng.standard_normal((B, N)) * np.linspace(0.3, 2.0, B)[:, None]
@@ -541,7 +541,7 @@ def test_near_the_eoc_the_whole_network_is_simulated_and_meets_the_monte_carlo(
     prediction simulates the whole network for each draw instead. Against 100 nets (B = 64,
     fixed seed) it must be within max(3 SE, 0.004), SE combining both sides' (measured: +0.0081
     and +0.0037, 1.1 and 1.2 SE)."""
-    from meanfield import _top_block as TB
+    from meanfield.prediction import _top_block as TB
     act = mf.get_activation("tanh")
     assert TB.exact_top(act, width, depth, SW_EOC, SB, "ffnn", 64, definition) == depth
     df = mf.simulate_critical_sparsity("tanh", width, depth, SW_EOC, SB, batch=64, trials=100,
@@ -557,7 +557,7 @@ def test_near_the_eoc_the_whole_network_is_simulated_and_meets_the_monte_carlo(
 def test_the_whole_network_route_is_taken_only_in_its_range():
     """The route's rule: an FFNN narrower than 50, or near the EOC (ξ_c ≥ L) with L ≥ 0.6 N for
     the paper's event, or with ξ_c ≥ 10 beyond depth 20 for "disconnect"; never a ResNet."""
-    from meanfield import _top_block as TB
+    from meanfield.prediction import _top_block as TB
     act = mf.get_activation("tanh")
     top = TB.TOP_LAYERS["ffnn"]
     assert TB.exact_top(act, 100, 60, SW_EOC, SB, "ffnn", 128) == 60
@@ -579,7 +579,7 @@ def test_the_prediction_warns_where_the_whole_network_does_not_fit(monkeypatch):
     stays small.)"""
     import warnings
 
-    from meanfield import _top_block as TB
+    from meanfield.prediction import _top_block as TB
     monkeypatch.setattr(TB, "MAX_WHOLE_WORK", 50 * 50 * 16 * 30)
     with pytest.warns(mf.PredictionRangeWarning,
                       match=r"`depth` == 40, `width` == 50, `batch` == 16: near the EOC"):
@@ -612,7 +612,7 @@ def test_the_burn_in_rule_does_not_leak_warnings_of_the_depth_scales():
     then takes its cap, silently; the prediction itself has nothing to warn about."""
     import warnings
 
-    from meanfield._top_block import MAX_BURN_IN, burn_in
+    from meanfield.prediction.predict._top_block import MAX_BURN_IN, burn_in
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert burn_in(mf.get_activation("relu"), 1.6, 0.1, "ffnn") == MAX_BURN_IN

@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import meanfield as mf
-from meanfield import _expect
+from meanfield.theory import _expect
 
 # activations with |φ| non-decreasing in |x| (F_q increasing) and monotone φ (F_c increasing)
 MONOTONE = ["tanh", "erf", "relu", "leaky_relu:0.2", "elu", "selu", "hard_tanh", "linear", "sigmoid",

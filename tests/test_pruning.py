@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import meanfield as mf
-from meanfield.networks import Network, init_network, loss_and_grads, standard_normal
+from meanfield.nets import Network, init_network, loss_and_grads, standard_normal
 from meanfield.pruning import (
     METHODS,
     critical_sparsity,
@@ -349,7 +349,7 @@ def test_effective_chi_is_chi_1_for_a_wide_dense_net_and_scales_with_what_is_kep
     B = 400. Then, with a linear φ, the exact effect of pruning and of the rescaling."""
     from scipy import integrate
 
-    from meanfield.networks import init_network
+    from meanfield.nets import init_network
     from meanfield.pruning import effective_chi, rescale
 
     rng = np.random.default_rng(3)
@@ -384,7 +384,7 @@ def test_effective_chi_is_chi_1_for_a_wide_dense_net_and_scales_with_what_is_kep
 
 
 def test_effective_chi_of_a_resnet_block_is_one_plus_the_branch_gain():
-    from meanfield.networks import init_network
+    from meanfield.nets import init_network
     from meanfield.pruning import effective_chi
 
     rng = np.random.default_rng(4)

@@ -36,7 +36,7 @@ import numpy as np
 import pytest
 
 import meanfield as mf
-from meanfield import _gauss
+from meanfield.theory import _gauss
 
 RTOL = 1e-12        # promised relative accuracy
 ATOL = 1e-14        # absolute accuracy, in units of the natural scale of the quantity, near zero

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import meanfield as mf
-from meanfield.networks import forward, init_network
+from meanfield.nets import forward, init_network
 
 RESNETS = ("resnet", "stable_resnet")
 

@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from meanfield.networks import forward, init_network
+from meanfield.nets import forward, init_network
 from meanfield.pruning import (
     critical_sparsity,
     critical_sparsity_trial,
@@ -145,7 +145,7 @@ def test_errors():
 
 def test_simulate_with_definition(tmp_path):
     import meanfield as mf
-    from meanfield.sparsity import trial_seed
+    from meanfield.pruning.monte_carlo import trial_seed
 
     kw = dict(trials=3, batch=8, classes=3, arch="resnet")
     disc = mf.simulate_critical_sparsity("tanh", 12, 4, 1.0, 0.2, definition="disconnect", **kw)

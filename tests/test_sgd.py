@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from meanfield._sgd import DataParallelSGD, shard_count
-from meanfield.networks import init_network, loss_and_grads
+from meanfield.nets import init_network, loss_and_grads
 from meanfield.pruning import global_masks, scores
 from meanfield.training import train
+from meanfield.training._sgd import DataParallelSGD, shard_count
 
 
 def _net(arch="ffnn", seed=0):
@@ -79,7 +79,7 @@ def test_update_kernel_matches_the_formula_exactly(dtype, masked):
     # n spans several blocks (the last one partial); the kernel must do, element by element,
     # exactly what the formula says in this order: g = s0 G0 + s1 G1 + s2 G2,
     # v = mu v + (g + wd w), w = w - lr v, pruned entries of w and v set to 0
-    from meanfield._sgd import UPDATE_BLOCK, _sgd_update
+    from meanfield.training._sgd import UPDATE_BLOCK, _sgd_update
 
     rng = np.random.default_rng(3)
     n, S = 2 * UPDATE_BLOCK + 37, 3

@@ -6,11 +6,11 @@ import numpy as np
 import pytest
 
 from meanfield import load_dataset
-from meanfield._sgd import DataParallelSGD
-from meanfield._sparse import SPARSE_MAX_DENSITY, SparseLayer, _activate
-from meanfield.networks import init_network
+from meanfield.nets import init_network
 from meanfield.pruning import global_masks, scores
 from meanfield.training import train
+from meanfield.training._sgd import DataParallelSGD
+from meanfield.training._sparse import SPARSE_MAX_DENSITY, SparseLayer, _activate
 
 
 def test_sparse_layer_indexes_the_kept_weights_by_row_and_by_column():

@@ -14,7 +14,7 @@ import pytest
 
 import meanfield as mf
 from meanfield.pruning import critical_sparsity, snip_scores
-from meanfield.sparsity import trial_seed
+from meanfield.pruning.monte_carlo import trial_seed
 
 EOC = 1.3955839751549182  # tanh, σ_b = 0.3
 
@@ -31,7 +31,7 @@ def test_one_row_per_trial_and_the_fast_path_matches_the_scores():
     df = mf.simulate_critical_sparsity("tanh", 12, 4, 1.1, 0.2, trials=3, batch=16, seed=3)
     assert list(df.trial) == [0, 1, 2] and (df.width == 12).all() and (df.method == "snip").all()
     # trial 1 recomputed through the generic path: network, inputs, labels from its own stream
-    from meanfield.pruning import _trial_inputs
+    from meanfield.pruning.trial import _trial_inputs
 
     rng = np.random.default_rng(trial_seed(3, 1))
     net, X, y = _trial_inputs("tanh", 12, 4, 1.1, 0.2, 16, 10, "ffnn", rng, np.float32)
@@ -162,7 +162,7 @@ def test_bad_input():
 
 
 def test_store_writes_numpy_scalars_as_plain_numbers(tmp_path):
-    from meanfield.tasks import TrialStore, provenance
+    from meanfield.sweeps import TrialStore, provenance
 
     st = TrialStore(tmp_path / "s.csv", ("k",))
     st.append([{"k": np.int64(3), "x": np.float64(0.1), "ok": np.bool_(True)}])

@@ -1,4 +1,4 @@
-"""The plumbing of resumable sweeps (meanfield.tasks): stores that record the versions behind
+"""The plumbing of resumable sweeps (meanfield.sweeps): stores that record the versions behind
 their rows, survive a killed writer and match keys exactly after a CSV round trip; executors."""
 
 import csv
@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 
 import meanfield as mf
-from meanfield import _store
-from meanfield.tasks import (
+from meanfield.sweeps import (
     PROVENANCE,
     TrialStore,
+    _store,
     make_executor,
     open_executor,
     provenance,
@@ -110,7 +110,7 @@ def test_a_torn_last_line_is_recomputed_and_every_trial_stored_once(tmp_path):
     data = path.read_bytes()
     cut = data.rstrip(b"\n").rfind(b"\n") + 1
     path.write_bytes(data[:cut + 12])  # trial 3's line cut inside its fields
-    store = TrialStore(path, mf.sparsity._PARAMS + ("trial",))
+    store = TrialStore(path, mf.pruning.monte_carlo._PARAMS + ("trial",))
     assert not store.has({**fresh.iloc[3].to_dict()}) and store.has(fresh.iloc[2].to_dict())
     resumed = mf.simulate_critical_sparsity(*SCR, trials=4, store=path, **KW)
     header, *rows = _rows(path)
@@ -141,7 +141,7 @@ def test_opening_and_reading_a_store_never_writes_it(tmp_path):
     mf.simulate_critical_sparsity(*SCR, trials=3, store=path, **KW)
     path.write_bytes(path.read_bytes()[:-5])  # a torn tail
     before, mtime = path.read_bytes(), path.stat().st_mtime_ns
-    store = TrialStore(path, mf.sparsity._PARAMS + ("trial",))
+    store = TrialStore(path, mf.pruning.monte_carlo._PARAMS + ("trial",))
     assert len(store.frame) == 2 and store.columns[-1] == "s_cr"
     mf.simulate_critical_sparsity(*SCR, trials=2, store=path, **KW)  # all there: nothing to write
     assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime

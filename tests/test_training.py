@@ -107,7 +107,7 @@ def test_shuffle_masks_keeps_layer_counts_moves_positions_and_is_seeded():
 
 
 def test_rescale_layer_is_one_factor_per_layer_for_any_method():
-    from meanfield.networks import init_network
+    from meanfield.nets import init_network
 
     kw = dict(method="magnitude", sparsity=0.7, epochs=0, seed=1, return_network=True, **_TINY)
     _, pruned, masks = train("tanh", "digits", rescale=False, **kw)
@@ -128,7 +128,7 @@ def test_rescale_layer_is_one_factor_per_layer_for_any_method():
 
 
 def test_rescale_layer_restores_each_layers_sum_of_squares_and_neuron_mode_is_unchanged():
-    from meanfield.networks import init_network
+    from meanfield.nets import init_network
     from meanfield.pruning import global_masks, random_scores, rescale
 
     rng = np.random.default_rng(0)
@@ -153,7 +153,7 @@ def test_rescale_true_and_neuron_give_identical_histories():
 
 
 def test_stratified_split():
-    from meanfield.training import _stratified_split
+    from meanfield.training.trainer import _stratified_split
 
     y = np.repeat(np.arange(5), [50, 31, 7, 12, 3])
     for f in (0.1, 0.25, 0.5):
@@ -167,8 +167,8 @@ def test_stratified_split():
 
 
 def test_val_fraction_carves_validation_from_train_and_leaves_test_alone():
-    from meanfield.networks import forward
-    from meanfield.training import _stratified_split
+    from meanfield.nets import forward
+    from meanfield.training.trainer import _stratified_split
 
     X_tr, y_tr, X_te, y_te = mf.load_dataset("digits")
     kw = dict(epochs=1, seed=5, return_network=True, **_TINY)
@@ -190,7 +190,7 @@ def test_val_fraction_carves_validation_from_train_and_leaves_test_alone():
 def _grasp_by_finite_differences(net, X, y, T, eps=1e-3):
     """−W ∘ (H g) of ℒ_T = mean cross-entropy of softmax(logits / T), g and H by central finite
     differences of ℒ_T alone (float64; the network's forward pass, nothing else)."""
-    from meanfield.networks import forward
+    from meanfield.nets import forward
 
     flat = np.concatenate([w.ravel() for w in net.weights])
     sizes = np.cumsum([0] + [w.size for w in net.weights])
@@ -215,8 +215,8 @@ def _grasp_by_finite_differences(net, X, y, T, eps=1e-3):
 
 
 def test_grasp_temperature():
-    import meanfield.networks as nw
-    from meanfield.networks import init_network
+    import meanfield.nets.network as nw
+    from meanfield.nets import init_network
     from meanfield.pruning import grasp_scores, hessian_vector_product, scores
 
     rng = np.random.default_rng(0)
@@ -286,7 +286,7 @@ def test_val_fraction_must_leave_every_class_a_training_example():
 # ------------------------------------------------------------------------------------------------
 
 def test_rescale_data_restores_first_layer_variance_on_the_batch_exactly():
-    from meanfield.networks import init_network
+    from meanfield.nets import init_network
     from meanfield.pruning import first_layer_variance, global_masks, random_scores, rescale
 
     rng = np.random.default_rng(3)
@@ -320,7 +320,7 @@ def test_rescale_data_restores_first_layer_variance_on_the_batch_exactly():
 
 def test_rescale_data_in_train_uses_the_scoring_batch():
     from meanfield.pruning import first_layer_variance
-    from meanfield.training import scoring_batch
+    from meanfield.training.trainer import scoring_batch
 
     kw = dict(method="snip", sparsity=0.8, epochs=0, seed=2, return_network=True, **_TINY)
     _, dense, _ = train("tanh", "digits", **{**kw, "method": "none", "sparsity": 0.0})
@@ -335,7 +335,7 @@ def test_rescale_data_in_train_uses_the_scoring_batch():
 
 def test_rescale_data_bad_inputs():
     from meanfield._validate import InputError
-    from meanfield.networks import init_network
+    from meanfield.nets import init_network
     from meanfield.pruning import rescale
 
     net = init_network("tanh", 4, 2, 1.0, 0.1, n_in=3, rng=np.random.default_rng(0))
@@ -350,7 +350,7 @@ def test_rescale_data_bad_inputs():
 
 def test_a_seed_fixes_weights_scoring_batch_and_minibatches_for_every_arm(monkeypatch):
     # the paired design: arms of one seed differ only by what the arm changes
-    from meanfield import _sgd
+    from meanfield.training import _sgd
 
     seen = []
     step = _sgd.DataParallelSGD.step

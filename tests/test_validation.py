@@ -123,9 +123,9 @@ def test_sparsity_as_numpy_scalar_and_bad_sparsity_named():
 def test_one_list_of_methods_architectures_and_presets():
     """The lists live in one place each; the CLI's choices are those lists."""
     from meanfield import cli
-    from meanfield.eoc import SIGMA_W_PRESETS
-    from meanfield.networks import ARCHS
+    from meanfield.nets import ARCHS
     from meanfield.pruning import METHODS
+    from meanfield.theory import SIGMA_W_PRESETS
 
     parser = cli.build_parser()
     sub = next(a for a in parser._actions if a.dest == "command").choices
@@ -137,7 +137,7 @@ def test_one_list_of_methods_architectures_and_presets():
 
 
 def test_resolve_sigma_w_and_its_inverse():
-    from meanfield.eoc import SIGMA_W_PRESETS, preset_name, resolve_sigma_w
+    from meanfield.theory import SIGMA_W_PRESETS, preset_name, resolve_sigma_w
 
     sw_eoc = mf.eoc("tanh", 0.3)[0]
     assert resolve_sigma_w("tanh", "eoc", 0.3) == sw_eoc

@@ -1,7 +1,7 @@
 """Griffe extension: Sphinx cross-reference roles in docstrings become mkdocs-autorefs links.
 
 meanfield's docstrings are numpydoc, and numpydoc writes cross-references as Sphinx roles
-(``:func:`q_map` ``, ``:class:`~meanfield.Activation` ``, ``:mod:`meanfield.networks` ``).
+(``:func:`q_map` ``, ``:class:`~meanfield.Activation` ``, ``:mod:`meanfield.nets` ``).
 mkdocstrings renders Markdown, where a role shows as raw text. This extension, loaded by
 mkdocstrings-python (``extensions:`` in mkdocs.yml), rewrites every role in every docstring of
 the package, before it is rendered, into an *optional* autorefs reference::

@@ -10,8 +10,8 @@ import math
 
 import numpy as np
 
-from . import _expect
-from .maps import propagate
+from ..theory import _expect
+from ..theory.maps import propagate
 
 SEED = 20210503
 READOUT_SAMPLES = 2 ** 20    # logit draws × classes for the softmax moments (fixed seed)
@@ -26,7 +26,7 @@ def hermite(n):
 def forward_moments(act, sw, sb, depth, arch="ffnn"):
     """q^l, c^l of the pre-activations y^l for l = 1 … depth + 1 (the last is the logits) for two
     independent inputs x, x' ~ N(0, I_N): q¹ = σ_b² + σ_w², c¹ = σ_b²/q¹ (x·x'/N → 0). For a
-    ResNet, y² … y^L are the residual stream (:func:`meanfield.maps.propagate` with ``arch``;
+    ResNet, y² … y^L are the residual stream (:func:`meanfield.theory.propagate` with ``arch``;
     the Stable ResNet's branch scale 1/√L takes L = ``depth``)."""
     q1 = sb * sb + sw * sw
     q, c = propagate(act, q1, sb * sb / q1, sw, sb, depth, arch=arch)

@@ -8,7 +8,7 @@ the same for every (σ_w, σ_b). They are analytic in q on Re q > 0 (the Gaussia
 ∫ f(x) e^{−x²/2q} dx / √(2πq) converges there), hence in t = log q on the strip |Im t| < π/2, so a
 Chebyshev interpolant in t on panels of width ≤ 1/2 converges geometrically: with 16 points a panel
 is accurate to the rounding of its node values. The table is built once per activation from the
-exact quadrature of :mod:`meanfield._gauss`, panel by panel, and a panel is split until the last
+exact quadrature of :mod:`meanfield.theory._gauss`, panel by panel, and a panel is split until the last
 two Chebyshev coefficients of each function are below ``TAIL`` times its largest value there (the
 usual a-posteriori estimate of the interpolation error). A grid of (σ_w, σ_b) then costs a root
 solve on polynomials per point instead of ~25 quadratures.
@@ -16,7 +16,7 @@ solve on polynomials per point instead of ~25 quadratures.
 Where q* → 0 (σ_b = 0, φ(0) = 0, σ_w² E[φ'²] < 1 near 0) the answer 0 follows from the
 behaviour of F_q at small q; anywhere else outside the table's range of q [1e-12, 4e12], or on a
 panel that never met the criterion, the callers fall back to the direct solve of
-:mod:`meanfield._solve`.
+:mod:`meanfield.theory._solve`.
 """
 
 from __future__ import annotations
@@ -150,7 +150,7 @@ BELOW = -1.0  # qstar's answer when F_q(q) < q down to the table's smallest q
 
 @njit(cache=True)
 def qstar(sw, sb, q0, edges, coef):
-    """The fixed point of F_q reached by iterating from q0 (as :func:`meanfield._solve.qstar`):
+    """The fixed point of F_q reached by iterating from q0 (as :func:`meanfield.theory._solve.qstar`):
     scan from q0 in the direct solve's steps towards F_q(q0) − q0 for the first sign change of
     F_q(q) − q, then safeguarded Newton. +inf where q^l → ∞; ``BELOW`` where F_q(q) < q all the
     way down to the table's smallest q; nan where the table cannot answer (q0 or the scan outside

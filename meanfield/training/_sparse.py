@@ -16,7 +16,7 @@ each of the three products of a layer:
 Dense layers of the same network (a layer kept too dense to gain, the readout) run in the same
 layout through numpy's BLAS, so a network can mix both kinds. The elementwise work around the
 products (bias, residual update, φ and φ', the bias gradient) is fused into the kernels; tanh is
-applied by numpy's vectorised ``np.tanh``, as in :mod:`meanfield.networks`.
+applied by numpy's vectorised ``np.tanh``, as in :mod:`meanfield.nets`.
 
 The kernels sum in a fixed order given the mask (a row's kept weights in column order, four at a
 time), so the results depend on the mask and the data, never on the thread that runs them. They
@@ -30,7 +30,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .networks import _is_tanh, _softmax_xent, scratch
+from ..nets._pass import _is_tanh, _softmax_xent, scratch
 
 #: a pruned layer whose fraction of kept weights is at most this runs sparse under
 #: ``sparse="auto"``. Measured on a 2-core AMD EPYC (Zen 4, AVX-512), training steps of the

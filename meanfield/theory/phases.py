@@ -13,10 +13,8 @@ import warnings
 
 import numpy as np
 
-from . import _expect, _solve
-from ._gauss import threads_for
-from ._progress import progress_bar
-from ._validate import (
+from .._progress import progress_bar
+from .._validate import (
     InputError,
     check_array,
     check_bool,
@@ -25,7 +23,9 @@ from ._validate import (
     check_scalar,
     scalar_or_array,
 )
-from .activations import get_activation
+from ..activations import get_activation
+from . import _expect, _solve
+from ._gauss import threads_for
 from .maps import NoFixedPointWarning, _fq_slope, _params, _summary
 
 __all__ = ["eoc", "eoc_curve", "phase", "phase_diagram", "fixed_points", "UnstableEOCWarning",
@@ -51,7 +51,7 @@ def resolve_sigma_w(activation, sigma_w, sigma_b):
 
     Examples
     --------
-    >>> from meanfield.eoc import resolve_sigma_w
+    >>> from meanfield.theory.phases import resolve_sigma_w
     >>> resolve_sigma_w("tanh", "ordered", 0.3), round(resolve_sigma_w("tanh", "eoc", 0.3), 10)
     (0.8, 1.3955839752)
     """

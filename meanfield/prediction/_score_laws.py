@@ -14,8 +14,8 @@ import math
 import numpy as np
 
 from . import _top_block
+from ._moments import SEED, hermite
 from ._product_law import H, ScoreLaws
-from ._score_moments import SEED, hermite
 
 N_QMC = 2048                 # quasi-random points (U, V, ξ) per layer law (wide limit)
 N_QMC_FINITE = 512           # per layer law in the finite-width model (more draws, fewer points)
@@ -205,7 +205,7 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
     ``rngs``: one generator per draw, so that a draw does not depend on how draws are chunked.
     ``start``: None (the chain starts at the readout), or ``(rows, noise, T)``: rows (D, N, C)
     and noise (D,), the signal of the chain's top layer L' = L − T as the exact block of T
-    layers above it left it (:class:`meanfield._top_block.Block`); the chain then covers
+    layers above it left it (:class:`meanfield.prediction._top_block.Block`); the chain then covers
     layers 1 … L'."""
     if m["arch"] != "ffnn":
         return _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start)
@@ -262,7 +262,7 @@ def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start=None
         noise^{l−1} = noise^l + α² [(1/N) Σ_j s_j² ‖Δ u_j‖² + σ_w² (1/N) Σ_j M₂(U_j) noise^l],
 
     with m_j, s_j² and M₂(U_j) those of neuron j's φ'(y^{l−1}); the means are the wide-limit
-    recursion of :func:`meanfield._score_moments.layer_moments`. With a ``start``, the chain's
+    recursion of :func:`meanfield.prediction._moments.layer_moments`. With a ``start``, the chain's
     top layer L' holds the given rows of g^{L'} and the recursion runs below it."""
     M1, M2, _, _ = cond
     D = len(draws)

@@ -14,9 +14,8 @@ import itertools
 
 import numpy as np
 
-from ._executors import run_tasks
-from ._progress import progress_bar
-from ._validate import (
+from .._progress import progress_bar
+from .._validate import (
     InputError,
     InputTypeError,
     check_array,
@@ -26,8 +25,9 @@ from ._validate import (
     check_memory,
     check_probability,
 )
-from .activations import get_activation
-from .networks import ARCHS, parameter_count
+from ..activations import get_activation
+from ..nets.network import ARCHS, parameter_count
+from ..sweeps._executors import run_tasks
 
 __all__ = ["simulate_critical_sparsity", "kept_per_layer", "sweep_critical_sparsity",
            "sweep_kept_per_layer"]
@@ -79,11 +79,11 @@ _NOT_KEPT = object()  # the `sparsity` of an s_cr sweep: none (None itself is a 
 def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch, seed,
              sparsity=_NOT_KEPT):
     """Validated configurations (dicts) of the Cartesian product of the list-valued arguments.
-    ``sigma_w`` may be a number or a word of :func:`meanfield.eoc.resolve_sigma_w` ("eoc": the EOC
+    ``sigma_w`` may be a number or a word of :func:`meanfield.theory.resolve_sigma_w` ("eoc": the EOC
     value at that σ_b). A configuration whose trial cannot fit in memory is refused here, before
     any worker allocates it."""
-    from .eoc import resolve_sigma_w
-    from .pruning import METHODS
+    from ..theory.phases import resolve_sigma_w
+    from .scoring import METHODS
 
     seed = check_int("seed", seed)
     batch = check_int("batch", batch, low=1)
@@ -111,8 +111,9 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
 
 def _scores(act, cfg, rng):
     """The scores of one trial: the same draws (network, X, y) as the SNIP fast path."""
-    from .networks import check_finite
-    from .pruning import _trial_inputs, scores
+    from ..nets.network import check_finite
+    from .scoring import scores
+    from .trial import _trial_inputs
 
     net, X, y = _trial_inputs(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
                               cfg["batch"], cfg["classes"], cfg["arch"], rng, np.float32)
@@ -139,7 +140,7 @@ def _one_blas_thread(fn):
 @_one_blas_thread
 def _scr_trials(act, cfg, trials):
     """Rows ``{**cfg, trial, s_cr}`` for the given trial indices (runs in a worker)."""
-    from .pruning import critical_sparsity_trial, snip_critical_sparsity_trial
+    from .trial import critical_sparsity_trial, snip_critical_sparsity_trial
 
     rows = []
     for i in trials:
@@ -158,7 +159,7 @@ def _scr_trials(act, cfg, trials):
 @_one_blas_thread
 def _kept_trials(act, cfg, trials):
     """Rows ``{**cfg, trial, layer, kept_fraction}`` (layers 1 … depth + 1, the readout last)."""
-    from .pruning import global_masks, kept_fraction
+    from .masks import global_masks, kept_fraction
 
     rows = []
     for i in trials:
@@ -181,7 +182,7 @@ def _run(worker, configs, trials, executor, store, progress, key):
 
     import pandas as pd
 
-    from ._store import TrialStore
+    from ..sweeps._store import TrialStore
 
     trials = check_int("trials", trials, low=1)
     progress = check_bool("progress", progress)
@@ -227,7 +228,7 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
 
     Each of ``activation, width, depth, sigma_w, sigma_b, method, arch`` may be a scalar or a list;
     the sweep runs the Cartesian product. ``sigma_w="eoc"`` means the EOC value at each σ_b
-    (``"ordered"``, ``"chaotic"``: :data:`meanfield.eoc.SIGMA_W_PRESETS`).
+    (``"ordered"``, ``"chaotic"``: :data:`meanfield.theory.SIGMA_W_PRESETS`).
     ``definition`` is one value for the whole sweep. Other arguments as in
     :func:`simulate_critical_sparsity`.
 
@@ -237,7 +238,7 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
         One row per (configuration, trial): the parameters, ``trial`` and ``s_cr``; with a
         ``definition`` other than ``"layer"``, a ``definition`` column after ``seed``.
     """
-    from .pruning import DEFINITIONS
+    from .critical import DEFINITIONS
 
     definition = check_choice("definition", definition, DEFINITIONS)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
@@ -284,7 +285,7 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     width, depth : int, >= 1
     sigma_w : float, > 0, or {"eoc", "ordered", "chaotic"}
         "eoc": the EOC value at ``sigma_b``; "ordered", "chaotic": the values of
-        ``meanfield.eoc.SIGMA_W_PRESETS`` (:func:`meanfield.eoc.resolve_sigma_w`); the rows record
+        ``meanfield.theory.SIGMA_W_PRESETS`` (:func:`meanfield.theory.resolve_sigma_w`); the rows record
         the number.
     sigma_b : float, >= 0
     trials : int, >= 1
@@ -301,7 +302,7 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
         trials already there (resume after an interruption). Each row records the versions of
         meanfield, numpy and numba that computed it, and a file written with other versions is
         refused (a ``ValueError`` saying what to do) rather than mixed; see
-        ``meanfield.tasks.TrialStore``.
+        ``meanfield.sweeps.TrialStore``.
     progress : bool, default False
         A tqdm progress bar on stderr.
     definition : {"layer", "disconnect"}, default "layer"

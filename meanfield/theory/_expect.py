@@ -1,5 +1,5 @@
 """Gaussian expectations of an activation over flat arrays: closed forms where THEORY.md §4 has
-them, the exact numerics of :mod:`meanfield._gauss` otherwise. Private; inputs already validated."""
+them, the exact numerics of :mod:`meanfield.theory._gauss` otherwise. Private; inputs already validated."""
 
 from __future__ import annotations
 

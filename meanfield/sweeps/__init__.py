@@ -1,6 +1,6 @@
 """Building blocks of resumable sweeps: run tasks on an executor, keep their rows in a store.
 
-The Monte Carlo functions of :mod:`meanfield.sparsity` and the studies in ``simulations/`` are
+The Monte Carlo functions of :mod:`meanfield.pruning.monte_carlo` and the studies in ``simulations/`` are
 built from these; they are public so that a sweep of your own gets the same guarantees —
 results independent of the executor, a file that resumes after a kill, rows that record the
 versions that computed them.
@@ -14,7 +14,7 @@ versions that computed them.
 
 Example
 -------
->>> from meanfield.tasks import TrialStore, open_executor, run_tasks
+>>> from meanfield.sweeps import TrialStore, open_executor, run_tasks
 >>> store = TrialStore(None, key=("x",))  # or a path: resumes where it stopped
 >>> todo = [(x, 2) for x in range(4) if not store.has({"x": x})]
 >>> with open_executor(workers=None) as ex:  # None: serial; 4: four processes

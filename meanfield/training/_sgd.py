@@ -81,7 +81,7 @@ def _sgd_update(w, v, G, share, mask, lr, momentum, weight_decay, masked):
 @njit(cache=True, nogil=True)
 def _packed_update(values, vel, G, biases, vel_b, gb, share, mask, lr, momentum, weight_decay,
                    perm, values_t):
-    """The update of every layer of a packed sparse network (:class:`meanfield._sparse.
+    """The update of every layer of a packed sparse network (:class:`meanfield.training._sparse.
     PackedLayers`), weights then biases, as :func:`_sgd_update` does it layer by layer (the same
     arithmetic element by element); then its kept values in column order, ``values[perm]``."""
     _sgd_update(values, vel, G, share, mask, lr, momentum, weight_decay, False)
@@ -131,7 +131,7 @@ class DataParallelSGD:
         Threads to use, at most one per shard; None: one per available core, or one thread when
         a step is too small to gain from more. The results do not depend on it.
     sparse : {"auto", True, False}
-        With masks: True trains every layer in compressed form (:mod:`meanfield._sparse`: its
+        With masks: True trains every layer in compressed form (:mod:`meanfield.training._sparse`: its
         kept weights only, in ``params``; :meth:`sync` writes them back into ``net.weights``),
         False every layer dense with its mask, "auto" the layers whose kept fraction is at most
         ``SPARSE_MAX_DENSITY`` sparse. Without masks every layer is dense.
@@ -143,9 +143,9 @@ class DataParallelSGD:
 
     def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None,
                  sparse="auto"):
+        from .._validate import check_int
+        from ..nets.network import check_masks
         from ._sparse import SPARSE_MAX_DENSITY, PackedLayers, SparseLayer
-        from ._validate import check_int
-        from .networks import check_masks
 
         for name, arrays in (("weights", net.weights), ("biases", net.biases)):
             for k, a in enumerate(arrays):
@@ -237,8 +237,8 @@ class DataParallelSGD:
     def logits(self, X):
         """The network's logits (B, C) for the inputs X (B, N₀), with the weights as trained so
         far (on the calling thread)."""
+        from ..nets._pass import _forward
         from ._sparse import logits_t
-        from .networks import _forward
 
         if self.sparse:
             self._sync_biases()
@@ -278,8 +278,8 @@ class DataParallelSGD:
         int64, 1 ≤ n ≤ batch. The shards' gradients are formed on the threads; a layer is updated
         as soon as every shard has passed it in backpropagation (by the thread that passes it
         last, while its gradients are still in cache), the rest of the backward pass going on."""
+        from ..nets._pass import _loss_and_grads
         from ._sparse import loss_and_grads_t
-        from .networks import _loss_and_grads
 
         if not 1 <= len(y) <= self.batch or X.shape[0] != len(y):
             raise ValueError(f"a step takes 1 to {self.batch} examples (X rows = labels); got "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import InputError, check_array, check_int, check_scalar
+from .._validate import InputError, check_array, check_int, check_scalar
 
 __all__ = ["ordered_phase_bound", "fit_bound_constant"]
 

@@ -44,7 +44,7 @@ def provenance():
     """This process's values of :data:`PROVENANCE`."""
     import numba
 
-    from . import __version__
+    from .._version import __version__
 
     return {"meanfield_version": __version__, "numpy_version": np.__version__,
             "numba_version": numba.__version__}

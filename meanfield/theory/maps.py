@@ -6,7 +6,7 @@ Every function takes the activation first (a name such as ``"tanh"`` or an
 :class:`~meanfield.Activation`) and broadcasts its numeric arguments like numpy: scalars in give a
 Python float out, arrays in give an array of the broadcast shape out.
 
-**ResNets** (``arch="resnet"`` or ``"stable_resnet"``, the networks of :mod:`meanfield.networks`):
+**ResNets** (``arch="resnet"`` or ``"stable_resnet"``, the networks of :mod:`meanfield.nets`):
 layer 1 is y¹ = W¹x + B¹ as in a feed-forward net; each later hidden layer l = 2 … L is a residual
 block y^l = y^{l−1} + α (W^l φ(y^{l−1}) + B^l), with α = 1 (``"resnet"``) or α = 1/√L
 (``"stable_resnet"``, Hayou et al. 2021; L is the network's depth, the ``depth`` argument); the
@@ -34,9 +34,7 @@ import warnings
 
 import numpy as np
 
-from . import _expect, _qtable, _solve
-from ._gauss import interleaved, threads_for
-from ._validate import (
+from .._validate import (
     InputError,
     broadcast,
     check_array,
@@ -45,7 +43,9 @@ from ._validate import (
     check_memory,
     scalar_or_array,
 )
-from .activations import get_activation
+from ..activations import get_activation
+from . import _expect, _qtable, _solve
+from ._gauss import interleaved, threads_for
 
 __all__ = ["q_map", "c_map", "cov_map", "propagate", "backward_gains", "q_star", "c_star",
            "chi_1", "chi_c", "depth_scales", "eoc_rate", "NoFixedPointWarning"]
@@ -70,7 +70,7 @@ def _branch_scale(arch, depth):
     """α, the scale of the residual branches, for a validated ``arch``: None for ``"ffnn"`` (no
     skip), 1.0 for ``"resnet"``, 1/√depth for ``"stable_resnet"`` (``depth`` = the network's L,
     required there). Raises InputError naming ``arch`` or ``depth``."""
-    from .networks import ARCHS
+    from ..nets.network import ARCHS
 
     check_choice("arch", arch, ARCHS)
     if depth is not None:  # a network's depth: 1/√depth must be a float
@@ -107,7 +107,7 @@ def q_map(activation, q, sigma_w, sigma_b, *, arch="ffnn", depth=None):
     sigma_b : array_like, >= 0
         Bias standard deviation.
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
-        The architecture of :mod:`meanfield.networks`.
+        The architecture of :mod:`meanfield.nets`.
     depth : int >= 1, optional
         The network's depth L; needed for ``"stable_resnet"`` only (α = 1/√L), ignored otherwise.
 
@@ -369,7 +369,7 @@ def backward_gains(activation, q, sigma_w, *, c=None, arch="ffnn", depth=None):
     References
     ----------
     Schoenholz et al. (2017), §4 (the feed-forward recursion); the ResNet form is our derivation
-    above, for the blocks of :mod:`meanfield.networks`.
+    above, for the blocks of :mod:`meanfield.nets`.
 
     Examples
     --------
@@ -393,7 +393,7 @@ def backward_gains(activation, q, sigma_w, *, c=None, arch="ffnn", depth=None):
 
 
 def _table(act):
-    """The activation's fixed-point table (:mod:`meanfield._qtable`), built on first use."""
+    """The activation's fixed-point table (:mod:`meanfield.theory._qtable`), built on first use."""
     tab = act.__dict__.get("_fixed_point_table")
     if tab is None:
         tab = act.__dict__["_fixed_point_table"] = _qtable.build(act)

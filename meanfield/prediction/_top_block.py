@@ -22,8 +22,9 @@ import math
 
 import numpy as np
 
-from .maps import _branch_scale
-from .networks import _is_tanh, standard_normal
+from ..nets._pass import _is_tanh
+from ..nets._sampler import standard_normal
+from ..theory.maps import _branch_scale
 
 TOP_LAYERS = {"ffnn": 3, "resnet": 6, "stable_resnet": 6}
 BURN_IN_DEPTH_SCALES = 2.5   # burn-in, in units of the forward depth scale max(ξ_q, ξ_c) …
@@ -105,11 +106,11 @@ def exact_top(act, width, depth, sw, sb, arch, batch, definition="layer"):
 
 
 def quiet_depth_scales(act, sw, sb):
-    """(ξ_q, ξ_c) of :func:`meanfield.maps.depth_scales` without its warnings, NaN where it has
+    """(ξ_q, ξ_c) of :func:`meanfield.theory.depth_scales` without its warnings, NaN where it has
     no answer (no finite q*, or σ it refuses): the rules here only compare them."""
     import warnings
 
-    from .maps import depth_scales
+    from ..theory.maps import depth_scales
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -154,7 +155,7 @@ class Block:
       space, h_i(b) = Δ_b · rows_i + e_i(b) with Σ_b e_i(b)² = ``noise`` on average over i;
       None and 0 when the block reaches layer 1. For an FFNN the signal is
       h^l = (W^{l+1})ᵀ δ^{l+1} (before φ'), for a ResNet the residual stream's gradient
-      g^l = ∂ℒ/∂y^l, as in :func:`meanfield._score_laws.backward_finite`;
+      g^l = ∂ℒ/∂y^l, as in :func:`meanfield.prediction._score_laws.backward_finite`;
     * ``above`` (N,), for ``definition="disconnect"`` only (else None): each unit's widest-path
       bottleneck to the logits (:func:`simulate`).
     """
@@ -225,14 +226,14 @@ def _widest_back(S, above, skip):
 def _widest_forward(S, below, skip):
     """One layer of the widest path from the inputs: max_j min(S_ij, below_j) (and below_i
     through the skip), by the kernel ``pruning.critical_sparsity`` uses."""
-    from .pruning import _widest_step
+    from ..pruning.critical import _widest_step
     out = np.empty(S.shape[0])
     _widest_step(S, np.asarray(below, dtype=np.float64), skip, out)
     return out
 
 
 def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer", top=None):
-    """Draw one :class:`Block` (``m``: :func:`meanfield._score_moments.layer_moments`; ``burn``:
+    """Draw one :class:`Block` (``m``: :func:`meanfield.prediction._moments.layer_moments`; ``burn``:
     :func:`burn_in`; ``top``: how many hidden layers are exact, default :func:`top_layers`, all
     L for the whole network). With ``definition="disconnect"`` the block also holds ``above``
     (N,): for each unit of hidden layer L − T (or each input, when the block reaches layer 1)

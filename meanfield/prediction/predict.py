@@ -31,10 +31,7 @@ import warnings
 
 import numpy as np
 
-from . import _score_laws as laws
-from . import _top_block
-from ._score_moments import forward_moments, layer_moments
-from ._validate import (
+from .._validate import (
     InputError,
     InputTypeError,
     check_array,
@@ -45,7 +42,10 @@ from ._validate import (
     check_probability,
     check_scalar,
 )
-from .activations import get_activation
+from ..activations import get_activation
+from . import _score_laws as laws
+from . import _top_block
+from ._moments import forward_moments, layer_moments
 from .bounds import fit_bound_constant, ordered_phase_bound
 
 _MAX_DEPTH = 100_000
@@ -247,7 +247,7 @@ def _one_blas_thread():
 
 
 def _check_definition(definition, finite_width):
-    from .pruning import _check_definition as check_event
+    from ..pruning.critical import _check_definition as check_event
     definition = check_event(definition)
     if definition == "disconnect" and not finite_width:
         raise InputError("`definition` == 'disconnect' needs `finite_width=True`: the wide limit "
@@ -256,7 +256,7 @@ def _check_definition(definition, finite_width):
 
 
 def _check_arch(arch):
-    from .networks import ARCHS
+    from ..nets.network import ARCHS
     return check_choice("arch", arch, ARCHS)
 
 
@@ -393,7 +393,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         configurations (24 with its own SE), the wide limit at 15 (docs §8); both are
         deterministic.
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
-        The network of :func:`meanfield.networks.init_network`: for ResNets the forward maps of
+        The network of :func:`meanfield.nets.init_network`: for ResNets the forward maps of
         the residual stream and the backward signal of its gradient (docs §5b).
     definition : {"layer", "disconnect"}, default "layer"
         The event s_cr marks, as in :func:`meanfield.pruning.critical_sparsity`: the paper's

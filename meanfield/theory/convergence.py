@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import check_int
-from .activations import get_activation
+from .._validate import check_int
+from ..activations import get_activation
 
 __all__ = ["convergence_table"]
 
@@ -35,8 +35,8 @@ def convergence_table(activation="tanh", sigma_b=0.3, sigma_w=(0.8, None, 3.0), 
     """
     import pandas as pd
 
-    from .eoc import eoc
     from .maps import c_star, eoc_rate, propagate, q_star
+    from .phases import eoc
 
     act = get_activation(activation)
     depth = check_int("depth", depth, low=1)

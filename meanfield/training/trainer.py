@@ -13,8 +13,8 @@ import time
 
 import numpy as np
 
-from ._progress import progress_bar
-from ._validate import (
+from .._progress import progress_bar
+from .._validate import (
     InputError,
     InputTypeError,
     check_bool,
@@ -24,14 +24,14 @@ from ._validate import (
     check_probability,
     check_scalar,
 )
-from .activations import get_activation
-from .eoc import SIGMA_W_PRESETS
-from .pruning import METHODS
+from ..activations import get_activation
+from ..pruning.scoring import METHODS
+from ..theory.phases import SIGMA_W_PRESETS
 
 __all__ = ["train", "INIT_PRESETS"]
 
 #: σ_w of the named initialisations at a given σ_b (tanh-like activations): "eoc" is computed
-#: (the same presets as :data:`meanfield.eoc.SIGMA_W_PRESETS`)
+#: (the same presets as :data:`meanfield.theory.SIGMA_W_PRESETS`)
 INIT_PRESETS = SIGMA_W_PRESETS
 
 #: the epochs' history must fit in memory too: a bound well above any real run
@@ -145,7 +145,7 @@ def _accuracy_and_loss(logits_of, X, y, mapper=None, chunk=512):
     the logits (B, C) (the loss of the networks module's own softmax cross-entropy kernel);
     ``mapper(fn, items)`` may spread the chunks over threads (the chunks' sums are added in
     order, so the result does not depend on it)."""
-    from .networks import _softmax_xent
+    from ..nets._pass import _softmax_xent
 
     def one(s):
         logits = logits_of(X[s:s + chunk])
@@ -208,7 +208,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     progress : bool
         A progress bar over epochs.
     return_network : bool
-        Also return the trained :class:`~meanfield.networks.Network` and the masks (None when
+        Also return the trained :class:`~meanfield.nets.Network` and the masks (None when
         not pruned).
     threads : int or None
         Threads for the training steps and the evaluations (None: the machine's cores, when a
@@ -259,12 +259,14 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     import pandas as pd
     from threadpoolctl import threadpool_limits
 
+    from ..nets.network import init_network
+    from ..pruning.chi import effective_chi
+    from ..pruning.masks import global_masks
+    from ..pruning.masks import rescale as rescale_net
+    from ..pruning.masks import shuffle_masks as shuffle
+    from ..pruning.scoring import check_temperature, scores
+    from ..theory.phases import resolve_sigma_w
     from ._sgd import DataParallelSGD, check_sparse, shard_count
-    from .eoc import resolve_sigma_w
-    from .networks import init_network
-    from .pruning import check_temperature, effective_chi, global_masks, scores
-    from .pruning import rescale as rescale_net
-    from .pruning import shuffle_masks as shuffle
 
     act = get_activation(activation)
     epochs = check_int("epochs", epochs, low=0, high=MAX_EPOCHS)

@@ -1,0 +1,12 @@
+"""The nets wing: finite random networks (docs/theory.md §1).
+
+``network`` holds the :class:`Network`, its initialisation and the public forward pass and
+gradients; ``_pass`` the one forward and backward pass behind them (numba layer kernels around BLAS
+products); ``_sampler`` the Gaussian draws.
+"""
+
+from ._sampler import standard_normal
+from .network import ARCHS, Network, forward, init_network, loss_and_grads, parameter_count
+
+__all__ = ["ARCHS", "Network", "init_network", "forward", "loss_and_grads", "parameter_count",
+           "standard_normal"]
