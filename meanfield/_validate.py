@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import numbers
 import operator
+import os
 
 import numpy as np
 
@@ -338,3 +339,10 @@ def check_memory(what, nbytes, limit=None):
         raise InputError(f"{what}: needs {_gib(nbytes)} of memory ({_show(nbytes, 24)} bytes), more "
                          f"than the {_gib(limit)} available; choose smaller sizes")
     return nbytes
+
+
+def check_path(name, value):
+    """``value`` as an ``os.PathLike`` / str file path (or None, kept): the stores' files."""
+    if value is None or isinstance(value, (str, os.PathLike)):
+        return value
+    raise InputTypeError(f"`{name}` == {_show(value)}: must be a file path (str or Path) or None")

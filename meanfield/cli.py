@@ -14,7 +14,6 @@ name in backticks (``"`sigma_w` == -1.0: must be > 0 and finite"``).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import traceback
 import warnings
@@ -25,8 +24,6 @@ from ._validate import INPUT_ERRORS, InputError, check_int, check_memory
 
 _EXIT_USAGE = 2
 _EXIT_FAILURE = 1
-# the public edge's messages name the parameter first: "`name` == value: …", "(`a`, `b`) == …"
-_EDGE_MESSAGE = re.compile(r"\(?`[^`]+`")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -207,8 +204,8 @@ def _cmd_kept(args):
 
 
 def _add_simulation_arguments(p):
-    from .nets.network import ARCHS
     from .pruning.scoring import METHODS
+    from .theory.archs import ARCHS
 
     p.add_argument("--activation", "-a", action="append", default=None)
     p.add_argument("--width", type=_ints, required=True, help="integer or list, e.g. 100")
@@ -269,10 +266,11 @@ def _scalar(text):
 
 def build_parser():
     # the one list of each: architectures, pruning methods, named initialisations
-    from .nets.network import ARCHS
     from .pruning.critical import DEFINITIONS
-    from .pruning.scoring import METHODS
+    from .pruning.scoring import GRASP_TEMPERATURE, METHODS
+    from .theory.archs import ARCHS
     from .theory.phases import SIGMA_W_PRESETS
+    from .training.trainer import RESCALE_OPTIONS
 
     presets = ", ".join(f"{v:g} ({k})" for k, v in SIGMA_W_PRESETS.items())
     parser = _Parser(prog="meanfield", description="Mean-field theory of deep random networks and "
@@ -357,7 +355,7 @@ def build_parser():
     p.add_argument("--method", default="none", choices=("none", *METHODS))
     p.add_argument("--sparsity", type=_scalar, default=0.0)
     p.add_argument("--rescale", nargs="?", const="neuron", default="none",
-                   choices=("none", "neuron", "layer", "data"),
+                   choices=RESCALE_OPTIONS,
                    help="rescale the pruned weights to restore their variance: one factor per "
                    "neuron (SBP-SR; `--rescale` alone means this), per layer, or 'data' (per "
                    "neuron, the first layer restoring each neuron's pre-activation variance on "
@@ -367,7 +365,7 @@ def build_parser():
     p.add_argument("--val-fraction", type=_scalar, default=0.0,
                    help="stratified validation split carved from the training set, in [0, 1) "
                    "(default 0: none)")
-    p.add_argument("--grasp-temperature", type=_scalar, default=200.0,
+    p.add_argument("--grasp-temperature", type=_scalar, default=GRASP_TEMPERATURE,
                    help="GraSP's logit temperature when scoring (default 200)")
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch", type=int, default=128)
@@ -431,10 +429,10 @@ def main(argv=None):
 
 
 def _is_usage_error(exc):
-    """A bad argument (one line, exit 2), as opposed to a bug (traceback, exit 1)."""
-    if isinstance(exc, (_UsageError, *INPUT_ERRORS)):
-        return True
-    return isinstance(exc, (ValueError, TypeError)) and bool(_EDGE_MESSAGE.match(str(exc)))
+    """A bad argument (one line, exit 2), as opposed to a bug (traceback, exit 1): told by the
+    exception's type alone. Every error a user can cause is an InputError / InputTypeError
+    (meanfield/_validate.py), so rewording a message never turns a typo into a bug report."""
+    return isinstance(exc, (_UsageError, *INPUT_ERRORS))
 
 
 if __name__ == "__main__":  # pragma: no cover

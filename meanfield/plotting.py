@@ -11,6 +11,7 @@ import warnings
 
 import numpy as np
 
+from ._validate import InputError
 from .activations import get_activation
 from .theory.convergence import convergence_table  # the table is theory; the name here still works
 
@@ -52,7 +53,7 @@ def plot_phase_diagram(activation="tanh", sigma_w=None, sigma_b=None, *, data=No
     from .theory.phases import eoc_curve, phase_diagram
 
     if quantity not in ("chi_1", "xi_c"):
-        raise ValueError(f"`quantity` == {quantity!r}: must be 'chi_1' or 'xi_c'")
+        raise InputError(f"`quantity` == {quantity!r}: must be 'chi_1' or 'xi_c'")
     act = get_activation(activation)
     if data is None:
         sigma_w = np.linspace(0.5, 4.0, 120) if sigma_w is None else sigma_w

@@ -39,6 +39,7 @@ from .._validate import (
     check_rng,
 )
 from ..activations import Activation, get_activation
+from ..theory.archs import ARCHS, branch_scale
 from ._pass import (
     _forward,
     _loss_and_grads,
@@ -49,9 +50,6 @@ from ._sampler import (
 
 __all__ = ["Network", "init_network", "forward", "loss_and_grads"]
 
-#: the architectures every module takes (``arch=``): the one list, read by maps, pruning, sparsity,
-#: training and the command line
-ARCHS = ("ffnn", "resnet", "stable_resnet")
 DTYPES = FLOAT_DTYPES
 
 
@@ -91,8 +89,10 @@ class Network:
 
     @property
     def alpha(self):
-        """Scale of the residual branches: 1/√L for ``"stable_resnet"``, else 1."""
-        return 1.0 / math.sqrt(self.depth) if self.arch == "stable_resnet" else 1.0
+        """Scale of the residual branches (:func:`meanfield.theory.archs.branch_scale`), 1.0 for
+        ``"ffnn"``: the kernels take a float and multiply no skip by it there."""
+        alpha = branch_scale(self.arch, self.depth)
+        return 1.0 if alpha is None else alpha
 
     @property
     def width(self):

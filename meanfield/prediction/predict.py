@@ -256,7 +256,7 @@ def _check_definition(definition, finite_width):
 
 
 def _check_arch(arch):
-    from ..nets.network import ARCHS
+    from ..theory.archs import ARCHS
     return check_choice("arch", arch, ARCHS)
 
 

@@ -16,6 +16,7 @@ from .monte_carlo import (
     sweep_kept_per_layer,
 )
 from .scoring import (
+    GRASP_TEMPERATURE,
     METHODS,
     grasp_scores,
     hessian_vector_product,
@@ -31,5 +32,5 @@ __all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", 
            "scores", "global_masks", "critical_sparsity", "kept_fraction", "rescale",
            "shuffle_masks", "RESCALE_MODES", "first_layer_variance", "effective_chi",
            "hessian_vector_product", "snip_critical_sparsity_trial", "critical_sparsity_trial",
-           "METHODS", "DEFINITIONS", "simulate_critical_sparsity", "kept_per_layer",
+           "METHODS", "GRASP_TEMPERATURE", "DEFINITIONS", "simulate_critical_sparsity", "kept_per_layer",
            "sweep_critical_sparsity", "sweep_kept_per_layer"]

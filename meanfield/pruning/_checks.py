@@ -7,6 +7,8 @@ import math
 import numpy as np
 
 from .._validate import (
+    InputError,
+    InputTypeError,
     check_probability,
 )
 
@@ -20,16 +22,16 @@ def _check_sparsity(sparsity):
 
 def _check_scores(scores):
     if isinstance(scores, np.ndarray) or not hasattr(scores, "__len__") or len(scores) == 0:
-        raise TypeError("`scores`: must be a non-empty list of arrays, one per layer")
+        raise InputTypeError("`scores`: must be a non-empty list of arrays, one per layer")
     out = []
     for l, s in enumerate(scores):
         a = np.asarray(s)
         if a.size == 0:
-            raise ValueError(f"`scores[{l}]` is empty: every layer must have weights")
+            raise InputError(f"`scores[{l}]` is empty: every layer must have weights")
         if not np.issubdtype(a.dtype, np.number) or np.iscomplexobj(a):
-            raise TypeError(f"`scores[{l}]` has dtype {a.dtype}: must be real")
+            raise InputTypeError(f"`scores[{l}]` has dtype {a.dtype}: must be real")
         if np.isnan(a).any():
-            raise ValueError(f"`scores[{l}]` contains nan: scores must be comparable")
+            raise InputError(f"`scores[{l}]` contains nan: scores must be comparable")
         out.append(a)
     return out
 

@@ -11,9 +11,7 @@ from .._validate import (
     InputError,
     check_choice,
 )
-from ..nets.network import (
-    ARCHS,
-)
+from ..theory.archs import ARCHS
 from ._checks import _check_scores
 
 # what "critical" means (docs/critical_sparsity.md, "Which event s_cr marks"): "layer", the paper's

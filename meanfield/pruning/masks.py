@@ -79,7 +79,7 @@ def kept_fraction(masks, weighted=False):
     """
     ms = [np.asarray(m) for m in masks]
     if not ms:
-        raise ValueError("`masks` is empty: must hold one array per layer")
+        raise InputError("`masks` is empty: must hold one array per layer")
     kept = np.array([np.count_nonzero(m) for m in ms], dtype=np.float64)
     sizes = np.array([m.size for m in ms], dtype=np.float64)
     return float(kept.sum() / sizes.sum()) if weighted else kept / sizes
@@ -183,9 +183,9 @@ def rescale(net, masks, mode="neuron", X=None):
     net = check_network(net)
     masks = check_masks(net, masks)
     if masks is None:
-        raise TypeError("`masks`: must be a list of arrays shaped like the weights")
+        raise InputTypeError("`masks`: must be a list of arrays shaped like the weights")
     if not isinstance(mode, str) or mode not in RESCALE_MODES:
-        raise InputError(f"`mode` == {mode!r}: must be one of 'neuron', 'layer', 'data'")
+        raise InputError(f"`mode` == {mode!r}: must be one of {', '.join(map(repr, RESCALE_MODES))}")
     if mode == "data":
         X = _check_rescale_X(net, X)
     axis = None if mode == "layer" else 1

@@ -15,6 +15,7 @@ import itertools
 import numpy as np
 
 from .._progress import progress_bar
+from .._threads import with_one_blas_thread
 from .._validate import (
     InputError,
     InputTypeError,
@@ -23,11 +24,13 @@ from .._validate import (
     check_choice,
     check_int,
     check_memory,
+    check_path,
     check_probability,
 )
 from ..activations import get_activation
-from ..nets.network import ARCHS, parameter_count
+from ..nets.network import parameter_count
 from ..sweeps._executors import run_tasks
+from ..theory.archs import ARCHS
 
 __all__ = ["simulate_critical_sparsity", "kept_per_layer", "sweep_critical_sparsity",
            "sweep_kept_per_layer"]
@@ -105,6 +108,12 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
                      f"`classes` == {classes} (one trial)", _trial_bytes(cfg))
         if s is not _NOT_KEPT:
             cfg["sparsity"] = check_probability("sparsity", s)
+        elif cfg["method"] == "synflow":
+            # SynFlow prunes iteratively towards a target sparsity: its scores, and so the order of
+            # the weights, change with the target, so no one ranking has a critical sparsity
+            raise InputError("`method` == 'synflow': s_cr needs one ranking of the weights, and "
+                             "SynFlow's depends on the target sparsity; use 'snip', 'grasp', "
+                             "'magnitude' or 'random' (kept_per_layer takes 'synflow')")
         out.append((act, cfg))
     return out
 
@@ -121,23 +130,7 @@ def _scores(act, cfg, rng):
     return check_finite(net, sc, f"{cfg['method']} scores")
 
 
-def _one_blas_thread(fn):
-    """Run ``fn`` with single-threaded BLAS: a trial's products are small (≤ a few MFLOP), where
-    OpenBLAS threads cost more than they give, and catastrophically more (100×) when the cores are
-    busy — with an executor, parallelism comes from running trials side by side instead."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(limits=1, user_api="blas"):
-            return fn(*args, **kwargs)
-
-    return wrapper
-
-
-@_one_blas_thread
+@with_one_blas_thread
 def _scr_trials(act, cfg, trials):
     """Rows ``{**cfg, trial, s_cr}`` for the given trial indices (runs in a worker)."""
     from .trial import critical_sparsity_trial, snip_critical_sparsity_trial
@@ -156,7 +149,7 @@ def _scr_trials(act, cfg, trials):
     return rows
 
 
-@_one_blas_thread
+@with_one_blas_thread
 def _kept_trials(act, cfg, trials):
     """Rows ``{**cfg, trial, layer, kept_fraction}`` (layers 1 … depth + 1, the readout last)."""
     from .masks import global_masks, kept_fraction
@@ -257,7 +250,7 @@ def _check_store_definition(store):
     has no such column, would take its trials for its own."""
     from pathlib import Path
 
-    path = Path(store)
+    path = Path(check_path("store", store))
     if path.is_file():
         with path.open() as f:
             header = f.readline().rstrip("\n").split(",")

@@ -13,6 +13,8 @@ import math
 import numpy as np
 
 from .._validate import (
+    InputError,
+    InputTypeError,
     check_choice,
     check_int,
     check_rng,
@@ -32,9 +34,12 @@ from ._checks import (
 from .masks import global_masks
 
 __all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", "random_scores",
-           "scores", "hessian_vector_product", "check_temperature", "METHODS"]
+           "scores", "hessian_vector_product", "check_temperature", "METHODS", "GRASP_TEMPERATURE"]
 
 METHODS = ("snip", "grasp", "synflow", "magnitude", "random")
+#: GraSP's default temperature, everywhere (the reference implementations of GraSP, the authors'
+#: and Synaptic-Flow's, use T = 200)
+GRASP_TEMPERATURE = 200.0
 # ------------------------------------------------------------------------------------------------
 # Scores
 # ------------------------------------------------------------------------------------------------
@@ -132,9 +137,9 @@ def hessian_vector_product(net, X, y, v):
     y = check_labels(net, y, X.shape[0])
     v = check_masks(net, v, "v")
     if v is None:
-        raise TypeError("`v`: must be a list of arrays shaped like the weights")
+        raise InputTypeError("`v`: must be a list of arrays shaped like the weights")
     if not net.activation.has_d2:
-        raise ValueError(f"activation {net.activation.name!r} has no second derivative: "
+        raise InputError(f"activation {net.activation.name!r} has no second derivative: "
                          f"the Hessian-vector product needs one (build it with d2phi)")
     return _hvp(net, X, y, [np.asarray(a, np.float64) for a in v])
 
@@ -185,7 +190,7 @@ def _hvp(net, X, y, V):
     return out
 
 
-def grasp_scores(net, X, y, temperature=1.0):
+def grasp_scores(net, X, y, temperature=GRASP_TEMPERATURE):
     """GraSP scores S = −W ∘ (H g), g = ∂ℒ/∂W, H the Hessian of ℒ in the weights.
 
     ℒ is the mean cross-entropy of softmax(z / T) on (X, y), z the logits and T the
@@ -203,7 +208,7 @@ def grasp_scores(net, X, y, temperature=1.0):
     net : Network
     X : array_like, shape (B, N₀)
     y : array_like of int, shape (B,)
-    temperature : float > 0, default 1.0
+    temperature : float > 0, default 200.0 (:data:`GRASP_TEMPERATURE`)
         T, the logits' divisor.
 
     Returns
@@ -322,7 +327,7 @@ def synflow_scores(net, sparsity, iterations=100):
     return sc
 
 
-def scores(net, X, y, method, *, sparsity=None, rng=None, grasp_temperature=1.0):
+def scores(net, X, y, method, *, sparsity=None, rng=None, grasp_temperature=GRASP_TEMPERATURE):
     """Scores of every weight by ``method``, oriented so that pruning keeps the largest.
 
     Parameters
@@ -339,7 +344,7 @@ def scores(net, X, y, method, *, sparsity=None, rng=None, grasp_temperature=1.0)
         Target sparsity, for "synflow".
     rng : numpy.random.Generator, optional
         For "random".
-    grasp_temperature : float > 0, default 1.0
+    grasp_temperature : float > 0, default 200.0 (:data:`GRASP_TEMPERATURE`)
         For "grasp": the logits' divisor T (:func:`grasp_scores`).
 
     Returns
@@ -361,7 +366,7 @@ def scores(net, X, y, method, *, sparsity=None, rng=None, grasp_temperature=1.0)
         return [-s for s in grasp_scores(net, X, y, grasp_temperature)]
     if method == "synflow":
         if sparsity is None:
-            raise ValueError("`sparsity` == None: method 'synflow' needs the target sparsity "
+            raise InputError("`sparsity` == None: method 'synflow' needs the target sparsity "
                              "(a number in [0, 1))")
         return synflow_scores(net, sparsity)
     if method == "magnitude":

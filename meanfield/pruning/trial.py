@@ -16,11 +16,8 @@ from .._validate import (
 from ..activations import get_activation
 from ..nets._pass import _loss_and_grads, scratch
 from ..nets._sampler import standard_normal
-from ..nets.network import (
-    ARCHS,
-    check_finite,
-    draw_network,
-)
+from ..nets.network import check_finite, draw_network
+from ..theory.archs import ARCHS
 from .critical import _check_definition, _count_le, _disconnect_threshold, critical_sparsity
 from .scoring import (
     METHODS,

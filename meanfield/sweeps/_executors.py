@@ -12,6 +12,8 @@ import contextlib
 import numbers
 import sys
 
+from .._validate import InputError, InputTypeError
+
 
 def _is_dask_client(obj):
     # a Client exists only once distributed is imported: checking sys.modules imports nothing
@@ -27,7 +29,7 @@ def as_executor(executor):
     if _is_dask_client(executor):
         # pure=False: every task is run, never deduplicated by a hash of its arguments
         return executor.get_executor(pure=False)
-    raise TypeError(f"`executor` == {executor!r}: must be None, a concurrent.futures.Executor "
+    raise InputTypeError(f"`executor` == {executor!r}: must be None, a concurrent.futures.Executor "
                     f"or a dask.distributed.Client")
 
 
@@ -85,17 +87,17 @@ def make_executor(workers=None, scheduler=None):
     :func:`open_executor`, which does.
     """
     if workers is not None and scheduler is not None:
-        raise ValueError("give either `--workers` or `--scheduler`, not both")
+        raise InputError("give either `--workers` or `--scheduler`, not both")
     if scheduler is not None:
         try:
             from distributed import Client
         except ImportError:
-            raise ValueError("`--scheduler` needs dask.distributed: pip install "
+            raise InputError("`--scheduler` needs dask.distributed: pip install "
                              "'meanfield-toolkit[dask]'") from None
         return _DaskExecutor(Client(scheduler))
     if workers is not None:
         if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or workers < 1:
-            raise ValueError(f"`--workers` == {workers!r}: must be an integer >= 1")
+            raise InputError(f"`--workers` == {workers!r}: must be an integer >= 1")
         if workers > 1:
             return concurrent.futures.ProcessPoolExecutor(workers)
     return None

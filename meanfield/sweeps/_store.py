@@ -36,6 +36,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .._validate import InputError, InputTypeError, check_path
+
 #: The columns each row records besides its results: the versions that pin its numbers.
 PROVENANCE = ("meanfield_version", "numpy_version", "numba_version")
 
@@ -97,9 +99,8 @@ class TrialStore:
 
     def __init__(self, path, key):
         if isinstance(key, str) or not all(isinstance(k, str) for k in key) or not len(key):
-            raise TypeError(f"`key` == {key!r}: must be a non-empty sequence of column names")
-        if path is not None and not isinstance(path, (str, os.PathLike)):
-            raise TypeError(f"`store` == {path!r}: must be a file path (str or Path) or None")
+            raise InputTypeError(f"`key` == {key!r}: must be a non-empty sequence of column names")
+        check_path("store", path)
         self.path = None if path is None else Path(path)
         self.key = tuple(key)
         self.provenance = provenance()
@@ -121,7 +122,7 @@ class TrialStore:
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise ValueError(f"{self._name()}: cannot read ({exc.strerror})") from None
+            raise InputError(f"{self._name()}: cannot read ({exc.strerror})") from None
         self._size = data.rfind(b"\n") + 1
         self._seen = len(data)
         text = data[:self._size].decode("utf-8")
@@ -133,11 +134,11 @@ class TrialStore:
         if missing:
             why = ("records no versions, so whether its rows match this meanfield cannot be "
                    "checked" if set(missing) & set(PROVENANCE) else "is not a store of these results")
-            raise ValueError(f"{self._name()}: has columns {header}, not {missing}: it {why}; "
+            raise InputError(f"{self._name()}: has columns {header}, not {missing}: it {why}; "
                              f"give another file")
         for lineno, row in enumerate(rows, start=2):
             if len(row) != len(header):
-                raise ValueError(f"{self._name()}: line {lineno} has {len(row)} fields, the header "
+                raise InputError(f"{self._name()}: line {lineno} has {len(row)} fields, the header "
                                  f"{len(header)}: the file was edited or written by something "
                                  f"else; repair or remove that line")
         self._check_provenance(header, rows)
@@ -160,7 +161,7 @@ class TrialStore:
                 differ.append(f"{name} {' and '.join(map(repr, found))} "
                               f"(this process: {self.provenance[name]!r})")
         if differ:
-            raise ValueError(
+            raise InputError(
                 f"{self._name()}: its rows were written with {'; '.join(differ)}. Results of "
                 f"different versions can differ in the last bits, so they are not mixed in one "
                 f"store: finish this sweep with the versions that wrote it, or give a new store "
@@ -170,7 +171,7 @@ class TrialStore:
         try:
             return tuple(format_value(row[k]) for k in self.key)
         except KeyError as exc:
-            raise ValueError(f"row {row!r}: lacks the key column {exc.args[0]!r} (key: "
+            raise InputError(f"row {row!r}: lacks the key column {exc.args[0]!r} (key: "
                              f"{list(self.key)})") from None
 
     def has(self, row):
@@ -200,12 +201,12 @@ class TrialStore:
         if self.columns is None and rows:
             taken = [c for c in rows[0] if c in PROVENANCE]
             if taken:
-                raise ValueError(f"`rows`: the columns {taken} are the store's own (provenance)")
+                raise InputError(f"`rows`: the columns {taken} are the store's own (provenance)")
             self.columns = list(rows[0])
         new, keys = [], set()
         for row in rows:
             if set(row) != set(self.columns):
-                raise ValueError(f"`rows`: a row has columns {sorted(row)}, the store "
+                raise InputError(f"`rows`: a row has columns {sorted(row)}, the store "
                                  f"{sorted(self.columns)}")
             k = self._key(row)
             if k not in self._done and k not in keys:
@@ -228,18 +229,18 @@ class TrialStore:
         for row in rows:
             fields = [format_value(row[c]) for c in self.columns] + tail
             if any("\n" in f or "\r" in f for f in fields):
-                raise ValueError(f"`rows`: a value of {row!r} contains a line break; a store "
+                raise InputError(f"`rows`: a value of {row!r} contains a line break; a store "
                                  f"holds one row per line")
             writer.writerow(fields)
         data = buf.getvalue().encode("utf-8")
         try:
             fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ValueError(f"{self._name()}: cannot write ({exc.strerror})") from None
+            raise InputError(f"{self._name()}: cannot write ({exc.strerror})") from None
         try:
             size = os.fstat(fd).st_size
             if size != self._seen:
-                raise ValueError(f"{self._name()}: has {size} bytes, {self._seen} when this "
+                raise InputError(f"{self._name()}: has {size} bytes, {self._seen} when this "
                                  f"process last read or wrote it: is another process writing to "
                                  f"it? One process per store file; rerun to resume")
             if self._seen > self._size:

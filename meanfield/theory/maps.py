@@ -46,6 +46,7 @@ from .._validate import (
 from ..activations import get_activation
 from . import _expect, _qtable, _solve
 from ._gauss import interleaved, threads_for
+from .archs import ARCHS, branch_scale
 
 __all__ = ["q_map", "c_map", "cov_map", "propagate", "backward_gains", "q_star", "c_star",
            "chi_1", "chi_c", "depth_scales", "eoc_rate", "NoFixedPointWarning"]
@@ -70,19 +71,13 @@ def _branch_scale(arch, depth):
     """α, the scale of the residual branches, for a validated ``arch``: None for ``"ffnn"`` (no
     skip), 1.0 for ``"resnet"``, 1/√depth for ``"stable_resnet"`` (``depth`` = the network's L,
     required there). Raises InputError naming ``arch`` or ``depth``."""
-    from ..nets.network import ARCHS
-
     check_choice("arch", arch, ARCHS)
     if depth is not None:  # a network's depth: 1/√depth must be a float
         depth = check_int("depth", depth, 1, high=10 ** 18)
-    if arch == "ffnn":
-        return None
-    if arch == "resnet":
-        return 1.0
-    if depth is None:
+    if arch == "stable_resnet" and depth is None:
         raise InputError("`depth` == None: arch='stable_resnet' needs the network's depth L "
                          "(its branches are scaled by 1/sqrt(L))")
-    return 1.0 / math.sqrt(depth)
+    return branch_scale(arch, depth)
 
 
 def _res_q_map(act, q, sw, sb, alpha):

@@ -17,8 +17,11 @@ from __future__ import annotations
 import functools
 import gzip
 import importlib.resources
+import re
 
 import numpy as np
+
+from .._validate import InputError, InputTypeError, check_memory
 
 __all__ = ["load_dataset", "available_datasets"]
 
@@ -83,14 +86,17 @@ def _load(name):
     elif base == "digits":
         X, y = _digits()
     elif base == "teacher":
-        try:
-            parts = [int(v) for v in rest.split(":")] if rest else []
-            X, y = _teacher(*parts)
-        except (ValueError, TypeError):
-            raise ValueError(f"`dataset` == {name!r}: use 'teacher' or 'teacher:<n_in>:<classes>' "
-                             f"with integers") from None
+        fields = rest.split(":") if rest else []
+        parts = [int(v) for v in fields if re.fullmatch(r"[0-9]+", v)]
+        if len(parts) != len(fields) or len(parts) > 2 or (parts and parts[0] < 1) \
+                or (len(parts) == 2 and parts[1] < 2):
+            raise InputError(f"`dataset` == {name!r}: use 'teacher' or 'teacher:<n_in>:<classes>' "
+                             f"with integers n_in >= 1, classes >= 2")
+        if parts:
+            check_memory(f"`dataset` == {name!r}", 5000 * parts[0] * 4)
+        X, y = _teacher(*parts)
     else:
-        raise ValueError(f"`dataset` == {name!r}: unknown; allowed: {', '.join(_NAMES)}, or a "
+        raise InputError(f"`dataset` == {name!r}: unknown; allowed: {', '.join(_NAMES)}, or a "
                          f"tuple (X_train, y_train, X_test, y_test)")
     train, test = _split(X, y, 0.2)
     mean = X[train].mean(axis=0)
@@ -128,5 +134,5 @@ def load_dataset(name):
     ((4000, 50), (1000, 50), dtype('float32'))
     """
     if not isinstance(name, str):
-        raise TypeError(f"`dataset` == {name!r}: must be a name or a tuple of four arrays")
+        raise InputTypeError(f"`dataset` == {name!r}: must be a name or a tuple of four arrays")
     return tuple(a.copy() for a in _load(name.strip().lower()))

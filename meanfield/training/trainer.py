@@ -25,7 +25,8 @@ from .._validate import (
     check_scalar,
 )
 from ..activations import get_activation
-from ..pruning.scoring import METHODS
+from ..pruning.masks import RESCALE_MODES
+from ..pruning.scoring import GRASP_TEMPERATURE, METHODS
 from ..theory.phases import SIGMA_W_PRESETS
 
 __all__ = ["train", "INIT_PRESETS"]
@@ -46,14 +47,31 @@ def _dataset(dataset):
     try:
         X_train, y_train, X_test, y_test = dataset
     except (TypeError, ValueError):
-        raise TypeError("`dataset` must be a name or a tuple (X_train, y_train, X_test, y_test)") from None
+        raise InputTypeError("`dataset` must be a name or a tuple (X_train, y_train, X_test, "
+                             "y_test)") from None
     out = []
     for name, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
+        X = np.asarray(X)
+        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)) \
+                or X.dtype == np.bool_:
+            # a complex X would lose its imaginary part in the cast to float32, silently
+            raise InputTypeError(f"`dataset` {name} inputs have dtype {X.dtype}: must be real "
+                                 f"numbers (float or integer)")
         X = np.ascontiguousarray(X, dtype=np.float32)
         y = np.asarray(y)
         if X.ndim != 2 or y.shape != (X.shape[0],) or not np.issubdtype(y.dtype, np.integer):
-            raise ValueError(f"`dataset` {name} part: need X of shape (n, features) and integer "
+            raise InputError(f"`dataset` {name} part: need X of shape (n, features) and integer "
                              f"labels y of shape (n,); got {X.shape} and {y.shape} {y.dtype}")
+        if name == "train" and X.shape[0] == 0:
+            raise InputError("`dataset` train part has 0 examples: training needs at least one")
+        if X.shape[1] == 0:
+            raise InputError(f"`dataset` {name} inputs have 0 features: need at least one")
+        if not np.isfinite(X).all():
+            raise InputError(f"`dataset` {name} inputs hold nan or inf (or values beyond float32): "
+                             f"inputs must be finite")
+        if name == "test" and X.shape[1] != out[0].shape[1]:
+            raise InputError(f"`dataset` test inputs have {X.shape[1]} features, the training "
+                             f"inputs {out[0].shape[1]}: they must have the same")
         # labels index the readout's rows in numba kernels, which check no bounds: a label −1
         # would train as the last class
         if y.size and y.min() < 0:
@@ -63,8 +81,9 @@ def _dataset(dataset):
     return tuple(out)
 
 
-#: the values of ``rescale`` besides False/True
-RESCALE_OPTIONS = ("none", "neuron", "layer", "data")
+#: the values of ``rescale`` besides False/True: no rescaling, or a mode of
+#: :func:`meanfield.pruning.rescale`
+RESCALE_OPTIONS = ("none", *RESCALE_MODES)
 
 
 def _check_rescale(rescale):
@@ -74,8 +93,8 @@ def _check_rescale(rescale):
     if isinstance(rescale, str) and rescale in RESCALE_OPTIONS:
         return None if rescale == "none" else rescale
     err = InputError if isinstance(rescale, str) else InputTypeError
-    raise err(f"`rescale` == {rescale!r}: must be False, True (= 'neuron'), 'none', 'neuron', "
-              f"'layer' or 'data'")
+    raise err(f"`rescale` == {rescale!r}: must be False, True (= 'neuron'), "
+              f"{', '.join(map(repr, RESCALE_OPTIONS))}")
 
 
 _STREAMS = {"split": 1, "scores_batch": 2, "scores": 3, "shuffle": 4, "batches": 5}
@@ -164,7 +183,7 @@ def _accuracy_and_loss(logits_of, X, y, mapper=None, chunk=512):
 def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", method="none",
           sparsity=0.0, rescale=False, epochs=10, batch=128, lr=0.01, momentum=0.9,
           weight_decay=0.0, seed=0, progress=False, return_network=False, threads=None,
-          sparse="auto", shuffle_masks=False, val_fraction=0.0, grasp_temperature=200.0):
+          sparse="auto", shuffle_masks=False, val_fraction=0.0, grasp_temperature=GRASP_TEMPERATURE):
     """Prune a random network at initialization, then train it by mini-batch SGD with momentum.
 
     Parameters

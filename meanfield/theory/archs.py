@@ -1,0 +1,26 @@
+"""The architectures every wing takes (``arch=``) and the scale of their residual branches
+(docs/theory.md §1): the one home of both rules.
+
+* ``"ffnn"``:           y^l = W^l φ(y^{l−1}) + B^l                  (no skip)
+* ``"resnet"``:         y^l = y^{l−1} + (W^l φ(y^{l−1}) + B^l)       α = 1
+* ``"stable_resnet"``:  y^l = y^{l−1} + (W^l φ(y^{l−1}) + B^l) / √L  α = 1/√L (Hayou et al. 2021)
+"""
+
+from __future__ import annotations
+
+import math
+
+#: the architectures every module takes (``arch=``): the one list, read by the theory, the nets,
+#: pruning, the predictions, training and the command line
+ARCHS = ("ffnn", "resnet", "stable_resnet")
+
+
+def branch_scale(arch, depth):
+    """α, the scale of the residual branches of a validated ``arch`` at ``depth`` L: None for
+    ``"ffnn"`` (no skip), 1.0 for ``"resnet"``, 1/√L for ``"stable_resnet"`` (``depth`` required
+    there, an int >= 1, as the caller checked)."""
+    if arch == "ffnn":
+        return None
+    if arch == "resnet":
+        return 1.0
+    return 1.0 / math.sqrt(depth)
