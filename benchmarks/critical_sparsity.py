@@ -1,4 +1,4 @@
-"""Benchmark: Monte Carlo trials of the critical sparsity s_cr of SNIP (THEORY.md §5).
+"""Benchmark: Monte Carlo trials of the critical sparsity s_cr of SNIP (docs/theory.md §4).
 
 What is compared
 ----------------

@@ -3,7 +3,7 @@ Gauss–Hermite, both checked against an independent adaptive-quadrature / mpmat
 
 What is compared
 ----------------
-Mean-field quantities of a deep tanh network (THEORY.md §2–3), with Z, Z₁, Z₂ i.i.d. N(0, 1):
+Mean-field quantities of a deep tanh network (docs/theory.md §2–3), with Z, Z₁, Z₂ i.i.d. N(0, 1):
 
     F_q(q) = σ_b² + σ_w² E[tanh(√q Z)²],            q* = its fixed point reached from q⁰ = 1,
     χ₁    = σ_w² E[tanh'(√q* Z)²],
@@ -49,7 +49,7 @@ Mean-field quantities of a deep tanh network (THEORY.md §2–3), with Z, Z₁, 
   solved again by brentq; the largest difference is printed (near the EOC it is the rounding of
   F_c amplified by 1/(1 − χ_c)).
 
-**B. EOC curve** at 100 points σ_b ∈ linspace(0, 2, 100), parametrically in q (THEORY.md §3):
+**B. EOC curve** at 100 points σ_b ∈ linspace(0, 2, 100), parametrically in q (docs/theory.md §3):
 σ_w² = 1/E[tanh'(√q Z)²], σ_b² = H(q) = q − σ_w² E[tanh(√q Z)²], solved for q:
 
 * **meanfield**: ``mf.eoc_curve("tanh", sigma_b=...)``, best of ``--repeats-eoc``;

@@ -2,7 +2,7 @@
 
 What is compared
 ----------------
-Two ways of iterating the infinite-width variance and correlation maps (THEORY.md §2)
+Two ways of iterating the infinite-width variance and correlation maps (docs/theory.md §2)
 
     q^l = σ_b² + σ_w² E[tanh(√q Z)²],
     c^l = (σ_b² + σ_w² E[tanh(u₁) tanh(u₂)]) / q^l,
@@ -33,7 +33,7 @@ quad agrees with the series to ≤ 2.2e-16 (c = −0.99 … 0.99999), and over 1
 trajectories differ by ≤ 7e-15 (rounding accumulates on the EOC, where F_c' ≈ 1 near c = 1), so the
 reference is good to ~1e-14.
 
-The EOC point is found parametrically in q (THEORY.md §3): σ_w² = 1/E[tanh'(√q Z)²] and
+The EOC point is found parametrically in q (docs/theory.md §3): σ_w² = 1/E[tanh'(√q Z)²] and
 σ_b² = q − σ_w² E[tanh(√q Z)²], solved for σ_b = 0.3 by ``scipy.optimize.brentq`` with the 1-D
 expectations from ``mpmath.quad`` at 30 digits (σ_w ≈ 1.39558, q* ≈ 0.76347), and checked with
 ``mf.chi_1``.

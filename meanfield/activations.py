@@ -14,7 +14,8 @@ Built-ins are looked up by name: ``"tanh"``, ``"erf"``, ``"relu"``, ``"leaky_rel
 
 The quadrature needs to know where φ is not smooth (``kinks``: the points where φ, φ' or φ'' jumps)
 and on what length scale its smooth features live (``scale``, in units of the pre-activation x: for
-tanh the distance π/2 from the real axis to its nearest pole, rounded down to 1). See THEORY.md §7.
+tanh the distance π/2 from the real axis to its nearest pole, rounded down to 1).
+See docs/theory.md, Numerics.
 """
 
 from __future__ import annotations

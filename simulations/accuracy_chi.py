@@ -2,7 +2,7 @@
 (``accuracy_table.csv``, written by ``python -m simulations.accuracy_table``), the pruned,
 rescaled network as training starts — the same weights, split, scoring batch and mask as the run,
 rebuilt by ``train(..., epochs=0)`` with the run's parameters — and its backward gain per layer,
-``meanfield.pruning.effective_chi`` on the scoring batch (THEORY.md §2: χ < 1 ordered, = 1 on the
+``meanfield.pruning.effective_chi`` on the scoring batch (docs/theory.md §2: χ < 1 ordered, = 1 on the
 EOC, > 1 chaotic).
 
 Writes ``accuracy_chi.csv`` (one row per run: the design, ``chi_geomean``, ``chi_min`` and

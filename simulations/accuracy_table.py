@@ -100,7 +100,7 @@ def _run(arch, init, method, rescale, shuffle_masks, sparsity, depth, seed, epoc
            "epochs": epochs, "lr": lr, "val_accuracy": last.val_accuracy,
            "test_accuracy": last.test_accuracy, "train_accuracy": last.train_accuracy,
            "train_loss": last.train_loss, "seconds": float(df.seconds.sum())}
-    # why an arm trains or not: what the mask kept (THEORY.md §5)
+    # why an arm trains or not: what the mask kept (docs/theory.md §4)
     if masks is None:
         row.update(kept_first=1.0, kept_hidden_min=1.0, kept_hidden_median=1.0, kept_readout=1.0,
                    layers_emptied=0)
@@ -117,7 +117,7 @@ def chi_summary(chi):
     """The pruned net's backward gains as training starts (``effective_chi``): their geometric
     mean over the hidden layers (1 on the EOC), the smallest, and log10 of their product, the
     factor by which the squared gradient shrinks (< 0) or grows from the last hidden layer to the
-    first (THEORY.md §2)."""
+    first (docs/theory.md §2)."""
     with np.errstate(divide="ignore"):
         logs = np.log(np.asarray(chi, dtype=np.float64))
     return dict(chi_geomean=float(np.exp(logs.mean())), chi_min=float(np.min(chi)),

@@ -1,4 +1,4 @@
-"""Shared helpers for the tests: EOC points solved from the parametric form (THEORY.md §3), a
+"""Shared helpers for the tests: EOC points solved from the parametric form (docs/theory.md §3), a
 tolerance check, and central finite differences over a network's weights."""
 
 import math

@@ -109,12 +109,12 @@ def test_no_list_left_as_text(site):
 def test_api_reference_shows_links_not_sphinx_roles(site):
     text = _page(site, "api").read_text(encoding="utf-8")
     assert not ROLE_RE.search(text), ROLE_RE.search(text)
-    assert "THEORY.md" not in text
+    assert "docs/theory.md" not in text
     # c_map's parameters say "As in :func:`q_map`": a link to q_map's entry on the same page.
     start = text.index('id="meanfield.c_map"')
     section = text[start:text.index('id="meanfield.cov_map"')]
     assert re.search(r'<a [^>]*href="#meanfield\.q_map"[^>]*><code>q_map\(\)</code></a>', section)
-    # "THEORY.md §2" becomes a link to the theory page's section.
+    # "docs/theory.md §2" becomes a link to the theory page's section.
     assert 'href="../theory/#2-infinite-width-variance-and-correlation-maps"' in text
     # A role whose target is not on the site stays code, not a broken link.
     assert re.search(r'<span title="meanfield\.pruning\.[a-z_]+"><code>', text)
@@ -152,7 +152,7 @@ def test_sphinx_roles_rewritten():
     # Unknown bare names cannot be resolved: plain code.
     assert roles.rewrite_roles(":data:`nowhere`", scope) == "<code>nowhere</code>"
     sections = {"2": ("Theory §2", "two"), "3": ("Theory §3", "three")}
-    out = roles.rewrite_pointers("THEORY.md §2–3; the module docstring", scope, sections)
+    out = roles.rewrite_pointers("docs/theory.md §2–3; the module docstring", scope, sections)
     assert out == ('<autoref identifier="two" optional>Theory §2</autoref>, '
                    '<autoref identifier="three" optional>Theory §3</autoref>; '
                    'the <autoref identifier="pkg.mod" optional>pkg.mod module docstring</autoref>')

@@ -1,4 +1,4 @@
-"""The Edge of Chaos (THEORY.md §3): EOC points against mpmath and closed forms, phases on both sides,
+"""The Edge of Chaos (docs/theory.md §3): EOC points against mpmath and closed forms, phases on both sides,
 the phase-diagram table against the core functions, fixed points of the q-map."""
 
 import math
@@ -30,7 +30,7 @@ def elu_eoc(sigma_b):
 
 
 def erf_eoc_sigma_b2(q):
-    """σ_b² on the erf EOC as a function of q* (THEORY.md §4's closed forms)."""
+    """σ_b² on the erf EOC as a function of q* (docs/theory.md, Numerics's closed forms)."""
     sw2 = math.pi * math.sqrt(1 + 4 * q) / 4
     return q - sw2 * (2 / math.pi) * math.asin(2 * q / (1 + 2 * q)), math.sqrt(sw2)
 
@@ -77,7 +77,7 @@ def test_relu_like_eoc_points():
 def test_no_eoc_for_softplus_and_unstable_silu_point():
     assert math.isnan(mf.eoc("softplus", 0.5)[0])
     assert len(mf.eoc_curve("softplus", num=5)) == 0
-    # THEORY.md §3: SiLU at σ_b = 0.3 — the parametric EOC point is the unstable upper fixed point
+    # docs/theory.md §3: SiLU at σ_b = 0.3 — the parametric EOC point is the unstable upper fixed point
     with pytest.warns(mf.UnstableEOCWarning, match="unstable"):
         sw, q = mf.eoc("silu", 0.3)
     assert abs(sw - 1.5756) < 1e-4 and abs(q - 1.3996) < 1e-4

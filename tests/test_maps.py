@@ -1,4 +1,4 @@
-"""The public maps against closed forms (THEORY.md §4), identities of the theory (§2) and the
+"""The public maps against closed forms (docs/theory.md, Numerics), identities of the theory (§2) and the
 measured behaviour of `propagate` (depth scales, EOC rates)."""
 
 import math
@@ -15,7 +15,7 @@ C_GRID = np.array([-1.0, -0.999999, -0.9, -0.5, 0.0, 0.3, 0.7, 0.99, 0.999999, 1
 
 
 def relu_cmap(c):
-    """THEORY.md §2's ReLU correlation map on the EOC, in mpmath (40 digits: no cancellation)."""
+    """docs/theory.md §2's ReLU correlation map on the EOC, in mpmath (40 digits: no cancellation)."""
     mp.mp.dps = 40
     return np.array([float((mp.sqrt(1 - mp.mpf(x) ** 2) + (mp.pi - mp.acos(x)) * x) / mp.pi)
                      for x in np.atleast_1d(c)])
@@ -35,7 +35,7 @@ def test_q_map_closed_forms(q):
 
 
 def test_relu_c_map_closed_form_on_eoc():
-    # on the ReLU EOC (σ_w = √2, σ_b = 0) F_c is THEORY.md §2's closed form, for every q
+    # on the ReLU EOC (σ_w = √2, σ_b = 0) F_c is docs/theory.md §2's closed form, for every q
     for q in (0.01, 1.0, 100.0):
         assert_close(mf.c_map("relu", C_GRID, SQRT2, 0.0, q=q), relu_cmap(C_GRID), 1e-14)
 
@@ -117,7 +117,7 @@ def test_chaotic_tanh_c_star_is_a_stable_fixed_point():
 
 
 def test_q_star_depends_on_q0_when_the_q_map_has_two_fixed_points():
-    # SiLU at σ_b = 0.3, σ_w on the parametric EOC (THEORY.md §3): from q⁰ = 1 the iteration goes to
+    # SiLU at σ_b = 0.3, σ_w on the parametric EOC (docs/theory.md §3): from q⁰ = 1 the iteration goes to
     # the stable q ≈ 0.3618; from above the upper fixed point q ≈ 1.3996 it diverges
     sw, sb = 1.5756, 0.3
     q_low = mf.q_star("silu", sw, sb, q0=1.0)
@@ -169,10 +169,10 @@ def test_depth_scales_match_the_decay_of_propagate(sw):
 def test_tanh_eoc_rate_matches_propagate(tanh_eoc_03):
     sw, q = tanh_eoc_03
     beta = mf.eoc_rate("tanh", sw, 0.3)
-    assert_close(beta, 4.2827, 2e-5)  # THEORY.md §7
+    assert_close(beta, 4.2827, 2e-5)  # docs/theory.md, Numerics
     _, c = mf.propagate("tanh", q, 0.0, sw, 0.3, 10_000)
     dev = [abs(l * (1 - c[l]) / beta - 1) for l in (1_000, 10_000)]
-    # 1 − c^l ~ β/l with a logarithmic correction: 1.2 % at l = 10³ (THEORY.md), shrinking
+    # 1 − c^l ~ β/l with a logarithmic correction: 1.2 % at l = 10³ (docs/theory.md), shrinking
     assert dev[1] < 3e-3 and dev[1] < dev[0] < 2e-2
 
 

@@ -23,7 +23,7 @@ def tiny(arch, activation="tanh", seed=0, dtype=np.float64):
 
 
 def reference_forward(net, X, masks=None):
-    """The formulas of THEORY.md §1, written out independently in float64."""
+    """The formulas of docs/theory.md §1, written out independently in float64."""
     phi = get_activation(net.activation)
     W = [np.asarray(w, np.float64) for w in net.weights]
     if masks is not None:

@@ -337,7 +337,7 @@ def test_more_errors_name_the_parameter():
 
 
 def snip_critical_sparsity(rng, width, depth, sw, sb, batch=128, classes=10):
-    """One finite tanh net (THEORY.md §1, x ~ N(0, I_N)), one batch with uniform labels: s_cr."""
+    """One finite tanh net (docs/theory.md §1, x ~ N(0, I_N)), one batch with uniform labels: s_cr."""
     x = rng.standard_normal((batch, width))
     Ws = [rng.standard_normal((width if l < depth else classes, width)) * sw / math.sqrt(width)
           for l in range(depth + 1)]

@@ -1,4 +1,4 @@
-"""Hypothesis properties of the maps (THEORY.md §2): positivity and monotonicity of F_q, c = 1 fixed
+"""Hypothesis properties of the maps (docs/theory.md §2): positivity and monotonicity of F_q, c = 1 fixed
 at q*, the slope of F_c at c = 1 equal to χ₁, F_c increasing and bounded, odd symmetry, χ₁ = 1 on the
 EOC."""
 
@@ -83,7 +83,7 @@ def test_odd_activation_without_bias_is_odd_in_c(act, q, sw, c):
 @SETTINGS
 @given(act=st.sampled_from(["tanh", "erf", "elu"]), q=st.floats(0.05, 20.0))
 def test_chi_1_is_one_on_the_parametric_eoc(act, q):
-    # THEORY.md §3: σ_w² = 1/E[φ'²], σ_b² = q − σ_w² E[φ²]; where σ_b² >= 0 the point is on the EOC
+    # docs/theory.md §3: σ_w² = 1/E[φ'²], σ_b² = q − σ_w² E[φ²]; where σ_b² >= 0 the point is on the EOC
     a = mf.get_activation(act)
     qa = np.array([q])
     sw2 = 1.0 / _expect.diag(a, 1, 1, 0, qa)[0]

@@ -28,7 +28,7 @@ from meanfield.pruning import (
 )
 
 ARCHS = ["ffnn", "resnet", "stable_resnet"]
-EOC_SIGMA_W = 1.3955839751549  # tanh, σ_b = 0.3 (THEORY.md §5)
+EOC_SIGMA_W = 1.3955839751549  # tanh, σ_b = 0.3 (docs/theory.md §4)
 
 
 def tiny(arch="ffnn", activation="tanh", seed=0, depth=3):
@@ -277,7 +277,7 @@ def test_generic_methods_run():
 
 
 def test_edge_of_chaos_keeps_deep_networks_prunable():
-    """THEORY.md §5: E[s_cr] is far higher on the EOC than in the ordered phase (depth 50)."""
+    """docs/theory.md §4: E[s_cr] is far higher on the EOC than in the ordered phase (depth 50)."""
     seeds = np.random.SeedSequence(2021).spawn(10)
     eoc = [snip_critical_sparsity_trial("tanh", 50, 50, EOC_SIGMA_W, 0.3,
                                         rng=np.random.default_rng(s)) for s in seeds]

@@ -1,6 +1,6 @@
 """meanfield against independent high-precision references computed here with mpmath.
 
-THEORY.md §7 promises Gaussian expectations to ~1e-12 relative (absolute near zero) for
+docs/theory.md, Numerics promises Gaussian expectations to ~1e-12 relative (absolute near zero) for
 q ∈ [1e-6, 1e4], c ∈ [−1, 1], smooth or kinked φ. Every reference below is computed in this file
 with mpmath, from the textbook definition of each activation, and shares no code with
 meanfield (whose expectations use a graded composite Gauss–Legendre rule and Mehler's series):
@@ -16,7 +16,7 @@ meanfield (whose expectations use a graded composite Gauss–Legendre rule and M
   - for tanh and SiLU ψ is itself an ``mp.quad`` (20 digits, split at the inner feature point
     z₂ = (0 − c z₁)/s); this is slow, so only a few such cases are used, and cached;
   - at c = ±1 (s = 0) ψ(z₁) = φ(±√q₂ z₁) exactly; at c = 0 the expectation factorises;
-* the closed forms of THEORY.md §4 (ReLU, erf), evaluated in mpmath;
+* the closed forms of docs/theory.md, Numerics (ReLU, erf), evaluated in mpmath;
 * fixed points by ``mp.findroot`` on the mpmath maps; c* of tanh (chaotic, c* ≈ 0.07) by
   ``mp.findroot`` on Mehler's series with mpmath Hermite coefficients, confirmed by one Newton step
   on the nested-integral c-map (the correction must be < 1e-13).
@@ -303,7 +303,7 @@ def _e2_num(name, a, b, q1, q2, c):
 # 0. the references themselves
 
 def test_reference_1d_matches_closed_forms():
-    """The 1-D mpmath quadrature reproduces the closed forms of THEORY.md §4."""
+    """The 1-D mpmath quadrature reproduces the closed forms of docs/theory.md, Numerics."""
     with mp.workdps(30):
         for q in (1e-6, 3.0, 1e4):
             qm = mp.mpf(q)
@@ -459,7 +459,7 @@ def test_cov_map_erf_closed_form(case):
 
 
 # ---------------------------------------------------------------------------------------------
-# 3. closed forms (THEORY.md §4) against the numerical path
+# 3. closed forms (docs/theory.md, Numerics) against the numerical path
 
 C_GRID = (-1.0, -0.9999999, -0.999, -0.9, -0.5, -0.1, 0.0, 0.2, 0.5, 0.9, 0.999, 0.9999999, 1.0)
 Q_CLOSED = (1e-6, 0.01, 1.0, 100.0, 1e4)
@@ -609,7 +609,7 @@ def test_qstar_other_activations(name, sw, sb):
         df = _mp_act(name, 1)[0]
 
         def E(g, q):
-            if name == "erf":   # closed forms (THEORY.md §4), verified in the first test
+            if name == "erf":   # closed forms (docs/theory.md, Numerics), verified in the first test
                 if g is f:
                     return 2 / mp.pi * mp.asin(2 * q / (1 + 2 * q))
                 return 4 / mp.pi / mp.sqrt(1 + 4 * q)

@@ -95,7 +95,7 @@ def test_stable_and_plain_resnets_differ_in_the_mc_as_predicted():
 # --- closed forms ----------------------------------------------------------------------------
 
 def _relu_resnet_by_hand(q1, c1, sw, sb, depth, alpha):
-    """THEORY.md §4's ReLU expectations in the block recursion, written out with math."""
+    """docs/theory.md, Numerics's ReLU expectations in the block recursion, written out with math."""
     qs, cs = [q1], [c1]
     for layer in range(1, depth + 1):
         q, c = qs[-1], cs[-1]

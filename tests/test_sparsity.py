@@ -1,5 +1,5 @@
 """Monte Carlo of critical sparsity and kept-per-layer: seeds, executors (serial, processes, dask),
-resumable store, and the statistics of the paper's claims (THEORY.md §5)."""
+resumable store, and the statistics of the paper's claims (docs/theory.md §4)."""
 
 import signal
 import subprocess

@@ -50,7 +50,7 @@ def test_dataset_as_arrays():
 
 @pytest.mark.slow
 def test_ordered_snip_is_untrainable_where_sbp_sr_trains():
-    # THEORY.md §5–6 on real data: depth 20, 90 % sparsity
+    # docs/theory.md §4–5 on real data: depth 20, 90 % sparsity
     kw = dict(width=64, depth=20, sigma_b=0.3, method="snip", sparsity=0.9, epochs=6, lr=0.03,
               seed=0)
     ordered = train("tanh", "digits", sigma_w="ordered", **kw)

@@ -14,7 +14,7 @@ parents, their members and imports), so ``:func:`q_map` `` in ``meanfield.maps``
 link when the target is documented somewhere on the site, and into plain code otherwise
 (private helpers, modules without a page): an optional reference never fails a strict build.
 Two other kinds of pointer in the docstrings lead nowhere on the site, and are rewritten the same
-way: ``THEORY.md §N`` (the theory now lives on the site's pages: §1–3 and §7 on the Theory page,
+way: ``docs/theory.md §N`` (the theory now lives on the site's pages: §1–3 and §7 on the Theory page,
 §5 on Critical sparsity, §6 on Training after pruning) and "(see) the module docstring" (which
 links to the module's entry on the API page when it has one).
 
@@ -56,28 +56,22 @@ def _headings(page: str) -> list[tuple[int, str, str]]:
     return out
 
 
-def _page_anchor(page: str) -> tuple[str, str] | None:
-    """(title, anchor id) of a page's first-level heading."""
-    return next(((t, a) for lvl, t, a in _headings(page) if lvl == 1), None)
-
-
 def _theory_sections() -> dict[str, tuple[str, str]]:
-    """THEORY.md's section numbers -> (link text, autorefs anchor id) on the site."""
+    """docs/theory.md's section numbers -> (link text, autorefs anchor id) on the site."""
     out: dict[str, tuple[str, str]] = {}
     for lvl, title, anchor in _headings("theory.md"):
         m = re.match(r"(\d+)\.\s", title)
-        if lvl == 2 and m and m[1] in "123":
+        if lvl == 2 and m:
             out[m[1]] = (f"Theory §{m[1]}", anchor)
         elif lvl == 2 and title.strip().lower() == "numerics":
-            out["7"] = ("Theory: Numerics", anchor)
-    for number, page in (("5", "critical_sparsity.md"), ("6", "training.md")):
-        found = _page_anchor(page)
-        if found:
-            out[number] = found
+            out["numerics"] = ("Theory: Numerics", anchor)
+        elif lvl == 1:
+            out["page"] = ("Theory", anchor)
     return out
 
 
-THEORY_RE = re.compile(r"THEORY\.md\s+§(?P<a>\d+)(?:(?P<sep>–|-| and §)(?P<b>\d+))?")
+THEORY_RE = re.compile(r"docs/theory\.md(?:\s+§(?P<a>\d+)(?:(?P<sep>–|-| and §)(?P<b>\d+))?"
+                       r"|, (?P<named>Numerics))?")
 MODULE_DOC_RE = re.compile(r"(?P<lead>(?:see )?(?:the )?)module docstring")
 
 
@@ -86,11 +80,16 @@ def _link(anchor: str, text: str) -> str:
 
 
 def rewrite_pointers(text: str, obj: griffe.Object, sections: dict[str, tuple[str, str]]) -> str:
-    """``THEORY.md §N`` and "the module docstring" as links to where the site has them."""
+    """``docs/theory.md §N`` and "the module docstring" as links to where the site has them."""
 
     def theory(match: re.Match) -> str:
-        numbers = [match["a"]]
-        if match["b"]:
+        if match["named"]:
+            numbers = ["numerics"]
+        elif match["a"] is None:  # the page as a whole
+            numbers = ["page"]
+        else:
+            numbers = [match["a"]]
+        if match["a"] and match["b"]:
             lo, hi = int(match["a"]), int(match["b"])
             numbers = ([str(n) for n in range(lo, hi + 1)] if match["sep"] in "–-"
                        else [match["a"], match["b"]])

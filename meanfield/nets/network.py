@@ -1,4 +1,4 @@
-"""Finite-width random networks: initialisation, forward pass, backpropagation. THEORY.md §1.
+"""Finite-width random networks: initialisation, forward pass, backpropagation. docs/theory.md §1.
 
 Three architectures of depth L (L hidden layers of width N, input dimension N₀, C classes):
 
@@ -55,7 +55,7 @@ DTYPES = FLOAT_DTYPES
 
 @dataclass(eq=False)
 class Network:
-    """A random network of depth L: L hidden layers and a readout (THEORY.md §1).
+    """A random network of depth L: L hidden layers and a readout (docs/theory.md §1).
 
     Attributes
     ----------
@@ -213,7 +213,7 @@ def _weights(net, masks):
 
 def init_network(activation, width, depth, sigma_w, sigma_b, *, n_in=None, classes=10,
                  arch="ffnn", rng, dtype=np.float32):
-    """Draw a random network: W^l_ij ~ N(0, σ_w²/fan_in), B^l_i ~ N(0, σ_b²) (THEORY.md §1).
+    """Draw a random network: W^l_ij ~ N(0, σ_w²/fan_in), B^l_i ~ N(0, σ_b²) (docs/theory.md §1).
 
     Parameters
     ----------
@@ -250,7 +250,7 @@ def init_network(activation, width, depth, sigma_w, sigma_b, *, n_in=None, class
 
     References
     ----------
-    THEORY.md §1; Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §2.
+    docs/theory.md §1; Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §2.
 
     Examples
     --------
@@ -323,7 +323,7 @@ def forward(net, X, masks=None):
         One input per row; converted to ``net.dtype``.
     masks : list of array_like, optional
         0/1 (or bool) arrays shaped like ``net.weights``; the network then uses δ ∘ W
-        (THEORY.md §1), so a pruned weight's value has no effect.
+        (docs/theory.md §1), so a pruned weight's value has no effect.
 
     Returns
     -------

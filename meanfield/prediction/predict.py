@@ -1,9 +1,9 @@
 """Mean-field prediction of sensitivity-based pruning (SNIP) at initialization: the layer-wise
 scale of the SNIP scores, their distribution, the critical sparsity s_cr and the fraction of
-weights kept per layer. THEORY.md §5; derivation and equation numbers in
+weights kept per layer. docs/theory.md §4; derivation and equation numbers in
 ``docs/critical_sparsity.md``.
 
-Network (THEORY.md §1): input x ∈ R^N with x ~ N(0, I_N) (N = ``width``), ``depth`` = L hidden
+Network (docs/theory.md §1): input x ∈ R^N with x ~ N(0, I_N) (N = ``width``), ``depth`` = L hidden
 layers of width N with activation φ, a readout to ``classes`` logits (layer L + 1, scored too), weights
 W^l_ij ~ N(0, σ_w²/fan_in), biases N(0, σ_b²), loss = mean cross-entropy over a batch of B inputs
 with labels drawn uniformly over the classes. Score g^l_ij = |W^l_ij ∂ℒ/∂W^l_ij|.
@@ -191,7 +191,7 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
     References
     ----------
     Schoenholz et al. (2017), §4 (backpropagation of the error signal, q̃^l = q̃^{l+1} χ₁);
-    THEORY.md §2 and §5; ``docs/critical_sparsity.md`` eqs. (4)–(11).
+    docs/theory.md §2 and §5; ``docs/critical_sparsity.md`` eqs. (4)–(11).
 
     Examples
     --------
@@ -416,7 +416,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     References
     ----------
     Hayou, Ton, Doucet, Teh (2021), Robust Pruning at Initialization (critical sparsity);
-    THEORY.md §5; ``docs/critical_sparsity.md``.
+    docs/theory.md §4; ``docs/critical_sparsity.md``.
 
     Examples
     --------

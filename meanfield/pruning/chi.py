@@ -17,7 +17,7 @@ def effective_chi(net, X):
     """The backward gain of each hidden layer of a (pruned, rescaled) network, measured on inputs.
 
     Mean-field theory's χ₁ = σ_w² E[φ'(y)²] is the factor by which the squared norm of the
-    backpropagated error changes from one layer to the next (THEORY.md §2; ordered < 1, EOC = 1,
+    backpropagated error changes from one layer to the next (docs/theory.md §2; ordered < 1, EOC = 1,
     chaotic > 1). For a given net it is estimated layer by layer: from layer l + 1 down to l,
 
         χ^l = ⟨φ'(y^l)²⟩ · ‖W^{l+1}‖_F² / N_{l+1}            (FFNN),

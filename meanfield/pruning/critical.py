@@ -121,7 +121,7 @@ def critical_sparsity(scores, *, definition="layer", arch="ffnn"):
 
     References
     ----------
-    Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §3; THEORY.md §5.
+    Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §3; docs/theory.md §4.
 
     Examples
     --------

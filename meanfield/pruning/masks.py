@@ -46,7 +46,7 @@ def global_masks(scores, sparsity):
 
     References
     ----------
-    THEORY.md §5.
+    docs/theory.md §4.
 
     Examples
     --------
@@ -128,7 +128,7 @@ def _check_rescale_X(net, X):
 
 
 def rescale(net, masks, mode="neuron", X=None):
-    """The pruned network with its weights rescaled to restore their variance (SBP-SR, THEORY.md §6).
+    """The pruned network with its weights rescaled to restore their variance (SBP-SR, docs/theory.md §5).
 
     ``mode="neuron"`` (the paper's Algorithm 1): each neuron's incoming weights get their own
     factor, W^l ← ρ^l ∘ δ^l ∘ W^l row by row, ρ^l_i = √(Σ_j (W^l_ij)² / Σ_j (δ^l_ij W^l_ij)²),

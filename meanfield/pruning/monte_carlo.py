@@ -1,6 +1,6 @@
 """Monte Carlo of pruning at initialization on finite random networks: the critical sparsity s_cr
 and the fraction of weights kept per layer, over grids of parameters, on any executor, resumable.
-THEORY.md §5 (Hayou, Ton, Doucet, Teh 2021).
+docs/theory.md §4 (Hayou, Ton, Doucet, Teh 2021).
 
 Randomness: trial i of every configuration draws everything (weights, biases, inputs, labels) from
 ``numpy.random.default_rng(SeedSequence(seed).spawn(trials)[i])`` — so results are bit-identical
@@ -264,11 +264,11 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
                                store=None, progress=False, definition="layer"):
     """Monte Carlo estimate of the critical sparsity s_cr of pruning at initialization.
 
-    Each trial draws a random network (THEORY.md §1: ``depth`` hidden layers of ``width`` units,
+    Each trial draws a random network (docs/theory.md §1: ``depth`` hidden layers of ``width`` units,
     a linear readout to ``classes`` logits, counted as a layer), a batch of ``batch`` inputs
     N(0, I_width) with labels uniform over the classes, scores every weight by ``method`` on the
     mean cross-entropy, and records s_cr = #{g ≤ m}/#{weights} with m = min_l max_ij g^l_ij: the
-    smallest global sparsity at which some layer is fully pruned (THEORY.md §5); or, with
+    smallest global sparsity at which some layer is fully pruned (docs/theory.md §4); or, with
     ``definition="disconnect"``, at which the output no longer depends on the input
     (:func:`meanfield.pruning.critical_sparsity`).
 
@@ -311,7 +311,7 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
 
     References
     ----------
-    Hayou, Ton, Doucet, Teh (2021), §3, Proposition 1; THEORY.md §5.
+    Hayou, Ton, Doucet, Teh (2021), §3, Proposition 1; docs/theory.md §4.
     """
     for name, value in (("width", width), ("depth", depth), ("sigma_w", sigma_w),
                         ("sigma_b", sigma_b), ("method", method), ("arch", arch)):
@@ -367,7 +367,7 @@ def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, tria
 
     References
     ----------
-    Hayou, Ton, Doucet, Teh (2021), Figure 2; THEORY.md §5.
+    Hayou, Ton, Doucet, Teh (2021), Figure 2; docs/theory.md §4.
     """
     return sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
                                 trials=trials, batch=batch, classes=classes, method=method,

@@ -64,7 +64,7 @@ def snip_scores(net, X, y):
     ----------
     Lee, Ajanthan, Torr (2019), *SNIP: single-shot network pruning based on connection
     sensitivity*, eq. (6) (up to their normalisation by the sum, which does not change a ranking);
-    THEORY.md §5.
+    docs/theory.md §4.
 
     Examples
     --------
@@ -82,7 +82,7 @@ def snip_scores(net, X, y):
 
 
 def magnitude_scores(net):
-    """Magnitude scores |W^l_ij| (THEORY.md §5).
+    """Magnitude scores |W^l_ij| (docs/theory.md §4).
 
     Returns
     -------
@@ -219,7 +219,7 @@ def grasp_scores(net, X, y, temperature=GRASP_TEMPERATURE):
     References
     ----------
     Wang, Zhang, Grosse (2020), *Picking winning tickets before training by preserving gradient
-    flow*, eq. (8) and Algorithm 1; THEORY.md §5.
+    flow*, eq. (8) and Algorithm 1; docs/theory.md §4.
     """
     net = check_network(net)
     T = check_temperature(temperature)
@@ -304,7 +304,7 @@ def synflow_scores(net, sparsity, iterations=100):
     References
     ----------
     Tanaka, Kunin, Yamins, Ganguli (2020), *Pruning neural networks without any data by
-    iteratively conserving synaptic flow*, Algorithm 1; THEORY.md §5.
+    iteratively conserving synaptic flow*, Algorithm 1; docs/theory.md §4.
 
     Examples
     --------

@@ -60,7 +60,7 @@ def snip_critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, 
     sigma_w, sigma_b, classes=classes, arch=arch, rng=rng, dtype=dtype)`` (so n_in = width), the
     inputs ``X = standard_normal(rng, (batch, width), dtype)`` (X ~ N(0, I)) and the labels
     ``y = rng.integers(classes, size=batch)``; then computes the SNIP scores of the mean
-    cross-entropy on (X, y) and returns s_cr (THEORY.md §5). The result equals
+    cross-entropy on (X, y) and returns s_cr (docs/theory.md §4). The result equals
     ``critical_sparsity(snip_scores(net, X, y), definition=definition, arch=arch)`` for those
     draws bit for bit (it is
     :func:`critical_sparsity_trial` with method "snip", by the same kernels), but: the network,
@@ -91,7 +91,7 @@ def snip_critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, 
 
     References
     ----------
-    Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §3, Fig. 1; THEORY.md §5.
+    Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §3, Fig. 1; docs/theory.md §4.
 
     Examples
     --------

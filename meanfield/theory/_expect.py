@@ -1,4 +1,4 @@
-"""Gaussian expectations of an activation over flat arrays: closed forms where THEORY.md §4 has
+"""Gaussian expectations of an activation over flat arrays: closed forms where docs/theory.md, Numerics has
 them, the exact numerics of :mod:`meanfield.theory._gauss` otherwise. Private; inputs already validated."""
 
 from __future__ import annotations

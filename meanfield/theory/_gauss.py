@@ -1,4 +1,4 @@
-"""Exact Gaussian expectations (numba kernels, private). THEORY.md §7.
+"""Exact Gaussian expectations (numba kernels, private). docs/theory.md, Numerics.
 
 Two tools, each with a known error:
 

@@ -1,6 +1,6 @@
 """Fixed points of the variance and correlation maps (numba, private): bracketing and Brent's
 method on the exact maps, Newton on Mehler's series and on the nested quadrature for c*.
-THEORY.md §2–3: iterating the maps near the EOC needs ~1e5 steps; solving needs ~30 evaluations.
+docs/theory.md §2–3: iterating the maps near the EOC needs ~1e5 steps; solving needs ~30 evaluations.
 
 The q-map F_q is increasing, so iteration from q⁰ converges monotonically to the nearest fixed point
 in the direction of F_q(q⁰) − q⁰: we bracket exactly that root by stepping from q⁰ and refine it.
@@ -138,7 +138,7 @@ def qstar_many(phi, p, sw, sb, q0, px, ps, out):
 
 @njit(cache=True)
 def _eoc_h(phi, p, q, px, ps):
-    """H(q) = q − E[φ(√q Z)²] / E[φ'(√q Z)²]: the σ_b² of the EOC point with q* = q (THEORY.md §3)."""
+    """H(q) = q − E[φ(√q Z)²] / E[φ'(√q Z)²]: the σ_b² of the EOC point with q* = q (docs/theory.md §3)."""
     return q - e1(phi, p, 0, 0, 0, q, px, ps) / e1(phi, p, 1, 1, 0, q, px, ps)
 
 
@@ -403,7 +403,7 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps):
     """(c*, χ_c) in the chaotic phase at q = q*, with den = F_q(q*) and d1 = E[φ'(√q* Z)²].
 
     Mehler's series with ever more Hermite coefficients (``_STAGE_N``) wherever the series'
-    proven range contains c* (THEORY.md §7); beyond the last, Newton on the nested quadrature
+    proven range contains c* (docs/theory.md, Numerics); beyond the last, Newton on the nested quadrature
     (:func:`_cstar_newton`). χ_c from the series of φ' (Stein) where its bound holds at c*, else
     the next stage, else by quadrature (always where φ itself jumps: ``jumps``)."""
     coef = np.zeros(_NMAX)

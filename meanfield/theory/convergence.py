@@ -1,5 +1,5 @@
 """How the correlation of two inputs converges to its fixed point, layer by layer, in each phase:
-exponentially off the Edge of Chaos, polynomially (β/l) on it (THEORY.md §3). The table is the
+exponentially off the Edge of Chaos, polynomially (β/l) on it (docs/theory.md §3). The table is the
 data of Figure 4; :func:`meanfield.plotting.plot_correlation_convergence` draws it.
 """
 

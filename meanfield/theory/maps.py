@@ -1,5 +1,5 @@
 """The variance and correlation maps of infinitely wide random networks, their fixed points,
-χ₁, χ_c and the depth scales. THEORY.md §2 (Poole et al. 2016; Schoenholz et al. 2017;
+χ₁, χ_c and the depth scales. docs/theory.md §2 (Poole et al. 2016; Schoenholz et al. 2017;
 Hayou et al. 2019).
 
 Every function takes the activation first (a name such as ``"tanh"`` or an
@@ -113,7 +113,7 @@ def q_map(activation, q, sigma_w, sigma_b, *, arch="ffnn", depth=None):
 
     References
     ----------
-    THEORY.md §2; Poole et al. (2016), eq. (3).
+    docs/theory.md §2; Poole et al. (2016), eq. (3).
 
     Examples
     --------
@@ -164,7 +164,7 @@ def c_map(activation, c, sigma_w, sigma_b, q=None, *, arch="ffnn", depth=None):
 
     References
     ----------
-    THEORY.md §2; Poole et al. (2016), eq. (5).
+    docs/theory.md §2; Poole et al. (2016), eq. (5).
 
     Examples
     --------
@@ -222,7 +222,7 @@ def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b, *, arch="ffnn", depth=N
 
     References
     ----------
-    THEORY.md §2; Poole et al. (2016), eq. (4).
+    docs/theory.md §2; Poole et al. (2016), eq. (4).
 
     Examples
     --------
@@ -287,7 +287,7 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
 
     References
     ----------
-    THEORY.md §1–2; Schoenholz et al. (2017), eqs. (3)–(5); Hayou et al. (2021), §2 (Stable
+    docs/theory.md §1–2; Schoenholz et al. (2017), eqs. (3)–(5); Hayou et al. (2021), §2 (Stable
     ResNet).
 
     Examples
@@ -496,7 +496,7 @@ def q_star(activation, sigma_w, sigma_b, q0=1.0):
     q0 : array_like, default 1.0
         The input variance the iteration q^l = F_q(q^{l-1}) starts from. F_q is increasing, so the
         iteration converges monotonically to the nearest fixed point in the direction of
-        F_q(q⁰) − q⁰; that is the one returned. When F_q has several fixed points (THEORY.md §3,
+        F_q(q⁰) − q⁰; that is the one returned. When F_q has several fixed points (docs/theory.md §3,
         activations growing linearly such as SiLU) different q⁰ can give different q*.
 
     Returns
@@ -507,7 +507,7 @@ def q_star(activation, sigma_w, sigma_b, q0=1.0):
 
     References
     ----------
-    THEORY.md §2; Poole et al. (2016).
+    docs/theory.md §2; Poole et al. (2016).
 
     Examples
     --------
@@ -536,7 +536,7 @@ def chi_1(activation, sigma_w, sigma_b):
 
     References
     ----------
-    THEORY.md §2; Schoenholz et al. (2017), eq. (6).
+    docs/theory.md §2; Schoenholz et al. (2017), eq. (6).
 
     Examples
     --------
@@ -624,7 +624,7 @@ def c_star(activation, sigma_w, sigma_b):
 
     References
     ----------
-    THEORY.md §2; Schoenholz et al. (2017), §3.
+    docs/theory.md §2; Schoenholz et al. (2017), §3.
 
     Examples
     --------
@@ -652,7 +652,7 @@ def chi_c(activation, sigma_w, sigma_b):
 
     References
     ----------
-    THEORY.md §2; Schoenholz et al. (2017), eq. (8).
+    docs/theory.md §2; Schoenholz et al. (2017), eq. (8).
 
     Examples
     --------
@@ -721,7 +721,7 @@ def depth_scales(activation, sigma_w, sigma_b):
 
     References
     ----------
-    THEORY.md §2; Schoenholz et al. (2017), eqs. (7)–(9).
+    docs/theory.md §2; Schoenholz et al. (2017), eqs. (7)–(9).
 
     Examples
     --------
@@ -763,7 +763,7 @@ def eoc_rate(activation, sigma_w, sigma_b):
 
     References
     ----------
-    THEORY.md §2; Hayou et al. (2019), Propositions 1 and 3 (constants re-derived).
+    docs/theory.md §2; Hayou et al. (2019), Propositions 1 and 3 (constants re-derived).
 
     Examples
     --------

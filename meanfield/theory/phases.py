@@ -1,5 +1,5 @@
 """The Edge of Chaos: EOC points and curves, the phase of (σ_w, σ_b), phase-diagram tables.
-THEORY.md §2–3 (Schoenholz et al. 2017; Hayou et al. 2019).
+docs/theory.md §2–3 (Schoenholz et al. 2017; Hayou et al. 2019).
 
 The EOC is computed parametrically in q, with no fixed-point iteration: a point with q* = q has
 σ_w² = 1/E[φ'(√q Z)²] and σ_b² = H(q) = q − σ_w² E[φ(√q Z)²]; for a given σ_b we solve H(q) = σ_b²
@@ -90,7 +90,7 @@ _PROGRESS_CHUNK = 2048  # points per update of phase_diagram's progress bar
 
 
 class UnstableEOCWarning(RuntimeWarning):
-    """The EOC equations' solution is an unstable fixed point of the variance map (THEORY.md §3,
+    """The EOC equations' solution is an unstable fixed point of the variance map (docs/theory.md §3,
     "Several fixed points"): iterating F_q does not stay there."""
 
 
@@ -194,7 +194,7 @@ def eoc(activation, sigma_b):
 
     References
     ----------
-    THEORY.md §3; Hayou et al. (2019), §2.
+    docs/theory.md §3; Hayou et al. (2019), §2.
 
     Examples
     --------
@@ -289,7 +289,7 @@ def phase(activation, sigma_w, sigma_b, tol=1e-9):
 
     References
     ----------
-    THEORY.md §2; Schoenholz et al. (2017).
+    docs/theory.md §2; Schoenholz et al. (2017).
 
     Examples
     --------
@@ -312,7 +312,7 @@ def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9, progress=False):
     Each point is solved on its own (the same numbers as :func:`q_star`, :func:`c_star`, … give
     there); q*, χ₁ and F_q'(q*) come from the activation's fixed-point table, c* and χ_c from
     Mehler's series with as many Hermite coefficients as c* needs, by quadrature beyond
-    (THEORY.md §7). A 200 × 200 tanh grid takes about a second on two cores.
+    (docs/theory.md, Numerics). A 200 × 200 tanh grid takes about a second on two cores.
 
     Parameters
     ----------
@@ -371,7 +371,7 @@ def fixed_points(activation, sigma_w, sigma_b, q_max=1e8):
     """All fixed points of the variance map F_q in [0, q_max], with their stability.
 
     Activations that grow linearly (ELU, SiLU, softplus, GELU) can have two fixed points for
-    σ_w > √2 (a stable lower one, an unstable upper one) or none (THEORY.md §3).
+    σ_w > √2 (a stable lower one, an unstable upper one) or none (docs/theory.md §3).
 
     Parameters
     ----------

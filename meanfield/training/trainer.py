@@ -1,5 +1,5 @@
 """A small mini-batch SGD trainer for (pruned) FFNNs, ResNets and Stable ResNets, to check the
-theory against real pruning (THEORY.md §5–6; Hayou, Ton, Doucet, Teh 2021, §4–5).
+theory against real pruning (docs/theory.md §4–5; Hayou, Ton, Doucet, Teh 2021, §4–5).
 
 Pruning at initialization, then training with the mask applied throughout: a pruned weight is zero
 before the first step and stays exactly zero (its gradient and momentum are masked too). SBP-SR is
@@ -203,7 +203,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     sparsity : float in [0, 1)
         Global fraction of weights pruned.
     rescale : {False, True, "none", "neuron", "layer", "data"}
-        Rescale the pruned weights to restore their variance (THEORY.md §6), whatever the
+        Rescale the pruned weights to restore their variance (docs/theory.md §5), whatever the
         ``method``: True or "neuron", one factor per neuron (SBP-SR), ρ^l_i =
         √(Σ_j (W^l_ij)² / Σ_j (δ^l_ij W^l_ij)²); "layer", one factor per layer, ρ^l =
         √(Σ_ij (W^l_ij)² / Σ_ij (δ^l_ij W^l_ij)²); "data", per neuron above the first layer
@@ -273,7 +273,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
 
     References
     ----------
-    Hayou, Ton, Doucet, Teh (2021), Algorithm 1 (SBP-SR); THEORY.md §6.
+    Hayou, Ton, Doucet, Teh (2021), Algorithm 1 (SBP-SR); docs/theory.md §5.
     """
     import pandas as pd
     from threadpoolctl import threadpool_limits
