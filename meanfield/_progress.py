@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 
+from tqdm.auto import tqdm
+
 
 class _Silent:
     def update(self, n=1):
@@ -20,7 +22,6 @@ def progress_bar(total, enabled, desc=None, initial=0, unit="trial", delay=0.0):
     if not enabled:
         yield _Silent()
         return
-    from tqdm.auto import tqdm
 
     with tqdm(total=total, initial=initial, desc=desc, unit=unit, dynamic_ncols=True,
               delay=delay) as bar:

@@ -314,7 +314,6 @@ def available_memory():
     except OSError:
         pass
     try:
-        import os
 
         return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
     except (AttributeError, ValueError, OSError):

@@ -14,13 +14,25 @@ name in backticks (``"`sigma_w` == -1.0: must be > 0 and finite"``).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 import warnings
 
 import numpy as np
+import pandas as pd
 
+from . import c_star, chi_1, chi_c, depth_scales, eoc_curve, phase_diagram, propagate, q_star, reproduce
 from ._validate import INPUT_ERRORS, InputError, check_int, check_memory
+from ._version import __version__
+from .plotting import plot_eoc_curves, plot_phase_diagram
+from .pruning.critical import DEFINITIONS
+from .pruning.monte_carlo import sweep_critical_sparsity, sweep_kept_per_layer
+from .pruning.scoring import GRASP_TEMPERATURE, METHODS
+from .sweeps import open_executor
+from .theory.archs import ARCHS
+from .theory.phases import SIGMA_W_PRESETS
+from .training.trainer import RESCALE_OPTIONS, train
 
 _EXIT_USAGE = 2
 _EXIT_FAILURE = 1
@@ -81,6 +93,7 @@ def _write_table_or_figure(df, out, draw):
     if out is None or not out.lower().endswith(_FIGURE_SUFFIXES):
         _write_table(df, out)
         return
+    # only a command that draws pays for matplotlib, and it must choose its backend before pyplot
     import matplotlib
 
     matplotlib.use("Agg")
@@ -98,10 +111,7 @@ def _write_table_or_figure(df, out, draw):
 
 
 def _cmd_eoc(args):
-    import pandas as pd
 
-    from . import eoc_curve
-    from .plotting import plot_eoc_curves
 
     frames = [eoc_curve(a, sigma_b=args.sigma_b) for a in args.activation]
     df = pd.concat(frames, ignore_index=True)
@@ -110,8 +120,6 @@ def _cmd_eoc(args):
 
 
 def _cmd_phase_diagram(args):
-    from . import phase_diagram
-    from .plotting import plot_phase_diagram
 
     _check_out(args.out)
     df = phase_diagram(args.activation, args.sigma_w, args.sigma_b, progress=not args.quiet)
@@ -126,9 +134,7 @@ def _grid(args):
 
 
 def _cmd_info(args):
-    import pandas as pd
 
-    from . import c_star, chi_1, chi_c, depth_scales, q_star
 
     sw, sb = _grid(args)
     with warnings.catch_warnings():
@@ -144,9 +150,7 @@ def _cmd_info(args):
 
 
 def _cmd_propagate(args):
-    import pandas as pd
 
-    from . import propagate
 
     q, c = propagate(args.activation, args.q0, args.c0[:, None], args.sigma_w, args.sigma_b,
                      args.depth, arch=args.arch)
@@ -179,7 +183,6 @@ def _words(text):
 
 
 def _simulate(args, fn, **extra):
-    from .sweeps import open_executor
 
     if args.workers is not None:
         check_int("--workers", args.workers, 1)
@@ -192,20 +195,16 @@ def _simulate(args, fn, **extra):
 
 
 def _cmd_scr(args):
-    from .pruning.monte_carlo import sweep_critical_sparsity
 
     _write_table(_simulate(args, sweep_critical_sparsity, definition=args.definition), args.out)
 
 
 def _cmd_kept(args):
-    from .pruning.monte_carlo import sweep_kept_per_layer
 
     _write_table(_simulate(args, sweep_kept_per_layer, sparsity=args.sparsity), args.out)
 
 
 def _add_simulation_arguments(p):
-    from .pruning.scoring import METHODS
-    from .theory.archs import ARCHS
 
     p.add_argument("--activation", "-a", action="append", default=None)
     p.add_argument("--width", type=_ints, required=True, help="integer or list, e.g. 100")
@@ -231,7 +230,6 @@ def _add_simulation_arguments(p):
 
 
 def _cmd_train(args):
-    from .training.trainer import train
 
     if args.sigma_w is not None and args.init is not None:
         raise InputError("give either `--init` or `--sigma-w`, not both")
@@ -249,7 +247,6 @@ def _cmd_train(args):
 
 
 def _cmd_reproduce(args):
-    from . import reproduce
 
     rows = reproduce.run(quick=args.quick, out=args.out, workers=args.workers,
                          scheduler=args.scheduler, progress=not args.quiet)
@@ -266,16 +263,10 @@ def _scalar(text):
 
 def build_parser():
     # the one list of each: architectures, pruning methods, named initialisations
-    from .pruning.critical import DEFINITIONS
-    from .pruning.scoring import GRASP_TEMPERATURE, METHODS
-    from .theory.archs import ARCHS
-    from .theory.phases import SIGMA_W_PRESETS
-    from .training.trainer import RESCALE_OPTIONS
 
     presets = ", ".join(f"{v:g} ({k})" for k, v in SIGMA_W_PRESETS.items())
     parser = _Parser(prog="meanfield", description="Mean-field theory of deep random networks and "
                      "pruning at initialization (Hayou et al., ICLR 2021).")
-    from ._version import __version__
 
     parser.add_argument("--version", action="version", version=f"meanfield {__version__}")
     sub = parser.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
@@ -410,7 +401,6 @@ def main(argv=None):
         print("meanfield: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:  # e.g. `meanfield ... | head`: the reader left, nothing is wrong
-        import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0

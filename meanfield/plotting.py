@@ -10,10 +10,12 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 
 from ._validate import InputError
 from .activations import get_activation
 from .theory.convergence import convergence_table  # the table is theory; the name here still works
+from .theory.phases import _relu_like, eoc, eoc_curve, phase_diagram
 
 __all__ = ["plot_phase_diagram", "plot_eoc_curves", "plot_depth_scales",
            "plot_correlation_convergence", "convergence_table", "plot_scr", "plot_kept_per_layer"]
@@ -24,6 +26,8 @@ _PHASE_COLOURS = {"ordered": "tab:blue", "eoc": "black", "chaotic": "tab:red"}
 def _axes(ax):
     if ax is not None:
         return ax
+    # pyplot (and its backend) only when a figure is made: a caller drawing on its own axes, or
+    # a headless CLI that set the Agg backend first, never loads an interactive one
     import matplotlib.pyplot as plt
 
     return plt.subplots(figsize=(6.0, 4.5), constrained_layout=True)[1]
@@ -48,9 +52,8 @@ def plot_phase_diagram(activation="tanh", sigma_w=None, sigma_b=None, *, data=No
     -------
     matplotlib.axes.Axes
     """
-    from matplotlib.colors import LogNorm, TwoSlopeNorm
+    from matplotlib.colors import LogNorm, TwoSlopeNorm  # with pyplot, where a figure is made
 
-    from .theory.phases import eoc_curve, phase_diagram
 
     if quantity not in ("chi_1", "xi_c"):
         raise InputError(f"`quantity` == {quantity!r}: must be 'chi_1' or 'xi_c'")
@@ -96,7 +99,6 @@ def plot_phase_diagram(activation="tanh", sigma_w=None, sigma_b=None, *, data=No
 
 def _single_point(activation):
     """ReLU-like activations have a single EOC point (σ_b = 0)."""
-    from .theory.phases import _relu_like
 
     return _relu_like(get_activation(activation))
 
@@ -119,9 +121,7 @@ def plot_eoc_curves(activations=("tanh", "erf", "elu", "silu", "softplus"), sigm
     -------
     matplotlib.axes.Axes
     """
-    import pandas as pd
 
-    from .theory.phases import eoc_curve
 
     if data is None:
         with warnings.catch_warnings():
@@ -165,7 +165,6 @@ def plot_depth_scales(activation="tanh", sigma_b=0.3, sigma_w=None, *, data=None
     -------
     matplotlib.axes.Axes
     """
-    from .theory.phases import eoc, phase_diagram
 
     act = get_activation(activation)
     if data is None:

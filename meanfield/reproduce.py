@@ -9,12 +9,14 @@ repository's root, so the library never imports them.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from ._progress import progress_bar
 from ._validate import InputError
 
 #: (figure, study, figure script, the optional package the study needs: the real data sets ship
@@ -47,7 +49,6 @@ def find_root(start=None):
 def _available(module):
     if module is None:
         return True
-    import importlib.util
 
     return importlib.util.find_spec(module) is not None
 
@@ -65,7 +66,6 @@ def _run(root, args, log):
 
 def run(quick=False, out=None, workers=None, scheduler=None, progress=True):
     """Run the pipeline; return the summary rows (figure, file or status, seconds)."""
-    from ._progress import progress_bar
 
     root = find_root()
     out = Path(out).resolve() if out else root

@@ -28,6 +28,8 @@ import math
 from typing import NamedTuple
 
 import numpy as np
+import pandas as pd
+from scipy.stats import t
 
 from ._validate import InputError, InputTypeError
 
@@ -83,7 +85,6 @@ def mean_ci(x, confidence=0.95):
         ``(mean, low, high, sd, n)``; sd with ``ddof=1``. With one value the interval is nan (no
         spread to estimate); with none everything is nan and ``n == 0``.
     """
-    from scipy.stats import t
 
     confidence = _check_confidence(confidence)
     x = _sample("x", x)
@@ -169,7 +170,6 @@ def paired_comparisons(df, a, b, *, match, by=(), value="test_accuracy", confide
         A column missing, ``by`` not within ``match``, or an arm with two rows for one pair
         (``match`` then misses a column that tells them apart).
     """
-    import pandas as pd
 
     match, by = list(match), list(by)
     for col in [*match, value]:

@@ -10,9 +10,12 @@ streams (common random numbers, which sharpen comparisons between phases).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
+from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from .._progress import progress_bar
 from .._threads import with_one_blas_thread
@@ -28,9 +31,15 @@ from .._validate import (
     check_probability,
 )
 from ..activations import get_activation
-from ..nets.network import parameter_count
+from ..nets.network import check_finite, parameter_count
 from ..sweeps._executors import run_tasks
+from ..sweeps._store import TrialStore
 from ..theory.archs import ARCHS
+from ..theory.phases import resolve_sigma_w
+from .critical import DEFINITIONS
+from .masks import global_masks, kept_fraction
+from .scoring import METHODS, scores
+from .trial import _trial_inputs, critical_sparsity_trial, snip_critical_sparsity_trial
 
 __all__ = ["simulate_critical_sparsity", "kept_per_layer", "sweep_critical_sparsity",
            "sweep_kept_per_layer"]
@@ -85,8 +94,6 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
     ``sigma_w`` may be a number or a word of :func:`meanfield.theory.resolve_sigma_w` ("eoc": the EOC
     value at that σ_b). A configuration whose trial cannot fit in memory is refused here, before
     any worker allocates it."""
-    from ..theory.phases import resolve_sigma_w
-    from .scoring import METHODS
 
     seed = check_int("seed", seed)
     batch = check_int("batch", batch, low=1)
@@ -120,9 +127,6 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
 
 def _scores(act, cfg, rng):
     """The scores of one trial: the same draws (network, X, y) as the SNIP fast path."""
-    from ..nets.network import check_finite
-    from .scoring import scores
-    from .trial import _trial_inputs
 
     net, X, y = _trial_inputs(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
                               cfg["batch"], cfg["classes"], cfg["arch"], rng, np.float32)
@@ -133,7 +137,6 @@ def _scores(act, cfg, rng):
 @with_one_blas_thread
 def _scr_trials(act, cfg, trials):
     """Rows ``{**cfg, trial, s_cr}`` for the given trial indices (runs in a worker)."""
-    from .trial import critical_sparsity_trial, snip_critical_sparsity_trial
 
     rows = []
     for i in trials:
@@ -152,7 +155,6 @@ def _scr_trials(act, cfg, trials):
 @with_one_blas_thread
 def _kept_trials(act, cfg, trials):
     """Rows ``{**cfg, trial, layer, kept_fraction}`` (layers 1 … depth + 1, the readout last)."""
-    from .masks import global_masks, kept_fraction
 
     rows = []
     for i in trials:
@@ -171,11 +173,8 @@ def _chunk_size(cfg):
 
 def _run(worker, configs, trials, executor, store, progress, key):
     """Run ``trials`` trials of every configuration; returns all rows (stored and new)."""
-    import contextlib
 
-    import pandas as pd
 
-    from ..sweeps._store import TrialStore
 
     trials = check_int("trials", trials, low=1)
     progress = check_bool("progress", progress)
@@ -231,7 +230,6 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
         One row per (configuration, trial): the parameters, ``trial`` and ``s_cr``; with a
         ``definition`` other than ``"layer"``, a ``definition`` column after ``seed``.
     """
-    from .critical import DEFINITIONS
 
     definition = check_choice("definition", definition, DEFINITIONS)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
@@ -248,7 +246,6 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
 def _check_store_definition(store):
     """A store with a ``definition`` column holds s_cr of another event: the default's key, which
     has no such column, would take its trials for its own."""
-    from pathlib import Path
 
     path = Path(check_path("store", store))
     if path.is_file():

@@ -34,9 +34,12 @@ import io
 import os
 from pathlib import Path
 
+import numba
 import numpy as np
+import pandas as pd
 
 from .._validate import InputError, InputTypeError, check_path
+from .._version import __version__
 
 #: The columns each row records besides its results: the versions that pin its numbers.
 PROVENANCE = ("meanfield_version", "numpy_version", "numba_version")
@@ -44,9 +47,7 @@ PROVENANCE = ("meanfield_version", "numpy_version", "numba_version")
 
 def provenance():
     """This process's values of :data:`PROVENANCE`."""
-    import numba
 
-    from .._version import __version__
 
     return {"meanfield_version": __version__, "numpy_version": np.__version__,
             "numba_version": numba.__version__}
@@ -146,7 +147,6 @@ class TrialStore:
         where = [header.index(k) for k in self.key]
         self._done = {tuple(row[i] for i in where) for row in rows}
         if rows:
-            import pandas as pd
 
             # "nan" is how a float nan is written; no other text is missing
             frame = pd.read_csv(io.StringIO(text), keep_default_na=False, na_values=["", "nan"])
@@ -182,7 +182,6 @@ class TrialStore:
     def frame(self):
         """The stored rows (earlier runs' and this one's), one per key, as a pandas DataFrame of
         the result columns (every row's provenance is this process's: see the module's notes)."""
-        import pandas as pd
 
         parts = [p for p in (self._stored, pd.DataFrame(self._new, columns=self.columns))
                  if p is not None and len(p)]

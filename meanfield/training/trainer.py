@@ -12,6 +12,8 @@ import math
 import time
 
 import numpy as np
+import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from .._progress import progress_bar
 from .._validate import (
@@ -25,9 +27,16 @@ from .._validate import (
     check_scalar,
 )
 from ..activations import get_activation
-from ..pruning.masks import RESCALE_MODES
-from ..pruning.scoring import GRASP_TEMPERATURE, METHODS
-from ..theory.phases import SIGMA_W_PRESETS
+from ..nets._pass import _softmax_xent
+from ..nets.network import init_network
+from ..pruning.chi import effective_chi
+from ..pruning.masks import RESCALE_MODES, global_masks
+from ..pruning.masks import rescale as rescale_net
+from ..pruning.masks import shuffle_masks as shuffle
+from ..pruning.scoring import GRASP_TEMPERATURE, METHODS, check_temperature, scores
+from ..theory.phases import SIGMA_W_PRESETS, resolve_sigma_w
+from ._sgd import DataParallelSGD, check_sparse, shard_count
+from .datasets import load_dataset
 
 __all__ = ["train", "INIT_PRESETS"]
 
@@ -40,7 +49,6 @@ MAX_EPOCHS = 1_000_000
 
 
 def _dataset(dataset):
-    from .datasets import load_dataset
 
     if isinstance(dataset, str):
         return load_dataset(dataset)
@@ -164,7 +172,6 @@ def _accuracy_and_loss(logits_of, X, y, mapper=None, chunk=512):
     the logits (B, C) (the loss of the networks module's own softmax cross-entropy kernel);
     ``mapper(fn, items)`` may spread the chunks over threads (the chunks' sums are added in
     order, so the result does not depend on it)."""
-    from ..nets._pass import _softmax_xent
 
     def one(s):
         logits = logits_of(X[s:s + chunk])
@@ -275,17 +282,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     ----------
     Hayou, Ton, Doucet, Teh (2021), Algorithm 1 (SBP-SR); docs/theory.md §5.
     """
-    import pandas as pd
-    from threadpoolctl import threadpool_limits
 
-    from ..nets.network import init_network
-    from ..pruning.chi import effective_chi
-    from ..pruning.masks import global_masks
-    from ..pruning.masks import rescale as rescale_net
-    from ..pruning.masks import shuffle_masks as shuffle
-    from ..pruning.scoring import check_temperature, scores
-    from ..theory.phases import resolve_sigma_w
-    from ._sgd import DataParallelSGD, check_sparse, shard_count
 
     act = get_activation(activation)
     epochs = check_int("epochs", epochs, low=0, high=MAX_EPOCHS)
