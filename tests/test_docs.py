@@ -4,10 +4,11 @@ One ``mkdocs build --strict`` per session (broken links, missing anchors and bad
 errors), then checks on the built HTML: every page with maths loads a renderer that is in the site
 (no CDN: the docs read offline), the API reference shows links where the docstrings have Sphinx
 roles, and, in headless Chromium (Debian's package; CI installs it, a developer machine without it
-skips), every formula on every page is typeset and visible and no equation number overlaps its
-formula.
+skips), every formula on every page is typeset and drawn (ink in a screenshot of the page) and no
+equation number overlaps its formula.
 """
 
+import concurrent.futures
 import html.parser
 import importlib.util
 import json
@@ -166,6 +167,8 @@ CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Chromium skips them.
 IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
 WIDTH = 1280  # the viewport the layout is checked at (a laptop; Material's sidebars both shown)
+SHOT_SCALE = 0.5  # the whole-page screenshot at half scale: a 20 000 px page in 6 s, not 15 s
+INK = 192  # a formula drawn has pixels darker than this (its faintest: 128 at half scale)
 
 # Injected at the end of a copy of each page: once KaTeX has typeset every arithmatex element and
 # the fonts are in, it measures every formula and writes the results into the DOM as JSON, which
@@ -230,7 +233,8 @@ PROBE_JS = r"""
     });
     var pre = document.createElement("pre");
     pre.id = "formula-probe";
-    pre.textContent = JSON.stringify({width: window.innerWidth, formulas: formulas, failed_fonts: fonts});
+    pre.textContent = JSON.stringify({width: window.innerWidth, height: document.documentElement.scrollHeight,
+                                      formulas: formulas, failed_fonts: fonts});
     document.body.appendChild(pre);
   }
   function wait(n) {
@@ -284,16 +288,18 @@ def _source_tex(page):
     return out
 
 
-def _run_probe(site, page, tmp):
-    """Open a copy of ``page`` (same folder, so its relative links hold) with the probe in it."""
+def _run_probe(site, page, tmp, height=900, screenshot=None):
+    """Open a copy of ``page`` (same folder, so its relative links hold) with the probe in it, in a
+    window WIDTH x ``height``; with ``screenshot``, also save the window there at half scale."""
     probe = page.with_name("_formula_probe.htm")
     probe.write_text(page.read_text(encoding="utf-8").replace(
         "</body>", f'<script id="formula-probe-js">{PROBE_JS}</script></body>'), encoding="utf-8")
+    shot = [f"--screenshot={screenshot}", f"--force-device-scale-factor={SHOT_SCALE}"] if screenshot else []
     proc = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--hide-scrollbars", f"--window-size={WIDTH},900", f"--user-data-dir={tmp / 'profile'}",
-         "--virtual-time-budget=10000", "--dump-dom", probe.as_uri()],
+         "--hide-scrollbars", f"--window-size={WIDTH},{height}", f"--user-data-dir={tmp / 'profile'}",
+         "--virtual-time-budget=10000", *shot, "--dump-dom", probe.as_uri()],
         capture_output=True, text=True, timeout=90)
     dom = proc.stdout
     found = PROBE_RE.search(dom)
@@ -302,20 +308,42 @@ def _run_probe(site, page, tmp):
     return PROBE_JS_RE.sub("", PROBE_RE.sub("", dom)), json.loads(html.unescape(found.group(1)))
 
 
+def _ink(site, page, tmp, height):
+    """For each formula, whether the page as drawn has ink in its box: a screenshot of the whole
+    page (a window as tall as the page), darkest pixel in the box below INK (the page is white)."""
+    from PIL import Image  # matplotlib's dependency
+
+    png = tmp / "page.png"
+    _, probe = _run_probe(site, page, tmp, height=height + 100, screenshot=png)
+    image = Image.open(png).convert("L")
+    inked = []
+    for f in probe["formulas"]:
+        left, top, right, bottom = (round(v * SHOT_SCALE) for v in f["box"])
+        if right <= left or bottom <= top or bottom > image.height or right > image.width:
+            inked.append(False)
+            continue
+        inked.append(image.crop((left, top, right, bottom)).getextrema()[0] < INK)
+    return inked
+
+
 @pytest.fixture(scope="module")
 def browser(site, tmp_path_factory):
-    """Every page with maths as headless Chromium lays it out at WIDTH px:
-    {name: (the DOM after the scripts ran, the probe's measures, the page's TeX in order)}."""
+    """Every page with maths as headless Chromium lays it out at WIDTH px: {name: (the DOM after
+    the scripts ran, the probe's measures, the page's TeX in order, whether each formula has ink)}."""
     if CHROMIUM is None:
         if IN_CI:
             pytest.fail("CI: no chromium on PATH (.ci/run installs Debian's chromium); the formulas "
                         "must be checked in a browser")
         pytest.skip("needs Debian's chromium")
     pages = sorted(p for p in site.rglob("*.html") if 'class="arithmatex"' in p.read_text(encoding="utf-8"))
-    out = {}
-    for page in pages:
-        name = str(page.parent.relative_to(site))
-        out[name] = (*_run_probe(site, page, tmp_path_factory.mktemp("chromium")), _source_tex(page))
+
+    def one(page):
+        tmp = tmp_path_factory.mktemp("chromium")
+        dom, probe = _run_probe(site, page, tmp)
+        return dom, probe, _source_tex(page), _ink(site, page, tmp, probe["height"])
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two pages at a time
+        out = dict(zip((str(p.parent.relative_to(site)) for p in pages), pool.map(one, pages)))
     assert {"theory", "critical_sparsity"} <= set(out), out.keys()
     return out
 
@@ -323,14 +351,14 @@ def browser(site, tmp_path_factory):
 def test_formulas_are_typeset_in_a_browser(browser):
     """Every arithmatex element, on every page, becomes KaTeX output from file:// (no network):
     no KaTeX error, the TeX KaTeX got is the page's TeX (a `<` or `>` read as markup would cut or
-    change it), and the output is visible, non-empty and has a size."""
+    change it), and the output is visible, non-empty, has a size and has ink on the page as drawn."""
     problems = []
-    for name, (dom, probe, source) in browser.items():
+    for name, (dom, probe, source, inked) in browser.items():
         assert probe["width"] == WIDTH, (name, probe["width"])
         assert not probe["failed_fonts"], (name, probe["failed_fonts"])
         formulas = probe["formulas"]
-        assert len(formulas) == len(source) > 0, (name, len(formulas), len(source))
-        for i, (f, tex) in enumerate(zip(formulas, source)):
+        assert len(formulas) == len(source) == len(inked) > 0, (name, len(formulas), len(source), len(inked))
+        for i, (f, tex, ink) in enumerate(zip(formulas, source, inked)):
             what = f"{name} formula {i} ({'display' if f['display'] else 'inline'}) {tex!r}"
             if f["error"]:
                 problems.append(f"{what}: KaTeX error {f['error']!r}")
@@ -340,10 +368,11 @@ def test_formulas_are_typeset_in_a_browser(browser):
                 problems.append(f"{what}: KaTeX got {f['tex']!r}, the page has {tex!r}")
             else:
                 left, top, right, bottom = f["box"]
-                if (not f["text"] or not f["glyphs"] or f["hidden"] or not f["visible"]
+                if (not f["text"] or not f["glyphs"] or f["hidden"] or not f["visible"] or not ink
                         or right - left < 1 or bottom - top < 1):
                     problems.append(f"{what}: blank (text {f['text']!r}, box {f['box']}, "
-                                    f"visible {f['visible']}, hidden glyphs {f['hidden'][:5]})")
+                                    f"visible {f['visible']}, hidden glyphs {f['hidden'][:5]}, "
+                                    f"ink in the screenshot {ink})")
         # The DOM as a whole: no maths left as source. A `$$` block that arithmatex did not take
         # (say, under-indented in a list item) shows a stray dollar next to the formula it became.
         done, errors = dom.count('data-katex="done"'), dom.count('class="katex-error"')
@@ -362,7 +391,7 @@ def test_equation_numbers_clear_of_their_formulas(browser):
     """At WIDTH px, no equation number (\\tag) overlaps its formula, and each is inside its
     column (visible without scrolling)."""
     problems, numbered = [], 0
-    for name, (_, probe, _) in browser.items():
+    for name, (_, probe, _, _) in browser.items():
         for f in probe["formulas"]:
             if "tag" not in f:
                 continue
