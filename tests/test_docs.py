@@ -3,11 +3,15 @@
 One ``mkdocs build --strict`` per session (broken links, missing anchors and bad API refs are build
 errors), then checks on the built HTML: every page with maths loads a renderer that is in the site
 (no CDN: the docs read offline), the API reference shows links where the docstrings have Sphinx
-roles, and, where Debian's Chromium is installed, the formulas are typeset in a real browser.
+roles, and, in headless Chromium (Debian's package; CI installs it, a developer machine without it
+skips), every formula on every page is typeset and drawn (ink in a screenshot of the page) and no
+equation number overlaps its formula.
 """
 
+import concurrent.futures
 import html.parser
 import importlib.util
+import json
 import os
 import re
 import shutil
@@ -159,25 +163,245 @@ def test_sphinx_roles_rewritten():
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+# CI must run the browser checks (.ci/run installs Debian's chromium); a developer machine without
+# Chromium skips them.
+IN_CI = os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
+WIDTH = 1280  # the viewport the layout is checked at (a laptop; Material's sidebars both shown)
+SHOT_SCALE = 0.5  # the whole-page screenshot at half scale: a 20 000 px page in 6 s, not 15 s
+INK = 192  # a formula drawn has pixels darker than this (its faintest: 128 at half scale)
+
+# Injected at the end of a copy of each page: once KaTeX has typeset every arithmatex element and
+# the fonts are in, it measures every formula and writes the results into the DOM as JSON, which
+# `--dump-dom` hands back (nothing beyond Debian's chromium: no driver, no debugging protocol).
+PROBE_JS = r"""
+(function () {
+  "use strict";
+  function box(e) {
+    var r = e.getBoundingClientRect();
+    return [r.left, r.top, r.right, r.bottom];
+  }
+  function measure() {
+    var formulas = [];
+    var els = document.querySelectorAll(".arithmatex");
+    for (var i = 0; i < els.length; i++) {
+      var el = els[i];
+      var k = el.querySelector(".katex"), html = el.querySelector(".katex-html");
+      var ann = el.querySelector(".katex-mathml annotation"), err = el.querySelector(".katex-error");
+      var st = k ? getComputedStyle(k) : null;
+      // Every glyph KaTeX drew: shown, with a colour and a size.
+      var glyphs = 0, hidden = [];
+      var leaves = html ? html.querySelectorAll("*") : [];
+      for (var j = 0; j < leaves.length; j++) {
+        var own = "";
+        for (var c = leaves[j].firstChild; c; c = c.nextSibling) {
+          if (c.nodeType === 3) own += c.data;
+        }
+        own = own.replace(/[\s\u200b]+/g, "");
+        if (!own) continue;
+        glyphs++;
+        var ls = getComputedStyle(leaves[j]), lr = leaves[j].getBoundingClientRect();
+        if (ls.visibility !== "visible" || parseFloat(ls.opacity) === 0 ||
+            /rgba\(.*,\s*0\)$/.test(ls.color) || lr.width <= 0 || lr.height <= 0) hidden.push(own);
+      }
+      var f = {
+        display: el.tagName === "DIV",
+        done: el.getAttribute("data-katex") === "done",
+        katex: !!k && !!html,
+        error: err ? err.getAttribute("title") || err.textContent : null,
+        tex: ann ? ann.textContent : null,
+        text: html ? html.innerText.replace(/\s+/g, "") : "",
+        box: html ? box(html) : null,
+        visible: !!st && st.visibility === "visible" && st.display !== "none" &&
+                 parseFloat(st.opacity) > 0 && !/rgba\(.*,\s*0\)$/.test(st.color),
+        glyphs: glyphs,
+        hidden: hidden
+      };
+      var tag = el.querySelector(".katex-html > .katex-tag");
+      if (tag) {
+        f.tag = box(tag);
+        f.tag_text = tag.innerText.replace(/\s+/g, "");
+        f.bases = Array.prototype.map.call(el.querySelectorAll(".katex-html > .katex-base"), box);
+        f.container = box(el);
+      }
+      formulas.push(f);
+    }
+    var fonts = [];
+    document.fonts.forEach(function (ff) {
+      if (/KaTeX/.test(ff.family) && ff.status === "error") {
+        fonts.push(ff.family + " " + ff.style + " " + ff.weight);
+      }
+    });
+    var pre = document.createElement("pre");
+    pre.id = "formula-probe";
+    pre.textContent = JSON.stringify({width: window.innerWidth, height: document.documentElement.scrollHeight,
+                                      formulas: formulas, failed_fonts: fonts});
+    document.body.appendChild(pre);
+  }
+  function wait(n) {
+    if (document.querySelector('.arithmatex:not([data-katex="done"])') && n < 40) {
+      setTimeout(function () { wait(n + 1); }, 50);
+      return;
+    }
+    document.fonts.ready.then(function () {
+      setTimeout(measure, 50);
+    });
+  }
+  window.addEventListener("load", function () { wait(0); });
+})();
+"""
+PROBE_RE = re.compile(r'<pre id="formula-probe">(.*?)</pre>', re.S)
+PROBE_JS_RE = re.compile(r'<script id="formula-probe-js">.*?</script>', re.S)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium")
-@pytest.mark.parametrize("name", ["theory", "critical_sparsity"])
-def test_formulas_are_typeset_in_a_browser(site, name, tmp_path):
-    """Every arithmatex span becomes KaTeX output, with no error, from file:// (no network)."""
+class _Maths(html.parser.HTMLParser):
+    """The TeX of each arithmatex element, as the built page gives it to the browser."""
+
+    def __init__(self):
+        super().__init__()
+        self.tex, self._depth = [], 0
+
+    def handle_starttag(self, tag, attrs):
+        if self._depth:
+            self._depth += 1
+        elif "arithmatex" in (dict(attrs).get("class") or "").split():
+            self._depth = 1
+            self.tex.append("")
+
+    def handle_endtag(self, tag):
+        if self._depth:
+            self._depth -= 1
+
+    def handle_data(self, data):
+        if self._depth:
+            self.tex[-1] += data
+
+
+def _source_tex(page):
+    parser = _Maths()
+    parser.feed(page.read_text(encoding="utf-8"))
+    parser.close()
+    out = []
+    for tex in parser.tex:
+        tex = tex.strip()
+        m = re.fullmatch(r"\\\((.*)\\\)|\\\[(.*)\\\]", tex, re.S)
+        out.append((m.group(1) if m.group(1) is not None else m.group(2)) if m else tex)
+    return out
+
+
+def _run_probe(site, page, tmp, height=900, screenshot=None):
+    """Open a copy of ``page`` (same folder, so its relative links hold) with the probe in it, in a
+    window WIDTH x ``height``; with ``screenshot``, also save the window there at half scale."""
+    probe = page.with_name("_formula_probe.htm")
+    probe.write_text(page.read_text(encoding="utf-8").replace(
+        "</body>", f'<script id="formula-probe-js">{PROBE_JS}</script></body>'), encoding="utf-8")
+    shot = [f"--screenshot={screenshot}", f"--force-device-scale-factor={SHOT_SCALE}"] if screenshot else []
     proc = subprocess.run(
         [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={tmp_path / 'profile'}", "--virtual-time-budget=5000", "--dump-dom",
-         _page(site, name).as_uri()],
-        capture_output=True, text=True, timeout=120)
+         "--hide-scrollbars", f"--window-size={WIDTH},{height}", f"--user-data-dir={tmp / 'profile'}",
+         "--virtual-time-budget=10000", *shot, "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=90)
     dom = proc.stdout
-    spans = dom.count('class="arithmatex"')
-    assert spans > 0, proc.stderr[-2000:]
-    assert dom.count('data-katex="done"') == spans
-    assert dom.count('class="katex"') + dom.count('class="katex-display"') >= spans
-    assert "katex-error" not in dom
-    # No maths left as source: a `$$` block that arithmatex did not take (say, under-indented in a
-    # list item) shows a stray dollar next to the formula it became.
-    assert "$$" not in dom
-    assert not re.search(r'\$\s*<(?:span|div) class="arithmatex"', dom)
+    found = PROBE_RE.search(dom)
+    assert found, f"{page.relative_to(site)}: the probe did not report\n{proc.stderr[-2000:]}"
+    # The page as the reader gets it: without the probe and its report.
+    return PROBE_JS_RE.sub("", PROBE_RE.sub("", dom)), json.loads(html.unescape(found.group(1)))
+
+
+def _ink(site, page, tmp, height):
+    """For each formula, whether the page as drawn has ink in its box: a screenshot of the whole
+    page (a window as tall as the page), darkest pixel in the box below INK (the page is white)."""
+    from PIL import Image  # matplotlib's dependency
+
+    png = tmp / "page.png"
+    _, probe = _run_probe(site, page, tmp, height=height + 100, screenshot=png)
+    image = Image.open(png).convert("L")
+    inked = []
+    for f in probe["formulas"]:
+        left, top, right, bottom = (round(v * SHOT_SCALE) for v in f["box"])
+        if right <= left or bottom <= top or bottom > image.height or right > image.width:
+            inked.append(False)
+            continue
+        inked.append(image.crop((left, top, right, bottom)).getextrema()[0] < INK)
+    return inked
+
+
+@pytest.fixture(scope="module")
+def browser(site, tmp_path_factory):
+    """Every page with maths as headless Chromium lays it out at WIDTH px: {name: (the DOM after
+    the scripts ran, the probe's measures, the page's TeX in order, whether each formula has ink)}."""
+    if CHROMIUM is None:
+        if IN_CI:
+            pytest.fail("CI: no chromium on PATH (.ci/run installs Debian's chromium); the formulas "
+                        "must be checked in a browser")
+        pytest.skip("needs Debian's chromium")
+    pages = sorted(p for p in site.rglob("*.html") if 'class="arithmatex"' in p.read_text(encoding="utf-8"))
+
+    def one(page):
+        tmp = tmp_path_factory.mktemp("chromium")
+        dom, probe = _run_probe(site, page, tmp)
+        return dom, probe, _source_tex(page), _ink(site, page, tmp, probe["height"])
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:  # two pages at a time
+        out = dict(zip((str(p.parent.relative_to(site)) for p in pages), pool.map(one, pages)))
+    assert {"theory", "critical_sparsity"} <= set(out), out.keys()
+    return out
+
+
+def test_formulas_are_typeset_in_a_browser(browser):
+    """Every arithmatex element, on every page, becomes KaTeX output from file:// (no network):
+    no KaTeX error, the TeX KaTeX got is the page's TeX (a `<` or `>` read as markup would cut or
+    change it), and the output is visible, non-empty, has a size and has ink on the page as drawn."""
+    problems = []
+    for name, (dom, probe, source, inked) in browser.items():
+        assert probe["width"] == WIDTH, (name, probe["width"])
+        assert not probe["failed_fonts"], (name, probe["failed_fonts"])
+        formulas = probe["formulas"]
+        assert len(formulas) == len(source) == len(inked) > 0, (name, len(formulas), len(source), len(inked))
+        for i, (f, tex, ink) in enumerate(zip(formulas, source, inked)):
+            what = f"{name} formula {i} ({'display' if f['display'] else 'inline'}) {tex!r}"
+            if f["error"]:
+                problems.append(f"{what}: KaTeX error {f['error']!r}")
+            elif not (f["done"] and f["katex"]):
+                problems.append(f"{what}: not typeset")
+            elif (f["tex"] or "").strip() != tex.strip():
+                problems.append(f"{what}: KaTeX got {f['tex']!r}, the page has {tex!r}")
+            else:
+                left, top, right, bottom = f["box"]
+                if (not f["text"] or not f["glyphs"] or f["hidden"] or not f["visible"] or not ink
+                        or right - left < 1 or bottom - top < 1):
+                    problems.append(f"{what}: blank (text {f['text']!r}, box {f['box']}, "
+                                    f"visible {f['visible']}, hidden glyphs {f['hidden'][:5]}, "
+                                    f"ink in the screenshot {ink})")
+        # The DOM as a whole: no maths left as source. A `$$` block that arithmatex did not take
+        # (say, under-indented in a list item) shows a stray dollar next to the formula it became.
+        done, errors = dom.count('data-katex="done"'), dom.count('class="katex-error"')
+        if done != len(formulas) or errors:
+            problems.append(f"{name}: {done} of {len(formulas)} typeset, {errors} KaTeX error(s)")
+        if "$$" in dom or re.search(r'\$\s*<(?:span|div) class="arithmatex"', dom):
+            problems.append(f"{name}: maths left as source ($$ or a stray $ by a formula)")
+    assert not problems, "\n".join(problems)
+
+
+def _overlap(a, b, eps=0.5):
+    return a[0] < b[2] - eps and b[0] < a[2] - eps and a[1] < b[3] - eps and b[1] < a[3] - eps
+
+
+def test_equation_numbers_clear_of_their_formulas(browser):
+    """At WIDTH px, no equation number (\\tag) overlaps its formula, and each is inside its
+    column (visible without scrolling)."""
+    problems, numbered = [], 0
+    for name, (_, probe, _, _) in browser.items():
+        for f in probe["formulas"]:
+            if "tag" not in f:
+                continue
+            numbered += 1
+            what = f"{name} equation {f['tag_text']}"
+            assert f["bases"], what
+            hit = [b for b in f["bases"] if _overlap(f["tag"], b)]
+            if hit:
+                problems.append(f"{what}: the number {f['tag']} overlaps the formula at {hit}")
+            if f["tag"][0] < f["container"][0] - 0.5 or f["tag"][2] > f["container"][2] + 0.5:
+                problems.append(f"{what}: the number {f['tag']} is outside its column {f['container']}")
+    assert numbered >= 8, numbered  # theory.md's (1.1)-(3.1): otherwise this checks nothing
+    assert not problems, "\n".join(problems)
