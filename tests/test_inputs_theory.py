@@ -306,3 +306,32 @@ def test_no_plain_value_or_type_error_left_in_the_theory_wing():
                 if isinstance(exc, ast.Name) and exc.id in ("ValueError", "TypeError"):
                     plain.append(f"{path.name}:{node.lineno}")
     assert plain == []
+
+
+# ------------------------------------------------------------------------------------------------
+# Requests that cannot finish
+# ------------------------------------------------------------------------------------------------
+
+def test_propagate_refuses_a_depth_beyond_its_bound():
+    with time_limit(20), pytest.raises(InputError, match=r"`depth` == 1000000000"):
+        mf.propagate("tanh", 1.0, 0.5, 1.0, 0.0, 10 ** 9)
+    with time_limit(20), pytest.raises(InputError, match=r"`depth` == 1000001"):
+        mf.propagate("tanh", 1.0, 0.5, 1.0, 0.0, 10 ** 6 + 1, arch="resnet")
+
+
+def test_propagate_past_the_fixed_point_repeats_it_quickly_and_exactly():
+    """Once a layer repeats the previous one bit for bit, every later layer does: the rows are
+    the same as computed one by one, and a deep ordered-phase run ends at once."""
+    short = mf.propagate("tanh", 1.0, np.array([0.1, 0.6]), 0.8, 0.3, 300)
+    with time_limit(20):
+        deep = mf.propagate("tanh", 1.0, np.array([0.1, 0.6]), 0.8, 0.3, 10 ** 6)
+    for s, d in zip(short, deep):
+        np.testing.assert_array_equal(d[:301], s)
+        np.testing.assert_array_equal(d[-1], s[-1])
+
+
+def test_a_broadcast_grid_that_cannot_fit_is_refused():
+    with time_limit(20), pytest.raises(InputError, match=r"needs [0-9.e+]+ GiB of memory"):
+        mf.q_map("tanh", np.ones((10 ** 6, 1)), np.ones(10 ** 6), 0.1)
+    with time_limit(20), pytest.raises(InputError, match=r"needs [0-9.e+]+ GiB of memory"):
+        mf.chi_1("tanh", np.ones((10 ** 6, 1)), np.ones(10 ** 6))

@@ -51,14 +51,31 @@ __all__ = ["q_map", "c_map", "cov_map", "propagate", "backward_gains", "q_star",
            "chi_1", "chi_c", "depth_scales", "eoc_rate", "NoFixedPointWarning"]
 
 
+#: The most layers :func:`propagate` computes: they are computed one after another (about a
+#: millisecond each for tanh), and by then every map has converged to rounding, or on the EOC,
+#: where 1 − c^l ~ β/l, to within 1e-6 β.
+MAX_DEPTH = 10 ** 6
+
+
 class NoFixedPointWarning(RuntimeWarning):
     """The variance map has no finite fixed point: q^l → ∞ with depth (e.g. ReLU with σ_w > √2)."""
+
+
+# float64 values a function holds per point of its broadcast inputs, besides the inputs: outputs,
+# and the temporaries of the expectations and solvers (a generous count: it only has to refuse
+# what cannot fit, such as a (10⁶, 1) array broadcast against a (10⁶,) one)
+_WORK_PER_POINT = 12
 
 
 def _params(activation, **named):
     act = get_activation(activation)
     arrays = broadcast(**{k: check_array(k, v) for k, v in named.items()})
     shape = arrays[0].shape
+    size = math.prod(shape)
+    if size > 1:  # before the broadcast views are copied into flat arrays
+        names = ", ".join(f"`{k}`" for k in named)
+        check_memory(f"{names} broadcast to shape {shape}",
+                     8 * size * (len(arrays) + _WORK_PER_POINT))
     return act, shape, [np.ascontiguousarray(a, dtype=np.float64).ravel() for a in arrays]
 
 
@@ -368,7 +385,7 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     q0 : array_like, >= 0
     c0 : array_like, in [-1, 1]
     sigma_w, sigma_b : array_like
-    depth : int, >= 0 (>= 1 for ResNets)
+    depth : int, >= 0 (>= 1 for ResNets), <= ``MAX_DEPTH`` (10⁶)
         The number of layers; for ResNets the network's depth L, which also sets the Stable
         ResNet's branch scale 1/√L.
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
@@ -385,7 +402,7 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     Raises
     ------
     InputError
-        A bad argument; rows that cannot fit in memory.
+        A bad argument; ``depth`` above ``MAX_DEPTH``, or rows that cannot fit in memory.
 
     References
     ----------
@@ -410,6 +427,10 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     # q and c of every layer and input, and the per-layer temporaries: refused before allocating
     check_memory(f"`depth` == {depth} with {q.size} input(s)", 8 * (depth + 1) * q.size * 2
                  + 8 * 8 * q.size)
+    if depth > MAX_DEPTH:
+        raise InputError(f"`depth` == {depth}: must be <= {MAX_DEPTH} (layers are computed one "
+                         f"after another; a million is past any network and past the "
+                         f"convergence of the maps)")
     qs = np.empty((depth + 1, q.size))
     cs = np.empty((depth + 1, q.size))
     qs[0], cs[0] = q, c
@@ -436,6 +457,12 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
             cs[layer] = _repair(act, c_new, num, q_new, c_prev, q_prev, sw, sb, alpha, pair,
                                 where(layer))
         qs[layer] = q_new
+        if alpha is None and np.array_equal(qs[layer], q_prev) and np.array_equal(cs[layer],
+                                                                                  c_prev):
+            # a fixed point to the last bit: every later layer applies the same map to the same
+            # numbers, so repeats them (an ordered-phase run of a million layers ends here)
+            qs[layer + 1:], cs[layer + 1:] = qs[layer], cs[layer]
+            break
     return qs.reshape((depth + 1,) + shape), cs.reshape((depth + 1,) + shape)
 
 
