@@ -11,9 +11,11 @@ homogeneity (ReLU, leaky ReLU, linear), closed forms in mpmath, and the local sl
 
 import ast
 import contextlib
+import io
 import math
 import pathlib
 import signal
+import warnings
 
 import mpmath as mp
 import numpy as np
@@ -21,6 +23,7 @@ import pytest
 
 import meanfield as mf
 from meanfield._validate import InputError, InputTypeError
+from meanfield.cli import main as cli_main
 
 SMOOTH = ["tanh", "erf", "gelu", "silu", "hard_tanh", "linear"]  # φ(0) = 0, φ'(0) ≠ 0, smooth at 0
 KINKED = ["relu", "leaky_relu:0.2", "elu:0.5", "selu"]            # φ(0) = 0, φ' jumps at 0
@@ -335,3 +338,52 @@ def test_a_broadcast_grid_that_cannot_fit_is_refused():
         mf.q_map("tanh", np.ones((10 ** 6, 1)), np.ones(10 ** 6), 0.1)
     with time_limit(20), pytest.raises(InputError, match=r"needs [0-9.e+]+ GiB of memory"):
         mf.chi_1("tanh", np.ones((10 ** 6, 1)), np.ones(10 ** 6))
+
+
+def _cli(argv):
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err), \
+            time_limit(30), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        code = cli_main(argv)
+    return code, err.getvalue()
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["info", "--sigma-w", "0:1:1000000000"], "--sigma-w"),
+    (["info", "--sigma-w", "1", "--sigma-b", "0:1:1000000000"], "--sigma-b"),
+    (["info", "--sigma-w", "0:1:100000", "--sigma-b", "0:1:100000"], "--sigma-w"),
+    (["phase-diagram", "--sigma-w", "0:1:1000000000"], "--sigma-w"),
+    (["phase-diagram", "--sigma-w", "0:1:100000", "--sigma-b", "0:1:100000"], "sigma_w"),
+    (["eoc", "--sigma-b", "0:1:1000000000"], "--sigma-b"),
+    (["propagate", "--sigma-w", "1", "--c0", "0:1:1000000000"], "--c0"),
+    (["propagate", "--sigma-w", "1", "--depth", "1000000000"], "`depth` == 1000000000"),
+    (["propagate", "--sigma-w", "1", "--depth", "1_000"], "--depth"),
+    (["scr", "--width", "4", "--depth", "2", "--sigma-w", "0:1:1000000000"], "--sigma-w"),
+    (["kept", "--width", "4", "--depth", "2", "--sigma-w", "1", "--sparsity", "0:1:1000000000"],
+     "--sparsity"),
+    (["info", "--sigma-w", "1_0"], "--sigma-w"),
+    (["info", "--sigma-w", "0:1:1_0"], "--sigma-w"),
+    (["info", "--sigma-w", "0:1_0:3"], "--sigma-w"),
+    (["info", "--sigma-w", "\uff11"], "--sigma-w"),
+    (["info", "--sigma-w", "nan"], "--sigma-w"),
+    (["info", "--sigma-w", "1e400"], "--sigma-w"),
+    (["info", "--sigma-w", "0:1:-3"], "--sigma-w"),
+    (["info", "--sigma-w", "0:1:2.5"], "--sigma-w"),
+    (["scr", "--width", "1_0", "--depth", "2", "--sigma-w", "1"], "--width"),
+    (["info", "-a", "elu:1_0", "--sigma-w", "1"], "`activation` == 'elu:1_0'"),
+])
+def test_cli_refuses_at_parse_time_in_one_line(argv, needle):
+    code, err = _cli(argv)
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and needle in lines[0], err
+
+
+def test_cli_numbers_by_the_strict_rule():
+    """What the rule accepts still works: signs, exponents, a leading point, spaces in lists."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli_main(["info", "--sigma-w", "8e-1, +3", "--sigma-b", ".3"]) == 0
+    assert out.getvalue().count("\n") == 3
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert cli_main(["info", "-a", "leaky_relu:1e-2", "--sigma-w", "0.5:1.5:3"]) == 0
