@@ -163,7 +163,7 @@ def _diag_at_zero(act, a, b, m, at_zero):
     kernel reads. ``at_zero`` (the kernel's value) is kept where f is continuous at 0."""
     (fa_lo, fa_hi), (fb_lo, fb_hi) = _one_sided(act, a), _one_sided(act, b)
     lo, hi = fa_lo * fb_lo, fa_hi * fb_hi
-    if lo == hi or m > 1:
+    if lo == hi or m > 1 or not (math.isfinite(lo) and math.isfinite(hi)):
         return at_zero
     return 0.5 * (hi + lo) if m == 0 else (hi - lo) / math.sqrt(2.0 * math.pi)
 
@@ -225,7 +225,8 @@ def _pair_at_zero(act, a, b, c, at_zero):
     each way, unlike with 1/4 − arcsin(c)/2π. ``at_zero`` (the kernel's one-sided value) is kept
     where both are continuous at 0."""
     (fa_lo, fa_hi), (fb_lo, fb_hi) = _one_sided(act, a), _one_sided(act, b)
-    if fa_lo == fa_hi and fb_lo == fb_hi:
+    if (fa_lo == fa_hi and fb_lo == fb_hi) or not all(map(math.isfinite, (fa_lo, fa_hi, fb_lo,
+                                                                         fb_hi))):
         return at_zero
     same = 0.25 + np.arcsin(c) / (2.0 * np.pi)
     return (fa_hi * fb_hi + fa_lo * fb_lo) * same + (fa_hi * fb_lo + fa_lo * fb_hi) * (0.5 - same)
