@@ -24,6 +24,7 @@ import math
 import numbers
 import operator
 import os
+import re
 
 import numpy as np
 
@@ -345,3 +346,39 @@ def check_path(name, value):
     if value is None or isinstance(value, (str, os.PathLike)):
         return value
     raise InputTypeError(f"`{name}` == {_show(value)}: must be a file path (str or Path) or None")
+
+
+# ------------------------------------------------------------------------------------------------
+# Numbers written as text
+# ------------------------------------------------------------------------------------------------
+
+# digits with one optional point, an optional exponent, an optional sign; ASCII digits only
+# (Python's float also reads "1_0" as 10, "١" and "１" as 1, "nan", "inf" and "infinity")
+_REAL_LITERAL = r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?"
+_INT_LITERAL = r"[+-]?[0-9]+"
+
+
+def parse_real(text):
+    """``text`` as a finite float by one strict rule, or None: a decimal or scientific literal
+    (``0.1``, ``.5``, ``2.``, ``-3``, ``1e-2``, ``+1E+3``), surrounding spaces ignored; no
+    underscores, no non-ASCII digits, no hexadecimal, no ``nan``/``inf``, nothing that overflows.
+    The one rule for every number read from text: an activation's parameter (``"elu:0.5"``), a
+    value of the command line. Callers say what was expected (None is not an error here, so that
+    the message can name the parameter the text belongs to)."""
+
+    if not isinstance(text, str) or not re.fullmatch(_REAL_LITERAL, text.strip(), re.ASCII):
+        return None
+    value = float(text)
+    return value if math.isfinite(value) else None
+
+
+def parse_int(text):
+    """``text`` as an int by the same rule (ASCII digits and an optional sign, surrounding spaces
+    ignored), or None."""
+
+    if not isinstance(text, str) or not re.fullmatch(_INT_LITERAL, text.strip(), re.ASCII):
+        return None
+    try:
+        return int(text)
+    except ValueError:  # beyond Python's limit on the digits of an int (4300)
+        return None

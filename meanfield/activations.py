@@ -26,7 +26,7 @@ import types as types_
 import numpy as np
 from numba import cfunc, njit, types
 
-from ._validate import InputError, InputTypeError, check_scalar
+from ._validate import InputError, InputTypeError, check_scalar, parse_real
 
 __all__ = ["Activation", "get_activation", "available_activations"]
 
@@ -201,8 +201,8 @@ class Activation:
         Whether φ(−x) = −φ(x). It changes results: with it, at σ_b = 0 the chaotic-phase
         correlation fixed point is taken to be c* = 0 (exact for odd φ) instead of being solved
         for. So ``odd=True`` is checked on construction, on a grid of 45 points in [1e-3, 30],
-        and a φ found not to be odd raises ``ValueError``. ``False`` is always safe: c* is then
-        solved for.
+        and a φ found not to be odd raises ``InputError`` (a ``ValueError``). ``False`` is always
+        safe: c* is then solved for.
 
     Examples
     --------
@@ -217,7 +217,7 @@ class Activation:
                  odd=False):
         for label, fn in (("phi", phi), ("dphi", dphi), ("d2phi", d2phi)):
             if fn is not None and not callable(fn):
-                raise TypeError(f"`{label}` == {fn!r}: must be a callable float -> float")
+                raise InputTypeError(f"`{label}` == {fn!r}: must be a callable float -> float")
         try:
             kinks = tuple(check_scalar("kinks", k) for k in kinks)
             centers = tuple(check_scalar("centers", c) for c in centers)
@@ -237,7 +237,7 @@ class Activation:
             self._kernel = cfunc(KERNEL_SIGNATURE)(_user_kernel(phi, dphi, d2phi))
         except Exception as exc:  # numba's typing errors are long: keep the first line
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise TypeError(
+            raise InputTypeError(
                 f"`phi`/`dphi` of activation {self.name!r} could not be compiled by numba "
                 f"({first}); write them with scalar arithmetic and `math` functions"
             ) from None
@@ -316,9 +316,9 @@ class Activation:
     def __call__(self, x, k=0):
         """φ^(k)(x) elementwise for an array-like x (k = 0, 1 or 2)."""
         if k not in (0, 1, 2):
-            raise ValueError(f"`k` == {k!r}: must be 0, 1 or 2")
+            raise InputError(f"`k` == {k!r}: must be 0, 1 or 2")
         if k == 2 and not self.has_d2:
-            raise ValueError(f"activation {self.name!r} was built without `d2phi`")
+            raise InputError(f"`k` == 2: activation {self.name!r} was built without `d2phi`")
         arr = np.asarray(x, dtype=np.float64)
         flat = np.ascontiguousarray(arr).ravel()
         out = np.empty_like(flat)
@@ -404,45 +404,57 @@ def available_activations():
     return _NAMES
 
 
+def _parameter(activation, name, raw):
+    """The parameter of ``name`` written after the colon of the spec ``activation``, read by the
+    package's one rule for numbers in text (:func:`meanfield._validate.parse_real`: a decimal or
+    scientific literal; "1_0", "nan", "0x1" are not numbers) and checked against the family's
+    range. InputError naming ``activation`` otherwise."""
+    if name not in _PARAMETRISED:
+        raise InputError(f"`activation` == {activation!r}: only {', '.join(_PARAMETRISED)} "
+                         f"take a parameter")
+    lo, lo_inc, hi, words = _PARAMETER_RANGE[name]
+    param = parse_real(raw)
+    if param is None or not ((param >= lo if lo_inc else param > lo) and param < hi):
+        raise InputError(f"`activation` == {activation!r}: the parameter of {name} must be "
+                         f"{words} (a decimal number such as 0.5 or 1e-2)")
+    return param
+
+
+# the range of each family's parameter: (low, low included, high (excluded), as the message says)
+_PARAMETER_RANGE = {"leaky_relu": (0.0, True, 1.0, "in [0, 1)"),
+                    "elu": (0.0, False, math.inf, "a finite number > 0")}
+
+
 def get_activation(activation):
     """Return the :class:`Activation` for a name such as ``"tanh"`` or ``"elu:0.5"``.
 
-    An :class:`Activation` is returned unchanged.
+    An :class:`Activation` is returned unchanged. Names ignore case and read ``-`` as ``_``;
+    a parameter after the colon is a decimal or scientific literal (``"leaky_relu:1e-2"``), the
+    same rule for every parametrised family.
 
     Raises
     ------
-    ValueError
-        Unknown name, or a parameter that is not a finite number (> 0 for ELU, in [0, 1) for
-        leaky ReLU).
-    TypeError
+    InputError
+        Unknown name, a parameter for a family that takes none, or a parameter that is not a
+        decimal number in range (> 0 for ELU, in [0, 1) for leaky ReLU).
+    InputTypeError
         Neither a string nor an :class:`Activation`.
     """
     if isinstance(activation, Activation):
         return activation
     if not isinstance(activation, str):
-        raise TypeError(f"`activation` == {activation!r}: must be a name such as 'tanh' or an "
-                        f"Activation")
-    key = activation.strip().lower().replace("-", "_")
+        raise InputTypeError(f"`activation` == {activation!r}: must be a name such as 'tanh' or "
+                             f"an Activation")
+    # the name is normalised, the parameter is not: "leaky_relu:1e-2" must keep its minus sign
+    head, colon, raw = activation.partition(":")
+    name = head.strip().lower().replace("-", "_")
+    key = name + colon + raw.strip()
     if key in _CACHE:
         return _CACHE[key]
-    name, _, raw = key.partition(":")
-    param = None
-    if raw:
-        if name not in _PARAMETRISED:
-            raise ValueError(f"`activation` == {activation!r}: only {', '.join(_PARAMETRISED)} "
-                             f"take a parameter")
-        try:
-            param = float(raw)
-        except ValueError:
-            param = math.nan
-        ok = (0.0 <= param < 1.0) if name == "leaky_relu" else (param > 0.0 and math.isfinite(param))
-        if not ok:
-            allowed = "in [0, 1)" if name == "leaky_relu" else "a finite number > 0"
-            raise ValueError(f"`activation` == {activation!r}: the parameter of {name} must be "
-                             f"{allowed}")
+    param = _parameter(activation, name, raw) if colon else None
     act = _make(name, param)
     if act is None:
-        raise ValueError(f"`activation` == {activation!r}: unknown; allowed: "
+        raise InputError(f"`activation` == {activation!r}: unknown; allowed: "
                          f"{', '.join(_NAMES)} or an Activation")
     # one object per activation however it is spelt ("swish" and "silu", "elu" and "elu:1.0"):
     # its kernel is compiled once, and `is` between two spellings holds. Keyed by the exact

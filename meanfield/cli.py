@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from . import c_star, chi_1, chi_c, depth_scales, eoc_curve, phase_diagram, propagate, q_star, reproduce
-from ._validate import INPUT_ERRORS, InputError, check_int, check_memory
+from ._validate import INPUT_ERRORS, InputError, check_int, check_memory, parse_int, parse_real
 from ._version import __version__
 from .plotting import plot_eoc_curves, plot_phase_diagram
 from .pruning.critical import DEFINITIONS
@@ -47,22 +47,43 @@ class _UsageError(Exception):
     pass
 
 
+# bytes a command holds per value of one of its axes: the value itself, a table row of a dozen
+# columns and the temporaries of the theory's solvers (a grid of two axes is checked again, as a
+# product, by the command that builds it)
+_BYTES_PER_POINT = 256
+
+
 def _floats(text):
-    """``"1.5"`` or ``"0.5,1,2"`` or ``"lo:hi:n"`` (n points, inclusive) → 1-d float array."""
-    try:
-        if text.count(":") == 2:
-            lo, hi, n = text.split(":")
-            n = int(n)
-            if n < 1:
-                raise ValueError
-            check_memory(f"{text!r} ({n} points)", 8 * n)  # before linspace allocates them
-            return np.linspace(float(lo), float(hi), n)
-        return np.array([float(v) for v in text.split(",")])
-    except InputError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number, a comma-separated list, or lo:hi:n") from None
+    """``"1.5"`` or ``"0.5,1,2"`` or ``"lo:hi:n"`` (n points, inclusive) → 1-d float array.
+
+    Every number by the package's one rule (:func:`meanfield._validate.parse_real`: a decimal or
+    scientific literal, no "1_0", "nan", "inf", "0x1"); n a positive integer in ASCII digits,
+    refused here, before anything is allocated, when n values cannot fit in memory."""
+    fail = argparse.ArgumentTypeError(
+        f"{text!r} is not a finite decimal number (such as 0.5 or 1e-2), a comma-separated list "
+        f"of them, or lo:hi:n with n a positive integer")
+    if text.count(":") == 2:
+        lo, hi, n = text.split(":")
+        lo, hi, n = parse_real(lo), parse_real(hi), parse_int(n)
+        if lo is None or hi is None or n is None or n < 1:
+            raise fail
+        try:
+            check_memory(f"{text!r} ({n} points)", _BYTES_PER_POINT * n)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return np.linspace(lo, hi, n)
+    values = [parse_real(v) for v in text.split(",")]
+    if any(v is None for v in values):
+        raise fail
+    return np.array(values)
+
+
+def _int(text):
+    """One integer by the package's rule (ASCII digits and a sign: no "1_000", no "1e3")."""
+    value = parse_int(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer")
+    return value
 
 
 _FIGURE_SUFFIXES = (".png", ".pdf", ".svg")
@@ -129,6 +150,9 @@ def _cmd_phase_diagram(args):
 
 
 def _grid(args):
+    # the grid is the product of two axes each checked alone at parsing: check it as a whole
+    check_memory(f"`--sigma-w` ({args.sigma_w.size} values) x `--sigma-b` ({args.sigma_b.size} "
+                 f"values)", _BYTES_PER_POINT * args.sigma_w.size * args.sigma_b.size)
     sw, sb = np.meshgrid(args.sigma_w, args.sigma_b, indexing="ij")
     return sw.ravel(), sb.ravel()
 
@@ -171,11 +195,11 @@ def _sigma_ws(text):
 
 
 def _ints(text):
-    try:
-        return [int(v) for v in text.split(",")]
-    except ValueError:
+    values = [parse_int(v) for v in text.split(",")]
+    if any(v is None for v in values):
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer or a comma-separated list "
-                                         f"of them") from None
+                                         f"of them")
+    return values
 
 
 def _words(text):
@@ -287,7 +311,7 @@ def build_parser():
     p.add_argument("--q0", type=_scalar, default=1.0, help="input variance (default 1)")
     p.add_argument("--c0", type=_floats, default=np.array([0.5]),
                    help="input correlation(s): value, list or lo:hi:n (default 0.5)")
-    p.add_argument("--depth", type=int, default=50)
+    p.add_argument("--depth", type=_int, default=50)
     p.add_argument("--arch", default="ffnn", choices=ARCHS,
                    help="for ResNets --q0/--c0 are layer 1's and --depth is the network's L: rows "
                    "1 … L−1 are the residual blocks, row L the logits (default ffnn)")

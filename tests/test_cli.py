@@ -9,7 +9,7 @@ import pytest
 
 import meanfield as mf
 from meanfield import cli
-from meanfield._validate import InputError
+from meanfield._validate import InputError, InputTypeError
 from meanfield.cli import main
 
 
@@ -164,18 +164,26 @@ def test_internal_error_shows_its_traceback_and_exits_1(exc, monkeypatch, capsys
 
 
 @pytest.mark.parametrize("exc, line", [
-    # the checks' own class, whatever its message's shape
+    # the checks' own classes, whatever their message's shape
     (InputError("no simulations/ here"), "meanfield: error: no simulations/ here"),
-    # a library check that still raises a plain ValueError, recognised by its message
-    (ValueError("`sparsity` == 1.5: must be in [0, 1)\nmore"),
+    (InputError("`sparsity` == 1.5: must be in [0, 1)\nmore"),
      "meanfield: error: `sparsity` == 1.5: must be in [0, 1)"),
-    (TypeError("(`sigma_w`, `sigma_b`) == (1, 2): not on the EOC"),
+    (InputTypeError("(`sigma_w`, `sigma_b`) == (1, 2): not on the EOC"),
      "meanfield: error: (`sigma_w`, `sigma_b`) == (1, 2): not on the EOC"),
 ])
 def test_input_errors_are_one_line_exit_2(exc, line, monkeypatch, capsys):
     monkeypatch.setattr(cli, "_cmd_info", _raise(exc))
     assert main(["info", "--sigma-w", "1"]) == 2
     assert capsys.readouterr().err.splitlines() == [line]
+
+
+@pytest.mark.parametrize("exc", [ValueError("`sparsity` == 1.5: must be in [0, 1)"),
+                                 TypeError("(`sigma_w`, `sigma_b`) == (1, 2): not on the EOC")])
+def test_a_plain_error_worded_like_a_usage_error_is_a_bug(exc, monkeypatch, capsys):
+    """The type decides, not the message: every error a user can cause is an InputError."""
+    monkeypatch.setattr(cli, "_cmd_info", _raise(exc))
+    assert main(["info", "--sigma-w", "1"]) == 1
+    assert "please report it" in capsys.readouterr().err
 
 
 def test_internal_error_exit_status_of_the_process():

@@ -4,6 +4,7 @@ them, the exact numerics of :mod:`meanfield.theory._gauss` otherwise. Private; i
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 
@@ -68,12 +69,46 @@ def _closed_diag(act, a, b, m, q):
     return None
 
 
+def sqrt_product(q1, q2):
+    """√(q₁ q₂) for arrays of variances >= 0, without the overflow of q₁ q₂ (beyond 1.8e308:
+    q₁ = q₂ = 1e160) or its underflow (below 2.2e-308, 0 from 5e-324 on: q₁ = q₂ = 1e-200).
+
+    Computed as √(q₁ q₂) wherever the product is a normal float, as the maps always did (for
+    q₁ = q₂ that is q₁ exactly); √q₁ √q₂ only where it is not."""
+    with np.errstate(over="ignore", under="ignore"):
+        prod = q1 * q2
+    out = np.sqrt(prod)
+    bad = ~(prod <= _HUGE) | ((prod < _TINY) & (q1 > 0.0) & (q2 > 0.0))
+    if np.any(bad):
+        out = np.where(bad, np.sqrt(q1) * np.sqrt(q2), out)
+    return out
+
+
+_TINY = np.finfo(np.float64).tiny  # the smallest normal float, 2.2e-308
+_HUGE = np.finfo(np.float64).max
+
+
+def _erf_stable(a, q1, q2, c):
+    """erf's pair kernel where the direct form fails: (1 + 2q₁)(1 + 2q₂) overflows (q ~ 1e154
+    and beyond), or, for φ'φ', d₁d₂ − 4q₁q₂c² cancels (large q, c near ±1; 0 or negative from
+    q ~ 1e16 at c = 1). In factors that neither overflow nor cancel: with dᵢ = 1 + 2qᵢ and
+    s² = (2q₁/d₁)(2q₂/d₂), E[φφ] = (2/π) arcsin(s c) and E[φ'φ'] = (4/π) / √(d₁ d₂ (1 − s²c²)),
+    1 − s²c² = (1/d₁ + 1/d₂ − 1/(d₁d₂)) + s² (1 − c)(1 + c) (no cancellation at c = ±1)."""
+    d1, d2 = 1.0 + 2.0 * q1, 1.0 + 2.0 * q2
+    f1, f2 = np.sqrt(2.0 * q1 / d1), np.sqrt(2.0 * q2 / d2)  # each <= 1
+    if a == 0:
+        return (2.0 / np.pi) * np.arcsin(np.clip(f1 * f2 * c, -1.0, 1.0))
+    with np.errstate(under="ignore"):
+        u = (1.0 / d1 + 1.0 / d2 - 1.0 / d1 / d2) + (f1 * f2) ** 2 * (1.0 - c) * (1.0 + c)
+    return (4.0 / np.pi) / (np.sqrt(d1) * np.sqrt(d2) * np.sqrt(u))
+
+
 def _closed_pair(act, a, b, q1, q2, c):
     """E[φ^(a)(u₁) φ^(b)(u₂)] in closed form, or None."""
     kind = act.closed_form
     if (a, b) not in ((0, 0), (1, 1)) or kind is None:
         return None
-    r = np.sqrt(q1 * q2)
+    r = sqrt_product(q1, q2)
     if kind == "linear":
         return r * c if a == 0 else np.ones_like(c)
     if kind in ("relu", "leaky_relu"):
@@ -83,9 +118,18 @@ def _closed_pair(act, a, b, q1, q2, c):
         return alpha + (1.0 - alpha) ** 2 * np.arccos(-c) / (2.0 * np.pi)
     if kind == "erf":
         d1, d2 = 1.0 + 2.0 * q1, 1.0 + 2.0 * q2
-        if a == 0:
-            return (2.0 / np.pi) * np.arcsin(2.0 * r * c / np.sqrt(d1 * d2))
-        return (4.0 / np.pi) / np.sqrt(d1 * d2 - 4.0 * (r * c) ** 2)
+        with np.errstate(over="ignore", invalid="ignore"):
+            dd = d1 * d2
+            if a == 0:
+                out = (2.0 / np.pi) * np.arcsin(2.0 * r * c / np.sqrt(dd))
+            else:
+                out = (4.0 / np.pi) / np.sqrt(dd - 4.0 * (r * c) ** 2)
+            bad = ~(dd <= _HUGE)
+            if a == 1:  # half the digits or more lost to the cancellation: not the direct form
+                bad |= ~(dd - 4.0 * (r * c) ** 2 > 1e-8 * dd)
+        if np.any(bad):
+            out = np.where(bad, _erf_stable(a, q1, q2, c), out)
+        return out
     return None
 
 
@@ -99,7 +143,29 @@ def diag(act, a, b, m, q):
     out = np.empty_like(uq)
     with _gauss.threads_for(uq.size):
         _gauss.e1_many(act.kernel, act.param, a, b, m, uq, px, ps, out)
+    if uq.size and uq[0] == 0.0:
+        out[0] = _diag_at_zero(act, a, b, m, out[0])
     return out[inv.reshape(np.shape(q))]
+
+
+def _one_sided(act, a):
+    """(φ^(a)(0−), φ^(a)(0+)); (1, 1) for a = -1, the constant."""
+    if a < 0:
+        return 1.0, 1.0
+    lo, hi = act(np.array([-1e-300, 1e-300]), a)
+    return float(lo), float(hi)
+
+
+def _diag_at_zero(act, a, b, m, at_zero):
+    """E[Z^m f(√q Z)] at q = 0, f = φ^(a) φ^(b), as its limit q → 0+: where f jumps at 0 (φ' of
+    ReLU-like φ, ELU, SELU) each side has probability 1/2, (f(0+) + f(0−))/2 for m = 0 and
+    (f(0+) − f(0−)) E[Z; Z > 0] = (f(0+) − f(0−))/√(2π) for m = 1, not the one-sided f(0) the
+    kernel reads. ``at_zero`` (the kernel's value) is kept where f is continuous at 0."""
+    (fa_lo, fa_hi), (fb_lo, fb_hi) = _one_sided(act, a), _one_sided(act, b)
+    lo, hi = fa_lo * fb_lo, fa_hi * fb_hi
+    if lo == hi or m > 1 or not (math.isfinite(lo) and math.isfinite(hi)):
+        return at_zero
+    return 0.5 * (hi + lo) if m == 0 else (hi - lo) / math.sqrt(2.0 * math.pi)
 
 
 @functools.lru_cache(maxsize=256)
@@ -147,4 +213,20 @@ def pair(act, a, b, q1, q2, c, full=True):
         _gauss.pair_many(act.kernel, act.param, a, b, np.ascontiguousarray(q1),
                          np.ascontiguousarray(q2), np.ascontiguousarray(c), i1, i2,
                          CA, UA, NA, TA, CB, UB, NB, TB, px, ps, pk, RTOL, out)
+    zero = (q1 == 0.0) & (q2 == 0.0)
+    if zero.any():
+        out[zero] = _pair_at_zero(act, a, b, c[zero], out[zero])
     return out
+
+
+def _pair_at_zero(act, a, b, c, at_zero):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] at q₁ = q₂ = 0 as its limit q → 0+, where φ^(a) or φ^(b) jumps at
+    0: u₁ and u₂ then only matter by their signs, alike with probability 1/4 + arcsin(c)/2π
+    each way, unlike with 1/4 − arcsin(c)/2π. ``at_zero`` (the kernel's one-sided value) is kept
+    where both are continuous at 0."""
+    (fa_lo, fa_hi), (fb_lo, fb_hi) = _one_sided(act, a), _one_sided(act, b)
+    if (fa_lo == fa_hi and fb_lo == fb_hi) or not all(map(math.isfinite, (fa_lo, fa_hi, fb_lo,
+                                                                         fb_hi))):
+        return at_zero
+    same = 0.25 + np.arcsin(c) / (2.0 * np.pi)
+    return (fa_hi * fb_hi + fa_lo * fb_lo) * same + (fa_hi * fb_lo + fa_lo * fb_hi) * (0.5 - same)

@@ -52,14 +52,31 @@ __all__ = ["q_map", "c_map", "cov_map", "propagate", "backward_gains", "q_star",
            "chi_1", "chi_c", "depth_scales", "eoc_rate", "NoFixedPointWarning"]
 
 
+#: The most layers :func:`propagate` computes: they are computed one after another (about a
+#: millisecond each for tanh), and by then every map has converged to rounding, or on the EOC,
+#: where 1 − c^l ~ β/l, to within 1e-6 β.
+MAX_DEPTH = 10 ** 6
+
+
 class NoFixedPointWarning(RuntimeWarning):
     """The variance map has no finite fixed point: q^l → ∞ with depth (e.g. ReLU with σ_w > √2)."""
+
+
+# float64 values a function holds per point of its broadcast inputs, besides the inputs: outputs,
+# and the temporaries of the expectations and solvers (a generous count: it only has to refuse
+# what cannot fit, such as a (10⁶, 1) array broadcast against a (10⁶,) one)
+_WORK_PER_POINT = 12
 
 
 def _params(activation, **named):
     act = get_activation(activation)
     arrays = broadcast(**{k: check_array(k, v) for k, v in named.items()})
     shape = arrays[0].shape
+    size = math.prod(shape)
+    if size > 1:  # before the broadcast views are copied into flat arrays
+        names = ", ".join(f"`{k}`" for k in named)
+        check_memory(f"{names} broadcast to shape {shape}",
+                     8 * size * (len(arrays) + _WORK_PER_POINT))
     return act, shape, [np.ascontiguousarray(a, dtype=np.float64).ravel() for a in arrays]
 
 
@@ -129,9 +146,85 @@ def q_map(activation, q, sigma_w, sigma_b, *, arch="ffnn", depth=None):
     return scalar_or_array(_res_q_map(act, q, sw, sb, alpha).reshape(shape))
 
 
-def _c_map(act, c, q, sw, sb):
-    num = sb * sb + sw * sw * _expect.pair(act, 0, 0, q, q, c)
-    return num / _q_map(act, q, sw, sb)
+def _c_map(act, c, q, sw, sb, where=None):
+    pair = _expect.pair(act, 0, 0, q, q, c)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # repaired below
+        num = sb * sb + sw * sw * pair
+        den = _q_map(act, q, sw, sb)
+        out = num / den
+    return _repair(act, out, num, den, c, q, sw, sb, None, pair, where)
+
+
+_TINY = np.finfo(np.float64).tiny  # smallest normal float: below it a quotient loses digits
+
+
+def _repair(act, out, num, den, c, q, sw, sb, alpha, pair, where=None):
+    """``out`` = num/den, the correlation map as it is computed everywhere else, with the points
+    where that quotient is 0/0 or lost to over- or underflow (den not a normal float, num or den
+    not finite) replaced by :func:`_fc_robust`. Bit for bit the same elsewhere.
+
+    Where the map has no limit (:func:`_fc_robust`), InputError; ``where(i)`` names the
+    arguments that led to point i (default: `q` and `sigma_b` themselves)."""
+    bad = ~(np.isfinite(num) & np.isfinite(den) & (den >= _TINY))
+    if bad.any():
+        idx = np.flatnonzero(bad)
+        fixed = _fc_robust(act, c[idx], q[idx], sw[idx], sb[idx], alpha, pair[idx])
+        none = ~np.isfinite(fixed)
+        if none.any():
+            i = idx[np.flatnonzero(none)[0]]
+            head = (where(i) if where is not None else
+                    f"`q` == {float(q[i])!r} with `sigma_b` == {float(sb[i])!r}")
+            raise InputError(f"{head}: the correlation map of {act.name} is 0/0 at q = 0 (or "
+                             f"underflows next to it), and as phi(0) = phi'(0) = 0 its limit "
+                             f"depends on higher derivatives of phi; use a larger q or "
+                             f"sigma_b > 0")
+        out = out.copy()
+        out[idx] = np.clip(fixed, -1.0, 1.0)
+    return out
+
+
+def _fc_robust(act, c, q, sw, sb, alpha, pair):
+    """The correlation map where its quotient is 0/0 in floating point, for flat arrays.
+
+    The map (feed-forward: no skip, a = 1; ResNet block: skip, a = α) is
+    F = (s c q + a²(σ_b² + σ_w² P)) / (s q + a²(σ_b² + σ_w² V)), with P = E[φ(u₁)φ(u₂)] and
+    V = E[φ(√q Z)²]. With ρ = P/V, x = √(s q), y = a σ_b, z = a σ_w √V and M = max(x, y, z) it is
+    (c (x/M)² + (y/M)² + ρ (z/M)²) / ((x/M)² + (y/M)² + (z/M)²): every term <= 1, the
+    denominator >= 1, nothing to over- or underflow.
+
+    Where V is not a normal float (q at or near 0; then φ(0) = 0), the limit q → 0: φ is
+    s₊ x⁺ + s₋ x⁻ + o(x) near 0 with s± = φ'(0±), so V = q (s₊² + s₋²)/2 + o(q) and
+    P = q (s₊ s₋ c + (s₊ − s₋)² K(c)) + o(q), K(c) = E[relu(u₁) relu(u₂)]/q, the arc-cosine
+    kernel (the map of leaky ReLU; for φ smooth at 0, s₊ = s₋ and ρ = c: the linear map). At
+    q = 0 exactly with σ_b = 0 (the 0/0 of the maths) that limit is the value, so that
+    ``propagate`` in the ordered phase without bias, where q^l underflows to 0, goes on as the
+    map does at small q. Where φ(0) = φ'(0±) = 0 the limit depends on higher derivatives of φ:
+    nan there (the caller refuses). docs/theory.md §2."""
+    skip = 0.0 if alpha is None else 1.0
+    a = 1.0 if alpha is None else alpha
+    v = _expect.diag(act, 0, 0, 0, q)
+    s_lo, s_hi = _expect._one_sided(act, 1)
+    vn = 0.5 * (s_hi * s_hi + s_lo * s_lo)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rho_lin = (s_lo * s_hi * c + (s_hi - s_lo) ** 2 * _expect._relu_pair(c)) / vn
+        normal = v >= _TINY
+        linear = ~normal & (vn > 0.0)
+        rho = np.where(normal, pair / v, np.where(linear, rho_lin, pair / v))
+        sv = np.where(linear, np.sqrt(q) * math.sqrt(vn), np.sqrt(v))
+        x, y, z = np.sqrt(skip * q), a * sb, a * sw * sv
+        m = np.maximum(np.maximum(x, y), z)
+        x, y, z = x / m, y / m, z / m
+        rz = np.where(z > 0.0, rho * z * z, 0.0)  # ρ may be 0/0 where V = 0; its weight is 0
+        out = (c * x * x + y * y + rz) / (x * x + y * y + z * z)
+    # m = 0: q = 0 and σ_b = 0 (so φ(0) = 0), the 0/0 itself. Its limit q → 0, divided by q:
+    # x² = s, z² = a² σ_w² (s₊² + s₋²)/2
+    zero = m == 0.0
+    if zero.any():
+        z2 = (a * sw[zero]) ** 2 * vn
+        with np.errstate(invalid="ignore", divide="ignore"):  # 0/0 where refused below
+            rz = np.where(z2 > 0.0, rho_lin[zero] * z2, 0.0)
+            out[zero] = (c[zero] * skip + rz) / (skip + z2)
+    return out
 
 
 def c_map(activation, c, sigma_w, sigma_b, q=None, *, arch="ffnn", depth=None):
@@ -152,7 +245,10 @@ def c_map(activation, c, sigma_w, sigma_b, q=None, *, arch="ffnn", depth=None):
     q : array_like or None
         Variance of both inputs in the previous layer; ``None`` means q = q*(σ_w, σ_b)
         (:func:`q_star`), where F_c(1) = 1 (``"ffnn"`` only: a ResNet's q^l grows with l and has no
-        such fixed point, so give q).
+        such fixed point, so give q). At q = 0 without bias (q* = 0 in the ordered phase) F_c is
+        0/0, and its limit q → 0 is returned: c itself for φ with φ(0) = 0 differentiable at 0
+        (φ ≈ φ'(0) x is linear there), leaky ReLU's map with the one-sided slopes φ'(0±) at a
+        kink (ReLU's own for ReLU, which does not depend on q).
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
     depth : int >= 1, optional
         The network's depth L, for ``"stable_resnet"`` (α = 1/√L).
@@ -161,6 +257,12 @@ def c_map(activation, c, sigma_w, sigma_b, q=None, *, arch="ffnn", depth=None):
     -------
     float or ndarray
         c of the next layer, broadcast shape.
+
+    Raises
+    ------
+    InputError
+        A bad argument; q = 0 without bias for a φ with φ(0) = φ'(0±) = 0 (a user's x³), whose
+        limit depends on higher derivatives of φ.
 
     References
     ----------
@@ -182,8 +284,10 @@ def c_map(activation, c, sigma_w, sigma_b, q=None, *, arch="ffnn", depth=None):
         act, shape, (c, sw, sb) = _params(activation, c=c, sigma_w=sigma_w, sigma_b=sigma_b)
         q = _q_star(act, sw, sb)
         out = np.full_like(c, np.nan)
-        ok = np.isfinite(q)
-        out[ok] = _c_map(act, c[ok], q[ok], sw[ok], sb[ok])
+        ok = np.flatnonzero(np.isfinite(q))
+        out[ok] = _c_map(act, c[ok], q[ok], sw[ok], sb[ok], where=lambda i: (
+            f"(`sigma_w`, `sigma_b`) == ({float(sw[ok[i]])!r}, {float(sb[ok[i]])!r}), where "
+            f"q* == {float(q[ok[i]])!r}"))
     else:
         act, shape, (c, sw, sb, q) = _params(activation, c=c, sigma_w=sigma_w, sigma_b=sigma_b,
                                              q=q)
@@ -191,9 +295,12 @@ def c_map(activation, c, sigma_w, sigma_b, q=None, *, arch="ffnn", depth=None):
             out = _c_map(act, c, q, sw, sb)
         else:
             a2 = alpha * alpha
-            num = c * q + a2 * (sb * sb + sw * sw * _expect.pair(act, 0, 0, q, q, c))
-            with np.errstate(invalid="ignore", divide="ignore"):
-                out = np.clip(num / _res_q_map(act, q, sw, sb, alpha), -1.0, 1.0)
+            pair = _expect.pair(act, 0, 0, q, q, c)
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # _repair
+                num = c * q + a2 * (sb * sb + sw * sw * pair)
+                den = _res_q_map(act, q, sw, sb, alpha)
+                out = np.clip(num / den, -1.0, 1.0)
+            out = _repair(act, out, num, den, c, q, sw, sb, alpha, pair)
     return scalar_or_array(out.reshape(shape))
 
 
@@ -235,7 +342,7 @@ def cov_map(activation, q_a, q_b, cov, sigma_w, sigma_b, *, arch="ffnn", depth=N
     alpha = _branch_scale(arch, depth)
     act, shape, (qa, qb, cv, sw, sb) = _params(activation, q_a=q_a, q_b=q_b, cov=cov,
                                               sigma_w=sigma_w, sigma_b=sigma_b)
-    bound = np.sqrt(qa * qb)
+    bound = _expect.sqrt_product(qa, qb)  # √(q_a q_b), also where q_a q_b over- or underflows
     bad = np.abs(cv) > bound * (1.0 + 1e-12) + 1e-300
     if bad.any():
         i = np.flatnonzero(bad)[0]
@@ -273,7 +380,7 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     q0 : array_like, >= 0
     c0 : array_like, in [-1, 1]
     sigma_w, sigma_b : array_like
-    depth : int, >= 0 (>= 1 for ResNets)
+    depth : int, >= 0 (>= 1 for ResNets), <= ``MAX_DEPTH`` (10⁶)
         The number of layers; for ResNets the network's depth L, which also sets the Stable
         ResNet's branch scale 1/√L.
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
@@ -283,7 +390,14 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     Returns
     -------
     (q, c) : ndarray, each of shape ``(depth + 1,) + broadcast shape``
-        Row 0 holds the input (q⁰, c⁰), row l the values after l layers.
+        Row 0 holds the input (q⁰, c⁰), row l the values after l layers. Where q^l reaches 0
+        (no bias, ordered phase: it underflows after some hundred layers), c^{l+1} is the limit
+        q → 0 of the correlation map (:func:`c_map`).
+
+    Raises
+    ------
+    InputError
+        A bad argument; ``depth`` above ``MAX_DEPTH``, or rows that cannot fit in memory.
 
     References
     ----------
@@ -308,22 +422,42 @@ def propagate(activation, q0, c0, sigma_w, sigma_b, depth, *, arch="ffnn"):
     # q and c of every layer and input, and the per-layer temporaries: refused before allocating
     check_memory(f"`depth` == {depth} with {q.size} input(s)", 8 * (depth + 1) * q.size * 2
                  + 8 * 8 * q.size)
+    if depth > MAX_DEPTH:
+        raise InputError(f"`depth` == {depth}: must be <= {MAX_DEPTH} (layers are computed one "
+                         f"after another; a million is past any network and past the "
+                         f"convergence of the maps)")
     qs = np.empty((depth + 1, q.size))
     cs = np.empty((depth + 1, q.size))
     qs[0], cs[0] = q, c
+    def where(layer):
+        return lambda i: (f"(`q0`, `sigma_b`) == ({float(q[i])!r}, {float(sb[i])!r}), where "
+                          f"q^{layer - 1} == {float(qs[layer - 1, i])!r}")
+
     for layer in range(1, depth + 1):
         q_prev, c_prev = qs[layer - 1], cs[layer - 1]
         pair = _expect.pair(act, 0, 0, q_prev, q_prev, c_prev)
         if alpha is None or layer == depth:  # a feed-forward layer, or the readout
             q_new = _q_map(act, q_prev, sw, sb)
-            cs[layer] = np.clip((sb * sb + sw * sw * pair) / q_new, -1.0, 1.0)
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # _repair
+                num = sb * sb + sw * sw * pair
+                c_new = np.clip(num / q_new, -1.0, 1.0)
+            cs[layer] = _repair(act, c_new, num, q_new, c_prev, q_prev, sw, sb, None, pair,
+                                where(layer))
         else:
             a2 = alpha * alpha
             q_new = q_prev + a2 * _q_map(act, q_prev, sw, sb)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                cs[layer] = np.clip((c_prev * q_prev + a2 * (sb * sb + sw * sw * pair)) / q_new,
-                                    -1.0, 1.0)
+            with np.errstate(invalid="ignore", divide="ignore", over="ignore"):  # _repair
+                num = c_prev * q_prev + a2 * (sb * sb + sw * sw * pair)
+                c_new = np.clip(num / q_new, -1.0, 1.0)
+            cs[layer] = _repair(act, c_new, num, q_new, c_prev, q_prev, sw, sb, alpha, pair,
+                                where(layer))
         qs[layer] = q_new
+        if alpha is None and np.array_equal(qs[layer], q_prev) and np.array_equal(cs[layer],
+                                                                                  c_prev):
+            # a fixed point to the last bit: every later layer applies the same map to the same
+            # numbers, so repeats them (an ordered-phase run of a million layers ends here)
+            qs[layer + 1:], cs[layer + 1:] = qs[layer], cs[layer]
+            break
     return qs.reshape((depth + 1,) + shape), cs.reshape((depth + 1,) + shape)
 
 
@@ -758,8 +892,10 @@ def eoc_rate(activation, sigma_w, sigma_b):
 
     Raises
     ------
-    ValueError
-        A point off the EOC (|χ₁ − 1| > 1e-6), or an Activation without φ''.
+    InputError
+        A point off the EOC (|χ₁ − 1| > 1e-6), an Activation without φ'', or (φ not affine
+        near 0 like ReLU) the EOC point at σ_b = 0 with φ(0) = 0, whose q* is 0: F_c''(1) = 0
+        there, and 1 − c^l has no β/l law.
 
     References
     ----------
@@ -787,5 +923,15 @@ def eoc_rate(activation, sigma_w, sigma_b):
         if not act.has_d2:
             raise InputError(f"`activation` == {act.name!r}: eoc_rate needs φ''; build the "
                              f"Activation with `d2phi`")
+        # σ_b = 0 and φ(0) = 0 (φ not affine): the EOC point is σ_w² lim E[φ'²] = 1 with q* = 0
+        # (the solvers stop at a q* of rounding size, ~1e-16), where F_c''(1) = σ_w² q* E[φ''²]
+        # = 0: c^l has no β/l law (β = 2/F_c''(1) would be ~1/q*, 1e31 for tanh)
+        at_zero = ((sb == 0.0) & (act(0.0) == 0.0) & (_expect.affine_slope(act) is None)
+                   & (np.abs(sw * sw * _dphi2_at_0(act) - 1.0) <= 1e-6))
+        if at_zero.any():
+            i = np.flatnonzero(at_zero)[0]
+            raise InputError(f"(`sigma_w`, `sigma_b`) == ({float(sw[i])!r}, 0.0): the EOC point of "
+                             f"{act.name} at sigma_b = 0 has q* = 0, where F_c''(1) = 0 and "
+                             f"1 - c^l has no beta/l law; eoc_rate needs sigma_b > 0")
         beta = 2.0 * _expect.diag(act, 1, 1, 0, q) / (q * _expect.diag(act, 2, 2, 0, q))
     return scalar_or_array(beta.reshape(shape))

@@ -45,7 +45,7 @@ def resolve_sigma_w(activation, sigma_w, sigma_b):
 
     Raises
     ------
-    ValueError
+    InputError
         Another word; σ_w <= 0, nan or inf; ``"eoc"`` where the activation has no EOC point at
         that σ_b (e.g. ReLU at σ_b > 0, softplus at small σ_b).
 
@@ -189,7 +189,7 @@ def eoc(activation, sigma_b):
 
     Raises
     ------
-    ValueError
+    InputError
         σ_b > 0 for a ReLU-like activation; σ_b < 0, nan or inf.
 
     References
