@@ -8,8 +8,8 @@ import math
 import threading
 
 import numpy as np
-from numba import njit
 
+from .._jit import jit_pass
 from ..activations import _tanh as _tanh_source
 
 # ------------------------------------------------------------------------------------------------
@@ -18,7 +18,7 @@ from ..activations import _tanh as _tanh_source
 # 64 x 300 x 300 products, and a one-thread step of a 784 -> 20 x 300 net 35 ms against 30 ms)
 # ------------------------------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _layer_forward(b, c, prev, y, tmp, residual, kernel, p, out):
     """Given the product P = h Wᵀ in ``tmp`` if ``residual``, else in ``y``: y = P + b, or
     y = prev + c (P + b) if ``residual``; then out = φ(y) = kernel(y, p, 0) unless ``kernel`` is
@@ -37,7 +37,7 @@ def _layer_forward(b, c, prev, y, tmp, residual, kernel, p, out):
                 out[i, j] = kernel(y[i, j], p, 0)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _layer_backward(d, u, W, G, G_bits, gb, score, propagate, t, src, kernel, p, residual, one):
     """The elementwise rest of one layer of backpropagation, once G = uᵀ h_prev = ∂ℒ/∂W is formed
     (by numpy's BLAS; u = c d is the output gradient d = ∂ℒ/∂y (B, n_out) times the branch scale).
@@ -82,7 +82,7 @@ def _layer_backward(d, u, W, G, G_bits, gb, score, propagate, t, src, kernel, p,
     return best
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _softmax_xent(z, labels, delta):
     """Mean cross-entropy of softmax(z) and δ = ∂ℒ/∂z = (softmax(z) − onehot(labels)) / B,
     in float64 arithmetic. z, delta: (B, C)."""

@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .._jit import jit
 from .._validate import (
     check_dtype,
     check_int,
@@ -44,12 +44,12 @@ _ZIG_INV_R = np.float32(1.0 / 3.6541528853610088)
 _U64_MAX = np.iinfo(np.uint64).max
 
 
-@njit(cache=True, error_model="numpy")
+@jit(error_model="numpy")
 def _uniform32(u):
     return np.float32(u >> 8) / np.float32(16777216.0)
 
 
-@njit(cache=True, error_model="numpy")
+@jit(error_model="numpy")
 def _zig_slow(bits, pos, u):
     """Finish a ziggurat sample whose first word ``u`` missed the fast test (≈ 1.5% of them).
     Returns (x, next pos), or (0, -1) if ``bits`` ran out."""
@@ -86,7 +86,7 @@ def _zig_slow(bits, pos, u):
         pos += 1
 
 
-@njit(cache=True, error_model="numpy")
+@jit(error_model="numpy")
 def _ziggurat(first, extra, pos, out, stops, scales, seg, rejected):
     """Ziggurat samples out[i] = scales[k] · Z_i (stops[k−1] <= i < stops[k]), segment by segment
     from segment ``seg``, the product rounded to out's dtype.

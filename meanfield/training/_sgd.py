@@ -18,7 +18,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
-from numba import njit
+
+from .._jit import jit_nogil
 
 #: examples per shard (the shard count is ``min(MAX_SHARDS, max(1, batch // SHARD_ROWS))``)
 SHARD_ROWS = 64
@@ -33,7 +34,7 @@ MIN_PARALLEL_FLOPS = 2e7
 UPDATE_BLOCK = 1024
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _update_block(w, v, g, G, n, a, share, mask, lr, momentum, weight_decay, masked, zero):
     """The update of the block w = w_all[a:a + m] (and v, mask alike); G is the flat (S·n,)
     view of the shard gradients, g an (≥ m,) buffer. Contiguous 1-D slices only, so that every
@@ -62,7 +63,7 @@ def _update_block(w, v, g, G, n, a, share, mask, lr, momentum, weight_decay, mas
             w[j] = w[j] - lr * vj
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _sgd_update(w, v, G, share, mask, lr, momentum, weight_decay, masked):
     """In place, elementwise: g = Σ_s share[s] G[s] (in shard order; share[s] = the shard's
     fraction of the batch, G[s] its mean gradient); v ← μ v + g + λ w; w ← w − lr v; with a mask,
@@ -78,7 +79,7 @@ def _sgd_update(w, v, G, share, mask, lr, momentum, weight_decay, masked):
                       lr, momentum, weight_decay, masked, zero)
 
 
-@njit(cache=True, nogil=True)
+@jit_nogil
 def _packed_update(values, vel, G, biases, vel_b, gb, share, mask, lr, momentum, weight_decay,
                    perm, values_t):
     """The update of every layer of a packed sparse network (:class:`meanfield.training._sparse.

@@ -28,8 +28,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
+from .._jit import jit_inline, jit_nogil, jit_pass, jit_reassoc
 from ..nets._pass import _is_tanh, _softmax_xent, scratch
 
 #: a pruned layer whose fraction of kept weights is at most this runs sparse under
@@ -98,7 +98,7 @@ class SparseLayer:
 # Kernels (feature-major: a (n, B) array holds one feature per row, the batch contiguous)
 # ------------------------------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True, inline="always")
+@jit_nogil(inline="always")
 def _accumulate(values, idx, src, lo, hi, acc, init):
     """acc = init + Σ_{q=lo}^{hi−1} values[q] src[idx[q], :]; four terms at a time ((a + b) +
     (c + d) added to acc) so that the running sum is not one long chain of dependent additions,
@@ -128,7 +128,7 @@ def _accumulate(values, idx, src, lo, hi, acc, init):
         q += 1
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
+@jit_reassoc
 def _dots(u, h, indices, lo, hi, G, zero):
     """G[q] = u · h[indices[q]] for q in [lo, hi); four dot products at a time (their reductions
     overlap). Reassociated, hence vectorised, in an order fixed by the length alone; each sum
@@ -156,7 +156,7 @@ def _dots(u, h, indices, lo, hi, G, zero):
         q += 1
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@jit_inline
 def _epilogue(i, acc, b, c, prev, y, residual, kernel, p, out):
     """Row i of the layer output from row i of its product P = W h (in ``acc``): y = P + b, or
     y = prev + c (P + b) if ``residual`` (acc may be y[i] itself in the first case); then
@@ -176,7 +176,7 @@ def _epilogue(i, acc, b, c, prev, y, residual, kernel, p, out):
             oi[t] = kernel(yi[t], p, 0)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _sparse_forward(indptr, indices, values, h, b, c, prev, y, residual, kernel, p, out, acc):
     """A sparse layer forward: P = W h by rows (W in CSR), then :func:`_epilogue`. h (n_in, B),
     b (n_out,), prev/y/out (n_out, B), acc (B,) scratch."""
@@ -186,14 +186,14 @@ def _sparse_forward(indptr, indices, values, h, b, c, prev, y, residual, kernel,
         _epilogue(i, acc, b, c, prev, y, residual, kernel, p, out)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _dense_forward(P, b, c, prev, y, residual, kernel, p, out):
     """A dense layer forward, after the BLAS product P = W h: :func:`_epilogue` row by row."""
     for i in range(y.shape[0]):
         _epilogue(i, P[i], b, c, prev, y, residual, kernel, p, out)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@jit_inline
 def _propagate_row(j, t, d, src, kernel, p, residual, one):
     """Row j of ∂ℒ/∂y_prev = (Wᵀ u)[j] ∘ φ'(y_prev[j]) (+ d[j] if ``residual``), given
     t[j] = (Wᵀ u)[j]; φ' = kernel(src, p, 1) with src = y_prev, or for tanh (``kernel`` None)
@@ -210,7 +210,7 @@ def _propagate_row(j, t, d, src, kernel, p, residual, one):
             tj[a] = d[j, a] + v if residual else v
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
+@jit_reassoc
 def _bias_grad(u, gb, zero):
     """gb[i] = Σ_t u[i, t] (reassociated, as in :func:`_dots`: a sum in order would be one chain of
     dependent additions, the slowest part of a sparse layer's backward pass)."""
@@ -222,7 +222,7 @@ def _bias_grad(u, gb, zero):
         gb[i] = s
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _sparse_backward(indptr, indices, colptr, rows, values_t, d, u, h, G, gb, propagate, t, src,
                      kernel, p, residual, one):
     """A sparse layer's backward pass, u = c d the output gradient (n_out, B) times the branch
@@ -239,7 +239,7 @@ def _sparse_backward(indptr, indices, colptr, rows, values_t, d, u, h, G, gb, pr
             _propagate_row(j, t, d, src, kernel, p, residual, one)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _dense_backward(d, u, gb, propagate, t, src, kernel, p, residual, one):
     """A dense layer's elementwise backward work, after the BLAS products G = u hᵀ and
     t = Wᵀ u: gb = Σ_t u, and if ``propagate`` t ← ∂ℒ/∂y_prev (:func:`_propagate_row`)."""
@@ -260,7 +260,7 @@ def _dense_backward(d, u, gb, propagate, t, src, kernel, p, residual, one):
 _TANH_CLAMP = 7.90531110763549805
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@jit_inline
 def _tanh32(x):
     c = np.float32(_TANH_CLAMP)
     x = c if x > c else x
@@ -280,7 +280,7 @@ def _tanh32(x):
     return (p * x) / q
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@jit_inline
 def _activate(y, out, kernel, p, approx):
     """out = φ(y), elementwise over 1-D arrays (out may be y): tanh (``kernel`` None) by
     :func:`_tanh32` if ``approx`` (float32; multiply-adds and one division, which vectorise,
@@ -357,7 +357,7 @@ class PackedLayers:
         return _packed_grads(X, y, lo, hi, *self._args, work, G, gb)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _packed_grads(X, labels, lo, hi, dims, poff, coff, voff, boff, indptr, indices, colptr, rows,
                   values, values_t, biases, alpha, residual, kernel, p, approx, one, work, G, gb):
     """The loss of the shard X[lo:hi] (labels[lo:hi]) and its gradients, every layer sparse: the
