@@ -372,6 +372,6 @@ class DataParallelSGD:
                     self.grad_b[s] = 0
 
         self.map(shards, range(self.threads))
-        _packed_update(pk._packed, self._packed_vel, self._packed_grads, share, self._hyper,
+        _packed_update(pk.wire, self._packed_vel, self._packed_grads, share, self._hyper,
                        pk.perm)
         self._biases_synced = False

@@ -364,7 +364,7 @@ class PackedLayers:
         self.nnz = int(voff[-1])
         self.tanh = is_tanh(net.activation)
         self.phi = phi_of(net.activation, dtype)
-        self._packed, self._phi = tuple(self.packed), tuple(self.phi)  # as the kernels take them
+        self.wire, self.phi_wire = tuple(self.packed), tuple(self.phi)  # as the kernels take them
 
     def params(self, k):
         return self.values[self.voff[k]:self.voff[k + 1]]
@@ -384,7 +384,7 @@ class PackedLayers:
         """The mean loss of the shard X[lo:hi] (X (n, N₀) C-contiguous, y (n,) int64) and its
         gradients into G (nnz,) and gb (Σ n_out,); ``work`` a buffer of
         ``work_size(hi - lo)`` elements or more."""
-        return _packed_grads(self._packed, self._phi, (X, y, lo, hi), work, (G, gb))  # Shard, Grads
+        return _packed_grads(self.wire, self.phi_wire, (X, y, lo, hi), work, (G, gb))  # Shard, Grads
 
 
 @jit_pass
