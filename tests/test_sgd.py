@@ -79,7 +79,7 @@ def test_update_kernel_matches_the_formula_exactly(dtype, masked):
     # n spans several blocks (the last one partial); the kernel must do, element by element,
     # exactly what the formula says in this order: g = s0 G0 + s1 G1 + s2 G2,
     # v = mu v + (g + wd w), w = w - lr v, pruned entries of w and v set to 0
-    from meanfield.training._sgd import UPDATE_BLOCK, _sgd_update
+    from meanfield.training._sgd import UPDATE_BLOCK, Hyper, _sgd_update
 
     rng = np.random.default_rng(3)
     n, S = 2 * UPDATE_BLOCK + 37, 3
@@ -97,7 +97,7 @@ def test_update_kernel_matches_the_formula_exactly(dtype, masked):
     if masked:
         v_ref[mask == 0] = 0
         w_ref[mask == 0] = 0
-    _sgd_update(w, v, G, share, mask, lr, mu, wd, masked)
+    _sgd_update(w, v, G, share, mask, Hyper(lr=lr, momentum=mu, weight_decay=wd), masked)
     assert w.dtype == dtype and v.dtype == dtype
     np.testing.assert_array_equal(v, v_ref)
     np.testing.assert_array_equal(w, w_ref)

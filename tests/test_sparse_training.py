@@ -6,7 +6,10 @@ import numpy as np
 import pytest
 
 from meanfield import load_dataset
+from meanfield._validate import InputError, InputTypeError
+from meanfield.activations import get_activation
 from meanfield.nets import init_network
+from meanfield.nets._layer import phi_of
 from meanfield.pruning import global_masks, scores
 from meanfield.training import train
 from meanfield.training._sgd import DataParallelSGD
@@ -104,11 +107,12 @@ def test_float32_tanh_of_the_packed_pass_is_within_4_epsilon():
     x = np.concatenate([np.linspace(-12, 12, 200000), np.geomspace(1e-30, 1, 2000), [20.0, 1e4]])
     x = np.concatenate([x, -x]).astype(np.float32)
     out = np.empty_like(x)
-    _activate(x, out, None, 0.0, True)
+    tanh = phi_of(get_activation("tanh"), np.float32)
+    _activate(x, out, tanh, True)
     exact = np.tanh(x.astype(np.float64))
     assert np.all(np.abs(out - exact) <= 4 * 2.0**-23 * np.abs(exact))
     assert np.all(np.abs(out) <= 1)
-    _activate(np.zeros(3, np.float32), out[:3], None, 0.0, True)
+    _activate(np.zeros(3, np.float32), out[:3], tanh, True)
     assert np.all(out[:3] == 0)
 
 
@@ -164,9 +168,10 @@ def test_history_reports_kept_weights_and_the_flops_done():
 
 def test_bad_sparse_argument():
     kw = dict(width=8, depth=2, sigma_w=1.0, sigma_b=0.1, epochs=0)
-    with pytest.raises(ValueError, match=r"`sparse` == 'yes': must be 'auto', True or False"):
+    # errors a user can cause: the input family, which the command line reports as usage errors
+    with pytest.raises(InputError, match=r"`sparse` == 'yes': must be 'auto', True or False"):
         train("tanh", "digits", sparse="yes", **kw)
-    with pytest.raises(TypeError, match=r"`sparse` == 1 \(int\): must be 'auto', True or False"):
+    with pytest.raises(InputTypeError, match=r"`sparse` == 1 \(int\): must be 'auto', True or False"):
         train("tanh", "digits", sparse=1, **kw)
-    with pytest.raises(TypeError, match=r"`sparse` == None"):
+    with pytest.raises(InputTypeError, match=r"`sparse` == None"):
         train("tanh", "digits", sparse=None, **kw)

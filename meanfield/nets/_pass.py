@@ -1,5 +1,18 @@
-"""The forward and backward passes of a network (docs/theory.md §1): one BLAS product or two per
-layer and one numba kernel fusing the elementwise work around them; per-thread scratch buffers.
+"""The forward and backward passes of a network (docs/theory.md §1), written once for every
+layout and kind of layer.
+
+:func:`run_forward` and :func:`run_backward` hold the layer loop: which buffers a layer reads and
+writes, the residual skips and branch scales, tanh by numpy's ``np.tanh``, the order in which the
+layers' gradients are handed on. A layer's own work is done by a *layout* object, which forms its
+product and calls one numba kernel for the elementwise rest (bias, residual update, φ and φ', the
+bias gradient, the SNIP scores), written with the helpers of :mod:`meanfield.nets._layer`:
+
+* :class:`BatchMajor` (here): dense layers, a batch one example per row (B, n), the products by
+  numpy's BLAS -- the Monte Carlo of s_cr, dense training, the public passes;
+* ``FeatureMajor`` (:mod:`meanfield.training._sparse`): one feature per row (n, B), each layer
+  dense (BLAS) or sparse (kept weights only) -- pruned networks in training.
+
+Per-thread scratch buffers (:func:`scratch`) hold every array of a pass that is not returned.
 """
 
 from __future__ import annotations
@@ -8,49 +21,61 @@ import math
 import threading
 
 import numpy as np
-from numba import njit
 
-from ..activations import _tanh as _tanh_source
+from .._jit import jit_pass
+from ._layer import (
+    Block,
+    Grads,
+    Out,
+    Phi,
+    Signal,
+    affine,
+    apply_phi,
+    backprop,
+    bits_of,
+    block_wires,
+    blocks,
+    is_tanh,
+    no_phi,
+    phi_of,
+)
+
+#: kept under its old name for the modules that ask whether φ is tanh
+_is_tanh = is_tanh
 
 # ------------------------------------------------------------------------------------------------
-# Layer kernels: the elementwise work of a layer, after its BLAS product (made by numpy's BLAS,
-# called from Python: numba's np.dot goes through scipy's BLAS, measured 10-25 % slower on
-# 64 x 300 x 300 products, and a one-thread step of a 784 -> 20 x 300 net 35 ms against 30 ms)
+# Layer kernels, batch-major: the elementwise work of a dense layer, after its BLAS product (made
+# by numpy's BLAS, called from Python: numba's np.dot goes through scipy's BLAS, measured 10-25 %
+# slower on 64 x 300 x 300 products, and a one-thread step of a 784 -> 20 x 300 net 35 ms
+# against 30 ms)
 # ------------------------------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _layer_forward(b, c, prev, y, tmp, residual, kernel, p, out):
-    """Given the product P = h Wᵀ in ``tmp`` if ``residual``, else in ``y``: y = P + b, or
-    y = prev + c (P + b) if ``residual``; then out = φ(y) = kernel(y, p, 0) unless ``kernel`` is
-    None (tanh, applied by the caller; the readout). b (n_out,), prev/y/tmp/out (B, n_out)."""
-    if residual:
+@jit_pass
+def _layer_forward(P, b, out, block, phi):
+    """Given the product P = h Wᵀ (B, n_out) (``out.y`` itself unless ``block.residual``): the
+    pre-activations ``out.y`` (:func:`affine`, b (n_out,) one bias per column), then
+    ``out.h`` = φ(``out.y``) unless ``phi.kernel`` is 0 (tanh, applied by the caller; the readout)."""
+    out, block, phi = Out(*out), Block(*block), Phi(*phi)
+    y, prev, h = out.y, out.prev, out.h
+    for i in range(y.shape[0]):
+        affine(P[i], b, prev[i], y[i], block)
+    if phi.kernel != 0:
         for i in range(y.shape[0]):
-            for j in range(y.shape[1]):
-                y[i, j] = prev[i, j] + c * (tmp[i, j] + b[j])
-    else:
-        for i in range(y.shape[0]):
-            for j in range(y.shape[1]):
-                y[i, j] += b[j]
-    if kernel is not None:
-        for i in range(y.shape[0]):
-            for j in range(y.shape[1]):
-                out[i, j] = kernel(y[i, j], p, 0)
+            apply_phi(y[i], h[i], phi)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _layer_backward(d, u, W, G, G_bits, gb, score, propagate, t, src, kernel, p, residual, one):
-    """The elementwise rest of one layer of backpropagation, once G = uᵀ h_prev = ∂ℒ/∂W is formed
-    (by numpy's BLAS; u = c d is the output gradient d = ∂ℒ/∂y (B, n_out) times the branch scale).
+@jit_pass
+def _layer_backward(sig, W, grads, block, phi, score):
+    """The elementwise rest of one layer of backpropagation, batch-major, once G = uᵀ h_prev =
+    ∂ℒ/∂W (``grads.G``) and, unless ``block.first``, ``sig.t`` = u W are formed (by numpy's BLAS):
 
-    * gb = Σ_b u = ∂ℒ/∂b if gb.size;
-    * if ``score``: G ← |W ∘ G| (SNIP) in place, and its maximum is returned, found on G_bits, the
-      same memory viewed as integers (for floats >= 0 the integer order is the float order, and an
-      integer maximum vectorises);
-    * if ``propagate``: t = (u W) ∘ φ'(y_prev) (+ d if ``residual``) = ∂ℒ/∂y_prev (B, n_in),
-      given t = u W on entry (made by numpy's BLAS), with
-      φ' = kernel(src, p, 1), src = y_prev, or, if ``kernel`` is None (tanh),
-      φ' = (1 − h)(1 + h) from src = h_prev = tanh(y_prev); ``one`` is 1 in the arrays' dtype.
+    * ``grads.gb`` = Σ_b u = ∂ℒ/∂b, summed in batch order, if ``grads.gb.size``;
+    * if ``score``: G ← |W ∘ G| (SNIP) in place, and its maximum is returned, found on G's bits
+      (:func:`~meanfield.nets._layer.bits_of`); else 0;
+    * unless ``block.first``: ``sig.t`` ← ∂ℒ/∂y_prev (:func:`backprop`, row by row).
     """
+    sig, grads, block, phi = Signal(*sig), Grads(*grads), Block(*block), Phi(*phi)
+    u, gb = sig.u, grads.gb
     if gb.size:
         for j in range(u.shape[1]):
             gb[j] = 0.0
@@ -59,30 +84,22 @@ def _layer_backward(d, u, W, G, G_bits, gb, score, propagate, t, src, kernel, p,
                 gb[j] += u[i, j]
     best = 0
     if score:
-        g, w, bits = G.reshape(-1), W.reshape(-1), G_bits.reshape(-1)
+        g, w = grads.G.reshape(-1), W.reshape(-1)
         for i in range(g.size):
             g[i] = abs(w[i] * g[i])
+        bits = bits_of(g)
         m = bits[0]
         for i in range(bits.size):
             m = max(m, bits[i])
         best = m
-    if not propagate:
-        return best
-    if kernel is None:
+    if not block.first:
+        t, d, src = sig.t, sig.d, sig.src
         for i in range(t.shape[0]):
-            for j in range(t.shape[1]):
-                x = src[i, j]
-                v = t[i, j] * ((one - x) * (one + x))
-                t[i, j] = d[i, j] + v if residual else v
-    else:
-        for i in range(t.shape[0]):
-            for j in range(t.shape[1]):
-                v = t[i, j] * kernel(src[i, j], p, 1)
-                t[i, j] = d[i, j] + v if residual else v
+            backprop(t[i], d[i], src[i], phi, block.residual)
     return best
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
+@jit_pass
 def _softmax_xent(z, labels, delta):
     """Mean cross-entropy of softmax(z) and δ = ∂ℒ/∂z = (softmax(z) − onehot(labels)) / B,
     in float64 arithmetic. z, delta: (B, C)."""
@@ -102,7 +119,7 @@ def _softmax_xent(z, labels, delta):
 
 
 # ------------------------------------------------------------------------------------------------
-# Forward and backward passes (inputs trusted)
+# Scratch buffers
 # ------------------------------------------------------------------------------------------------
 
 _LOCAL = threading.local()
@@ -123,94 +140,131 @@ def scratch(name, shape, dtype):
     return a[:size].reshape(shape)
 
 
-def _is_tanh(act):
-    return getattr(act, "_source", None) is _tanh_source
+# ------------------------------------------------------------------------------------------------
+# The passes, for any layout (inputs trusted)
+# ------------------------------------------------------------------------------------------------
 
+def run_forward(net, ops, h0):
+    """The forward pass of ``net`` through the layout ``ops`` from its input batch ``h0``.
 
-def _forward(net, weights, X):
-    """Forward pass with the given (possibly masked) weights.
+    Returns the logits (a new array) and the cache ``(H, Y)`` of scratch arrays, each holding L
+    layers: H[l−1] = φ(y^l), Y[l−1] = y^l; for tanh Y is H (φ' comes from φ), y^l being
+    overwritten by tanh(y^l) in place with numpy's vectorised ``np.tanh`` (a residual network
+    keeps the running y^l in one more buffer, for the skips).
 
-    Returns the logits (B, C), a new array, and the cache ``(H, Y)`` of scratch arrays:
-    H[l−1] = φ(y^l) and Y[l−1] = y^l, both (L, B, N); for tanh, Y is H (φ' comes from φ) and
-    y^l is overwritten by tanh(y^l) in place with numpy's vectorised ``np.tanh``.
+    The structures handed to the kernels are built here as plain tuples in their classes' field
+    order (:mod:`meanfield.nets._layer`): a namedtuple costs a microsecond to build and more to
+    pass, per layer.
     """
     act = net.activation
-    tanh = _is_tanh(act)
-    L, c = net.depth, net.alpha
-    residual = net.arch != "ffnn"
-    B, N, dtype = X.shape[0], weights[0].shape[0], X.dtype
-    biases = [np.ascontiguousarray(b, dtype) for b in net.biases]
-    H = scratch("H", (L, B, N), dtype)
-    Y = H if tanh else scratch("Y", (L, B, N), dtype)
-    tmp = scratch("tmp", (B, N), dtype)
-    run = scratch("run", (B, N), dtype) if tanh and residual else None  # y^l, kept for the skip
-    h = X
-    kernel = None if tanh else act.kernel
+    tanh = is_tanh(act)
+    L, N = net.depth, net.width
+    phi = tuple(phi_of(act, ops.dtype))
+    blk, wire = blocks(net), block_wires(net)
+    H = ops.buffer("H", N, L)
+    Y = H if tanh else ops.buffer("Y", N, L)
+    run = ops.buffer("run", N) if tanh and net.arch != "ffnn" else None
+    h = h0
     for k in range(L):
-        res = residual and k > 0
         y = run if run is not None else Y[k]
         prev = run if run is not None else Y[k - 1]
-        np.dot(h, weights[k].T, out=tmp if res else y)
-        _layer_forward(biases[k], c, prev, y, tmp, res, kernel, act.param, H[k])
+        # the product into y itself, or, in a residual block, beside it (y = prev + c (P + b))
+        P = ops.buffer("P", N) if blk[k].residual else y
+        ops.forward(k, h, P, (y, prev, H[k]), wire[k], phi)  # Out(y, prev, h)
         if tanh:
             np.tanh(y, out=H[k])
         h = H[k]
-    logits = np.empty((B, net.classes), dtype)
-    np.dot(h, weights[L].T, out=logits)
-    _layer_forward(biases[L], 1.0, logits, logits, logits, False, None, 0.0, logits)
+    logits = ops.logits(net.classes)
+    ops.forward(L, h, logits, (logits, logits, logits), wire[L], tuple(no_phi(ops.dtype)))
     return logits, (H, Y)
 
 
-def _backward(net, weights, X, cache, delta_z, grad_w, grad_b, score=False, layer_done=None):
-    """Backpropagate δ = ∂ℒ/∂logits (B, C), from the readout down.
+def run_backward(net, ops, h0, cache, delta, grad_w, grad_b, score=False, layer_done=None):
+    """Backpropagate δ = ∂ℒ/∂logits (in ``ops``' layout) through ``net``, from the readout down.
 
-    Writes ∂ℒ/∂W^l into ``grad_w[l]`` (C-contiguous, preallocated) and, unless ``grad_b`` is None,
-    ∂ℒ/∂B^l into ``grad_b[l]``. With ``score``, ``grad_w[l]`` receives the SNIP scores
+    ``h0`` and ``cache``: the input and the cache of :func:`run_forward`. Writes ∂ℒ/∂W^l into
+    ``grad_w[l]`` (preallocated, in the layout's form) and, unless ``grad_b`` is None, ∂ℒ/∂B^l
+    into ``grad_b[l]``. With ``score`` (batch-major only), ``grad_w[l]`` receives the SNIP scores
     |W^l ∘ ∂ℒ/∂W^l| instead, made in cache as each gradient is formed, and the per-layer maxima
-    are returned, shape (L + 1,), in the network's dtype. ``layer_done(k)``, if given, is called as
-    soon as layer k's gradients are written and ``weights[k]`` is no longer read (k = L … 0).
+    are returned, shape (L + 1,), in the network's dtype (else None). ``layer_done(k)``, if given,
+    is called as soon as layer k's gradients are written and its weights are no longer read
+    (k = L … 0).
     """
     act = net.activation
-    tanh = _is_tanh(act)
     H, Y = cache
-    L, alpha = net.depth, net.alpha
-    residual = net.arch != "ffnn"
-    B, N, dtype = X.shape[0], H.shape[2], X.dtype
-    one = dtype.type(1)
-    bits_type = np.int32 if dtype == np.float32 else np.int64
-    d, t = scratch("d", (B, N), dtype), scratch("t", (B, N), dtype)
-    u = scratch("u", (B, N), dtype)
-    nogb = np.empty(0, dtype)
-    maxima = np.empty(L + 1, bits_type)
-    src = H if tanh else Y
-    kernel = None if tanh else act.kernel
-    for k in range(L, -1, -1):  # weights[k]: the readout, then W^L … W^1
-        top = k == L
-        dk = delta_z if top else d
-        if residual and 0 < k < L and alpha != 1.0:
-            np.multiply(dk, alpha, out=u)
+    L, N = net.depth, net.width
+    phi = tuple(phi_of(act, ops.dtype))
+    blk, wire = blocks(net), block_wires(net)
+    src = H if is_tanh(act) else Y
+    d, t, u = ops.buffer("d", N), ops.buffer("t", N), ops.buffer("u", N)
+    nogb = np.empty(0, ops.dtype)
+    maxima = np.zeros(L + 1, np.int32 if ops.dtype == np.float32 else np.int64)
+    for k in range(L, -1, -1):  # the readout, then W^L … W^1
+        block = blk[k]
+        dk = delta if k == L else d
+        if block.residual and block.c != 1.0:
+            np.multiply(dk, block.c, out=u)
             uk = u
         else:
             uk = dk
-        G = grad_w[k]
-        np.dot(uk.T, X if k == 0 else H[k - 1], out=G)
-        if k > 0:
-            np.dot(uk, weights[k], out=t)  # u W^k, made into ∂ℒ/∂y^(k−1) by the kernel
-        maxima[k] = _layer_backward(
-            dk, uk, weights[k], G, G.view(bits_type), grad_b[k] if grad_b is not None else nogb,
-            score, k > 0, t, src[k - 1] if k > 0 else X, kernel, act.param,
-            residual and 0 < k < L, one)
+        h = h0 if k == 0 else H[k - 1]
+        sig = (dk, uk, t, h if k == 0 or src is H else src[k - 1])  # Signal(d, u, t, src)
+        grads = (grad_w[k], nogb if grad_b is None else grad_b[k])  # Grads(G, gb)
+        maxima[k] = ops.backward(k, h, uk, None if block.first else t, sig, grads, wire[k], phi,
+                                 score)
         if layer_done is not None:
             layer_done(k)
         d, t = t, d
-    return maxima.view(dtype)
+    return maxima.view(ops.dtype) if score else None
+
+
+class BatchMajor:
+    """The layout of the dense passes: a batch one example per row, (B, n); each layer one BLAS
+    product forward (y = h Wᵀ) and two backward (G = uᵀ h_prev, t = u W), each followed by one
+    kernel. ``weights``: the (possibly masked) weights the passes use, C-contiguous.
+
+    A layout gives :func:`run_forward` and :func:`run_backward` its buffers (:meth:`buffer`,
+    :meth:`logits`) and does a layer's work: :meth:`forward` (its product into P, then the
+    kernel writing ``out``) and :meth:`backward` (its weight gradient into ``grads``' G, t = the
+    input gradient's product unless t is None, then the kernel)."""
+
+    def __init__(self, net, weights, batch, dtype):
+        self.weights = weights
+        self.biases = [np.ascontiguousarray(b, dtype) for b in net.biases]
+        self.batch, self.dtype = batch, np.dtype(dtype)
+
+    def buffer(self, name, n, layers=None):
+        shape = (self.batch, n) if layers is None else (layers, self.batch, n)
+        return scratch(name, shape, self.dtype)
+
+    def logits(self, classes):
+        return np.empty((self.batch, classes), self.dtype)
+
+    def forward(self, k, h, P, out, block, phi):
+        np.dot(h, self.weights[k].T, out=P)
+        _layer_forward(P, self.biases[k], out, block, phi)
+
+    def backward(self, k, h, u, t, sig, grads, block, phi, score):
+        np.dot(u.T, h, out=grads[0])  # Grads(G, gb)
+        if t is not None:
+            np.dot(u, self.weights[k], out=t)  # u W^k, made into ∂ℒ/∂y^(k−1) by the kernel
+        return _layer_backward(sig, self.weights[k], grads, block, phi, score)
+
+
+def _forward(net, weights, X):
+    """Forward pass, batch-major, with the given (possibly masked) weights: returns the logits
+    (B, C), a new array, and the cache ``(H, Y)`` of scratch arrays, both (L, B, N)
+    (:func:`run_forward`)."""
+    return run_forward(net, BatchMajor(net, weights, X.shape[0], X.dtype), X)
+
 
 def _loss_and_grads(net, weights, X, y, grad_w, grad_b, score=False, layer_done=None):
-    """Trusted inputs: fills ``grad_w`` (and ``grad_b`` unless None) and returns the loss; with
-    ``score``, see :func:`_backward`, and returns (loss, per-layer maxima); ``layer_done``: see
-    :func:`_backward`."""
-    logits, cache = _forward(net, weights, X)
+    """Trusted inputs: fills ``grad_w`` (C-contiguous, preallocated) and ``grad_b`` (unless None)
+    and returns the loss; with ``score``, returns (loss, per-layer maxima) and ``grad_w`` holds
+    the SNIP scores (:func:`run_backward`)."""
+    ops = BatchMajor(net, weights, X.shape[0], X.dtype)
+    logits, cache = run_forward(net, ops, X)
     delta = np.empty_like(logits)
     loss = _softmax_xent(logits, y, delta)
-    maxima = _backward(net, weights, X, cache, delta, grad_w, grad_b, score, layer_done)
+    maxima = run_backward(net, ops, X, cache, delta, grad_w, grad_b, score, layer_done)
     return (float(loss), maxima) if score else float(loss)

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from .._jit import jit
 from .._validate import (
     InputError,
     check_choice,
@@ -23,7 +23,7 @@ DEFINITIONS = ("layer", "disconnect")
 # Kernels
 # ------------------------------------------------------------------------------------------------
 
-@njit(cache=True)
+@jit
 def _widest_step(G, b, residual, out):
     """One layer of the widest-path recursion of the "disconnect" critical sparsity:
     out_i = max_j min(G_ij, b_j), then max(out_i, b_i) if ``residual`` (the skip y^{l−1}_i → y^l_i,
@@ -40,7 +40,7 @@ def _widest_step(G, b, residual, out):
         out[i] = best
 
 
-@njit(cache=True)
+@jit
 def _count_le(s, m):
     """#{i : s[i] <= m}, one vectorised pass."""
     c = 0

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+from collections import namedtuple
 
 import numba
 import numpy as np
@@ -51,6 +52,30 @@ _GH_X, _GH_W = np.polynomial.hermite_e.hermegauss(40)
 _GH_W = _GH_W / math.sqrt(2.0 * math.pi)
 _GH_STRIP, _GH_KINK = 4.5, 12.0
 _MAXEDGES = 4096
+
+# The structures the longer kernels take (built by the ``*_many`` entry points below, which keep
+# their callers' signatures; a structure crosses into numba as a plain tuple in its field order
+# and is named on entry, as in :mod:`meanfield.nets._layer`)
+Features = namedtuple("Features", "px ps pk")
+Features.__doc__ = """φ's features (``Activation._points``): the positions ``px`` of its kinks and
+smooth features, their widths ``ps``, and whether each is a kink, ``pk`` (read by the
+two-dimensional rules only; None for the one-dimensional ones)."""
+
+Table = namedtuple("Table", "coef used norm2 tails")
+Table.__doc__ = """Hermite coefficients of φ^(k)(√q Z) over a grid of q (:func:`coeffs_many`): rows
+``coef`` zero-padded after ``used`` terms, E[φ^(k)(√q Z)²] ``norm2``, Parseval tails ``tails``."""
+
+Points = namedtuple("Points", "q1 q2 c i1 i2")
+Points.__doc__ = """Flat arrays of (q₁, q₂, c) and the rows of q₁ and q₂ in the coefficient tables."""
+
+Point = namedtuple("Point", "q1 q2 c")
+Point.__doc__ = """One (q₁, q₂, c): u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂)."""
+
+Orders = namedtuple("Orders", "a b")
+Orders.__doc__ = """The derivative orders (a, b) of E[φ^(a)(u₁) φ^(b)(u₂)]."""
+
+Sides = namedtuple("Sides", "A TA B TB")
+Sides.__doc__ = """Mehler's series of one pair: the coefficients of each side and their tails."""
 
 
 @njit(cache=True)
@@ -252,16 +277,16 @@ def e2_both(phi, p, a, b, q1, q2, c, px, ps, pk, both):
 
 
 @njit(cache=True)
-def hermite_coeffs(phi, p, k, q, px, ps, ncoef, hmax, coef):
-    """Normalised Hermite coefficients A_n = E[φ^(k)(√q Z) He_n(Z)]/√n!, n < ``ncoef``, written to
-    ``coef[:ncoef]``; returns E[φ^(k)(√q Z)²] on the same rule (:func:`hermite_rule`, then
-    :func:`hermite_extend`)."""
+def hermite_coeffs(phi, p, k, q, feat, hmax, coef):
+    """Normalised Hermite coefficients A_n = E[φ^(k)(√q Z) He_n(Z)]/√n!, n < ``coef.size``, written
+    to ``coef``; returns E[φ^(k)(√q Z)²] on the same rule (:func:`hermite_rule` on φ's
+    :class:`Features`, then :func:`hermite_extend`)."""
     coef[:] = 0.0
-    z, wf, norm2, h_prev, h = hermite_rule(phi, p, k, q, px, ps, hmax)
+    z, wf, norm2, h_prev, h = hermite_rule(phi, p, k, q, feat.px, feat.ps, hmax)
     if z.size == 0:
         coef[0] = phi(0.0, p, k)
         return norm2
-    hermite_extend(z, wf, h_prev, h, 0, ncoef, coef)
+    hermite_extend(z, wf, h_prev, h, 0, coef.size, coef)
     return norm2
 
 
@@ -368,35 +393,52 @@ def tail(coef, norm2):
 
 
 @njit(cache=True)
-def pair(phi, p, a, b, q1, q2, c, A, TA, B, TB, px, ps, pk, tol):
-    """E[φ^(a)(u₁) φ^(b)(u₂)]: Mehler's series over the first min(len(A), len(B)) terms where its
-    error bound |c|^N √(T_A T_B) is below the absolute tolerance ``tol``, else the nested quadrature."""
+def pair(phi, p, a, b, point, sides, feat, tol):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] at a :class:`Point`: Mehler's series (:class:`Sides`) over the first
+    min(len(A), len(B)) terms where its error bound |c|^N √(T_A T_B) is below the absolute
+    tolerance ``tol``, else the nested quadrature (on φ's :class:`Features`)."""
+    q1, q2, c = point.q1, point.q2, point.c
+    A, B = sides.A, sides.B
     n = min(A.size, B.size)
-    if abs(c) ** n * math.sqrt(TA * TB) <= tol:
+    if abs(c) ** n * math.sqrt(sides.TA * sides.TB) <= tol:
         return series(A[:n], B[:n], c)
-    return e2(phi, p, a, b, q1, q2, c, px, ps, pk)
+    return e2(phi, p, a, b, q1, q2, c, feat.px, feat.ps, feat.pk)
+
+
+def e1_many(phi, p, a, b, m, q, px, ps, out):
+    """``e1`` over a flat array of q (by :func:`_e1_many`)."""
+    _e1_many(phi, p, a, b, m, q, (px, ps, None), out)  # Features
 
 
 @njit(cache=True, parallel=True)
-def e1_many(phi, p, a, b, m, q, px, ps, out):
-    """``e1`` over a flat array of q."""
+def _e1_many(phi, p, a, b, m, q, feat, out):
+    feat = Features(*feat)
+    px, ps = feat.px, feat.ps
     for i in prange(q.size):
         out[i] = e1(phi, p, a, b, m, q[i], px, ps)
 
 
-@njit(cache=True, parallel=True)
 def coeffs_many(phi, p, k, q, px, ps, coef, nused, norm2, tails, rtol, full):
     """Hermite coefficients (zero-padded rows of ``coef``), their number, E[φ^(k)²] and the
-    Parseval tail for each q: _NCOEF_1 terms, or, if ``full``, _NCOEF where the tail exceeds
-    ``rtol`` E[φ^(k)²] (the series then serves c closer to ±1)."""
+    Parseval tail for each q (a :class:`Table`'s columns, by :func:`_coeffs_many`): _NCOEF_1 terms, or, if
+    ``full``, _NCOEF where the tail exceeds ``rtol`` E[φ^(k)²] (the series then serves c closer
+    to ±1)."""
+    _coeffs_many(phi, p, k, q, (px, ps, None), coef, nused, norm2, tails, rtol, full)
+
+
+@njit(cache=True, parallel=True)
+def _coeffs_many(phi, p, k, q, feat, coef, nused, norm2, tails, rtol, full):
+    # the outputs stay separate arguments: numba loses the writes of a prange loop to an array
+    # taken from a tuple (numba issue 5872)
+    feat = Features(*feat)
     for i in prange(q.size):
         row = coef[i]
-        n2 = hermite_coeffs(phi, p, k, q[i], px, ps, _NCOEF_1, _HMAX_COEF_1, row[:_NCOEF_1])
+        n2 = hermite_coeffs(phi, p, k, q[i], feat, _HMAX_COEF_1, row[:_NCOEF_1])
         row[_NCOEF_1:] = 0.0
         t = tail(row[:_NCOEF_1], n2)
         n = _NCOEF_1
         if full and t > rtol * n2:
-            n2 = hermite_coeffs(phi, p, k, q[i], px, ps, _NCOEF, _HMAX_COEF, row)
+            n2 = hermite_coeffs(phi, p, k, q[i], feat, _HMAX_COEF, row)
             t = tail(row, n2)
             n = _NCOEF
         nused[i] = n
@@ -404,20 +446,32 @@ def coeffs_many(phi, p, k, q, px, ps, coef, nused, norm2, tails, rtol, full):
         tails[i] = t
 
 
+def pair_many(phi, p, a, b, q1, q2, c, i1, i2, CA, UA, NA, TA, CB, UB, NB, TB, px, ps, pk, rtol,
+              out):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] for flat arrays (by :func:`_pair_many`); ``i1``/``i2`` index the
+    coefficient tables (``U``: how many coefficients each row holds). At c = 1 with q₁ = q₂ the
+    one-dimensional expectation is used, so that c = 1 maps to 1."""
+    _pair_many(phi, p, (a, b), (q1, q2, c, i1, i2), ((CA, UA, NA, TA), (CB, UB, NB, TB)),
+               (px, ps, pk), rtol, out)  # Orders, Points, (Table, Table), Features
+
+
 @njit(cache=True, parallel=True)
-def pair_many(phi, p, a, b, q1, q2, c, i1, i2, CA, UA, NA, TA, CB, UB, NB, TB, px, ps, pk, rtol, out):
-    """E[φ^(a)(u₁) φ^(b)(u₂)] for flat arrays; ``i1``/``i2`` index the coefficient tables (``U``:
-    how many coefficients each row holds). At c = 1 with q₁ = q₂ the one-dimensional expectation
-    is used, so that c = 1 maps to 1."""
+def _pair_many(phi, p, orders, points, tables, feat, rtol, out):
+    # reads the structures, writes only ``out``, a separate argument (see _coeffs_many)
+    orders, pts, feat = Orders(*orders), Points(*points), Features(*feat)
+    a, b = orders.a, orders.b
+    ta, tb = Table(*tables[0]), Table(*tables[1])
+    q1, q2, c, i1, i2 = pts.q1, pts.q2, pts.c, pts.i1, pts.i2
     for i in prange(c.size):
         if c[i] == 1.0 and q1[i] == q2[i]:
-            out[i] = e1(phi, p, a, b, 0, q1[i], px, ps)
+            out[i] = e1(phi, p, a, b, 0, q1[i], feat.px, feat.ps)
             continue
         j1 = i1[i]
         j2 = i2[i]
-        atol = rtol * math.sqrt(NA[j1] * NB[j2]) + 1e-300
-        out[i] = pair(phi, p, a, b, q1[i], q2[i], c[i], CA[j1, :UA[j1]], TA[j1], CB[j2, :UB[j2]],
-                      TB[j2], px, ps, pk, atol)
+        atol = rtol * math.sqrt(ta.norm2[j1] * tb.norm2[j2]) + 1e-300
+        out[i] = pair(phi, p, a, b, Point(q1[i], q2[i], c[i]),
+                      Sides(ta.coef[j1, :ta.used[j1]], ta.tails[j1], tb.coef[j2, :tb.used[j2]],
+                            tb.tails[j2]), feat, atol)
 
 
 PARALLEL_MIN = 64  # below this many items a parallel region costs more than it saves

@@ -15,10 +15,24 @@ from __future__ import annotations
 
 import os
 import threading
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
-from numba import njit
+
+from .._jit import jit_nogil
+from .._validate import InputError, InputTypeError, check_int
+from ..nets._layer import Grads
+from ..nets._pass import _forward, _loss_and_grads
+from ..nets.network import check_masks
+from ._sparse import (
+    SPARSE_MAX_DENSITY,
+    Packed,
+    PackedLayers,
+    SparseLayer,
+    logits_t,
+    loss_and_grads_t,
+)
 
 #: examples per shard (the shard count is ``min(MAX_SHARDS, max(1, batch // SHARD_ROWS))``)
 SHARD_ROWS = 64
@@ -32,13 +46,18 @@ MIN_PARALLEL_FLOPS = 2e7
 #: elements per block of the update: a block's summed gradient stays in the L1 cache
 UPDATE_BLOCK = 1024
 
+Hyper = namedtuple("Hyper", "lr momentum weight_decay")
+Hyper.__doc__ = """The step's hyper-parameters, in the dtype of the network (the update's arithmetic)."""
 
-@njit(cache=True, nogil=True)
-def _update_block(w, v, g, G, n, a, share, mask, lr, momentum, weight_decay, masked, zero):
-    """The update of the block w = w_all[a:a + m] (and v, mask alike); G is the flat (S·n,)
-    view of the shard gradients, g an (≥ m,) buffer. Contiguous 1-D slices only, so that every
-    loop vectorises (a loop over the shards inside the loop over elements does not)."""
-    m = w.size
+Momenta = namedtuple("Momenta", "w b")
+Momenta.__doc__ = """The velocities of a packed network's weights (nnz,) and biases."""
+
+
+@jit_nogil
+def _sum_shards(g, G, n, a, m, share):
+    """g[:m] = Σ_s share[s] G[s·n + a : s·n + a + m], in shard order: block a:a + m of the shards'
+    gradients (G the flat (S·n,) view of S gradients of n elements). Contiguous 1-D slices only, so
+    that every loop vectorises (a loop over the shards inside the loop over elements does not)."""
     c = share[0]
     G0 = G[a:a + m]
     for j in range(m):
@@ -48,6 +67,14 @@ def _update_block(w, v, g, G, n, a, share, mask, lr, momentum, weight_decay, mas
         Gs = G[s * n + a:s * n + a + m]
         for j in range(m):
             g[j] += c * Gs[j]
+
+
+@jit_nogil
+def _step_block(w, v, g, mask, hyper, masked, zero):
+    """v ← μ v + g + λ w; w ← w − lr v over a block (w, v, and mask if ``masked``, of one length;
+    g at least as long); with a mask, pruned entries of v and w stay ``zero``."""
+    lr, momentum, weight_decay = Hyper(*hyper)
+    m = w.size
     if masked:
         for j in range(m):
             vj = momentum * v[j] + (g[j] + weight_decay * w[j])
@@ -62,30 +89,36 @@ def _update_block(w, v, g, G, n, a, share, mask, lr, momentum, weight_decay, mas
             w[j] = w[j] - lr * vj
 
 
-@njit(cache=True, nogil=True)
-def _sgd_update(w, v, G, share, mask, lr, momentum, weight_decay, masked):
+@jit_nogil
+def _sgd_update(w, v, G, share, mask, hyper, masked):
     """In place, elementwise: g = Σ_s share[s] G[s] (in shard order; share[s] = the shard's
-    fraction of the batch, G[s] its mean gradient); v ← μ v + g + λ w; w ← w − lr v; with a mask,
-    pruned entries of v and w stay 0. w, v (n,), G (S, n) C-contiguous. Worked through in blocks
-    of ``UPDATE_BLOCK`` elements (the same arithmetic, element by element, as one pass)."""
+    fraction of the batch, G[s] its mean gradient); v ← μ v + g + λ w; w ← w − lr v (``hyper``, a
+    :class:`Hyper`); with a mask (``masked``), pruned entries of v and w stay 0. w, v (n,),
+    G (S, n) C-contiguous. Worked through in blocks of ``UPDATE_BLOCK`` elements, whose summed
+    gradient stays in the L1 cache (the same arithmetic, element by element, as one pass)."""
+    hyper = Hyper(*hyper)
     n = w.size
     flat = G.reshape(-1)
     g = np.empty(UPDATE_BLOCK, w.dtype)
     zero = np.zeros(1, w.dtype)[0]
     for a in range(0, n, UPDATE_BLOCK):
         b = min(n, a + UPDATE_BLOCK)
-        _update_block(w[a:b], v[a:b], g, flat, n, a, share, mask[a:b] if masked else mask,
-                      lr, momentum, weight_decay, masked, zero)
+        _sum_shards(g, flat, n, a, b - a, share)
+        _step_block(w[a:b], v[a:b], g, mask[a:b] if masked else mask, hyper, masked, zero)
 
 
-@njit(cache=True, nogil=True)
-def _packed_update(values, vel, G, biases, vel_b, gb, share, mask, lr, momentum, weight_decay,
-                   perm, values_t):
-    """The update of every layer of a packed sparse network (:class:`meanfield.training._sparse.
-    PackedLayers`), weights then biases, as :func:`_sgd_update` does it layer by layer (the same
-    arithmetic element by element); then its kept values in column order, ``values[perm]``."""
-    _sgd_update(values, vel, G, share, mask, lr, momentum, weight_decay, False)
-    _sgd_update(biases, vel_b, gb, share, mask, lr, momentum, weight_decay, False)
+@jit_nogil
+def _packed_update(net, vel, grads, share, hyper, perm):
+    """The update of every layer of a packed sparse network (``net`` a
+    :class:`meanfield.training._sparse.Packed`, ``vel`` its :class:`Momenta`, ``grads`` the
+    shards' gradients (S, nnz) and (S, Σ n_out)), weights then biases, as :func:`_sgd_update`
+    does it layer by layer (the same arithmetic element by element); then its kept values in
+    column order, ``values[perm]``."""
+    net, vel, grads = Packed(*net), Momenta(*vel), Grads(*grads)
+    nomask = np.ones(1, np.uint8)
+    _sgd_update(net.values, vel.w, grads.G, share, nomask, hyper, False)
+    _sgd_update(net.biases, vel.b, grads.gb, share, nomask, hyper, False)
+    values, values_t = net.values, net.values_t
     for q in range(perm.size):
         values_t[q] = values[perm[q]]
 
@@ -97,13 +130,14 @@ def shard_count(batch):
 
 
 def check_sparse(sparse):
-    """``sparse`` is "auto", True or False (a named error otherwise)."""
+    """``sparse`` as "auto", True or False: the check of ``train(sparse=...)`` at the public edge
+    (``InputError`` for another string, ``InputTypeError`` for another type)."""
     if isinstance(sparse, str):
         if sparse != "auto":
-            raise ValueError(f"`sparse` == {sparse!r}: must be 'auto', True or False")
+            raise InputError(f"`sparse` == {sparse!r}: must be 'auto', True or False")
     elif not isinstance(sparse, (bool, np.bool_)):
-        raise TypeError(f"`sparse` == {sparse!r} ({type(sparse).__name__}): must be 'auto', "
-                        f"True or False")
+        raise InputTypeError(f"`sparse` == {sparse!r} ({type(sparse).__name__}): must be "
+                             f"'auto', True or False")
     return sparse if isinstance(sparse, str) else bool(sparse)
 
 
@@ -143,13 +177,9 @@ class DataParallelSGD:
 
     def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None,
                  sparse="auto"):
-        from .._validate import check_int
-        from ..nets.network import check_masks
-        from ._sparse import SPARSE_MAX_DENSITY, PackedLayers, SparseLayer
-
         for name, arrays in (("weights", net.weights), ("biases", net.biases)):
             for k, a in enumerate(arrays):
-                if not a.flags.c_contiguous:
+                if not a.flags.c_contiguous:  # an internal invariant (train draws its networks)
                     raise ValueError(f"`net.{name}[{k}]` must be a C-contiguous array "
                                      f"(np.ascontiguousarray)")
         batch = check_int("batch", batch, low=1)
@@ -184,6 +214,8 @@ class DataParallelSGD:
             self.grad_b = np.empty((S, pk.biases.size), dtype)
             self.vel_w = np.zeros(pk.nnz, dtype)
             self.vel_b = np.zeros(pk.biases.size, dtype)
+            self._packed_vel = tuple(Momenta(self.vel_w, self.vel_b))  # as the kernels take them
+            self._packed_grads = tuple(Grads(self.grad_w, self.grad_b))
             self.shard_rows = -(-batch // S)  # at most, shards being cut evenly
             self._biases_synced = True
         else:
@@ -206,7 +238,8 @@ class DataParallelSGD:
                              else net.n_weights)
         self.flops_per_example = sum((4 if k == 0 else 6) * p.size
                                      for k, p in enumerate(self.params))
-        self.hyper = (dtype.type(lr), dtype.type(momentum), dtype.type(weight_decay))
+        self.hyper = Hyper(dtype.type(lr), dtype.type(momentum), dtype.type(weight_decay))
+        self._hyper = tuple(self.hyper)  # as the kernels take it (meanfield.nets._layer)
         if threads is None:
             flops = batch * self.flops_per_example
             threads = available_cores() if flops >= MIN_PARALLEL_FLOPS else 1
@@ -237,9 +270,6 @@ class DataParallelSGD:
     def logits(self, X):
         """The network's logits (B, C) for the inputs X (B, N₀), with the weights as trained so
         far (on the calling thread)."""
-        from ..nets._pass import _forward
-        from ._sparse import logits_t
-
         if self.sparse:
             self._sync_biases()
             return logits_t(self.net, self.layers, self.params, X)
@@ -278,10 +308,7 @@ class DataParallelSGD:
         int64, 1 ≤ n ≤ batch. The shards' gradients are formed on the threads; a layer is updated
         as soon as every shard has passed it in backpropagation (by the thread that passes it
         last, while its gradients are still in cache), the rest of the backward pass going on."""
-        from ..nets._pass import _loss_and_grads
-        from ._sparse import loss_and_grads_t
-
-        if not 1 <= len(y) <= self.batch or X.shape[0] != len(y):
+        if not 1 <= len(y) <= self.batch or X.shape[0] != len(y):  # an internal invariant
             raise ValueError(f"a step takes 1 to {self.batch} examples (X rows = labels); got "
                              f"{X.shape[0]} rows and {len(y)} labels")
         net, S = self.net, self.shards
@@ -290,7 +317,6 @@ class DataParallelSGD:
             cuts = np.linspace(0, len(y), S + 1).round().astype(np.int64)
             share = ((cuts[1:] - cuts[:-1]) / len(y)).astype(net.dtype)
             self._cuts[len(y)] = cuts, share
-        lr, mu, wd = self.hyper
         if self.packed is not None:
             self._packed_step(X, y, cuts, share)
             return
@@ -303,10 +329,10 @@ class DataParallelSGD:
                 last = pending[k] == 0
             if last:  # every shard's gradient of layer k is written and W^k no longer read
                 _sgd_update(self.params[k].reshape(-1), self.vel_w[k],
-                            self.grad_w[k].reshape(S, -1), share, self.masks[k], lr, mu, wd,
+                            self.grad_w[k].reshape(S, -1), share, self.masks[k], self._hyper,
                             self.masked[k])
                 _sgd_update(net.biases[k], self.vel_b[k], self.grad_b[k], share, self.masks[k],
-                            lr, mu, wd, False)
+                            self._hyper, False)
                 if self.layers[k] is not None:
                     self.layers[k].by_column(self.params[k], out=self.params_t[k])
 
@@ -346,7 +372,6 @@ class DataParallelSGD:
                     self.grad_b[s] = 0
 
         self.map(shards, range(self.threads))
-        lr, mu, wd = self.hyper
-        _packed_update(pk.values, self.vel_w, self.grad_w, pk.biases, self.vel_b, self.grad_b,
-                       share, self.masks[0], lr, mu, wd, pk.perm, pk.values_t)
+        _packed_update(pk.wire, self._packed_vel, self._packed_grads, share, self._hyper,
+                       pk.perm)
         self._biases_synced = False

@@ -14,9 +14,13 @@ each of the three products of a layer:
 * weight gradient,    G_ij = U[i, :] · H[j, :]     (a B-long dot product, at kept (i, j) only).
 
 Dense layers of the same network (a layer kept too dense to gain, the readout) run in the same
-layout through numpy's BLAS, so a network can mix both kinds. The elementwise work around the
-products (bias, residual update, φ and φ', the bias gradient) is fused into the kernels; tanh is
-applied by numpy's vectorised ``np.tanh``, as in :mod:`meanfield.nets`.
+layout through numpy's BLAS, so a network can mix both kinds. The layer loop is the dense passes'
+(:func:`meanfield.nets._pass.run_forward`, ``run_backward``, through the :class:`FeatureMajor`
+layout here); the elementwise work around the products (bias, residual update, φ and φ') is the
+helpers of :mod:`meanfield.nets._layer`, inlined into the kernels here as into the dense ones, and
+the bias gradient is fused in; tanh is applied by numpy's vectorised ``np.tanh``, as in
+:mod:`meanfield.nets`. A network whose every layer is sparse runs as one compiled call per shard
+(:class:`PackedLayers`), with the same helpers and its own float32 tanh.
 
 The kernels sum in a fixed order given the mask (a row's kept weights in column order, four at a
 time), so the results depend on the mask and the data, never on the thread that runs them. They
@@ -26,11 +30,24 @@ differ from the dense-masked products (BLAS's own order) by float32 rounding onl
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
-from numba import njit
 
-from ..nets._pass import _is_tanh, _softmax_xent, scratch
+from .._jit import jit_inline, jit_nogil, jit_pass, jit_reassoc
+from ..nets._layer import (
+    Block,
+    Grads,
+    Out,
+    Phi,
+    Signal,
+    affine,
+    apply_phi,
+    backprop,
+    is_tanh,
+    phi_of,
+)
+from ..nets._pass import _softmax_xent, run_backward, run_forward, scratch
 
 #: a pruned layer whose fraction of kept weights is at most this runs sparse under
 #: ``sparse="auto"``. Measured on a 2-core AMD EPYC (Zen 4, AVX-512), training steps of the
@@ -39,6 +56,15 @@ from ..nets._pass import _is_tanh, _softmax_xent, scratch
 #: epoch-level run on the busy machine found sparse 0.9x at 0.2 (arms minutes apart); 0.2 keeps a
 #: margin for that noise and for layers of other shapes. See docs/training.md.
 SPARSE_MAX_DENSITY = 0.2
+
+
+Csr = namedtuple("Csr", "indptr indices values")
+Csr.__doc__ = """A sparse layer's kept weights by rows: row i's are ``values[indptr[i]:indptr[i + 1]]``,
+at columns ``indices[...]``."""
+
+Csc = namedtuple("Csc", "colptr rows values")
+Csc.__doc__ = """The same kept weights by columns: column j's are ``values[colptr[j]:colptr[j + 1]]``
+(the kept values in column order), at rows ``rows[...]``."""
 
 
 class SparseLayer:
@@ -62,7 +88,7 @@ class SparseLayer:
 
     def __init__(self, mask):
         m = np.asarray(mask) != 0
-        if m.ndim != 2:
+        if m.ndim != 2:  # an internal invariant: masks are checked at the edge (check_masks)
             raise ValueError(f"a layer mask must be 2-D; got shape {m.shape}")
         n_out, n_in = self.shape = m.shape
         rows, cols = np.nonzero(m)  # row-major: the CSR order
@@ -88,6 +114,16 @@ class SparseLayer:
         """The kept values in column order, ``values[perm]`` (into ``out`` if given)."""
         return np.take(values, self.perm, out=out)
 
+    def csr(self, values):
+        """The layer's kept ``values`` (CSR order) with their indices: a :class:`Csr`, as the
+        kernels take it (a plain tuple, :mod:`meanfield.nets._layer`)."""
+        return self.indptr, self.indices, values  # Csr
+
+    def csc(self, values_t):
+        """The layer's kept values in column order (:meth:`by_column`) with their indices: a
+        :class:`Csc`, as the kernels take it."""
+        return self.colptr, self.rows, values_t  # Csc
+
     def scatter(self, values, W):
         """Write ``values`` into the dense W in place, pruned entries 0."""
         W[...] = 0
@@ -98,7 +134,7 @@ class SparseLayer:
 # Kernels (feature-major: a (n, B) array holds one feature per row, the batch contiguous)
 # ------------------------------------------------------------------------------------------------
 
-@njit(cache=True, nogil=True, inline="always")
+@jit_nogil(inline="always")
 def _accumulate(values, idx, src, lo, hi, acc, init):
     """acc = init + Σ_{q=lo}^{hi−1} values[q] src[idx[q], :]; four terms at a time ((a + b) +
     (c + d) added to acc) so that the running sum is not one long chain of dependent additions,
@@ -128,7 +164,7 @@ def _accumulate(values, idx, src, lo, hi, acc, init):
         q += 1
 
 
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
+@jit_reassoc
 def _dots(u, h, indices, lo, hi, G, zero):
     """G[q] = u · h[indices[q]] for q in [lo, hi); four dot products at a time (their reductions
     overlap). Reassociated, hence vectorised, in an order fixed by the length alone; each sum
@@ -156,61 +192,34 @@ def _dots(u, h, indices, lo, hi, G, zero):
         q += 1
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _epilogue(i, acc, b, c, prev, y, residual, kernel, p, out):
-    """Row i of the layer output from row i of its product P = W h (in ``acc``): y = P + b, or
-    y = prev + c (P + b) if ``residual`` (acc may be y[i] itself in the first case); then
-    out = φ(y) = kernel(y, p, 0) unless ``kernel`` is None (tanh, applied by the caller)."""
-    bi = b[i]
-    yi = y[i]
-    if residual:
-        pi = prev[i]
-        for t in range(yi.size):
-            yi[t] = pi[t] + c * (acc[t] + bi)
-    else:
-        for t in range(yi.size):
-            yi[t] = acc[t] + bi
-    if kernel is not None:
-        oi = out[i]
-        for t in range(yi.size):
-            oi[t] = kernel(yi[t], p, 0)
-
-
-@njit(cache=True, nogil=True, error_model="numpy")
-def _sparse_forward(indptr, indices, values, h, b, c, prev, y, residual, kernel, p, out, acc):
-    """A sparse layer forward: P = W h by rows (W in CSR), then :func:`_epilogue`. h (n_in, B),
-    b (n_out,), prev/y/out (n_out, B), acc (B,) scratch."""
+@jit_pass
+def _sparse_forward(w, h, b, out, block, phi, acc):
+    """A sparse layer forward: each row of P = W h (``w`` its kept weights by rows,
+    :class:`Csr`), then that row of ``out`` (:func:`affine`, b[i] the row's bias; φ unless
+    ``phi.kernel`` is 0). h (n_in, B), b (n_out,), out's arrays (n_out, B), acc (B,) scratch."""
+    w, out, block, phi = Csr(*w), Out(*out), Block(*block), Phi(*phi)
     zero = np.zeros(1, acc.dtype)[0]
+    y, prev, hout = out.y, out.prev, out.h
     for i in range(y.shape[0]):
-        _accumulate(values, indices, h, indptr[i], indptr[i + 1], acc, zero)
-        _epilogue(i, acc, b, c, prev, y, residual, kernel, p, out)
+        _accumulate(w.values, w.indices, h, w.indptr[i], w.indptr[i + 1], acc, zero)
+        affine(acc, b[i], prev[i], y[i], block)
+        if phi.kernel != 0:
+            apply_phi(y[i], hout[i], phi)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _dense_forward(P, b, c, prev, y, residual, kernel, p, out):
-    """A dense layer forward, after the BLAS product P = W h: :func:`_epilogue` row by row."""
+@jit_pass
+def _dense_forward(P, b, out, block, phi):
+    """A dense layer forward, after the BLAS product P = W h (n_out, B) (``out.y`` itself unless
+    ``block.residual``): as :func:`_sparse_forward`, row by row."""
+    out, block, phi = Out(*out), Block(*block), Phi(*phi)
+    y, prev, hout = out.y, out.prev, out.h
     for i in range(y.shape[0]):
-        _epilogue(i, P[i], b, c, prev, y, residual, kernel, p, out)
+        affine(P[i], b[i], prev[i], y[i], block)
+        if phi.kernel != 0:
+            apply_phi(y[i], hout[i], phi)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _propagate_row(j, t, d, src, kernel, p, residual, one):
-    """Row j of ∂ℒ/∂y_prev = (Wᵀ u)[j] ∘ φ'(y_prev[j]) (+ d[j] if ``residual``), given
-    t[j] = (Wᵀ u)[j]; φ' = kernel(src, p, 1) with src = y_prev, or for tanh (``kernel`` None)
-    (1 − h)(1 + h) with src = h_prev."""
-    tj, sj = t[j], src[j]
-    if kernel is None:
-        for a in range(tj.size):
-            x = sj[a]
-            v = tj[a] * ((one - x) * (one + x))
-            tj[a] = d[j, a] + v if residual else v
-    else:
-        for a in range(tj.size):
-            v = tj[a] * kernel(sj[a], p, 1)
-            tj[a] = d[j, a] + v if residual else v
-
-
-@njit(cache=True, nogil=True, fastmath={"reassoc"})
+@jit_reassoc
 def _bias_grad(u, gb, zero):
     """gb[i] = Σ_t u[i, t] (reassociated, as in :func:`_dots`: a sum in order would be one chain of
     dependent additions, the slowest part of a sparse layer's backward pass)."""
@@ -222,31 +231,38 @@ def _bias_grad(u, gb, zero):
         gb[i] = s
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _sparse_backward(indptr, indices, colptr, rows, values_t, d, u, h, G, gb, propagate, t, src,
-                     kernel, p, residual, one):
-    """A sparse layer's backward pass, u = c d the output gradient (n_out, B) times the branch
-    scale: gb = Σ_t u = ∂ℒ/∂b; G[q] = u[i] · h[j] = ∂ℒ/∂W_ij at the kept (i, j) only (CSR
-    order); if ``propagate``, t = ∂ℒ/∂y_prev (n_in, B) by columns (Wᵀ u from the kept values
-    in column order, ``values_t``, then :func:`_propagate_row`)."""
-    zero = one - one
-    _bias_grad(u, gb, zero)
+@jit_pass
+def _sparse_backward(w, wt, sig, h, grads, block, phi):
+    """A sparse layer's backward pass (:class:`~meanfield.nets._layer.Signal` ``sig``, feature-major,
+    u = c d (n_out, B)): ``grads.gb`` = Σ_t u = ∂ℒ/∂b; ``grads.G[q]`` = u[i] · h[j] = ∂ℒ/∂W_ij at
+    the kept (i, j) only (CSR order, ``w``); unless ``block.first``, ``sig.t`` = ∂ℒ/∂y_prev
+    (n_in, B) by columns: Wᵀ u from the kept values in column order (``wt``, :class:`Csc`), then
+    :func:`backprop` row by row."""
+    w, wt, sig = Csr(*w), Csc(*wt), Signal(*sig)
+    grads, block, phi = Grads(*grads), Block(*block), Phi(*phi)
+    zero = phi.one - phi.one
+    u = sig.u
+    _bias_grad(u, grads.gb, zero)
     for i in range(u.shape[0]):
-        _dots(u[i], h, indices, indptr[i], indptr[i + 1], G, zero)
-    if propagate:
+        _dots(u[i], h, w.indices, w.indptr[i], w.indptr[i + 1], grads.G, zero)
+    if not block.first:
+        t, d, src = sig.t, sig.d, sig.src
         for j in range(t.shape[0]):
-            _accumulate(values_t, rows, u, colptr[j], colptr[j + 1], t[j], zero)
-            _propagate_row(j, t, d, src, kernel, p, residual, one)
+            _accumulate(wt.values, wt.rows, u, wt.colptr[j], wt.colptr[j + 1], t[j], zero)
+            backprop(t[j], d[j] if block.residual else t[j], src[j], phi, block.residual)
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _dense_backward(d, u, gb, propagate, t, src, kernel, p, residual, one):
-    """A dense layer's elementwise backward work, after the BLAS products G = u hᵀ and
-    t = Wᵀ u: gb = Σ_t u, and if ``propagate`` t ← ∂ℒ/∂y_prev (:func:`_propagate_row`)."""
-    _bias_grad(u, gb, one - one)
-    if propagate:
+@jit_pass
+def _dense_backward(sig, gb, block, phi):
+    """A dense layer's elementwise backward work, feature-major, after the BLAS products
+    G = u hᵀ and t = Wᵀ u: gb = Σ_t u, and unless ``block.first`` ``sig.t`` ← ∂ℒ/∂y_prev
+    (:func:`backprop`, row by row)."""
+    sig, block, phi = Signal(*sig), Block(*block), Phi(*phi)
+    _bias_grad(sig.u, gb, phi.one - phi.one)
+    if not block.first:
+        t, d, src = sig.t, sig.d, sig.src
         for j in range(t.shape[0]):
-            _propagate_row(j, t, d, src, kernel, p, residual, one)
+            backprop(t[j], d[j] if block.residual else t[j], src[j], phi, block.residual)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -260,7 +276,7 @@ def _dense_backward(d, u, gb, propagate, t, src, kernel, p, residual, one):
 _TANH_CLAMP = 7.90531110763549805
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@jit_inline
 def _tanh32(x):
     c = np.float32(_TANH_CLAMP)
     x = c if x > c else x
@@ -280,13 +296,13 @@ def _tanh32(x):
     return (p * x) / q
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
-def _activate(y, out, kernel, p, approx):
-    """out = φ(y), elementwise over 1-D arrays (out may be y): tanh (``kernel`` None) by
+@jit_inline
+def _activate(y, out, phi, approx):
+    """out = φ(y), elementwise over 1-D arrays (out may be y): tanh (``phi.kernel`` 0) by
     :func:`_tanh32` if ``approx`` (float32; multiply-adds and one division, which vectorise,
-    where ``math.tanh`` is a scalar libm call per element) or ``math.tanh``; else
-    kernel(y, p, 0)."""
-    if kernel is None:
+    where ``math.tanh`` is a scalar libm call per element) or ``math.tanh``; else by the kernel
+    (:func:`apply_phi`)."""
+    if phi.kernel == 0:
         if approx:
             for e in range(y.size):
                 out[e] = _tanh32(y[e])
@@ -294,8 +310,21 @@ def _activate(y, out, kernel, p, approx):
             for e in range(y.size):
                 out[e] = math.tanh(y[e])
     else:
-        for e in range(y.size):
-            out[e] = kernel(y[e], p, 0)
+        apply_phi(y, out, phi)
+
+
+Packed = namedtuple("Packed", "dims poff coff voff boff indptr indices colptr rows values values_t "
+                              "biases alpha residual approx")
+Packed.__doc__ = """A network whose every layer is sparse, packed into flat arrays (what
+:func:`_packed_grads` reads). Layer k (k = 0 … L, L + 1 layers of ``dims[k + 1]`` × ``dims[k]``) is
+the slice ``voff[k]:voff[k + 1]`` of ``values`` (CSR order), ``indices`` and (column order)
+``values_t``, ``rows``; its row pointers ``indptr[poff[k]:poff[k] + dims[k + 1] + 1]``, its column
+pointers ``colptr[coff[k]:coff[k] + dims[k] + 1]`` (both counted from the layer's start), its
+biases ``biases[boff[k]:boff[k + 1]]``. ``alpha``: the branch scale in the arrays' dtype;
+``residual``: a ResNet; ``approx``: tanh by :func:`_tanh32` (float32)."""
+
+Shard = namedtuple("Shard", "X labels lo hi")
+Shard.__doc__ = """Rows ``lo:hi`` of the batch ``X`` (n, N₀) C-contiguous, labels (n,) int64."""
 
 
 class PackedLayers:
@@ -305,36 +334,37 @@ class PackedLayers:
 
     ``values`` (nnz,) are the kept weights of all layers (layer k's are ``params(k)``, a view),
     ``values_t`` the same in column order (``values[perm]``), ``biases`` (Σ n_out,) a copy of the
-    network's biases (layer k's ``bias(k)``).
+    network's biases (layer k's ``bias(k)``); ``packed`` all of them as a :class:`Packed`.
     """
 
     def __init__(self, net, layers, params, dtype):
-        self.dims = np.array([layers[0].shape[1]] + [sl.shape[0] for sl in layers], np.int64)
-        n_out, n_in = self.dims[1:], self.dims[:-1]
+        dims = np.array([layers[0].shape[1]] + [sl.shape[0] for sl in layers], np.int64)
+        n_out, n_in = dims[1:], dims[:-1]
 
         def offsets(sizes):
             return np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
 
-        self.voff = offsets([sl.nnz for sl in layers])
-        self.poff, self.coff, self.boff = offsets(n_out + 1), offsets(n_in + 1), offsets(n_out)
-        self.indptr = np.concatenate([sl.indptr for sl in layers])
-        self.indices = np.concatenate([sl.indices for sl in layers])
-        self.colptr = np.concatenate([sl.colptr for sl in layers])
-        self.rows = np.concatenate([sl.rows for sl in layers])
-        self.perm = np.concatenate([sl.perm + o for sl, o in zip(layers, self.voff)])
-        self.values = np.concatenate([np.asarray(v, dtype) for v in params])
-        self.values_t = self.values[self.perm]
-        self.biases = np.concatenate([np.asarray(b, dtype) for b in net.biases])
-        self.nnz = int(self.voff[-1])
-        act = net.activation
-        self.tanh = _is_tanh(act)
+        voff = offsets([sl.nnz for sl in layers])
+        self.perm = np.concatenate([sl.perm + o for sl, o in zip(layers, voff)])
+        values = np.concatenate([np.asarray(v, dtype) for v in params])
         dtype = np.dtype(dtype)
-        # the arguments of every call: the arrays are updated in place, never replaced
-        self._args = (self.dims, self.poff, self.coff, self.voff, self.boff, self.indptr,
-                      self.indices, self.colptr, self.rows, self.values, self.values_t,
-                      self.biases, dtype.type(net.alpha), net.arch != "ffnn",
-                      None if self.tanh else act.kernel, act.param, dtype == np.float32,
-                      dtype.type(1))
+        # the structure every call reads: its arrays are updated in place, never replaced
+        self.packed = Packed(
+            dims=dims, poff=offsets(n_out + 1), coff=offsets(n_in + 1), voff=voff,
+            boff=offsets(n_out), indptr=np.concatenate([sl.indptr for sl in layers]),
+            indices=np.concatenate([sl.indices for sl in layers]),
+            colptr=np.concatenate([sl.colptr for sl in layers]),
+            rows=np.concatenate([sl.rows for sl in layers]), values=values,
+            values_t=values[self.perm],
+            biases=np.concatenate([np.asarray(b, dtype) for b in net.biases]),
+            alpha=dtype.type(net.alpha), residual=net.arch != "ffnn",
+            approx=dtype == np.float32)
+        self.values, self.values_t = values, self.packed.values_t
+        self.biases, self.voff, self.dims = self.packed.biases, voff, dims
+        self.nnz = int(voff[-1])
+        self.tanh = is_tanh(net.activation)
+        self.phi = phi_of(net.activation, dtype)
+        self.wire, self.phi_wire = tuple(self.packed), tuple(self.phi)  # as the kernels take them
 
     def params(self, k):
         return self.values[self.voff[k]:self.voff[k + 1]]
@@ -343,7 +373,7 @@ class PackedLayers:
         return self.values_t[self.voff[k]:self.voff[k + 1]]
 
     def bias(self, k):
-        return self.biases[self.boff[k]:self.boff[k + 1]]
+        return self.biases[self.packed.boff[k]:self.packed.boff[k + 1]]
 
     def work_size(self, batch):
         """Elements of the scratch buffer of :meth:`grads` for a shard of ``batch`` examples."""
@@ -354,25 +384,23 @@ class PackedLayers:
         """The mean loss of the shard X[lo:hi] (X (n, N₀) C-contiguous, y (n,) int64) and its
         gradients into G (nnz,) and gb (Σ n_out,); ``work`` a buffer of
         ``work_size(hi - lo)`` elements or more."""
-        return _packed_grads(X, y, lo, hi, *self._args, work, G, gb)
+        return _packed_grads(self.wire, self.phi_wire, (X, y, lo, hi), work, (G, gb))  # Shard, Grads
 
 
-@njit(cache=True, nogil=True, error_model="numpy")
-def _packed_grads(X, labels, lo, hi, dims, poff, coff, voff, boff, indptr, indices, colptr, rows,
-                  values, values_t, biases, alpha, residual, kernel, p, approx, one, work, G, gb):
-    """The loss of the shard X[lo:hi] (labels[lo:hi]) and its gradients, every layer sparse: the
-    forward pass over all layers, the softmax cross-entropy and the backward pass in one call.
-
-    Layer k (k = 0 … L, L + 1 layers of ``dims[k + 1]`` × ``dims[k]``) is the slice
-    ``voff[k]:voff[k + 1]`` of ``values`` (CSR order), ``indices`` and (column order)
-    ``values_t``, ``rows``; its row pointers ``indptr[poff[k]:poff[k] + dims[k + 1] + 1]``, its
-    column pointers ``colptr[coff[k]:coff[k] + dims[k] + 1]`` (both counted from the layer's
-    start), its biases ``biases[boff[k]:boff[k + 1]]``. ∂ℒ/∂values into G (nnz,), ∂ℒ/∂biases
-    into gb. ``work``: a scratch buffer of :meth:`PackedLayers.work_size` elements or more."""
+@jit_pass
+def _packed_grads(net, phi, shard, work, grads):
+    """The loss of a shard (:class:`Shard`) and its gradients, every layer sparse (:class:`Packed`
+    ``net``): the forward pass over all layers, the softmax cross-entropy and the backward pass in
+    one call. ∂ℒ/∂values into ``grads.G`` (nnz,), ∂ℒ/∂biases into ``grads.gb``. ``work``: a
+    scratch buffer of :meth:`PackedLayers.work_size` elements or more."""
+    net, phi, shard, grads = Packed(*net), Phi(*phi), Shard(*shard), Grads(*grads)
+    dims, voff, boff, poff = net.dims, net.voff, net.boff, net.poff
+    indices, biases, alpha, one = net.indices, net.biases, net.alpha, phi.one
     L = dims.size - 2
     n0, N, C = dims[0], dims[1], dims[L + 1]
-    B = hi - lo
-    tanh = kernel is None
+    X, lo = shard.X, shard.lo
+    B = shard.hi - lo
+    tanh = phi.kernel == 0
     # carve the scratch: Xt (n0, B), H (L, N, B), Y (L, N, B) unless tanh, run, d, t, u (N, B),
     # logits, delta (C, B)
     o = 0
@@ -411,51 +439,45 @@ def _packed_grads(X, labels, lo, hi, dims, poff, coff, voff, boff, indptr, indic
     h = Xt
     for k in range(L + 1):
         n_out = dims[k + 1]
-        vals, idx = values[voff[k]:voff[k + 1]], indices[voff[k]:voff[k + 1]]
-        ip = indptr[poff[k]:poff[k] + n_out + 1]
+        vals, idx = net.values[voff[k]:voff[k + 1]], indices[voff[k]:voff[k + 1]]
+        ip = net.indptr[poff[k]:poff[k] + n_out + 1]
         bk = biases[boff[k]:boff[k + 1]]
         if k == L:  # the readout: no residual, no activation
             for i in range(n_out):
                 _accumulate(vals, idx, h, ip[i], ip[i + 1], logits[i], bk[i])
             break
-        res = residual and k > 0
+        block = Block(net.residual and k > 0, alpha, k == 0)
         # z = W h + b into: H[k] (tanh, then φ in place), Y[k] (another φ), u (residual)
-        z = u if res else (H[k] if tanh else Y[k])
+        z = u if block.residual else (H[k] if tanh else Y[k])
         for i in range(n_out):
             _accumulate(vals, idx, h, ip[i], ip[i + 1], z[i], bk[i])
         # (each loop below reads and writes distinct arrays or one array in place, so that
         # LLVM's overlap checks pass: a loop through two views of one buffer runs scalar)
         zf, hf = z.reshape(n_out * B), H[k].reshape(n_out * B)
-        if tanh and not residual:
-            _activate(zf, zf, kernel, p, approx)  # H[k] = tanh(y) in place
+        if tanh and not net.residual:
+            _activate(zf, zf, phi, net.approx)  # H[k] = tanh(y) in place
         elif tanh:
-            rf = run.reshape(n_out * B)  # y^l, kept for the skip
-            if res:
-                for e in range(n_out * B):
-                    rf[e] += alpha * zf[e]
-            else:
-                for e in range(n_out * B):
-                    rf[e] = zf[e]
-            _activate(rf, hf, kernel, p, approx)
+            rf = run.reshape(n_out * B)  # y^l = y^{l−1} + α z (z at the first layer), kept for the skip
+            affine(zf, None, rf, rf, block)
+            _activate(rf, hf, phi, net.approx)
         else:
             yf = Y[k].reshape(n_out * B)
-            if res:
-                pf = Y[k - 1].reshape(n_out * B)
-                for e in range(n_out * B):
-                    yf[e] = pf[e] + alpha * zf[e]
-            _activate(yf, hf, kernel, p, approx)
+            if block.residual:
+                affine(zf, None, Y[k - 1].reshape(n_out * B), yf, block)
+            _activate(yf, hf, phi, net.approx)
         h = H[k]
 
-    loss = _softmax_xent(logits.T, labels[lo:hi], delta.T)
+    loss = _softmax_xent(logits.T, shard.labels[lo:shard.hi], delta.T)
 
     # backward
+    G, gb = grads.G, grads.gb
     src = H if tanh else Y
     dk, tk, spare = delta, d, t  # ∂ℒ/∂y of layer k, of layer k − 1 (being formed), the other
     for k in range(L, -1, -1):
         n_out, n_in = dims[k + 1], dims[k]
         vo, vo1 = voff[k], voff[k + 1]
-        ip = indptr[poff[k]:poff[k] + n_out + 1]
-        res = residual and 0 < k < L
+        ip = net.indptr[poff[k]:poff[k] + n_out + 1]
+        res = net.residual and 0 < k < L
         if res and alpha != 1.0:
             df, uf = dk.reshape(n_out * B), u.reshape(n_out * B)
             for e in range(n_out * B):
@@ -470,26 +492,13 @@ def _packed_grads(X, labels, lo, hi, dims, poff, coff, voff, boff, indptr, indic
             _dots(uk[i], h, idx, ip[i], ip[i + 1], Gk, zero)
         if k == 0:
             break
-        cp = colptr[coff[k]:coff[k] + n_in + 1]
-        vt, rw = values_t[vo:vo1], rows[vo:vo1]
+        cp = net.colptr[net.coff[k]:net.coff[k] + n_in + 1]
+        vt, rw = net.values_t[vo:vo1], net.rows[vo:vo1]
         for j in range(n_in):
             _accumulate(vt, rw, uk, cp[j], cp[j + 1], tk[j], zero)
         # ∂ℒ/∂y^{k} = (Wᵀ u) ∘ φ'(y^k) (+ ∂ℒ/∂y^{k+1} through the skip)
         tf, sf = tk.reshape(n_in * B), src[k - 1].reshape(n_in * B)
-        df = dk.reshape(n_in * B) if res else tf
-        if tanh:
-            if res:
-                for e in range(n_in * B):
-                    x = sf[e]
-                    tf[e] = df[e] + tf[e] * ((one - x) * (one + x))
-            else:
-                for e in range(n_in * B):
-                    x = sf[e]
-                    tf[e] = tf[e] * ((one - x) * (one + x))
-        else:
-            for e in range(n_in * B):
-                v = tf[e] * kernel(sf[e], p, 1)
-                tf[e] = df[e] + v if res else v
+        backprop(tf, dk.reshape(n_in * B) if res else tf, sf, phi, res)
         dk, tk, spare = tk, spare, tk
     return loss
 
@@ -498,91 +507,44 @@ def _packed_grads(X, labels, lo, hi, dims, poff, coff, voff, boff, indptr, indic
 # Passes
 # ------------------------------------------------------------------------------------------------
 
-def forward_t(net, layers, params, Xt):
-    """Forward pass, feature-major.
+class FeatureMajor:
+    """The layout of the passes of a pruned network in training (:func:`run_forward`,
+    :func:`run_backward`): one feature per row, (n, B), the batch contiguous. ``layers[k]`` is a
+    :class:`SparseLayer` (``params[k]`` its kept values (nnz,), ``params_t[k]`` the same in column
+    order, :meth:`SparseLayer.by_column`) or None (``params[k]`` the dense weights (n_out, n_in),
+    by numpy's BLAS; ``params_t[k]`` unused)."""
 
-    ``layers[k]`` is a :class:`SparseLayer` (``params[k]`` its kept values, (nnz,)) or None
-    (``params[k]`` the dense weights, (n_out, n_in)); Xt (N₀, B) C-contiguous. Returns the logits
-    (C, B), a new array, and the cache (H, Y) of scratch arrays, each (L, N, B): H[l−1] = φ(y^l),
-    Y[l−1] = y^l (for tanh Y is H, φ' coming from φ).
-    """
-    act = net.activation
-    tanh = _is_tanh(act)
-    L, c = net.depth, net.alpha
-    residual = net.arch != "ffnn"
-    N, B, dtype = net.width, Xt.shape[1], Xt.dtype
-    H = scratch("Ht", (L, N, B), dtype)
-    Y = H if tanh else scratch("Yt", (L, N, B), dtype)
-    tmp = scratch("Pt", (N, B), dtype)
-    acc = scratch("acc", (B,), dtype)
-    run = scratch("runt", (N, B), dtype) if tanh and residual else None  # y^l, kept for the skip
-    kernel = None if tanh else act.kernel
-    logits = np.empty((net.classes, B), dtype)
-    h = Xt
-    for k in range(L + 1):
-        if k == L:  # the readout: no residual, no activation
-            y = prev = out = logits
-            res, ck, kern = False, 1.0, None
-        else:
-            res, ck, kern = residual and k > 0, c, kernel
-            y = run if run is not None else Y[k]
-            prev = run if run is not None else Y[k - 1]
-            out = H[k]
-        b = net.biases[k]
-        if layers[k] is not None:
-            sl = layers[k]
-            _sparse_forward(sl.indptr, sl.indices, params[k], h, b, ck, prev, y, res, kern,
-                            act.param, out, acc)
-        else:
-            P = tmp if res else y
-            np.dot(params[k], h, out=P)
-            _dense_forward(P, b, ck, prev, y, res, kern, act.param, out)
-        if k < L:
-            if tanh:
-                np.tanh(y, out=H[k])
-            h = H[k]
-    return logits, (H, Y)
+    def __init__(self, net, layers, params, params_t, batch, dtype):
+        self.net, self.layers, self.params, self.params_t = net, layers, params, params_t
+        self.batch, self.dtype = batch, np.dtype(dtype)
 
+    def buffer(self, name, n, layers=None):
+        shape = (n, self.batch) if layers is None else (layers, n, self.batch)
+        return scratch(name + "t", shape, self.dtype)
 
-def backward_t(net, layers, params, params_t, Xt, cache, delta, grad_w, grad_b,
-               layer_done=None):
-    """Backpropagate δ = ∂ℒ/∂logits (C, B), feature-major, from the readout down (``params_t[k]``:
-    a sparse layer's kept values in column order, :meth:`SparseLayer.by_column`): ∂ℒ/∂W^l into
-    ``grad_w[l]`` ((nnz,) for a sparse layer, (n_out, n_in) for a dense one), ∂ℒ/∂B^l into
-    ``grad_b[l]``; ``layer_done(k)`` as soon as layer k's gradients are written and ``params[k]``
-    is no longer read (k = L … 0)."""
-    act = net.activation
-    tanh = _is_tanh(act)
-    H, Y = cache
-    L, alpha = net.depth, net.alpha
-    residual = net.arch != "ffnn"
-    N, B, dtype = net.width, Xt.shape[1], Xt.dtype
-    one = dtype.type(1)
-    d, t, u = (scratch(name, (N, B), dtype) for name in ("dt", "tt", "ut"))
-    src = H if tanh else Y
-    kernel = None if tanh else act.kernel
-    for k in range(L, -1, -1):
-        dk = delta if k == L else d
-        if residual and 0 < k < L and alpha != 1.0:
-            np.multiply(dk, alpha, out=u)
-            uk = u
+    def logits(self, classes):
+        return np.empty((classes, self.batch), self.dtype)
+
+    def forward(self, k, h, P, out, block, phi):
+        sl, b = self.layers[k], self.net.biases[k]
+        if sl is not None:  # P unused: each row of the product is formed in acc
+            _sparse_forward(sl.csr(self.params[k]), h, b, out, block, phi,
+                            scratch("acc", (self.batch,), self.dtype))
         else:
-            uk = dk
-        h = Xt if k == 0 else H[k - 1]
-        sk = src[k - 1] if k > 0 else Xt
-        res = residual and 0 < k < L
-        if layers[k] is not None:
-            sl = layers[k]
-            _sparse_backward(sl.indptr, sl.indices, sl.colptr, sl.rows, params_t[k], dk, uk, h,
-                             grad_w[k], grad_b[k], k > 0, t, sk, kernel, act.param, res, one)
+            np.dot(self.params[k], h, out=P)
+            _dense_forward(P, b, out, block, phi)
+
+    def backward(self, k, h, u, t, sig, grads, block, phi, score):
+        sl = self.layers[k]
+        if sl is not None:
+            _sparse_backward(sl.csr(self.params[k]), sl.csc(self.params_t[k]), sig, h, grads,
+                             block, phi)
         else:
-            np.dot(uk, h.T, out=grad_w[k])
-            if k > 0:
-                np.dot(params[k].T, uk, out=t)
-            _dense_backward(dk, uk, grad_b[k], k > 0, t, sk, kernel, act.param, res, one)
-        if layer_done is not None:
-            layer_done(k)
-        d, t = t, d
+            np.dot(u, h.T, out=grads[0])  # Grads(G, gb)
+            if t is not None:
+                np.dot(self.params[k].T, u, out=t)
+            _dense_backward(sig, grads[1], block, phi)
+        return 0
 
 
 def transpose_in(X):
@@ -594,15 +556,18 @@ def transpose_in(X):
 
 def logits_t(net, layers, params, X):
     """Logits (B, C) of the batch X (B, N₀) (a transposed view of the feature-major result)."""
-    return forward_t(net, layers, params, transpose_in(X))[0].T
+    ops = FeatureMajor(net, layers, params, None, X.shape[0], X.dtype)
+    return run_forward(net, ops, transpose_in(X))[0].T
 
 
 def loss_and_grads_t(net, layers, params, params_t, X, y, grad_w, grad_b, layer_done=None):
-    """Mean cross-entropy of the batch X (B, N₀), labels y (B,) int64, and its gradients (see
-    :func:`backward_t`); returns the loss."""
+    """Mean cross-entropy of the batch X (B, N₀), labels y (B,) int64, and its gradients:
+    ∂ℒ/∂W^l into ``grad_w[l]`` ((nnz,) for a sparse layer, (n_out, n_in) for a dense one), ∂ℒ/∂B^l
+    into ``grad_b[l]``, ``layer_done`` as in :func:`run_backward`; returns the loss."""
+    ops = FeatureMajor(net, layers, params, params_t, X.shape[0], X.dtype)
     Xt = transpose_in(X)
-    logits, cache = forward_t(net, layers, params, Xt)
+    logits, cache = run_forward(net, ops, Xt)
     delta = np.empty_like(logits)
     loss = _softmax_xent(logits.T, y, delta.T)
-    backward_t(net, layers, params, params_t, Xt, cache, delta, grad_w, grad_b, layer_done)
+    run_backward(net, ops, Xt, cache, delta, grad_w, grad_b, layer_done=layer_done)
     return float(loss)
