@@ -33,7 +33,7 @@ def test_table_interpolates_the_quadrature(name):
     values are themselves known to a few 1e-16."""
     act = get_activation(name)
     px, ps, _ = act._points
-    edges, coef = mf.theory.maps._table(act)
+    edges, coef = mf.theory.fixed._table(act)
     q = np.exp(np.random.default_rng(7).uniform(math.log(1e-10), math.log(1e12), 200))
     exact = np.array([_qtable.three(act.kernel, act.param, x, px, ps)[:3] for x in q])
     table = np.array([_qtable.evaluate(x, edges, coef) for x in q])
@@ -54,7 +54,7 @@ def test_table_fixed_point_equals_direct_solve(name, sw, sb):
     sw_a, sb_a = np.array([sw]), np.array([sb])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", mf.NoFixedPointWarning)
-        q, chi, fq, _ = mf.theory.maps._fixed(act, sw_a, sb_a)
+        q, chi, fq, _ = mf.theory.fixed._fixed(act, sw_a, sb_a)
     q_direct = np.empty(1)
     _solve.qstar_many(act.kernel, act.param, sw_a, sb_a, np.ones(1), px, ps, q_direct)
     if np.isinf(q_direct[0]):

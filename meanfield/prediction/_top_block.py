@@ -110,7 +110,7 @@ def quiet_depth_scales(act, sw, sb):
     no answer (no finite q*, or σ it refuses): the rules here only compare them."""
     import warnings
 
-    from ..theory.maps import depth_scales
+    from ..theory.fixed import depth_scales
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

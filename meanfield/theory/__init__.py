@@ -1,25 +1,15 @@
 """The theory wing: infinite-width signal propagation (docs/theory.md).
 
 Gaussian expectations (``_gauss``, ``_expect``, ``_qtable``), fixed points and their solvers
-(``_solve``), the q, c and covariance maps, χ₁, χ_c and depth scales (``maps``), the Edge of Chaos,
+(``_solve``), the q, c and covariance maps and backward gains (``maps``), the fixed points, χ₁, χ_c,
+depth scales and the EOC rate (``fixed``), the Edge of Chaos,
 phases and phase diagrams (``eoc``), and the convergence of correlations (``convergence``).
 """
 
+from ._base import NoFixedPointWarning
 from .convergence import convergence_table
-from .maps import (
-    NoFixedPointWarning,
-    backward_gains,
-    c_map,
-    c_star,
-    chi_1,
-    chi_c,
-    cov_map,
-    depth_scales,
-    eoc_rate,
-    propagate,
-    q_map,
-    q_star,
-)
+from .fixed import c_star, chi_1, chi_c, depth_scales, eoc_rate, q_star
+from .maps import backward_gains, c_map, cov_map, propagate, q_map
 from .phases import (
     SIGMA_W_PRESETS,
     UnstableEOCWarning,

@@ -26,7 +26,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ._gauss import _HMAX, _L, _rule_1d, e1
+from ._gauss import _HMAX, _L, _rule_1d, e1, threads_for
 
 NCHEB = 16                       # Chebyshev points per panel
 TAIL = 1e-14                      # split a panel whose last coefficients exceed this (relative)
@@ -64,7 +64,6 @@ def _three_many(phi, p, q, px, ps, out):
 def build(act):
     """``(edges, coef)``: panel edges in t (npan + 1,) and Chebyshev coefficients (npan, 3, NCHEB)
     of (V, D, S) on each panel."""
-    from ._gauss import threads_for
 
     px, ps, _ = act._points
     j = np.arange(NCHEB)

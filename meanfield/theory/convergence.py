@@ -6,9 +6,13 @@ data of Figure 4; :func:`meanfield.plotting.plot_correlation_convergence` draws 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 
 from .._validate import check_int
 from ..activations import get_activation
+from .fixed import c_star, eoc_rate, q_star
+from .maps import propagate
+from .phases import eoc
 
 __all__ = ["convergence_table"]
 
@@ -33,10 +37,7 @@ def convergence_table(activation="tanh", sigma_b=0.3, sigma_w=(0.8, None, 3.0), 
         Tidy: ``phase, sigma_w, sigma_b, layer, c, c_star, distance, beta``, with c* = 1 and β
         the EOC rate (:func:`meanfield.eoc_rate`) on the EOC rows, β = nan elsewhere.
     """
-    import pandas as pd
 
-    from .maps import c_star, eoc_rate, propagate, q_star
-    from .phases import eoc
 
     act = get_activation(activation)
     depth = check_int("depth", depth, low=1)

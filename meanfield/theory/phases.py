@@ -12,6 +12,8 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
+from scipy.optimize import brentq
 
 from .._progress import progress_bar
 from .._validate import (
@@ -25,8 +27,9 @@ from .._validate import (
 )
 from ..activations import get_activation
 from . import _expect, _solve
+from ._base import NoFixedPointWarning, _params
 from ._gauss import threads_for
-from .maps import NoFixedPointWarning, _fq_slope, _params, _summary
+from .fixed import _fq_slope, _summary
 
 __all__ = ["eoc", "eoc_curve", "phase", "phase_diagram", "fixed_points", "UnstableEOCWarning",
            "SIGMA_W_PRESETS", "resolve_sigma_w", "preset_name"]
@@ -117,7 +120,6 @@ def _far_eoc_q(act, sb):
     E[φ(√q Z)²] / E[φ'(√q Z)²] = σ_b² solved above 1e8, scanning decades for all points at once
     (H(1e8) < σ_b², else the scan would have stopped), then Brent. nan where H stays below σ_b²
     up to 1e200 (no EOC point, or beyond what the quadrature resolves)."""
-    from scipy.optimize import brentq
 
     def h(q):
         with np.errstate(all="ignore"):
@@ -252,7 +254,6 @@ def eoc_curve(activation, sigma_b=None, num=200):
     1       tanh      1.0  1.855589  3.036396    True
     2       tanh      2.0  2.325025  7.947507    True
     """
-    import pandas as pd
 
     act = get_activation(activation)
     num = check_int("num", num, low=1)
@@ -337,7 +338,6 @@ def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9, progress=False):
     >>> df.phase.tolist(), df.c_star.round(6).tolist()
     (['ordered', 'chaotic'], [1.0, 0.068364])
     """
-    import pandas as pd
 
     act = get_activation(activation)
     axes = {}
@@ -393,8 +393,6 @@ def fixed_points(activation, sigma_w, sigma_b, q_max=1e8):
     >>> fixed_points("silu", 1.5756, 0.3).round(3).values.tolist()
     [[0.362, 0.853, True], [1.4, 1.094, False]]
     """
-    import pandas as pd
-    from scipy.optimize import brentq
 
     act = get_activation(activation)
     sw = float(check_array("sigma_w", sigma_w, scalar=True))
