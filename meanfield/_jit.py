@@ -15,7 +15,10 @@ or how it runs are spelled here once, and each kernel names the set it uses:
   cost and its branches on a ``None`` argument are pruned in each caller;
 * :data:`jit_reassoc` -- a reduction that releases the GIL and lets LLVM reassociate its sums
   (``fastmath={"reassoc"}``, so that they vectorise), in an order fixed by their length alone:
-  the result depends on the data, never on the thread.
+  the result depends on the data, never on the thread;
+* :data:`jit_parallel` -- a loop over independent points run on numba's threads (``prange``): the
+  theory's kernels over many (σ_w, σ_b, q, c) points, each point's result independent of the
+  others and of the thread count.
 
 Changing a kernel's set changes what it computes (``fastmath``) or how it fails (the error model):
 each kernel keeps the set it was measured and tested with.
@@ -35,7 +38,8 @@ from llvmlite import ir
 from numba.core import types
 from numba.extending import intrinsic
 
-__all__ = ["jit", "jit_nogil", "jit_pass", "jit_inline", "jit_reassoc", "call_activation"]
+__all__ = ["jit", "jit_nogil", "jit_pass", "jit_inline", "jit_reassoc", "jit_parallel",
+           "call_activation"]
 
 jit = functools.partial(numba.njit, cache=True)
 jit_nogil = functools.partial(numba.njit, cache=True, nogil=True)
@@ -43,6 +47,7 @@ jit_pass = functools.partial(numba.njit, cache=True, nogil=True, error_model="nu
 jit_inline = functools.partial(numba.njit, cache=True, nogil=True, error_model="numpy",
                                inline="always")
 jit_reassoc = functools.partial(numba.njit, cache=True, nogil=True, fastmath={"reassoc"})
+jit_parallel = functools.partial(numba.njit, cache=True, parallel=True)
 
 
 @intrinsic

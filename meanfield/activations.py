@@ -26,6 +26,7 @@ import types as types_
 import numpy as np
 from numba import cfunc, njit, types
 
+from ._jit import jit
 from ._validate import InputError, InputTypeError, check_scalar, parse_real
 
 __all__ = ["Activation", "get_activation", "available_activations"]
@@ -38,14 +39,14 @@ _SELU_ALPHA = 1.6732632423543772848170429916717
 KERNEL_SIGNATURE = types.float64(types.float64, types.float64, types.int64)
 
 
-@njit(cache=True)
+@jit
 def _dsigmoid(x):
     """σ'(x) = σ(x)(1 − σ(x)), without cancellation for large |x|."""
     e = math.exp(-abs(x))
     return e / ((1.0 + e) * (1.0 + e))
 
 
-@njit(cache=True)
+@jit
 def _sigmoid(x):
     if x >= 0.0:
         return 1.0 / (1.0 + math.exp(-x))
@@ -92,7 +93,7 @@ def _leaky_relu(x, p, k):
     return 0.0
 
 
-@njit(cache=True)
+@jit
 def _elu_core(x, p, k):
     if x > 0.0:
         if k == 0:
@@ -171,7 +172,7 @@ def _linear(x, p, k):
     return 0.0
 
 
-@njit(cache=True)
+@jit
 def _apply(kernel, p, k, x, out):
     for i in range(x.size):
         out[i] = kernel(x[i], p, k)

@@ -28,7 +28,9 @@ from collections import namedtuple
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import prange
+
+from .._jit import jit, jit_parallel
 
 _L = 9.0          # half-width of the z domain for expectations
 _L_COEF = 13.0    # half-width for Hermite coefficients (|He_n(z)/√n!| e^{-z²/2} <= e^{-z²/4})
@@ -78,7 +80,7 @@ Sides = namedtuple("Sides", "A TA B TB")
 Sides.__doc__ = """Mehler's series of one pair: the coefficients of each side and their tails."""
 
 
-@njit(cache=True)
+@jit
 def _grade(a, ha, b, hb, hmax, out, n):
     """Append to ``out[n:]`` the interior edges of [a, b], graded from width ``ha`` at a and ``hb``
     at b: after the first panel each panel is as wide as its distance from its end (panels
@@ -111,7 +113,7 @@ def _grade(a, ha, b, hb, hmax, out, n):
     return n
 
 
-@njit(cache=True)
+@jit
 def _mesh(zc, h0, lo, hi, hmax):
     """Panel edges on [lo, hi]: an edge at every point ``zc`` inside, graded from width ``h0``."""
     order = np.argsort(zc)
@@ -148,7 +150,7 @@ def _mesh(zc, h0, lo, hi, hmax):
     return out[:n]
 
 
-@njit(cache=True)
+@jit
 def _rule(edges, with_pdf):
     """Gauss–Legendre nodes and weights on the panels; the weights include the N(0, 1) density
     when ``with_pdf``."""
@@ -169,7 +171,7 @@ def _rule(edges, with_pdf):
     return z, w
 
 
-@njit(cache=True)
+@jit
 def _rule_1d(q, px, ps, L, hmax):
     """Quadrature rule in z for E[f(√q Z)] where f has features at ``px`` of widths ``ps``."""
     r = math.sqrt(q)
@@ -181,7 +183,7 @@ def _rule_1d(q, px, ps, L, hmax):
     return _rule(_mesh(zc, h0, -L, L, hmax), True)
 
 
-@njit(cache=True)
+@jit
 def _fk(phi, p, k, x):
     """φ^(k)(x), with k = -1 meaning the constant 1."""
     if k < 0:
@@ -189,7 +191,7 @@ def _fk(phi, p, k, x):
     return phi(x, p, k)
 
 
-@njit(cache=True)
+@jit
 def e1(phi, p, a, b, m, q, px, ps):
     """E[Z^m φ^(a)(√q Z) φ^(b)(√q Z)] for m ∈ {0, 1}, a, b ∈ {-1 (constant 1), 0, 1, 2}."""
     if q == 0.0:
@@ -207,13 +209,13 @@ def e1(phi, p, a, b, m, q, px, ps):
     return acc
 
 
-@njit(cache=True)
+@jit
 def e2(phi, p, a, b, q1, q2, c, px, ps, pk):
     """E[φ^(a)(u₁) φ^(b)(u₂)], u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂), by nested quadrature."""
     return e2_both(phi, p, a, b, q1, q2, c, px, ps, pk, False)[0]
 
 
-@njit(cache=True)
+@jit
 def e2_both(phi, p, a, b, q1, q2, c, px, ps, pk, both):
     """``(e2(a, b), e2(a + 1, b + 1))`` on one nested rule (the second only if ``both``, else 0):
     a Newton step on the correlation map needs F_c and, by Price's theorem, its slope
@@ -276,7 +278,7 @@ def e2_both(phi, p, a, b, q1, q2, c, px, ps, pk, both):
     return acc, acc_d
 
 
-@njit(cache=True)
+@jit
 def hermite_coeffs(phi, p, k, q, feat, hmax, coef):
     """Normalised Hermite coefficients A_n = E[φ^(k)(√q Z) He_n(Z)]/√n!, n < ``coef.size``, written
     to ``coef``; returns E[φ^(k)(√q Z)²] on the same rule (:func:`hermite_rule` on φ's
@@ -290,7 +292,7 @@ def hermite_coeffs(phi, p, k, q, feat, hmax, coef):
     return norm2
 
 
-@njit(cache=True)
+@jit
 def hermite_rule(phi, p, k, q, px, ps, hmax):
     """The quadrature behind the Hermite coefficients of φ^(k)(√q Z), panels no wider than
     ``hmax``: nodes ``z`` and weights × φ^(k) ``wf`` (node j of panel P at j * npan + P, so that the
@@ -319,7 +321,7 @@ def hermite_rule(phi, p, k, q, px, ps, hmax):
     return z, wf, norm2, np.zeros(z.size), np.ones(z.size)
 
 
-@njit(cache=True)
+@jit
 def hermite_extend(z, wf, h_prev, h, n0, n1, coef):
     """Write A_n, n0 <= n < n1, to ``coef[n0:n1]``, continuing the recurrence from the state
     (``h_prev``, ``h``) = (He_{n0-2}, He_{n0-1}) (normalised; (He_{-1}, He_0) = (0, 1) for n0 = 0),
@@ -373,7 +375,7 @@ def hermite_extend(z, wf, h_prev, h, n0, n1, coef):
         coef[n0 + n] = acc[n] + comp[n]
 
 
-@njit(cache=True)
+@jit
 def series(A, B, c):
     """Σ_n A_n B_n cⁿ by Horner's rule."""
     acc = 0.0
@@ -382,7 +384,7 @@ def series(A, B, c):
     return acc
 
 
-@njit(cache=True)
+@jit
 def tail(coef, norm2):
     """Upper estimate of Σ_{n≥N} A_n²: what Parseval leaves after the N coefficients, floored at
     the rounding error of the subtraction."""
@@ -392,7 +394,7 @@ def tail(coef, norm2):
     return max(norm2 - s, 0.0) + 8e-16 * norm2
 
 
-@njit(cache=True)
+@jit
 def pair(phi, p, a, b, point, sides, feat, tol):
     """E[φ^(a)(u₁) φ^(b)(u₂)] at a :class:`Point`: Mehler's series (:class:`Sides`) over the first
     min(len(A), len(B)) terms where its error bound |c|^N √(T_A T_B) is below the absolute
@@ -410,7 +412,7 @@ def e1_many(phi, p, a, b, m, q, px, ps, out):
     _e1_many(phi, p, a, b, m, q, (px, ps, None), out)  # Features
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def _e1_many(phi, p, a, b, m, q, feat, out):
     feat = Features(*feat)
     px, ps = feat.px, feat.ps
@@ -426,7 +428,7 @@ def coeffs_many(phi, p, k, q, px, ps, coef, nused, norm2, tails, rtol, full):
     _coeffs_many(phi, p, k, q, (px, ps, None), coef, nused, norm2, tails, rtol, full)
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def _coeffs_many(phi, p, k, q, feat, coef, nused, norm2, tails, rtol, full):
     # the outputs stay separate arguments: numba loses the writes of a prange loop to an array
     # taken from a tuple (numba issue 5872)
@@ -455,7 +457,7 @@ def pair_many(phi, p, a, b, q1, q2, c, i1, i2, CA, UA, NA, TA, CB, UB, NB, TB, p
                (px, ps, pk), rtol, out)  # Orders, Points, (Table, Table), Features
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def _pair_many(phi, p, orders, points, tables, feat, rtol, out):
     # reads the structures, writes only ``out``, a separate argument (see _coeffs_many)
     orders, pts, feat = Orders(*orders), Points(*points), Features(*feat)

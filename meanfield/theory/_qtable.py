@@ -24,8 +24,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .._jit import jit, jit_parallel
 from ._gauss import _HMAX, _L, _rule_1d, e1, threads_for
 
 NCHEB = 16                       # Chebyshev points per panel
@@ -36,7 +37,7 @@ _QMAX = 1e12                     # q^l beyond this counts as divergent, as in _s
 _STEP = 1.25                     # ratio of the scan from q⁰ for the nearest sign change
 
 
-@njit(cache=True)
+@jit
 def three(phi, p, q, px, ps):
     """(V, D, S)(q) on one quadrature rule (q > 0), and the scale of S's rounding error,
     E[|Z φ φ'|]/√q: at small q with φ(0) ≠ 0 the integrand of S is odd up to O(√q) and the sum
@@ -55,7 +56,7 @@ def three(phi, p, q, px, ps):
     return v, d, s / r, sa / r
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def _three_many(phi, p, q, px, ps, out):
     for i in prange(q.size):
         out[i, 0], out[i, 1], out[i, 2], out[i, 3] = three(phi, p, q[i], px, ps)
@@ -101,7 +102,7 @@ def build(act):
     return edges, np.ascontiguousarray(np.stack([d[2] for d in done]))
 
 
-@njit(cache=True)
+@jit
 def _locate(q, edges):
     """(panel, x): the panel holding log q and where in it, x ∈ [−1, 1]."""
     t = math.log(q)
@@ -115,7 +116,7 @@ def _locate(q, edges):
     return lo, (2.0 * t - edges[lo] - edges[lo + 1]) / (edges[lo + 1] - edges[lo])
 
 
-@njit(cache=True)
+@jit
 def _clenshaw(c, x):
     """Σ_k c_k T_k(x)."""
     b1 = b2 = 0.0
@@ -124,21 +125,21 @@ def _clenshaw(c, x):
     return x * b1 - b2 + c[0]
 
 
-@njit(cache=True)
+@jit
 def evaluate(q, edges, coef):
     """(V, D, S)(q) from the table, for edges[0] <= log q <= edges[-1]."""
     i, x = _locate(q, edges)
     return _clenshaw(coef[i, 0], x), _clenshaw(coef[i, 1], x), _clenshaw(coef[i, 2], x)
 
 
-@njit(cache=True)
+@jit
 def _v(q, edges, coef):
     """V(q) alone from the table (the scan for a sign change needs nothing else)."""
     i, x = _locate(q, edges)
     return _clenshaw(coef[i, 0], x)
 
 
-@njit(cache=True)
+@jit
 def _g(q, sw, sb, edges, coef):
     v, _, s = evaluate(q, edges, coef)
     return sb * sb + sw * sw * v - q, sw * sw * s - 1.0
@@ -147,7 +148,7 @@ def _g(q, sw, sb, edges, coef):
 BELOW = -1.0  # qstar's answer when F_q(q) < q down to the table's smallest q
 
 
-@njit(cache=True)
+@jit
 def qstar(sw, sb, q0, edges, coef):
     """The fixed point of F_q reached by iterating from q0 (as :func:`meanfield.theory._solve.qstar`):
     scan from q0 in the direct solve's steps towards F_q(q0) − q0 for the first sign change of
@@ -215,7 +216,7 @@ def qstar(sw, sb, q0, edges, coef):
     return x
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def fixed_many(phi, p, sw, sb, q0, edges, coef, px, ps, out):
     """q*, χ₁ = σ_w² D(q*), F_q'(q*) = σ_w² S(q*) and F_q(q*) for flat arrays, into the columns of
     ``out``; q* = nan where the table does not reach (see :func:`qstar`), F_q(q*) = nan where it

@@ -11,8 +11,9 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
+from .._jit import jit, jit_parallel
 from ._gauss import (
     _HMAX_COEF,
     _HMAX_COEF_1,
@@ -33,7 +34,7 @@ _QMAX = 1e12
 _QMIN = 1e-250
 
 
-@njit(cache=True)
+@jit
 def _g(mode, x, phi, p, sw, sb, px, ps):
     """The function whose root is sought: F_q(x) − x (mode ``_MODE_Q``); H(x) − σ_b² (mode
     ``_MODE_EOC``, the parametric EOC)."""
@@ -42,7 +43,7 @@ def _g(mode, x, phi, p, sw, sb, px, ps):
     return _eoc_h(phi, p, x, px, ps) - sb * sb
 
 
-@njit(cache=True)
+@jit
 def _brent(mode, a, fa, b, fb, phi, p, sw, sb, px, ps):
     """Brent's method on [a, b] with fa·fb ≤ 0, to the last bits of the root."""
     if fa == 0.0:
@@ -94,7 +95,7 @@ def _brent(mode, a, fa, b, fb, phi, p, sw, sb, px, ps):
     return b
 
 
-@njit(cache=True)
+@jit
 def qstar(phi, p, sw, sb, q0, px, ps):
     """The fixed point of F_q reached by iterating from q0; +inf when q^l → ∞."""
     g0 = _g(_MODE_Q, q0, phi, p, sw, sb, px, ps)
@@ -129,20 +130,20 @@ def qstar(phi, p, sw, sb, q0, px, ps):
     return _brent(_MODE_Q, lo, glo, hi, ghi, phi, p, sw, sb, px, ps)
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def qstar_many(phi, p, sw, sb, q0, px, ps, out):
     """``qstar`` over flat arrays."""
     for i in prange(sw.size):
         out[i] = qstar(phi, p, sw[i], sb[i], q0[i], px, ps)
 
 
-@njit(cache=True)
+@jit
 def _eoc_h(phi, p, q, px, ps):
     """H(q) = q − E[φ(√q Z)²] / E[φ'(√q Z)²]: the σ_b² of the EOC point with q* = q (docs/theory.md §3)."""
     return q - e1(phi, p, 0, 0, 0, q, px, ps) / e1(phi, p, 1, 1, 0, q, px, ps)
 
 
-@njit(cache=True)
+@jit
 def eoc_q(phi, p, sb, px, ps):
     """The smallest q with H(q) = σ_b² (nan if none below 1e8): scan a geometric grid upwards from
     1e-12 for the first sign change, then Brent."""
@@ -161,14 +162,14 @@ def eoc_q(phi, p, sb, px, ps):
     return math.nan
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def eoc_q_many(phi, p, sb, px, ps, out):
     """``eoc_q`` over a flat array of σ_b."""
     for i in prange(sb.size):
         out[i] = eoc_q(phi, p, sb[i], px, ps)
 
 
-@njit(cache=True)
+@jit
 def _power_tail(c, n0, beta):
     """Σ_{n>=n0} n^−β cⁿ / Σ_{n>=n0} n^−β (β > 1, 0 <= c < 1) to ~1e-3: the integral with the
     Euler–Maclaurin end term, by the trapezoidal rule in s = log(x / n0) (the integrand
@@ -187,7 +188,7 @@ def _power_tail(c, n0, beta):
     return num / (n0 / (beta - 1.0) + 0.5)
 
 
-@njit(cache=True)
+@jit
 def _series_g(c, sw, sb, den, A, tail_mass, tail_index, fix=(0.0, 0.0, 0.0)):
     """F_c(c) − c from the truncated series plus an estimate of what it leaves out: the missing
     terms Σ_{n>=N} A_n² cⁿ carry the Parseval mass ``tail_mass`` at the mean index ``tail_index``
@@ -204,7 +205,7 @@ def _series_g(c, sw, sb, den, A, tail_mass, tail_index, fix=(0.0, 0.0, 0.0)):
     return (sb * sb + sw * sw * (series(A, A, c) + tail)) / den - c + fix[0] + fix[1] * (c - fix[2])
 
 
-@njit(cache=True)
+@jit
 def _newton_start(sw, sb, q, den, d1, A, lo):
     """(c₀, β, T, n̄): the root above ``lo`` of the series with N = len(A) terms plus a model of
     its tail (:func:`_series_g`), the model's exponent β (A_n² ∝ n^−β past N; inf where the tail
@@ -230,7 +231,7 @@ def _newton_start(sw, sb, q, den, d1, A, lo):
     return 0.5 * (lo + 1.0), beta, t_mass, t_index
 
 
-@njit(cache=True)
+@jit
 def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk, jumps):
     """(c*, χ_c) where c* lies beyond the range in which Mehler's series is proven accurate
     (near the EOC, c* → 1). ``model`` = (c₀, β, T, n̄) from :func:`_newton_start`. Each step
@@ -282,7 +283,7 @@ def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk, jumps):
     return c, chic
 
 
-@njit(cache=True)
+@jit
 def _model_step(c, g, gp, lo, hi, sw, sb, den, A, t_mass, t_index):
     """The root in (lo, hi) of the model matched to g = F_c(c) − c and its slope gp at c; nan if
     none is found."""
@@ -309,7 +310,7 @@ def _model_step(c, g, gp, lo, hi, sw, sb, den, A, t_mass, t_index):
     return math.nan
 
 
-@njit(cache=True)
+@jit
 def _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index, fix=(0.0, 0.0, 0.0)):
     """Root of :func:`_series_g` in [a, b] by regula falsi with the Illinois modification (the
     start of a Newton iteration: a few ulps do not matter)."""
@@ -333,7 +334,7 @@ def _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index, fix=(0.0, 0.0, 
     return c
 
 
-@njit(cache=True)
+@jit
 def _chi_c_series(A, q, d1, c, rtol):
     """σ_w²-free χ_c, E[φ'(u₁) φ'(u₂)] at c, from φ's own Hermite coefficients: by Stein's lemma
     φ' has coefficients B_n = √(n+1) A_{n+1} / √q, so no second set is computed. Its Parseval
@@ -360,7 +361,7 @@ _STAGE_HMAX = np.array([_HMAX_COEF_1] * 3 + [_HMAX_COEF] * 4)
 _NMAX = 1000
 
 
-@njit(cache=True)
+@jit
 def _series_and_slope(A, c):
     """Σ A_n² cⁿ and its derivative, by Horner's rule."""
     f = 0.0
@@ -371,7 +372,7 @@ def _series_and_slope(A, c):
     return f, d
 
 
-@njit(cache=True)
+@jit
 def _cstar_series(sw, sb, den, A, T, atol):
     """c* from Mehler's series where its proven range [0, c_ok] (|c|^N T <= atol) holds it; -1
     where F_c(c_ok) >= c_ok, i.e. c* lies beyond. F_c is a power series with positive
@@ -398,7 +399,7 @@ def _cstar_series(sw, sb, den, A, T, atol):
     return c
 
 
-@njit(cache=True)
+@jit
 def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps):
     """(c*, χ_c) in the chaotic phase at q = q*, with den = F_q(q*) and d1 = E[φ'(√q* Z)²].
 
@@ -445,14 +446,14 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps):
     return c, sw * sw * e2(phi, p, 1, 1, q, q, c, px, ps, pk)
 
 
-@njit(cache=True)
+@jit
 def _c_ok(n, T, atol):
     """The largest c where Mehler's series of n terms with Parseval tail T is proven within atol
     (|c|^n T <= atol), less 0.1 % so that the bound holds at it despite rounding; at most 0.999."""
     return min(0.999 * (atol / T) ** (1.0 / n), 1.0 - 1e-3) if T > 0.0 else 1.0 - 1e-3
 
 
-@njit(cache=True, parallel=True)
+@jit_parallel
 def chaos_many(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps, out):
     """``chaos_point`` over flat arrays, (c*, χ_c) into the columns of ``out``."""
     for i in prange(sw.size):
