@@ -209,27 +209,27 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
         m = layer_moments(act, width, depth, sw, sb, batch, classes)
     L = depth
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
-        q_grad = np.exp(m["log_qg"])
-        q_grad_o = np.exp(m["log_qg"] + np.log(m["rho"]))
-        gv = np.exp(m["log_gv"])
-        gv_single = np.exp(m["log_qg"] + np.log(m["act_sq"]))
-        log_score = 0.5 * (np.log(m["weight_var"]) + m["log_gv"])
+        q_grad = np.exp(m.log_q_grad)
+        q_grad_o = np.exp(m.log_q_grad + np.log(m.rho_grad))
+        gv = np.exp(m.log_grad_var)
+        gv_single = np.exp(m.log_q_grad + np.log(m.act_sq))
+        log_score = 0.5 * (np.log(m.weight_var) + m.log_grad_var)
         score = np.exp(log_score)
     return pd.DataFrame({
         "layer": np.arange(1, L + 2),
-        "fan_in": m["fan_in"],
-        "fan_out": m["fan_out"],
-        "n_weights": m["fan_in"] * m["fan_out"],
-        "q": m["q"],
-        "c": m["c"],
-        "act_sq": m["act_sq"],
-        "act_cov": m["act_cov"],
-        "chi": m["chi"],
+        "fan_in": m.fan_in,
+        "fan_out": m.fan_out,
+        "n_weights": m.n_weights,
+        "q": m.q,
+        "c": m.c,
+        "act_sq": m.act_sq,
+        "act_cov": m.act_cov,
+        "chi": m.chi,
         "q_grad": q_grad,
         "q_grad_offdiag": q_grad_o,
         "grad_var": gv,
         "grad_var_single": gv_single,
-        "weight_var": m["weight_var"],
+        "weight_var": m.weight_var,
         "score_scale": score,
         "log_score_scale": log_score,
     })
@@ -274,7 +274,8 @@ def _naming(sw, sb):
 
 def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, arch="ffnn",
              definition="layer"):
-    """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, m)."""
+    """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, se, draws), se
+    the standard error of the mean from the number of draws averaged (NaN for one draw)."""
     with _naming(sw, sb):
         return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
                               definition)
@@ -282,7 +283,7 @@ def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, a
 
 def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch, definition):
     m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
-    n = m["fan_in"] * m["fan_out"]
+    n = m.n_weights
     means, seconds, p_first = [], [], []
     with _one_blas_thread():
         cond = laws.forward_conditionals(act, m, classes,
@@ -307,9 +308,8 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
     means, seconds = np.concatenate(means), np.concatenate(seconds)
     mean = float(means.mean())
     std = math.sqrt(max(float(seconds.mean()) - mean ** 2, 0.0))
-    m["draw_se"] = float(means.std(ddof=1) / math.sqrt(means.size)) if means.size > 1 else math.nan
-    m["draws"] = means.size
-    return mean, std, np.concatenate(p_first).mean(axis=0), m
+    se = float(means.std(ddof=1) / math.sqrt(means.size)) if means.size > 1 else math.nan
+    return mean, std, np.concatenate(p_first).mean(axis=0), se, means.size
 
 
 def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *, batch=128,
@@ -347,9 +347,9 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
                                                        classes, depth, finite=finite_width,
                                                        arch=arch, definition=definition)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch, definition)
-    mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
-                                     finite=finite_width, arch=arch, definition=definition)
-    return dict(mean=mean, std=std, p_first=p_first, se=m["draw_se"], draws=m["draws"])
+    mean, std, p_first, se, draws = _predict(act, width, depth, sw, sb, batch, classes,
+                                             finite=finite_width, arch=arch, definition=definition)
+    return dict(mean=mean, std=std, p_first=p_first, se=se, draws=draws)
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
@@ -441,7 +441,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         fwd = forward_moments(act, sw, sb, int(depths.max())) if arch == "ffnn" else None
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for r, L in enumerate(depths.ravel()):
-        means[r], stds[r], _, _ = _predict(act, width, int(L), sw, sb, batch, classes, fwd,
+        means[r], stds[r], *_ = _predict(act, width, int(L), sw, sb, batch, classes, fwd,
                                            finite_width, arch, definition)
     if scalar:
         out = (float(means[0]), float(stds[0]))
@@ -492,7 +492,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch)
     with _naming(sw, sb):
         m = layer_moments(act, width, depth, sw, sb, batch, classes, arch=arch)
-    n = (m["fan_in"] * m["fan_out"]).astype(np.float64)
+    n = (m.n_weights).astype(np.float64)
     if s == 0.0:
         kept, log_thr = np.ones(depth + 1), -math.inf
     else:
