@@ -58,7 +58,15 @@ def readout_moments(q, c, classes):
     ep2 = 0.5 * (np.mean(p1 * p1) + np.mean(p2 * p2))
     d = ep2 - 2.0 / classes ** 2 + 1.0 / classes
     o = float(np.mean((p1 - 1.0 / classes) * (p2 - 1.0 / classes)))
-    return float(d), o
+    # 0 <= O <= c Var(p_k), exactly: the logits are independent over the classes, each pair
+    # (z_k(b), z_k(b')) with correlation c, so expanding p_k in the Hermite polynomials of the C
+    # logits (Mehler's formula, as for the maps of docs/theory.md §2) gives
+    # O = Σ_{|n|>=1} c^{|n|} a_n² and Var(p_k) = Σ_{|n|>=1} a_n², with c ∈ [0, 1]. At c = 0
+    # (σ_b = 0 with an odd φ: the two inputs are independent at every layer) O = 0. The estimate
+    # is noise of ~1e-3 D where c is small, and a negative one made q_grad_offdiag (q̃ f O/D of
+    # docs/critical_sparsity.md eq. (9)) NaN; projecting it onto the interval, which holds
+    # the truth, can only bring it closer.
+    return float(d), min(max(o, 0.0), c * (ep2 - 1.0 / classes ** 2))
 
 
 @dataclass(frozen=True, eq=False)
@@ -150,7 +158,9 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
     act_cov = np.concatenate([[0.0], _expect.pair(act, 0, 0, qh, qh, ch)])
     # backward: E[φ'(y^l)²] and E[φ'(y^l(b)) φ'(y^l(b'))] for the hidden layers
     d11 = _expect.diag(act, 1, 1, 0, qh)
-    p11 = _expect.pair(act, 1, 1, qh, qh, ch)
+    # k_o = E[φ'(u₁)φ'(u₂)] >= 0 for c >= 0 (Mehler, as O below): quadrature noise around 0
+    # (c = 0 with E[φ'] = 0) would make f < 0 and q_grad_offdiag NaN
+    p11 = np.maximum(_expect.pair(act, 1, 1, qh, qh, ch), 0.0)
     if not np.all(d11 > 0):
         raise ValueError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: E[φ'(y^l)²] = 0 at layer "
                          f"{int(np.argmin(d11)) + 1} (q^l = {float(qh[np.argmin(d11)])!r}): the "
@@ -175,7 +185,9 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
         branch[:L - 1] = True
         log_alpha2[1:] = math.log(a2)
         # log t and log t·f of g^L = φ'(y^L) ∘ h^L, then down the residual stream
-        t, tf = math.log(d11[L - 1]) + log_t[L - 1], math.log(p11[L - 1]) + log_t[L - 1]
+        # k_o(L) = 0 (c^L = 0 and E[φ'] = 0) is the limit t f = 0: f = 0 all the way down
+        log_p = math.log(p11[L - 1]) if p11[L - 1] > 0 else -math.inf
+        t, tf = math.log(d11[L - 1]) + log_t[L - 1], log_p + log_t[L - 1]
         for i in range(L - 2, -1, -1):      # g of layer i + 1 from that of layer i + 2
             t += math.log1p(a2 * sw * sw * d11[i])
             tf += math.log1p(a2 * sw * sw * p11[i])

@@ -1,0 +1,91 @@
+"""The prediction wing at the edges of its inputs (issue 21, the wings; findings of a fuzzing):
+where the maths has a limit the functions return it, checked against an independent
+computation; where float64 or the method has no answer they refuse with an ``InputError`` that
+names the parameters. Each test covers a class of inputs, not one call.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+
+from meanfield.prediction import _moments as SM
+from meanfield.prediction import (
+    critical_sparsity_distribution,
+    layer_gradient_scales,
+    predict_critical_sparsity,
+    predict_kept_per_layer,
+)
+
+SMALL = dict(batch=8, classes=3)
+
+
+def _lgs(act, width, depth, sw, sb, **kw):
+    return layer_gradient_scales(act, width, depth, sw, sb, **kw)
+
+
+def _wide(act, width, depth, sw, sb, **kw):
+    return predict_critical_sparsity(act, width, depth, sw, sb, finite_width=False, **kw)
+
+
+def _finite(act, width, depth, sw, sb, **kw):
+    return predict_critical_sparsity(act, width, depth, sw, sb, **kw)
+
+
+def _dist(act, width, depth, sw, sb, **kw):
+    return critical_sparsity_distribution(act, width, depth, sw, sb, finite_width=False, **kw)
+
+
+def _kept(act, width, depth, sw, sb, **kw):
+    return predict_kept_per_layer(act, width, depth, sw, sb, 0.5, finite_width=False, **kw)
+
+
+EVERY = [_lgs, _wide, _finite, _dist, _kept]
+WIDE = [_lgs, _wide, _dist, _kept]      # no N × N arrays: any width passes the memory check
+
+
+# ---------------------------------------------------------------------------------------------
+# no bias: c^l = 0 (odd φ) and q* = 0 (ordered)
+
+
+@pytest.mark.parametrize("act", ["tanh", "erf", "linear"])
+@pytest.mark.parametrize("sw", [0.5, 1.0, 2.0])
+def test_without_a_bias_the_gradient_scales_take_their_limit(act, sw):
+    """σ_b = 0 and an odd φ: c¹ = σ_b²/q¹ = 0 and F_c(0) = σ_w² E[φ(u)]² / q = 0, so the two
+    inputs' pre-activations are independent at every layer, their logits too, and
+    O = Cov(p_k(b), p_k(b')) = 0 (docs/critical_sparsity.md eq. (8)). Then q̃^l_o = k_o t_l f_l O
+    = 0 at every layer (eq. (9)) and eq. (10) leaves Var(∂ℒ/∂W) = q̃ K_d / B. Ordered (σ_w = 0.5,
+    q* = 0), the EOC of tanh at σ_b = 0 (σ_w = 1) and chaotic. The Monte Carlo estimate of O is
+    noise around 0, and its negative draws made ``q_grad_offdiag`` NaN."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        df = layer_gradient_scales(act, 50, 6, sw, 0.0, batch=32)
+    assert not df.drop(columns="chi").isna().to_numpy().any()
+    # 0 up to the float noise of the c map (c^l ~ 1e-33 for tanh instead of 0)
+    assert ((df.q_grad_offdiag >= 0) & (df.q_grad_offdiag <= 1e-30 * df.q_grad)).all()
+    np.testing.assert_allclose(df.grad_var, df.grad_var_single / 32, rtol=1e-12)
+
+
+@pytest.mark.parametrize("sw", [0.5, 2.0])
+def test_no_bias_is_the_limit_of_a_small_bias(sw):
+    """The columns at σ_b = 0 are the limit σ_b → 0⁺ of the same network with a bias (computed
+    independently: c¹ > 0, every expectation at its own q and c)."""
+    cols = ["q", "act_sq", "chi", "q_grad", "grad_var", "score_scale"]
+    at0 = layer_gradient_scales("tanh", 50, 6, sw, 0.0)[cols].to_numpy()
+    gaps = []
+    for sb in [1e-4, 1e-5, 1e-6, 1e-7]:
+        near = layer_gradient_scales("tanh", 50, 6, sw, sb)
+        gaps.append(np.nanmax(np.abs(near[cols].to_numpy() / at0 - 1)))   # chi: nan at L + 1
+        assert ((near.q_grad_offdiag >= 0) & (near.q_grad_offdiag <= 1e-6 * near.q_grad)).all()
+    assert all(b < a / 5 for a, b in zip(gaps, gaps[1:])) and gaps[-1] < 1e-9, gaps
+
+
+def test_the_readout_covariance_is_never_negative():
+    """O = Cov(p_k(b), p_k(b')) = Σ_{n≠0} c^{|n|} a_n² >= 0 for c ∈ [0, 1] (Mehler), and 0 at
+    c = 0; the fixed-seed estimate is noise around 0 for small c."""
+    for q in [1e-6, 0.1, 2.0]:
+        for c in [0.0, 1e-30, 1e-6, 1e-3]:
+            for classes in [2, 10, 100]:
+                D, O = SM.readout_moments(q, c, classes)
+                assert O >= 0.0 and D > 0.0
+        assert SM.readout_moments(q, 0.0, 10)[1] == 0.0
