@@ -9,6 +9,8 @@ import warnings
 import numpy as np
 import pytest
 
+import meanfield as mf
+from meanfield._validate import InputError
 from meanfield.prediction import _moments as SM
 from meanfield.prediction import (
     critical_sparsity_distribution,
@@ -89,3 +91,50 @@ def test_the_readout_covariance_is_never_negative():
                 D, O = SM.readout_moments(q, c, classes)
                 assert O >= 0.0 and D > 0.0
         assert SM.readout_moments(q, 0.0, 10)[1] == 0.0
+
+
+@pytest.mark.parametrize("fn", [_wide, _finite, _dist, _kept])
+def test_predictions_without_a_bias_are_fractions(fn):
+    """The ordered phase without a bias (q* = 0: q^l decays geometrically) within float64's
+    range: the predictions are finite fractions."""
+    out = fn("tanh", 60, 12, 0.5, 0.0, **SMALL)
+    values = np.asarray(out["mean"] if isinstance(out, dict) else
+                        out.kept_fraction if hasattr(out, "kept_fraction") else out)
+    assert np.all(np.isfinite(values)) and np.all((values >= 0) & (values <= 1))
+
+
+@pytest.mark.parametrize("fn", EVERY)
+@pytest.mark.parametrize("act,sw,sb,depth,names", [
+    ("tanh", 0.5, 0.0, 600, ("`depth`", "`sigma_b`")),     # q* = 0: q^l ~ 4^-l underflows
+    ("tanh", 0.5, 1e-170, 600, ("`depth`", "`sigma_b`")),  # q* ≈ σ_b² / (1 − χ) underflows
+    ("relu", 10.0, 0.3, 400, ("`depth`", "`sigma_w`")),    # q^l ~ 50^l overflows
+    ("linear", 1.5, 0.0, 700, ("`depth`", "`sigma_w`")),   # c^l: 0/0 beyond q^l ~ 1e154
+])
+def test_a_forward_variance_float64_cannot_hold_is_refused(fn, act, sw, sb, depth, names):
+    with pytest.raises(InputError) as info:
+        fn(act, 20, depth, sw, sb, **SMALL)
+    for name in names:
+        assert name in str(info.value)
+
+
+@pytest.mark.parametrize("fn", WIDE)
+def test_gradients_that_vanish_in_float64_are_refused(fn):
+    """E[φ'(y)²] = 0 in float64: a flat activation, or tanh at q ~ 1e300 (σ_w = 1e150), where
+    the quadrature underflows. No layer below has a gradient: refused, naming the arguments."""
+    flat = mf.Activation(lambda x: 1.0 + 0.0 * x, lambda x: 0.0 * x, name="flat")
+    for act, sw in [(flat, 1.0), ("tanh", 1e150)]:
+        with pytest.raises(InputError, match=r"`activation`.*`sigma_w`.*`depth`"):
+            fn(act, 20, 4, sw, 0.3, **SMALL)
+
+
+# ---------------------------------------------------------------------------------------------
+# errors from inside the wing
+
+
+def test_a_draw_without_an_answer_is_an_input_error():
+    """hard_tanh with σ_b = 1e5: q ≈ 1e10 and c ≈ 1, so φ'(y) = 1{|y| < 1} is nonzero only for a
+    shared Gaussian within ~1e-5 of 0: E[φ'²] > 0 passes the check, but at every quasi-random
+    point the conditional E[φ'²] underflows and a layer's scores are all exactly zero. Refused
+    with the arguments named, as an InputError (not a bare ValueError)."""
+    with pytest.raises(InputError, match=r"`activation` == 'hard_tanh'.*`sigma_b` == 100000"):
+        predict_critical_sparsity("hard_tanh", 20, 3, 1.0, 1e5, finite_width=False, **SMALL)

@@ -28,12 +28,12 @@ def forward_moments(act, sw, sb, depth, arch="ffnn"):
     """q^l, c^l of the pre-activations y^l for l = 1 … depth + 1 (the last is the logits) for two
     independent inputs x, x' ~ N(0, I_N): q¹ = σ_b² + σ_w², c¹ = σ_b²/q¹ (x·x'/N → 0). For a
     ResNet, y² … y^L are the residual stream (:func:`meanfield.theory.propagate` with ``arch``;
-    the Stable ResNet's branch scale 1/√L takes L = ``depth``)."""
+    the Stable ResNet's branch scale 1/√L takes L = ``depth``). Where q^l underflows or
+    overflows float64 the values are what floating point makes of them: the public functions
+    refuse such arguments (``predict._check_forward``)."""
     q1 = sb * sb + sw * sw
-    q, c = propagate(act, q1, sb * sb / q1, sw, sb, depth, arch=arch)
-    if not (np.all(np.isfinite(q)) and np.all(q > 0)):
-        raise ValueError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: the forward variance q^l is "
-                         f"not finite and > 0 by depth {depth}: no prediction")
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        q, c = propagate(act, q1, sb * sb / q1, sw, sb, depth, arch=arch)
     return q, np.clip(c, 0.0, 1.0)
 
 
@@ -67,6 +67,14 @@ def readout_moments(q, c, classes):
     # docs/critical_sparsity.md eq. (9)) NaN; projecting it onto the interval, which holds
     # the truth, can only bring it closer.
     return float(d), min(max(o, 0.0), c * (ep2 - 1.0 / classes ** 2))
+
+
+class NoPrediction(ArithmeticError):
+    """A draw of the prediction has no answer in float64: a backward signal that vanishes
+    exactly, or a layer whose scores are all exactly zero or overflow (for activations or σ
+    whose φ' vanishes, or signals grow, beyond what the edge checks can see before drawing).
+    Raised by the wing's internals and turned by the public functions into an ``InputError``
+    naming their arguments. Not a ``ValueError``: a ``ValueError`` from inside is a bug."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -144,7 +152,10 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
     and t_{l−1} f_{l−1} = t_l f_l (1 + α² σ_w² k_o(l−1)), starting from g^L = φ'(y^L) ∘ h^L. The
     gradient of W^l is α g^l a^{l−1}ᵀ (no φ' of its own): ``branch`` marks these layers and
     ``log_alpha2`` holds log α² (0 for layer 1, whose gradient is g¹ xᵀ). Layer L keeps the
-    feed-forward form (h^L with φ'(y^L) in the forward factor)."""
+    feed-forward form (h^L with φ'(y^L) in the forward factor).
+
+    Trusts its arguments: the public functions have checked that every q^l is a finite normal
+    float and every E[φ'(y^l)²] > 0 (``predict._check_forward``)."""
     L = depth
     q, c = fwd if fwd is not None else forward_moments(act, sw, sb, L, arch)
     q, c = q[: L + 1], c[: L + 1]          # q[l-1] = q^l, l = 1 … L + 1
@@ -161,10 +172,6 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
     # k_o = E[φ'(u₁)φ'(u₂)] >= 0 for c >= 0 (Mehler, as O below): quadrature noise around 0
     # (c = 0 with E[φ'] = 0) would make f < 0 and q_grad_offdiag NaN
     p11 = np.maximum(_expect.pair(act, 1, 1, qh, qh, ch), 0.0)
-    if not np.all(d11 > 0):
-        raise ValueError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: E[φ'(y^l)²] = 0 at layer "
-                         f"{int(np.argmin(d11)) + 1} (q^l = {float(qh[np.argmin(d11)])!r}): the "
-                         "gradients vanish exactly, no prediction")
     D, O = readout_moments(float(q[L]), float(c[L]), classes)
     # backward (eq. (9)): given the readout Gram R = ΔΔᵀ/C the covariance over neurons of the
     # pre-φ' signal h^l_i(·) of hidden layer l is H^l = t_l [(1 − f_l) Diag(R) + f_l R], with

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import _top_block
-from ._moments import SEED, hermite
+from ._moments import SEED, NoPrediction, hermite
 from ._product_law import H, ScoreLaws
 
 N_QMC = 2048                 # quasi-random points (U, V, ξ) per layer law (wide limit)
@@ -239,8 +239,8 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
         noise = gain * ((np.maximum(m2 - m1 * m1, 0.0) * quad).sum(axis=1) + m2.sum(axis=1) * noise)
         scale = np.einsum("dcc->d", K) / classes + noise / sq
         if not np.all(scale > 0.0):
-            raise ValueError(f"the backward signal vanishes exactly at hidden layer {i}: "
-                             "no prediction")
+            raise NoPrediction(f"the backward signal vanishes exactly (or is not finite) at hidden "
+                               f"layer {i}")
         log_scale = log_scale + np.log(scale)
         K = K / scale[:, None, None]
         noise = noise / scale
@@ -303,8 +303,8 @@ def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start=None
         Kh = W.transpose(0, 2, 1) @ W / width
         scale = np.einsum("dcc->d", Kh) / classes + noise / sq
         if not np.all(scale > 0.0):
-            raise ValueError(f"the backward signal vanishes exactly at hidden layer {i + 1}: "
-                             "no prediction")
+            raise NoPrediction(f"the backward signal vanishes exactly (or is not finite) at hidden "
+                               f"layer {i + 1}")
         log_scale = log_scale + np.log(scale)
         W = W / np.sqrt(scale)[:, None, None]
         noise = noise / scale

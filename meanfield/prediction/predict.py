@@ -43,12 +43,14 @@ from .._validate import (
     check_scalar,
 )
 from ..activations import get_activation
+from ..theory import _expect
 from . import _score_laws as laws
 from . import _top_block
-from ._moments import forward_moments, layer_moments
+from ._moments import NoPrediction, forward_moments, layer_moments
 from .bounds import fit_bound_constant, ordered_phase_bound
 
 _MAX_DEPTH = 100_000
+_TINY = float(np.finfo(np.float64).tiny)
 
 __all__ = [
     "PredictionRangeWarning",
@@ -139,6 +141,59 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     return act, width, sw, sb, batch, classes
 
 
+def _check_forward(act, sw, sb, depth, arch="ffnn"):
+    """The forward moments (q, c) of :func:`forward_moments` for a depth-L network, refused
+    (``InputError``) where the prediction has none in float64:
+
+    * a variance q^l that is not a finite normal float. Without a bias (or with a tiny one) and
+      σ_w² E[φ'(0)²] < 1, q^l decays geometrically to q* = 0 (docs/critical_sparsity.md eq. (4);
+      e.g. tanh at σ_w = 0.5, σ_b = 0 loses a factor 4 a layer and underflows by layer ~510);
+      a large σ_w makes it overflow; or a correlation c^l that is NaN (its quadrature overflows
+      for q^l ≳ 1e154);
+    * E[φ'(y^l)²] = 0 at a hidden layer: the gradients of every layer below vanish (eq. (7)),
+      and SNIP has no scores to rank (an activation flat where y^l lies, or one whose
+      quadrature underflows at an extreme q^l).
+    """
+    q, c = forward_moments(act, sw, sb, depth, arch)
+    names = (f"`activation` == {act.name!r}, `sigma_w` == {sw!r}, `sigma_b` == {sb!r}, "
+             f"`depth` == {depth}")
+    bad = ~(np.isfinite(q) & (q >= _TINY))
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = "the logits" if i == depth else f"layer {i + 1}"
+        hint = ("a smaller `depth` or a larger `sigma_b`" if not q[i] >= _TINY
+                else "a smaller `depth` or `sigma_w`")
+        raise InputError(f"{names}: the forward variance q^l of {where} is {float(q[i])!r}, "
+                         f"outside float64's normal range [{_TINY:.4g}, "
+                         f"{np.finfo(np.float64).max:.4g}]; choose {hint}")
+    if not np.all(np.isfinite(c)):      # the correlation map's quadrature overflows (q ≳ 1e154)
+        i = int(np.argmin(np.isfinite(c)))
+        where = "the logits" if i == depth else f"layer {i + 1}"
+        raise InputError(f"{names}: the forward correlation c^l of {where} is {float(c[i])!r} "
+                         f"(q^l = {float(q[i])!r} is beyond what its Gaussian expectation holds in "
+                         f"float64); choose a smaller `depth` or `sigma_w`")
+    d11 = _expect.diag(act, 1, 1, 0, q[:depth])
+    if not np.all(d11 > 0):
+        i = int(np.argmin(d11 > 0))
+        raise InputError(f"{names}: E[φ'(y^l)²] = {float(d11[i])!r} at layer {i + 1} (q^l = "
+                         f"{float(q[i])!r}): the gradients of every layer below vanish, so SNIP "
+                         f"has no scores to rank")
+    return q, c
+
+
+@contextlib.contextmanager
+def _no_prediction(act, width, depth, sw, sb):
+    """A draw that has no answer in float64 (``NoPrediction``, from inside the wing: a signal that
+    vanishes exactly or scores that overflow, which the checks above cannot see before drawing)
+    is refused with the arguments that led to it."""
+    try:
+        yield
+    except NoPrediction as exc:
+        raise InputError(f"`activation` == {act.name!r}, `width` == {width}, `depth` == {depth}, "
+                         f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: {exc}, so there is no "
+                         f"prediction in float64") from None
+
+
 # ---------------------------------------------------------------------------------------------
 # the layer moments
 
@@ -205,8 +260,8 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, draws=False)
-    with _naming(sw, sb):
-        m = layer_moments(act, width, depth, sw, sb, batch, classes)
+    m = layer_moments(act, width, depth, sw, sb, batch, classes,
+                      _check_forward(act, sw, sb, depth))
     L = depth
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
         q_grad = np.exp(m.log_q_grad)
@@ -260,23 +315,12 @@ def _check_arch(arch):
     return check_choice("arch", arch, ARCHS)
 
 
-@contextlib.contextmanager
-def _naming(sw, sb):
-    """The internals' "no prediction" errors (scores or signals that vanish or overflow in
-    floating point, for extreme σ) name the arguments that caused them."""
-    try:
-        yield
-    except ValueError as exc:
-        if "`sigma_w`" in str(exc):
-            raise
-        raise InputError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: {exc}") from None
-
-
-def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, arch="ffnn",
+def _predict(act, width, depth, sw, sb, batch, classes, fwd, finite=True, arch="ffnn",
              definition="layer"):
     """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, se, draws), se
-    the standard error of the mean from the number of draws averaged (NaN for one draw)."""
-    with _naming(sw, sb):
+    the standard error of the mean from the number of draws averaged (NaN for one draw);
+    ``fwd``: the checked forward moments (:func:`_check_forward`)."""
+    with _no_prediction(act, width, depth, sw, sb):
         return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
                               definition)
 
@@ -346,8 +390,9 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=finite_width,
                                                        arch=arch, definition=definition)
+    fwd = _check_forward(act, sw, sb, depth, arch)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch, definition)
-    mean, std, p_first, se, draws = _predict(act, width, depth, sw, sb, batch, classes,
+    mean, std, p_first, se, draws = _predict(act, width, depth, sw, sb, batch, classes, fwd,
                                              finite=finite_width, arch=arch, definition=definition)
     return dict(mean=mean, std=std, p_first=p_first, se=se, draws=draws)
 
@@ -434,15 +479,18 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
                                                        finite=finite_width, arch=arch,
                                                        definition=definition)
     return_std = check_bool("return_std", return_std)
-    _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
-    with _naming(sw, sb):
-        fwd = forward_moments(act, sw, sb, int(depths.max())) if arch == "ffnn" else None
+    if arch == "ffnn":
+        deepest = _check_forward(act, sw, sb, int(depths.max()))
+        fwds = dict.fromkeys(np.unique(depths).tolist(), deepest)
+    else:
+        fwds = {L: _check_forward(act, sw, sb, L, arch) for L in np.unique(depths).tolist()}
+    _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition)
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for r, L in enumerate(depths.ravel()):
-        means[r], stds[r], *_ = _predict(act, width, int(L), sw, sb, batch, classes, fwd,
-                                           finite_width, arch, definition)
+        means[r], stds[r], *_ = _predict(act, width, int(L), sw, sb, batch, classes,
+                                         fwds[int(L)], finite_width, arch, definition)
     if scalar:
         out = (float(means[0]), float(stds[0]))
     else:
@@ -489,15 +537,15 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     import pandas as pd
 
     s = check_probability("sparsity", sparsity)
+    fwd = _check_forward(act, sw, sb, depth, arch)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch)
-    with _naming(sw, sb):
-        m = layer_moments(act, width, depth, sw, sb, batch, classes, arch=arch)
-    n = (m.n_weights).astype(np.float64)
+    m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
+    n = m.n_weights.astype(np.float64)
     if s == 0.0:
         kept, log_thr = np.ones(depth + 1), -math.inf
     else:
         kept, log_thr, count = np.zeros(depth + 1), 0.0, 0
-        with _one_blas_thread(), _naming(sw, sb):
+        with _one_blas_thread(), _no_prediction(act, width, depth, sw, sb):
             cond = laws.forward_conditionals(act, m, classes,
                                              laws.N_QMC_FINITE if finite_width else laws.N_QMC)
             for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes,
