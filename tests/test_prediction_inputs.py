@@ -4,6 +4,7 @@ computation; where float64 or the method has no answer they refuse with an ``Inp
 names the parameters. Each test covers a class of inputs, not one call.
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -14,7 +15,9 @@ from meanfield._validate import InputError
 from meanfield.prediction import _moments as SM
 from meanfield.prediction import (
     critical_sparsity_distribution,
+    fit_bound_constant,
     layer_gradient_scales,
+    ordered_phase_bound,
     predict_critical_sparsity,
     predict_kept_per_layer,
 )
@@ -125,6 +128,57 @@ def test_gradients_that_vanish_in_float64_are_refused(fn):
     for act, sw in [(flat, 1.0), ("tanh", 1e150)]:
         with pytest.raises(InputError, match=r"`activation`.*`sigma_w`.*`depth`"):
             fn(act, 20, 4, sw, 0.3, **SMALL)
+
+
+# ---------------------------------------------------------------------------------------------
+# huge widths and depths
+
+
+@pytest.mark.parametrize("fn", [_lgs, _kept])
+def test_weight_counts_do_not_overflow(fn):
+    """n_l = fan_in · fan_out is an int64 column: exact up to 2^63 − 1 (width 2^31 gives 2^62),
+    refused beyond (width 2^32 made 2^64, which wrapped to 0)."""
+    df = fn("tanh", 2 ** 31, 2, 1.0, 0.3)
+    assert df.n_weights.tolist() == [2 ** 62, 2 ** 62, 2 ** 31 * 10]
+    with pytest.raises(InputError, match="`width` == 4294967296"):
+        fn("tanh", 2 ** 32, 2, 1.0, 0.3)
+
+
+@pytest.mark.parametrize("fn", [_wide, _dist])
+def test_the_critical_sparsity_refuses_widths_beyond_its_resolution(fn):
+    """The score laws' tails are exact to ~3e-16, and the largest of n scores needs them to ~1/n:
+    beyond 2^40 scores a layer (width 2^20) E[s_cr] is refused (at width 2^31 it came out −inf,
+    at 2^28 −3e7); at 2^20 it is the continuation of the smaller widths."""
+    with pytest.raises(InputError, match="`width` == 1048577"):
+        fn("tanh", 2 ** 20 + 1, 2, 0.8, 0.3)
+    s = [float(np.asarray(fn("tanh", 2 ** e, 20, 0.8, 0.3)["mean"] if fn is _dist
+                          else fn("tanh", 2 ** e, 20, 0.8, 0.3))) for e in (14, 17, 20)]
+    assert s[0] < s[1] < s[2] < 1.0
+    # s_cr grows about linearly in log N here: the last step extends the first
+    assert abs((s[2] - s[1]) - (s[1] - s[0])) < 0.01
+
+
+@pytest.mark.parametrize("fn", EVERY)
+def test_depth_beyond_its_bound_is_refused(fn):
+    with pytest.raises(InputError, match="`depth`"):
+        fn("tanh", 20, 100_001, 1.0, 0.3, **SMALL)
+
+
+def test_the_bound_refuses_sizes_whose_rate_overflows():
+    """log(L N²)/L + 1/√(L N²) with L N² beyond float64 (inf, and nan in the fit) is refused,
+    naming the sizes; a Python int beyond float range (OverflowError before) too."""
+    for width, depth in [(1e200, 10), (10, 1e307)]:
+        with pytest.raises(InputError, match=r"`width`.*`depth`"):
+            ordered_phase_bound(width, depth)
+    with pytest.raises(InputError, match="`width`"):
+        fit_bound_constant([1, 2], [0.5, 0.4], 10 ** 400)
+    with pytest.raises(InputError, match="`width`"):
+        fit_bound_constant([1, 2], [0.5, 0.4], 10 ** 200)
+    with pytest.raises(InputError, match="`depths`"):
+        fit_bound_constant([1e308, 2], [0.5, 0.4], 10)
+    # the largest sizes it takes still give the rate
+    big = ordered_phase_bound(1e150, 1e3)
+    assert math.isfinite(big) and big > 0
 
 
 # ---------------------------------------------------------------------------------------------

@@ -50,6 +50,12 @@ from ._moments import NoPrediction, forward_moments, layer_moments
 from .bounds import fit_bound_constant, ordered_phase_bound
 
 _MAX_DEPTH = 100_000
+_MAX_COUNT = 2 ** 63 - 1     # n_l = fan_in · fan_out is an int64 (the ``n_weights`` columns)
+# The score laws' tails T(t) come out of an FFT with an absolute error of about 3e-16, and the
+# largest of a layer's n_l scores sits where T ~ 1/n_l: beyond 2^40 scores a layer
+# P(max ≤ t) = (1 − T)^n_l would carry an error of n_l · 3e-16 > 3e-4 (the wide limit of s_cr
+# falls apart between N = 2^25 and 2^27, n_l = 2^50 … 2^54).
+_MAX_SCORES = 2 ** 40
 _TINY = float(np.finfo(np.float64).tiny)
 
 __all__ = [
@@ -112,10 +118,11 @@ def _check_depths(depth):
 
 
 def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, draws=True,
-                  finite=True, arch="ffnn", definition="layer"):
+                  finite=True, arch="ffnn", definition="layer", max_count=_MAX_COUNT):
     """Validate the common arguments and refuse sizes whose arrays cannot fit: ``draws`` if the
     caller draws readout errors, ``finite`` if also the finite-width chains and the exact
-    layers of ``arch`` and ``definition`` (both checked by the caller)."""
+    layers of ``arch`` and ``definition`` (both checked by the caller); and widths whose layers
+    hold more than ``max_count`` weights."""
     act = get_activation(activation)
     # sizes stay below 2^53, where a float still counts them exactly
     width = check_int("width", width, low=1, high=2 ** 53)
@@ -123,6 +130,15 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     sb = check_scalar("sigma_b", sigma_b, min_val=0.0)
     batch = check_int("batch", batch, low=1, high=2 ** 53)
     classes = check_int("classes", classes, low=2, high=2 ** 53)
+    count = width * max(width, classes)     # the largest layer's n_l, a Python int: exact
+    if count > max_count:
+        why = ("a 64-bit count holds" if max_count == _MAX_COUNT
+               else "the score laws resolve (their tails are exact to ~3e-16, and the largest of "
+                    "n scores needs them to ~1/n)")
+        raise InputError(f"`width` == {width}, `classes` == {classes}: a layer of "
+                         f"width · {max(width, classes)} = {count} weights is more than "
+                         f"{_show_power(max_count)} = {max_count}, what {why}; choose a smaller "
+                         f"`width`")
     # the largest arrays: the readout draws (draws × B × C, twice), the softmax moments
     # (≥ 4096 × C logits, four arrays), one backward chain (L × N × C normals, twice) and one
     # set of exact layers (their N × N weights and gradients, B × N activations of every
@@ -139,6 +155,11 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     check_memory(f"`width` == {width}, `depth` == {depth}, `batch` == {batch}, "
                  f"`classes` == {classes}", nbytes)
     return act, width, sw, sb, batch, classes
+
+
+def _show_power(n):
+    """2^40 for 2 ** 40, 2^63 − 1 for 2 ** 63 − 1."""
+    return f"2^{n.bit_length()}" + " − 1" if n & (n + 1) == 0 else f"2^{n.bit_length() - 1}"
 
 
 def _check_forward(act, sw, sb, depth, arch="ffnn"):
@@ -389,7 +410,8 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     definition = _check_definition(definition, finite_width)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=finite_width,
-                                                       arch=arch, definition=definition)
+                                                       arch=arch, definition=definition,
+                                                       max_count=_MAX_SCORES)
     fwd = _check_forward(act, sw, sb, depth, arch)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch, definition)
     mean, std, p_first, se, draws = _predict(act, width, depth, sw, sb, batch, classes, fwd,
@@ -477,7 +499,8 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, int(depths.max()),
                                                        finite=finite_width, arch=arch,
-                                                       definition=definition)
+                                                       definition=definition,
+                                                       max_count=_MAX_SCORES)
     return_std = check_bool("return_std", return_std)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
