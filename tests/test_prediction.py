@@ -186,7 +186,7 @@ def test_finite_width_backward_chain_has_the_wide_recursion_as_its_mean(arch):
     m = SM.layer_moments(act, N, L, sw, 0.3, 32, C, arch=arch)
     cond = SL.forward_conditionals(act, m, C, 512)
     chains = 3000
-    one = SL.ReadoutDraws(float(m["q"][L]), float(m["c"][L]), 32, C, 1)
+    one = SL.ReadoutDraws(float(m.q[L]), float(m.c[L]), 32, C, 1)
     draws = one.take(np.zeros(chains, dtype=int))          # one Δ, many chains
     wide = SL.backward_wide(m, one, C)
     rngs = [np.random.default_rng([11, d]) for d in range(chains)]
@@ -442,7 +442,7 @@ def test_top_block_gradients_are_those_of_networks(arch, sw, depth, N, B):
     top = TB.top_layers(depth, arch)
     assert depth - top - burn + 1 > 1                  # the block does not start at the inputs
     rng = np.random.default_rng(7)
-    half = 0.5 * np.log(m["weight_var"])
+    half = 0.5 * np.log(m.weight_var)
     block, nets = [], []
     for _ in range(draws):
         b = TB.simulate(act, m, N, sw, SB, B, C, burn, rng)
@@ -509,7 +509,7 @@ def test_the_prediction_reports_its_own_standard_error(sw, depth, stops_early):
     act = mf.get_activation("tanh")
     m = SM.layer_moments(act, 30, depth, sw, 0.2, 16, 10)
     cond = SL.forward_conditionals(act, m, 10, SL.N_QMC_FINITE)
-    n = m["fan_in"] * m["fan_out"]
+    n = m.n_weights
     means = np.concatenate([SL.scr_law(SL.score_laws(m, cond, dr, b, 16, 10), n)["mean"]
                             for dr, b in SL.draw_chunks(act, m, cond, 30, sw, 0.2, 16, 10, True)])
     assert (d["draws"] < means.size) == stops_early
@@ -612,7 +612,7 @@ def test_the_burn_in_rule_does_not_leak_warnings_of_the_depth_scales():
     then takes its cap, silently; the prediction itself has nothing to warn about."""
     import warnings
 
-    from meanfield.prediction.predict._top_block import MAX_BURN_IN, burn_in
+    from meanfield.prediction._top_block import MAX_BURN_IN, burn_in
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert burn_in(mf.get_activation("relu"), 1.6, 0.1, "ffnn") == MAX_BURN_IN

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -27,12 +28,12 @@ def forward_moments(act, sw, sb, depth, arch="ffnn"):
     """q^l, c^l of the pre-activations y^l for l = 1 … depth + 1 (the last is the logits) for two
     independent inputs x, x' ~ N(0, I_N): q¹ = σ_b² + σ_w², c¹ = σ_b²/q¹ (x·x'/N → 0). For a
     ResNet, y² … y^L are the residual stream (:func:`meanfield.theory.propagate` with ``arch``;
-    the Stable ResNet's branch scale 1/√L takes L = ``depth``)."""
+    the Stable ResNet's branch scale 1/√L takes L = ``depth``). Where q^l underflows or
+    overflows float64 the values are what floating point makes of them: the public functions
+    refuse such arguments (``predict._check_forward``)."""
     q1 = sb * sb + sw * sw
-    q, c = propagate(act, q1, sb * sb / q1, sw, sb, depth, arch=arch)
-    if not (np.all(np.isfinite(q)) and np.all(q > 0)):
-        raise ValueError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: the forward variance q^l is "
-                         f"not finite and > 0 by depth {depth}: no prediction")
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        q, c = propagate(act, q1, sb * sb / q1, sw, sb, depth, arch=arch)
     return q, np.clip(c, 0.0, 1.0)
 
 
@@ -57,23 +58,107 @@ def readout_moments(q, c, classes):
     ep2 = 0.5 * (np.mean(p1 * p1) + np.mean(p2 * p2))
     d = ep2 - 2.0 / classes ** 2 + 1.0 / classes
     o = float(np.mean((p1 - 1.0 / classes) * (p2 - 1.0 / classes)))
-    return float(d), o
+    # 0 <= O <= c Var(p_k), exactly: the logits are independent over the classes, each pair
+    # (z_k(b), z_k(b')) with correlation c, so expanding p_k in the Hermite polynomials of the C
+    # logits (Mehler's formula, as for the maps of docs/theory.md §2) gives
+    # O = Σ_{|n|>=1} c^{|n|} a_n² and Var(p_k) = Σ_{|n|>=1} a_n², with c ∈ [0, 1]. At c = 0
+    # (σ_b = 0 with an odd φ: the two inputs are independent at every layer) O = 0. The estimate
+    # is noise of ~1e-3 D where c is small, and a negative one made q_grad_offdiag (q̃ f O/D of
+    # docs/critical_sparsity.md eq. (9)) NaN; projecting it onto the interval, which holds
+    # the truth, can only bring it closer.
+    return float(d), min(max(o, 0.0), c * (ep2 - 1.0 / classes ** 2))
+
+
+class NoPrediction(ArithmeticError):
+    """A draw of the prediction has no answer in float64: a backward signal that vanishes
+    exactly, or a layer whose scores are all exactly zero or overflow (for activations or σ
+    whose φ' vanishes, or signals grow, beyond what the edge checks can see before drawing).
+    Raised by the wing's internals and turned by the public functions into an ``InputError``
+    naming their arguments. Not a ``ValueError``: a ``ValueError`` from inside is a bug."""
+
+
+@dataclass(frozen=True, eq=False)
+class LayerMoments:
+    """The per-layer moments of a depth-L network that the SNIP score laws are built on
+    (``docs/critical_sparsity.md`` eqs. (4)–(11)), built once by :func:`layer_moments`.
+
+    Arrays of length L + 1 are indexed by layer − 1 over layers 1 … L + 1 (the last is the
+    readout); arrays of length L over the hidden layers 1 … L. Frozen: a stage that needs other
+    values makes a new record with :func:`dataclasses.replace`.
+    """
+
+    arch: str
+    """The architecture: "ffnn", "resnet" or "stable_resnet" (docs §5b)."""
+    q: np.ndarray
+    """(L + 1,) float: forward variance q^l of the pre-activations y^l (the last: the logits), eq. (4)."""
+    c: np.ndarray
+    """(L + 1,) float: forward correlation c^l of y^l between two inputs, clipped to [0, 1], eq. (4)."""
+    fan_in: np.ndarray
+    """(L + 1,) int64: N_{l−1}, the inputs of each unit of layer l."""
+    fan_out: np.ndarray
+    """(L + 1,) int64: N_l, the units of layer l (C for the readout)."""
+    act_sq: np.ndarray
+    """(L + 1,) float: K^{l−1}_d = E[a(b)²] of layer l's input a (1 for x), eq. (5)."""
+    act_cov: np.ndarray
+    """(L + 1,) float: K^{l−1}_o = E[a(b) a(b')] between two inputs (0 for x), eq. (5)."""
+    chi: np.ndarray
+    """(L + 1,) float: σ_w² E[φ'(y^l)²], the per-layer backward gain (NaN: the readout), eq. (7)."""
+    log_q_grad: np.ndarray
+    """(L + 1,) float: log q̃^l = log E[δ^l_i(b)²], the backward variance, eqs. (7)–(9)."""
+    rho_grad: np.ndarray
+    """(L + 1,) float: q̃^l_o / q̃^l = E[δ^l_i(b) δ^l_i(b')] / E[δ^l_i(b)²] for two inputs b ≠ b', eq. (9)."""
+    weight_var: np.ndarray
+    """(L + 1,) float: σ_w² / fan_in, the variance of a weight of layer l, eq. (1)."""
+    log_grad_var: np.ndarray
+    """(L + 1,) float: log Var(∂ℒ/∂W^l_ij) of the batch-averaged gradient, eq. (10) (−inf if it is 0)."""
+    log_t: np.ndarray
+    """(L,) float: log t_l, the scale of the backward covariance H^l of hidden layer l, eq. (9)."""
+    f: np.ndarray
+    """(L,) float: f_l, the share of H^l common to the batch, eq. (9)."""
+    branch: np.ndarray
+    """(L,) bool: hidden layers whose gradient is a residual branch's α g^l a^{l−1}ᵀ, docs §5b."""
+    log_alpha2: np.ndarray
+    """(L,) float: log α² of each hidden layer's branch scale (0 where there is none), docs §5b."""
+
+    @property
+    def depth(self):
+        """L, the number of hidden layers."""
+        return self.log_t.size
+
+    @property
+    def q_hidden(self):
+        """(L,): q^l of the hidden layers' pre-activations (a view of ``q``)."""
+        return self.q[: self.depth]
+
+    @property
+    def c_hidden(self):
+        """(L,): c^l of the hidden layers' pre-activations (a view of ``c``)."""
+        return self.c[: self.depth]
+
+    @property
+    def n_weights(self):
+        """(L + 1,) int64: n_l = fan_in · fan_out, the scores of layer l."""
+        return self.fan_in * self.fan_out
 
 
 def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffnn"):
-    """Per-layer moments as a dict of arrays indexed by layer − 1 (layers 1 … L + 1).
+    """The :class:`LayerMoments` of a depth-L network (``fwd``: the (q, c) of
+    :func:`forward_moments` for this depth or, for an FFNN, a deeper one; computed if None).
 
     For a ResNet (``arch`` "resnet" or "stable_resnet", branch scale α = 1 or 1/√L) the
-    entries ``log_gain`` and ``shared`` of hidden layers l < L describe the backward signal
+    entries ``log_t`` and ``f`` of hidden layers l < L describe the backward signal
     g^l = ∂ℒ/∂y^l of the residual stream itself, g^{l−1} = g^l + α φ'(y^{l−1}) ∘ (W^l)ᵀ g^l, whose
     covariance keeps the form t [(1 − f) Diag(R) + f R] with t_{l−1} = t_l (1 + α² σ_w² k_d(l−1))
     and t_{l−1} f_{l−1} = t_l f_l (1 + α² σ_w² k_o(l−1)), starting from g^L = φ'(y^L) ∘ h^L. The
     gradient of W^l is α g^l a^{l−1}ᵀ (no φ' of its own): ``branch`` marks these layers and
     ``log_alpha2`` holds log α² (0 for layer 1, whose gradient is g¹ xᵀ). Layer L keeps the
-    feed-forward form (h^L with φ'(y^L) in the forward factor)."""
+    feed-forward form (h^L with φ'(y^L) in the forward factor).
+
+    Trusts its arguments: the public functions have checked that every q^l is a finite normal
+    float and every E[φ'(y^l)²] > 0 (``predict._check_forward``)."""
     L = depth
     q, c = fwd if fwd is not None else forward_moments(act, sw, sb, L, arch)
-    q, c = q[: L + 2], c[: L + 2]          # q[l-1] = q^l, l = 1 … L + 1
+    q, c = q[: L + 1], c[: L + 1]          # q[l-1] = q^l, l = 1 … L + 1
     fan_in = np.full(L + 1, width, dtype=np.int64)
     fan_out = np.full(L + 1, width, dtype=np.int64)
     fan_out[L] = classes
@@ -84,49 +169,47 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
     act_cov = np.concatenate([[0.0], _expect.pair(act, 0, 0, qh, qh, ch)])
     # backward: E[φ'(y^l)²] and E[φ'(y^l(b)) φ'(y^l(b'))] for the hidden layers
     d11 = _expect.diag(act, 1, 1, 0, qh)
-    p11 = _expect.pair(act, 1, 1, qh, qh, ch)
-    if not np.all(d11 > 0):
-        raise ValueError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: E[φ'(y^l)²] = 0 at layer "
-                         f"{int(np.argmin(d11)) + 1} (q^l = {float(qh[np.argmin(d11)])!r}): the "
-                         "gradients vanish exactly, no prediction")
+    # k_o = E[φ'(u₁)φ'(u₂)] >= 0 for c >= 0 (Mehler, as O below): quadrature noise around 0
+    # (c = 0 with E[φ'] = 0) would make f < 0 and q_grad_offdiag NaN
+    p11 = np.maximum(_expect.pair(act, 1, 1, qh, qh, ch), 0.0)
     D, O = readout_moments(float(q[L]), float(c[L]), classes)
     # backward (eq. (9)): given the readout Gram R = ΔΔᵀ/C the covariance over neurons of the
     # pre-φ' signal h^l_i(·) of hidden layer l is H^l = t_l [(1 − f_l) Diag(R) + f_l R], with
     # t_L = σ_w² C/N, f_L = 1, t_{l-1} = t_l σ_w² E[φ'(y^l)²], f_{l-1} = f_l k_o/k_d. Its mean over
     # Δ uses E[R_bb] = D, E[R_bb'] = O.
-    log_gain = np.empty(L)
-    shared = np.empty(L)
-    log_gain[L - 1] = math.log(sw * sw * classes / width)
-    shared[L - 1] = 1.0
+    log_t = np.empty(L)
+    f = np.empty(L)
+    log_t[L - 1] = math.log(sw * sw * classes / width)
+    f[L - 1] = 1.0
     branch = np.zeros(L, bool)
     log_alpha2 = np.zeros(L)
     if arch == "ffnn":
         for i in range(L - 1, 0, -1):       # from layer l = i + 1 to layer l - 1 = i
-            log_gain[i - 1] = log_gain[i] + math.log(sw * sw * d11[i])
-            shared[i - 1] = shared[i] * p11[i] / d11[i] if d11[i] > 0 else 0.0
+            log_t[i - 1] = log_t[i] + math.log(sw * sw * d11[i])
+            f[i - 1] = f[i] * p11[i] / d11[i] if d11[i] > 0 else 0.0
     elif L > 1:
         a2 = 1.0 / L if arch == "stable_resnet" else 1.0
         branch[:L - 1] = True
         log_alpha2[1:] = math.log(a2)
         # log t and log t·f of g^L = φ'(y^L) ∘ h^L, then down the residual stream
-        t, tf = math.log(d11[L - 1]) + log_gain[L - 1], math.log(p11[L - 1]) + log_gain[L - 1]
+        # k_o(L) = 0 (c^L = 0 and E[φ'] = 0) is the limit t f = 0: f = 0 all the way down
+        log_p = math.log(p11[L - 1]) if p11[L - 1] > 0 else -math.inf
+        t, tf = math.log(d11[L - 1]) + log_t[L - 1], log_p + log_t[L - 1]
         for i in range(L - 2, -1, -1):      # g of layer i + 1 from that of layer i + 2
             t += math.log1p(a2 * sw * sw * d11[i])
             tf += math.log1p(a2 * sw * sw * p11[i])
-            log_gain[i], shared[i] = t, math.exp(tf - t)
-    log_h = np.concatenate([log_gain + math.log(D), [math.log(D)]])
-    rho_h = np.concatenate([shared * O / D, [O / D]])      # E[h(b) h(b')] / E[h(b)²]
-    log_qg = log_h + np.log(np.concatenate([d11, [1.0]]))    # log E[δ^l_i(b)²]
-    rho = rho_h * np.concatenate([p11 / d11, [1.0]])         # E[δ(b) δ(b')] / E[δ(b)²]
+            log_t[i], f[i] = t, math.exp(tf - t)
+    log_h = np.concatenate([log_t + math.log(D), [math.log(D)]])
+    rho_h = np.concatenate([f * O / D, [O / D]])            # E[h(b) h(b')] / E[h(b)²]
+    log_q_grad = log_h + np.log(np.concatenate([d11, [1.0]]))    # log E[δ^l_i(b)²]
+    rho_grad = rho_h * np.concatenate([p11 / d11, [1.0]])         # E[δ(b) δ(b')] / E[δ(b)²]
     weight_var = sw * sw / fan_in
     # Var(∂ℒ/∂W) = [Q̃_d K_d + (B − 1) Q̃_o K_o] / B, in log form (Q̃ can over/underflow)
-    ratio = (act_sq + (batch - 1) * rho * act_cov) / batch
+    ratio = (act_sq + (batch - 1) * rho_grad * act_cov) / batch
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_gv = log_qg + np.log(np.maximum(ratio, 0.0))
+        log_grad_var = log_q_grad + np.log(np.maximum(ratio, 0.0))
     chi = np.concatenate([sw * sw * d11, [np.nan]])
-    return dict(q=q, c=c, qh=qh, ch=ch, fan_in=fan_in, fan_out=fan_out, act_sq=act_sq,
-                act_cov=act_cov, chi=chi, log_qg=log_qg, rho=rho, log_h=log_h, rho_h=rho_h,
-                weight_var=weight_var, log_gv=log_gv, readout=(D, O), log_gain=log_gain,
-                shared=shared, branch=branch, log_alpha2=log_alpha2, arch=arch)
-
-
+    return LayerMoments(arch=arch, q=q, c=c, fan_in=fan_in, fan_out=fan_out, act_sq=act_sq,
+                        act_cov=act_cov, chi=chi, log_q_grad=log_q_grad, rho_grad=rho_grad,
+                        weight_var=weight_var, log_grad_var=log_grad_var, log_t=log_t, f=f,
+                        branch=branch, log_alpha2=log_alpha2)

@@ -16,6 +16,8 @@ import numpy as np
 from numba import njit
 from scipy.special import erf, erfc, k0, k0e, k1, modstruve
 
+from ._moments import NoPrediction
+
 H = 0.02                     # spacing of the log-score grid (natural-log units)
 LOG_U_MIN = -25.0            # P(|Z₁Z₂| ≤ e^-25) ≈ 1e-10: treated as 0 below
 LOG_U_MAX = 4.25             # P(|Z₁Z₂| > e^4.25 ≈ 70) ≈ 1e-31: treated as 0 above
@@ -101,9 +103,13 @@ class ScoreLaws:
         j_min, cdf_tab, tail_tab = kernel_table(kind)
         ls = np.ascontiguousarray(np.atleast_2d(np.asarray(log_scale, dtype=np.float64)))
         R = ls.shape[0]
+        # an atom of +inf or NaN is a score that overflowed (the kernel below would count it as
+        # a zero), a row without a finite atom a layer whose scores all vanish: neither has a law
+        if not np.all(ls < np.inf):
+            raise NoPrediction("a layer's scores overflow float64")
         kept, first, size, top = _atom_cells(ls, H)
         if not (kept > 0).all():
-            raise ValueError("a layer's scores are all exactly zero: no prediction")
+            raise NoPrediction("a layer's scores are all exactly zero")
         self.zero = 1.0 - kept / ls.shape[1]
         size = int(size)
         W = _atom_histogram(ls, H, top, first, size).reshape(R, size)

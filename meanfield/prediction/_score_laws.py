@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from . import _top_block
-from ._moments import SEED, hermite
+from ._moments import SEED, NoPrediction, hermite
 from ._product_law import H, ScoreLaws
 
 N_QMC = 2048                 # quasi-random points (U, V, ξ) per layer law (wide limit)
@@ -102,8 +102,8 @@ def forward_conditionals(act, m, classes, n_points=N_QMC):
     """Conditional moments given the shared Gaussians, at the quasi-random points: M1, M2 of
     φ'(y^l) given U (rows: hidden layers l = 1 … L) and P1, P2 of φ(y^l) given V."""
     zu, zv, _ = qmc_points(classes, n_points)
-    M1, M2 = _cond_moments(act, m["qh"], m["ch"], 1, zu)
-    P1, P2 = _cond_moments(act, m["qh"], m["ch"], 0, zv)
+    M1, M2 = _cond_moments(act, m.q_hidden, m.c_hidden, 1, zu)
+    P1, P2 = _cond_moments(act, m.q_hidden, m.c_hidden, 0, zv)
     return M1, M2, P1, P2
 
 
@@ -163,12 +163,12 @@ class Backward:
 def backward_wide(m, draws, classes):
     """The wide-limit backward signal (eq. (9) of the docs): K^l = (t_l f_l / C) I and
     noise = t_l (1 − f_l) ‖Δ‖² / C."""
-    L = m["qh"].size
+    L = m.depth
     D = len(draws)
     out = Backward(draws, L)
-    f = m["shared"]
+    f = m.f
     K = f[None, :, None, None] * np.eye(classes)[None, None]
-    out.set(np.broadcast_to(m["log_gain"] - math.log(classes), (D, L)),
+    out.set(np.broadcast_to(m.log_t - math.log(classes), (D, L)),
             np.broadcast_to(K, (D, L, classes, classes)),
             (1.0 - f)[None, :] * draws.sq_norm[:, None])
     return out
@@ -207,7 +207,7 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
     and noise (D,), the signal of the chain's top layer L' = L − T as the exact block of T
     layers above it left it (:class:`meanfield.prediction._top_block.Block`); the chain then covers
     layers 1 … L'."""
-    if m["arch"] != "ffnn":
+    if m.arch != "ffnn":
         return _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start)
     L = _chain_layers(m, start)
     M1, M2, _, _ = cond
@@ -239,8 +239,8 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
         noise = gain * ((np.maximum(m2 - m1 * m1, 0.0) * quad).sum(axis=1) + m2.sum(axis=1) * noise)
         scale = np.einsum("dcc->d", K) / classes + noise / sq
         if not np.all(scale > 0.0):
-            raise ValueError(f"the backward signal vanishes exactly at hidden layer {i}: "
-                             "no prediction")
+            raise NoPrediction(f"the backward signal vanishes exactly (or is not finite) at hidden "
+                               f"layer {i}")
         log_scale = log_scale + np.log(scale)
         K = K / scale[:, None, None]
         noise = noise / scale
@@ -249,7 +249,7 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
 
 
 def _chain_layers(m, start):
-    L = m["qh"].size
+    L = m.depth
     return L if start is None else L - start[2]
 
 
@@ -270,7 +270,7 @@ def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start=None
     out = Backward(draws, L)
     if L == 0:
         return out
-    a2 = 1.0 / m["qh"].size if m["arch"] == "stable_resnet" else 1.0
+    a2 = 1.0 / m.depth if m.arch == "stable_resnet" else 1.0
     z = np.stack([r.standard_normal((L, width, classes)) for r in rngs])        # (D, L, N, C)
     picks = np.stack([r.integers(0, M1.shape[1], (L, width)) for r in rngs])   # (D, L, N)
     gain = sw * sw / width
@@ -303,8 +303,8 @@ def _backward_finite_resnet(m, cond, draws, width, classes, sw, rngs, start=None
         Kh = W.transpose(0, 2, 1) @ W / width
         scale = np.einsum("dcc->d", Kh) / classes + noise / sq
         if not np.all(scale > 0.0):
-            raise ValueError(f"the backward signal vanishes exactly at hidden layer {i + 1}: "
-                             "no prediction")
+            raise NoPrediction(f"the backward signal vanishes exactly (or is not finite) at hidden "
+                               f"layer {i + 1}")
         log_scale = log_scale + np.log(scale)
         W = W / np.sqrt(scale)[:, None, None]
         noise = noise / scale
@@ -328,7 +328,7 @@ def score_laws(m, cond, draws, back, batch, classes):
     mu = np.vstack([np.zeros((1, n)), M1[1:] * P1[:-1]])
     m2 = np.vstack([M2[:1], M2[1:] * P2[:-1]])
     # a ResNet's residual layers: the gradient α g^l a^{l−1}ᵀ has no φ' of its own
-    branch = m["branch"]
+    branch = m.branch
     mu[branch] = np.vstack([np.zeros((1, n)), P1[:-1]])[branch]
     m2[branch] = np.vstack([np.ones((1, n)), P2[:-1]])[branch]
     mu, m2 = mu[:L], m2[:L]
@@ -339,7 +339,7 @@ def score_laws(m, cond, draws, back, batch, classes):
           + sd * sd * quad) / batch ** 2
     with np.errstate(divide="ignore"):
         log_s = 0.5 * (back.log_scale[..., None] + np.log(np.maximum(s2, 0.0))
-                       + (np.log(m["weight_var"][:L]) + m["log_alpha2"][:L])[:, None])
+                       + (np.log(m.weight_var[:L]) + m.log_alpha2[:L])[:, None])
     groups = [(ScoreLaws(log_s.reshape(D * L, n), "product"), L)] if L else []
     if back.top is not None:
         top = back.top.shape[1]
@@ -350,7 +350,7 @@ def score_laws(m, cond, draws, back, batch, classes):
     sdr = np.sqrt(np.maximum(p2 - p1 * p1, 0.0))
     g = (p1 * draws.col_sum[..., None] + (sdr * xi[:, 0]) * draws.col_norm[..., None]) / batch
     with np.errstate(divide="ignore"):
-        log_r = np.log(np.abs(g)) + 0.5 * math.log(m["weight_var"][-1])
+        log_r = np.log(np.abs(g)) + 0.5 * math.log(m.weight_var[-1])
     return groups + [(ScoreLaws(log_r.reshape(D, -1), "normal"), 1)]
 
 
@@ -453,8 +453,8 @@ def disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch, ids, top):
     the EOC they keep enough weights at m* for that) down to ``bottom_layers`` exact layers at
     the inputs, fed by the chain's signal; a ResNet's blocks as skips alone, down to its exact
     first layer; ``top``: the block's exact hidden layers. (D,)."""
-    L = m["qh"].size
-    K = _top_block.bottom_layers(L, m["arch"], "disconnect", top)
+    L = m.depth
+    K = _top_block.bottom_layers(L, m.arch, "disconnect", top)
     out = np.empty(len(blocks))
     for d, (block, draw) in enumerate(zip(blocks, ids)):
         above = block.above
@@ -469,7 +469,7 @@ def disconnect_thresholds(act, m, back, blocks, width, sw, sb, batch, ids, top):
         signal = scale * (delta @ rows.T + math.sqrt(back.noise[d, K - 1] / batch)
                           * rng.standard_normal((batch, width)))
         below = _top_block.simulate_bottom(act, m, width, sw, sb, batch, K, signal, rng)
-        out[d] = (np.minimum(below, above).max() if m["arch"] != "ffnn"
+        out[d] = (np.minimum(below, above).max() if m.arch != "ffnn"
                   else min(below.max(), above.max()))
     with np.errstate(divide="ignore"):
         return np.log(out)
@@ -495,12 +495,12 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
     may stop after any block of ``DRAW_BLOCK`` draws (chunks never straddle one). Chunks bound
     the memory of the score laws. With ``definition="disconnect"`` (finite width only) each
     draw's backward signal also carries ``m_star``: see :func:`disconnect_thresholds`."""
-    L = m["qh"].size
+    L = m.depth
     count = DRAWS_FINITE if finite else DRAWS
-    top = _top_block.exact_top(act, width, L, sw, sb, m["arch"], batch, definition) if finite \
+    top = _top_block.exact_top(act, width, L, sw, sb, m.arch, batch, definition) if finite \
         else 0
     chain = L - top
-    burn = _top_block.burn_in(act, sw, sb, m["arch"]) if finite else 0
+    burn = _top_block.burn_in(act, sw, sb, m.arch) if finite else 0
     # chunk sizes are powers of two that divide DRAW_BLOCK, so that no chunk straddles a block
     def fit(n):
         return 1 << min(max(int(n), 1).bit_length() - 1, DRAW_BLOCK.bit_length() - 1)
@@ -511,7 +511,7 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
     law_step = min(fit(ATOMS_PER_CHUNK // (chain * cond[0].shape[1] + atoms * finite)),
                    chain_step)
     if not finite:
-        draws = ReadoutDraws(float(m["q"][L]), float(m["c"][L]), batch, classes, count)
+        draws = ReadoutDraws(float(m.q[L]), float(m.c[L]), batch, classes, count)
     for start in range(0, count, chain_step):
         ids = range(start, min(start + chain_step, count))
         if finite:

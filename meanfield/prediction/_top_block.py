@@ -239,10 +239,10 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer
     (N,): for each unit of hidden layer L − T (or each input, when the block reaches layer 1)
     the widest path's bottleneck from it to the logits through the block's exact scores
     |W ∘ G|."""
-    L = m["qh"].size
-    residual = m["arch"] != "ffnn"
-    alpha = _branch_scale(m["arch"], L)
-    top = top_layers(L, m["arch"], definition) if top is None else top
+    L = m.depth
+    residual = m.arch != "ffnn"
+    alpha = _branch_scale(m.arch, L)
+    top = top_layers(L, m.arch, definition) if top is None else top
     disconnect = definition == "disconnect"
     first = max(1, L - top - burn + 1)               # the first simulated layer
     scale = sw / math.sqrt(width)
@@ -260,7 +260,7 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer
         else:
             y = _burn_step(rng, x, None, scale, sb, alpha)
     else:
-        q, c = float(m["qh"][first - 1]), float(m["ch"][first - 1])
+        q, c = float(m.q_hidden[first - 1]), float(m.c_hidden[first - 1])
         y = (math.sqrt(q * (1.0 - c)) * _gauss(rng, batch, width)
              + math.sqrt(q * c) * _gauss(rng, 1, width))
     ys = {first: y}
@@ -284,7 +284,7 @@ def simulate(act, m, width, sw, sb, batch, classes, burn, rng, definition="layer
 
     out = Block()
     out.delta = delta
-    half_log_var = 0.5 * np.log(m["weight_var"])
+    half_log_var = 0.5 * np.log(m.weight_var)
     G = delta.T @ a_top / batch
     with np.errstate(divide="ignore"):
         out.readout = np.log(np.abs(G)).ravel() + half_log_var[L]
@@ -322,8 +322,8 @@ def simulate_bottom(act, m, width, sw, sb, batch, layers, signal, rng):
     x ~ N(0, I), their weights, and the backward signal of layer ``layers`` given as ``signal``
     (B, N): h^K (before φ'(y^K)) for an FFNN, the stream's gradient g¹ for a ResNet (K = 1).
     Returns the widest path's bottleneck from the inputs to each unit of layer K, (N,)."""
-    residual = m["arch"] != "ffnn"
-    alpha = _branch_scale(m["arch"], m["qh"].size)
+    residual = m.arch != "ffnn"
+    alpha = _branch_scale(m.arch, m.depth)
     scale = sw / math.sqrt(width)
     phi, dphi = _activation_pair(act)
     a = _gauss(rng, batch, width)

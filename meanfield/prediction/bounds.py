@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .._validate import InputError, check_array, check_int, check_scalar
+from .._validate import InputError, broadcast, check_array, check_int, check_scalar
 
 __all__ = ["ordered_phase_bound", "fit_bound_constant"]
 
@@ -18,6 +18,19 @@ def _bound_shape(width, depth):
     L = np.asarray(depth, dtype=np.float64)
     ln2 = L * N * N
     return np.log(ln2) / L + 1.0 / np.sqrt(ln2)
+
+
+def _check_sizes(width, depth, width_name="width", depth_name="depth"):
+    """Refuse sizes whose L N² overflows float64 (the rate would be inf, its fit nan)."""
+    N, L = np.broadcast_arrays(np.asarray(width, dtype=np.float64),   # they broadcast: checked
+                               np.asarray(depth, dtype=np.float64))
+    with np.errstate(over="ignore"):
+        bad = ~np.isfinite(L * N * N)
+    if bad.any():
+        i = np.flatnonzero(bad)[0]
+        raise InputError(f"`{width_name}` == {N.ravel()[i]!r}, `{depth_name}` == {L.ravel()[i]!r}: "
+                         f"L·N² overflows float64; the rate needs L·N² <= "
+                         f"{np.finfo(np.float64).max:.4g}")
 
 
 def ordered_phase_bound(width, depth, constant=1.0):
@@ -50,6 +63,8 @@ def ordered_phase_bound(width, depth, constant=1.0):
     N = check_array("width", width)
     L = check_array("depth", depth)
     C = check_scalar("constant", constant, min_val=0.0, include_boundaries="neither")
+    N, L = broadcast(width=N, depth=L)
+    _check_sizes(N, L)
     out = C * _bound_shape(N, L)
     return float(out) if np.ndim(out) == 0 else out
 
@@ -85,6 +100,7 @@ def fit_bound_constant(depths, s_cr, width):
     if L.size == 0 or L.size != s.size:
         raise InputError(f"`depths` ({L.size} values) and `s_cr` ({s.size} values) must have the "
                          f"same, non-zero length")
-    width = check_int("width", width, low=1)
+    width = check_int("width", width, low=1, high=2 ** 53)
+    _check_sizes(width, L, depth_name="depths")
     f = _bound_shape(width, L)
     return float(s @ f / (f @ f))

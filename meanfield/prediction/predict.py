@@ -43,12 +43,20 @@ from .._validate import (
     check_scalar,
 )
 from ..activations import get_activation
+from ..theory import _expect
 from . import _score_laws as laws
 from . import _top_block
-from ._moments import forward_moments, layer_moments
+from ._moments import NoPrediction, forward_moments, layer_moments
 from .bounds import fit_bound_constant, ordered_phase_bound
 
 _MAX_DEPTH = 100_000
+_MAX_COUNT = 2 ** 63 - 1     # n_l = fan_in · fan_out is an int64 (the ``n_weights`` columns)
+# The score laws' tails T(t) come out of an FFT with an absolute error of about 3e-16, and the
+# largest of a layer's n_l scores sits where T ~ 1/n_l: beyond 2^40 scores a layer
+# P(max ≤ t) = (1 − T)^n_l would carry an error of n_l · 3e-16 > 3e-4 (the wide limit of s_cr
+# falls apart between N = 2^25 and 2^27, n_l = 2^50 … 2^54).
+_MAX_SCORES = 2 ** 40
+_TINY = float(np.finfo(np.float64).tiny)
 
 __all__ = [
     "PredictionRangeWarning",
@@ -110,10 +118,11 @@ def _check_depths(depth):
 
 
 def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, draws=True,
-                  finite=True, arch="ffnn", definition="layer"):
+                  finite=True, arch="ffnn", definition="layer", max_count=_MAX_COUNT):
     """Validate the common arguments and refuse sizes whose arrays cannot fit: ``draws`` if the
     caller draws readout errors, ``finite`` if also the finite-width chains and the exact
-    layers of ``arch`` and ``definition`` (both checked by the caller)."""
+    layers of ``arch`` and ``definition`` (both checked by the caller); and widths whose layers
+    hold more than ``max_count`` weights."""
     act = get_activation(activation)
     # sizes stay below 2^53, where a float still counts them exactly
     width = check_int("width", width, low=1, high=2 ** 53)
@@ -121,6 +130,15 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     sb = check_scalar("sigma_b", sigma_b, min_val=0.0)
     batch = check_int("batch", batch, low=1, high=2 ** 53)
     classes = check_int("classes", classes, low=2, high=2 ** 53)
+    count = width * max(width, classes)     # the largest layer's n_l, a Python int: exact
+    if count > max_count:
+        why = ("a 64-bit count holds" if max_count == _MAX_COUNT
+               else "the score laws resolve (their tails are exact to ~3e-16, and the largest of "
+                    "n scores needs them to ~1/n)")
+        raise InputError(f"`width` == {width}, `classes` == {classes}: a layer of "
+                         f"width · {max(width, classes)} = {count} weights is more than "
+                         f"{_show_power(max_count)} = {max_count}, what {why}; choose a smaller "
+                         f"`width`")
     # the largest arrays: the readout draws (draws × B × C, twice), the softmax moments
     # (≥ 4096 × C logits, four arrays), one backward chain (L × N × C normals, twice) and one
     # set of exact layers (their N × N weights and gradients, B × N activations of every
@@ -137,6 +155,64 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     check_memory(f"`width` == {width}, `depth` == {depth}, `batch` == {batch}, "
                  f"`classes` == {classes}", nbytes)
     return act, width, sw, sb, batch, classes
+
+
+def _show_power(n):
+    """2^40 for 2 ** 40, 2^63 − 1 for 2 ** 63 − 1."""
+    return f"2^{n.bit_length()}" + " − 1" if n & (n + 1) == 0 else f"2^{n.bit_length() - 1}"
+
+
+def _check_forward(act, sw, sb, depth, arch="ffnn"):
+    """The forward moments (q, c) of :func:`forward_moments` for a depth-L network, refused
+    (``InputError``) where the prediction has none in float64:
+
+    * a variance q^l that is not a finite normal float. Without a bias (or with a tiny one) and
+      σ_w² E[φ'(0)²] < 1, q^l decays geometrically to q* = 0 (docs/critical_sparsity.md eq. (4);
+      e.g. tanh at σ_w = 0.5, σ_b = 0 loses a factor 4 a layer and underflows by layer ~510);
+      a large σ_w makes it overflow; or a correlation c^l that is NaN (its quadrature overflows
+      for q^l ≳ 1e154);
+    * E[φ'(y^l)²] = 0 at a hidden layer: the gradients of every layer below vanish (eq. (7)),
+      and SNIP has no scores to rank (an activation flat where y^l lies, or one whose
+      quadrature underflows at an extreme q^l).
+    """
+    q, c = forward_moments(act, sw, sb, depth, arch)
+    names = (f"`activation` == {act.name!r}, `sigma_w` == {sw!r}, `sigma_b` == {sb!r}, "
+             f"`depth` == {depth}")
+    bad = ~(np.isfinite(q) & (q >= _TINY))
+    if bad.any():
+        i = int(np.argmax(bad))
+        where = "the logits" if i == depth else f"layer {i + 1}"
+        hint = ("a smaller `depth` or a larger `sigma_b`" if not q[i] >= _TINY
+                else "a smaller `depth` or `sigma_w`")
+        raise InputError(f"{names}: the forward variance q^l of {where} is {float(q[i])!r}, "
+                         f"outside float64's normal range [{_TINY:.4g}, "
+                         f"{np.finfo(np.float64).max:.4g}]; choose {hint}")
+    if not np.all(np.isfinite(c)):      # the correlation map's quadrature overflows (q ≳ 1e154)
+        i = int(np.argmin(np.isfinite(c)))
+        where = "the logits" if i == depth else f"layer {i + 1}"
+        raise InputError(f"{names}: the forward correlation c^l of {where} is {float(c[i])!r} "
+                         f"(q^l = {float(q[i])!r} is beyond what its Gaussian expectation holds in "
+                         f"float64); choose a smaller `depth` or `sigma_w`")
+    d11 = _expect.diag(act, 1, 1, 0, q[:depth])
+    if not np.all(d11 > 0):
+        i = int(np.argmin(d11 > 0))
+        raise InputError(f"{names}: E[φ'(y^l)²] = {float(d11[i])!r} at layer {i + 1} (q^l = "
+                         f"{float(q[i])!r}): the gradients of every layer below vanish, so SNIP "
+                         f"has no scores to rank")
+    return q, c
+
+
+@contextlib.contextmanager
+def _no_prediction(act, width, depth, sw, sb):
+    """A draw that has no answer in float64 (``NoPrediction``, from inside the wing: a signal that
+    vanishes exactly or scores that overflow, which the checks above cannot see before drawing)
+    is refused with the arguments that led to it."""
+    try:
+        yield
+    except NoPrediction as exc:
+        raise InputError(f"`activation` == {act.name!r}, `width` == {width}, `depth` == {depth}, "
+                         f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: {exc}, so there is no "
+                         f"prediction in float64") from None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,31 +281,31 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, draws=False)
-    with _naming(sw, sb):
-        m = layer_moments(act, width, depth, sw, sb, batch, classes)
+    m = layer_moments(act, width, depth, sw, sb, batch, classes,
+                      _check_forward(act, sw, sb, depth))
     L = depth
     with np.errstate(over="ignore", under="ignore", divide="ignore"):
-        q_grad = np.exp(m["log_qg"])
-        q_grad_o = np.exp(m["log_qg"] + np.log(m["rho"]))
-        gv = np.exp(m["log_gv"])
-        gv_single = np.exp(m["log_qg"] + np.log(m["act_sq"]))
-        log_score = 0.5 * (np.log(m["weight_var"]) + m["log_gv"])
+        q_grad = np.exp(m.log_q_grad)
+        q_grad_o = np.exp(m.log_q_grad + np.log(m.rho_grad))
+        gv = np.exp(m.log_grad_var)
+        gv_single = np.exp(m.log_q_grad + np.log(m.act_sq))
+        log_score = 0.5 * (np.log(m.weight_var) + m.log_grad_var)
         score = np.exp(log_score)
     return pd.DataFrame({
         "layer": np.arange(1, L + 2),
-        "fan_in": m["fan_in"],
-        "fan_out": m["fan_out"],
-        "n_weights": m["fan_in"] * m["fan_out"],
-        "q": m["q"],
-        "c": m["c"],
-        "act_sq": m["act_sq"],
-        "act_cov": m["act_cov"],
-        "chi": m["chi"],
+        "fan_in": m.fan_in,
+        "fan_out": m.fan_out,
+        "n_weights": m.n_weights,
+        "q": m.q,
+        "c": m.c,
+        "act_sq": m.act_sq,
+        "act_cov": m.act_cov,
+        "chi": m.chi,
         "q_grad": q_grad,
         "q_grad_offdiag": q_grad_o,
         "grad_var": gv,
         "grad_var_single": gv_single,
-        "weight_var": m["weight_var"],
+        "weight_var": m.weight_var,
         "score_scale": score,
         "log_score_scale": log_score,
     })
@@ -260,29 +336,19 @@ def _check_arch(arch):
     return check_choice("arch", arch, ARCHS)
 
 
-@contextlib.contextmanager
-def _naming(sw, sb):
-    """The internals' "no prediction" errors (scores or signals that vanish or overflow in
-    floating point, for extreme σ) name the arguments that caused them."""
-    try:
-        yield
-    except ValueError as exc:
-        if "`sigma_w`" in str(exc):
-            raise
-        raise InputError(f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: {exc}") from None
-
-
-def _predict(act, width, depth, sw, sb, batch, classes, fwd=None, finite=True, arch="ffnn",
+def _predict(act, width, depth, sw, sb, batch, classes, fwd, finite=True, arch="ffnn",
              definition="layer"):
-    """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, m)."""
-    with _naming(sw, sb):
+    """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, se, draws), se
+    the standard error of the mean from the number of draws averaged (NaN for one draw);
+    ``fwd``: the checked forward moments (:func:`_check_forward`)."""
+    with _no_prediction(act, width, depth, sw, sb):
         return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
                               definition)
 
 
 def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch, definition):
     m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
-    n = m["fan_in"] * m["fan_out"]
+    n = m.n_weights
     means, seconds, p_first = [], [], []
     with _one_blas_thread():
         cond = laws.forward_conditionals(act, m, classes,
@@ -307,9 +373,8 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
     means, seconds = np.concatenate(means), np.concatenate(seconds)
     mean = float(means.mean())
     std = math.sqrt(max(float(seconds.mean()) - mean ** 2, 0.0))
-    m["draw_se"] = float(means.std(ddof=1) / math.sqrt(means.size)) if means.size > 1 else math.nan
-    m["draws"] = means.size
-    return mean, std, np.concatenate(p_first).mean(axis=0), m
+    se = float(means.std(ddof=1) / math.sqrt(means.size)) if means.size > 1 else math.nan
+    return mean, std, np.concatenate(p_first).mean(axis=0), se, means.size
 
 
 def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *, batch=128,
@@ -345,11 +410,13 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     definition = _check_definition(definition, finite_width)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=finite_width,
-                                                       arch=arch, definition=definition)
+                                                       arch=arch, definition=definition,
+                                                       max_count=_MAX_SCORES)
+    fwd = _check_forward(act, sw, sb, depth, arch)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch, definition)
-    mean, std, p_first, m = _predict(act, width, depth, sw, sb, batch, classes,
-                                     finite=finite_width, arch=arch, definition=definition)
-    return dict(mean=mean, std=std, p_first=p_first, se=m["draw_se"], draws=m["draws"])
+    mean, std, p_first, se, draws = _predict(act, width, depth, sw, sb, batch, classes, fwd,
+                                             finite=finite_width, arch=arch, definition=definition)
+    return dict(mean=mean, std=std, p_first=p_first, se=se, draws=draws)
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
@@ -432,17 +499,21 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, int(depths.max()),
                                                        finite=finite_width, arch=arch,
-                                                       definition=definition)
+                                                       definition=definition,
+                                                       max_count=_MAX_SCORES)
     return_std = check_bool("return_std", return_std)
-    _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
-    with _naming(sw, sb):
-        fwd = forward_moments(act, sw, sb, int(depths.max())) if arch == "ffnn" else None
+    if arch == "ffnn":
+        deepest = _check_forward(act, sw, sb, int(depths.max()))
+        fwds = dict.fromkeys(np.unique(depths).tolist(), deepest)
+    else:
+        fwds = {L: _check_forward(act, sw, sb, L, arch) for L in np.unique(depths).tolist()}
+    _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition)
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for r, L in enumerate(depths.ravel()):
-        means[r], stds[r], _, _ = _predict(act, width, int(L), sw, sb, batch, classes, fwd,
-                                           finite_width, arch, definition)
+        means[r], stds[r], *_ = _predict(act, width, int(L), sw, sb, batch, classes,
+                                         fwds[int(L)], finite_width, arch, definition)
     if scalar:
         out = (float(means[0]), float(stds[0]))
     else:
@@ -489,15 +560,15 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     import pandas as pd
 
     s = check_probability("sparsity", sparsity)
+    fwd = _check_forward(act, sw, sb, depth, arch)
     _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch)
-    with _naming(sw, sb):
-        m = layer_moments(act, width, depth, sw, sb, batch, classes, arch=arch)
-    n = (m["fan_in"] * m["fan_out"]).astype(np.float64)
+    m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
+    n = m.n_weights.astype(np.float64)
     if s == 0.0:
         kept, log_thr = np.ones(depth + 1), -math.inf
     else:
         kept, log_thr, count = np.zeros(depth + 1), 0.0, 0
-        with _one_blas_thread(), _naming(sw, sb):
+        with _one_blas_thread(), _no_prediction(act, width, depth, sw, sb):
             cond = laws.forward_conditionals(act, m, classes,
                                              laws.N_QMC_FINITE if finite_width else laws.N_QMC)
             for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes,
