@@ -111,13 +111,22 @@ def test_predictions_without_a_bias_are_fractions(fn):
     ("tanh", 0.5, 0.0, 600, ("`depth`", "`sigma_b`")),     # q* = 0: q^l ~ 4^-l underflows
     ("tanh", 0.5, 1e-170, 600, ("`depth`", "`sigma_b`")),  # q* ≈ σ_b² / (1 − χ) underflows
     ("relu", 10.0, 0.3, 400, ("`depth`", "`sigma_w`")),    # q^l ~ 50^l overflows
-    ("linear", 1.5, 0.0, 700, ("`depth`", "`sigma_w`")),   # c^l: 0/0 beyond q^l ~ 1e154
 ])
 def test_a_forward_variance_float64_cannot_hold_is_refused(fn, act, sw, sb, depth, names):
     with pytest.raises(InputError) as info:
         fn(act, 20, depth, sw, sb, **SMALL)
     for name in names:
         assert name in str(info.value)
+
+
+@pytest.mark.parametrize("fn", [_wide, _finite, _dist, _kept])
+def test_a_linear_net_whose_variance_is_near_float64s_top_is_predicted(fn):
+    """q^l = 2.25^l reaches 1e246 at depth 700: the correlation map's quotient is taken without
+    overflow there (c^l stays 0, the linear map's), so the predictions are finite fractions."""
+    out = fn("linear", 20, 700, 1.5, 0.0, **SMALL)
+    values = np.asarray(out["mean"] if isinstance(out, dict) else
+                        out.kept_fraction if hasattr(out, "kept_fraction") else out)
+    assert np.all(np.isfinite(values)) and np.all((values >= 0) & (values <= 1))
 
 
 @pytest.mark.parametrize("fn", WIDE)

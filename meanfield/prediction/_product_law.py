@@ -13,9 +13,10 @@ import functools
 import math
 
 import numpy as np
-from numba import njit
+from scipy import fft
 from scipy.special import erf, erfc, k0, k0e, k1, modstruve
 
+from .._jit import jit
 from ._moments import NoPrediction
 
 H = 0.02                     # spacing of the log-score grid (natural-log units)
@@ -75,7 +76,6 @@ def kernel_table(kind):
 
 @functools.lru_cache(maxsize=16)
 def _kernel_spectra(kind, nfft):
-    from scipy import fft
     _, cdf_tab, tail_tab = kernel_table(kind)
     return fft.rfft(cdf_tab, nfft), fft.rfft(tail_tab, nfft)
 
@@ -83,7 +83,6 @@ def _kernel_spectra(kind, nfft):
 def _convolve(W, kind, width):
     """The rows of W (R, size) convolved with the kernel's CDF and tail tables (full linear
     convolutions, ``width`` = size + table − 1 long): one forward FFT serves both."""
-    from scipy import fft
     nfft = fft.next_fast_len(width, real=True)
     spec = fft.rfft(W, nfft, axis=1)
     cdf_hat, tail_hat = _kernel_spectra(kind, nfft)
@@ -150,7 +149,7 @@ class ScoreLaws:
 # and a deep block hundreds of layers (numpy's masks and bincounts took most of the time)
 
 
-@njit(cache=True)
+@jit
 def _atom_cells(ls, h):
     """Per row of ls (R, n): how many atoms are kept (finite and within 80 of the row's
     largest), the grid cell ⌊x/h⌋ of the smallest kept one, the histogram length every row
@@ -181,7 +180,7 @@ def _atom_cells(ls, h):
     return kept, first, span + 2, tops
 
 
-@njit(cache=True)
+@jit
 def _atom_histogram(ls, h, top, first, size):
     """Each kept atom of row r (weight 1/n; ``top``, ``first``: of :func:`_atom_cells`) split
     linearly between its grid cell and the next, cells counted from ``first[r]`` (keeps mass

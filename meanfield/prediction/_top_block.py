@@ -19,11 +19,14 @@ space of the chain below: rows v_i fitted to Δ by least squares, the rest per-e
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 
 from ..nets._pass import _is_tanh
 from ..nets._sampler import standard_normal
+from ..pruning.critical import _widest_step
+from ..theory.fixed import depth_scales
 from ..theory.maps import _branch_scale
 
 TOP_LAYERS = {"ffnn": 3, "resnet": 6, "stable_resnet": 6}
@@ -108,9 +111,7 @@ def exact_top(act, width, depth, sw, sb, arch, batch, definition="layer"):
 def quiet_depth_scales(act, sw, sb):
     """(ξ_q, ξ_c) of :func:`meanfield.theory.depth_scales` without its warnings, NaN where it has
     no answer (no finite q*, or σ it refuses): the rules here only compare them."""
-    import warnings
 
-    from ..theory.fixed import depth_scales
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -226,7 +227,6 @@ def _widest_back(S, above, skip):
 def _widest_forward(S, below, skip):
     """One layer of the widest path from the inputs: max_j min(S_ij, below_j) (and below_i
     through the skip), by the kernel ``pruning.critical_sparsity`` uses."""
-    from ..pruning.critical import _widest_step
     out = np.empty(S.shape[0])
     _widest_step(S, np.asarray(below, dtype=np.float64), skip, out)
     return out

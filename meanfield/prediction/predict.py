@@ -30,7 +30,9 @@ import math
 import warnings
 
 import numpy as np
+import pandas as pd
 
+from .._threads import one_blas_thread
 from .._validate import (
     InputError,
     InputTypeError,
@@ -43,7 +45,9 @@ from .._validate import (
     check_scalar,
 )
 from ..activations import get_activation
+from ..pruning.critical import _check_definition as check_event
 from ..theory import _expect
+from ..theory.archs import ARCHS
 from . import _score_laws as laws
 from . import _top_block
 from ._moments import NoPrediction, forward_moments, layer_moments
@@ -75,8 +79,7 @@ class PredictionRangeWarning(RuntimeWarning):
     at least 0.6 times as deep as it is wide (ξ_c ≥ L), or, for ``definition="disconnect"``, one
     deeper than 20 with ξ_c ≥ 10 is simulated whole for each draw (docs/critical_sparsity.md
     §5d), which costs L · N² · B per draw; beyond 2^30 of it the class-space chain is used
-    instead, which misses there (+0.033 at 100 × 200 on the EOC, tanh; +0.020 for
-    "disconnect" at 100 × 60; −0.015 to +0.028 at N = 24–40)."""
+    instead, which misses there (by how much, measured against Monte Carlos: the same section)."""
 
 
 def _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition="layer"):
@@ -276,7 +279,6 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
     >>> df["layer"].tolist(), df["fan_out"].tolist()
     ([1, 2, 3, 4], [100, 100, 100, 10])
     """
-    import pandas as pd
 
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
@@ -315,15 +317,7 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
 # the law of s_cr
 
 
-def _one_blas_thread():
-    """The products here are C × C or a few hundred wide: BLAS threads cost more than they give,
-    and far more when the cores are busy."""
-    from threadpoolctl import threadpool_limits
-    return threadpool_limits(limits=1, user_api="blas")
-
-
 def _check_definition(definition, finite_width):
-    from ..pruning.critical import _check_definition as check_event
     definition = check_event(definition)
     if definition == "disconnect" and not finite_width:
         raise InputError("`definition` == 'disconnect' needs `finite_width=True`: the wide limit "
@@ -332,7 +326,6 @@ def _check_definition(definition, finite_width):
 
 
 def _check_arch(arch):
-    from ..theory.archs import ARCHS
     return check_choice("arch", arch, ARCHS)
 
 
@@ -350,7 +343,7 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
     m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
     n = m.n_weights
     means, seconds, p_first = [], [], []
-    with _one_blas_thread():
+    with one_blas_thread():
         cond = laws.forward_conditionals(act, m, classes,
                                          laws.N_QMC_FINITE if finite else laws.N_QMC)
         count = 0
@@ -557,7 +550,6 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=finite_width,
                                                        arch=arch)
-    import pandas as pd
 
     s = check_probability("sparsity", sparsity)
     fwd = _check_forward(act, sw, sb, depth, arch)
@@ -568,7 +560,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
         kept, log_thr = np.ones(depth + 1), -math.inf
     else:
         kept, log_thr, count = np.zeros(depth + 1), 0.0, 0
-        with _one_blas_thread(), _no_prediction(act, width, depth, sw, sb):
+        with one_blas_thread(), _no_prediction(act, width, depth, sw, sb):
             cond = laws.forward_conditionals(act, m, classes,
                                              laws.N_QMC_FINITE if finite_width else laws.N_QMC)
             for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes,

@@ -144,6 +144,11 @@ def _repair(act, out, num, den, c, q, sw, sb, alpha, pair, where=None):
             i = idx[np.flatnonzero(none)[0]]
             head = (where(i) if where is not None else
                     f"`q` == {float(q[i])!r} with `sigma_b` == {float(sb[i])!r}")
+            if not np.isfinite(q[i]) or not np.isfinite(den[i]):
+                # the variance itself is lost to overflow: no quotient is left to take a limit of
+                raise InputError(f"{head}: the variance overflows float64 there, so the "
+                                 f"correlation map of {act.name} has no value; choose a smaller "
+                                 f"`depth` or `sigma_w` (or a smaller q)")
             raise InputError(f"{head}: the correlation map of {act.name} is 0/0 at q = 0 (or "
                              f"underflows next to it), and as phi(0) = phi'(0) = 0 its limit "
                              f"depends on higher derivatives of phi; use a larger q or "

@@ -180,7 +180,7 @@ class DataParallelSGD:
         for name, arrays in (("weights", net.weights), ("biases", net.biases)):
             for k, a in enumerate(arrays):
                 if not a.flags.c_contiguous:  # an internal invariant (train draws its networks)
-                    raise ValueError(f"`net.{name}[{k}]` must be a C-contiguous array "
+                    raise AssertionError(f"`net.{name}[{k}]` must be a C-contiguous array "
                                      f"(np.ascontiguousarray)")
         batch = check_int("batch", batch, low=1)
         if threads is not None:
@@ -309,7 +309,7 @@ class DataParallelSGD:
         as soon as every shard has passed it in backpropagation (by the thread that passes it
         last, while its gradients are still in cache), the rest of the backward pass going on."""
         if not 1 <= len(y) <= self.batch or X.shape[0] != len(y):  # an internal invariant
-            raise ValueError(f"a step takes 1 to {self.batch} examples (X rows = labels); got "
+            raise AssertionError(f"a step takes 1 to {self.batch} examples (X rows = labels); got "
                              f"{X.shape[0]} rows and {len(y)} labels")
         net, S = self.net, self.shards
         cuts, share = self._cuts.get(len(y), (None, None))

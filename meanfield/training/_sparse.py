@@ -89,7 +89,7 @@ class SparseLayer:
     def __init__(self, mask):
         m = np.asarray(mask) != 0
         if m.ndim != 2:  # an internal invariant: masks are checked at the edge (check_masks)
-            raise ValueError(f"a layer mask must be 2-D; got shape {m.shape}")
+            raise AssertionError(f"a layer mask must be 2-D; got shape {m.shape}")
         n_out, n_in = self.shape = m.shape
         rows, cols = np.nonzero(m)  # row-major: the CSR order
         self.nnz = rows.size
