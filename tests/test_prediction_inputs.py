@@ -4,7 +4,9 @@ computation; where float64 or the method has no answer they refuse with an ``Inp
 names the parameters. Each test covers a class of inputs, not one call.
 """
 
+import contextlib
 import math
+import signal
 import warnings
 
 import numpy as np
@@ -23,6 +25,21 @@ from meanfield.prediction import (
 )
 
 SMALL = dict(batch=8, classes=3)
+
+
+@contextlib.contextmanager
+def _time_limit(seconds):
+    """A call that runs for hours is a failure, not a hang of the test run."""
+    def on_alarm(signum, frame):
+        raise TimeoutError(f"no answer after {seconds} s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
 
 
 def _lgs(act, width, depth, sw, sb, **kw):
@@ -171,6 +188,19 @@ def test_the_critical_sparsity_refuses_widths_beyond_its_resolution(fn):
 def test_depth_beyond_its_bound_is_refused(fn):
     with pytest.raises(InputError, match="`depth`"):
         fn("tanh", 20, 100_001, 1.0, 0.3, **SMALL)
+
+
+def test_many_depths_share_the_budget_of_one():
+    """Each distinct depth is a prediction of its own, at a cost proportional to it: a list of
+    depths gets the budget of one deep prediction (np.arange(1, 10**5 + 1) was accepted, and
+    would have run for weeks); repeated depths are computed once."""
+    for depth in ([100_000, 99_999], np.arange(1, 500), list(range(1000, 101_000, 1000))):
+        with _time_limit(60), pytest.raises(InputError, match=r"`depth` == .*add up to"):
+            predict_critical_sparsity("tanh", 20, depth, 1.0, 0.3, finite_width=False)
+    once = predict_critical_sparsity("tanh", 20, [3, 7], 1.0, 0.3, finite_width=False)
+    again = predict_critical_sparsity("tanh", 20, [[7, 3, 7], [3, 3, 7]], 1.0, 0.3,
+                                      finite_width=False)
+    np.testing.assert_array_equal(again, once[[[1, 0, 1], [0, 0, 1]]])
 
 
 def test_the_bound_refuses_sizes_whose_rate_overflows():

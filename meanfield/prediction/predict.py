@@ -36,6 +36,7 @@ from .._threads import one_blas_thread
 from .._validate import (
     InputError,
     InputTypeError,
+    _show,
     check_array,
     check_bool,
     check_choice,
@@ -111,12 +112,19 @@ def _check_depths(depth):
         raise InputError("`depth` == []: must hold at least one integer >= 1")
     fractional = arr != np.round(arr)
     if fractional.any():
-        raise InputTypeError(f"`depth` == {float(arr[fractional][0])!r} (in {depth!r}): must be "
+        raise InputTypeError(f"`depth` == {float(arr[fractional][0])!r} (in {_show(depth)}): must be "
                              f"integers in [1, {_MAX_DEPTH}]")
     if arr.min() < 1 or arr.max() > _MAX_DEPTH:
         bad = arr.ravel()[np.flatnonzero((arr < 1) | (arr > _MAX_DEPTH))[0]]
-        raise InputError(f"`depth` == {int(bad)!r} (in {depth!r}): must be integers in "
+        raise InputError(f"`depth` == {int(bad)!r} (in {_show(depth)}): must be integers in "
                          f"[1, {_MAX_DEPTH}]")
+    # each distinct depth is a prediction of its own, at a cost proportional to it: together
+    # they get the budget of one (a list of every depth up to 10^5 would run for weeks)
+    unique = np.unique(arr)
+    if unique.sum() > _MAX_DEPTH:
+        raise InputError(f"`depth` == {_show(depth)}: its {unique.size} distinct depths add up to "
+                         f"{int(unique.sum())} layers, more than the {_MAX_DEPTH} of one "
+                         f"prediction; ask for fewer or shallower depths")
     return arr.astype(np.int64), False
 
 
@@ -504,9 +512,10 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         fwds = {L: _check_forward(act, sw, sb, L, arch) for L in np.unique(depths).tolist()}
     _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition)
     means, stds = np.empty(depths.size), np.empty(depths.size)
-    for r, L in enumerate(depths.ravel()):
-        means[r], stds[r], *_ = _predict(act, width, int(L), sw, sb, batch, classes,
-                                         fwds[int(L)], finite_width, arch, definition)
+    for L in fwds:                          # once per distinct depth
+        mean, std, *_ = _predict(act, width, L, sw, sb, batch, classes, fwds[L], finite_width,
+                                 arch, definition)
+        means[depths.ravel() == L], stds[depths.ravel() == L] = mean, std
     if scalar:
         out = (float(means[0]), float(stds[0]))
     else:
