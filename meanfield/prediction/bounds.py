@@ -54,6 +54,12 @@ def ordered_phase_bound(width, depth, constant=1.0):
     float or ndarray
         Broadcast shape of ``width`` and ``depth``.
 
+    Raises
+    ------
+    InputError, InputTypeError
+        A size < 1, not finite or not a number, a ``constant`` <= 0, shapes that do not
+        broadcast, or L N² beyond float64.
+
     Examples
     --------
     >>> from meanfield.prediction import ordered_phase_bound
@@ -87,6 +93,12 @@ def fit_bound_constant(depths, s_cr, width):
     -------
     float
         C.
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As :func:`ordered_phase_bound` (``width`` an integer in [1, 2^53]), ``s_cr`` outside
+        [0, 1], or ``depths`` and ``s_cr`` of different or zero lengths.
 
     Examples
     --------

@@ -275,6 +275,15 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
         Units: ``q``, ``act_sq`` … are in the squared units of the pre-activations; the backward
         quantities are per example (the 1/B of the mean loss is in ``grad_var`` only).
 
+    Raises
+    ------
+    InputError, InputTypeError
+        An argument out of its range or of the wrong type (the message names it, its value and
+        what is allowed); a layer of more than 2^63 − 1 weights; a forward variance q^l outside
+        float64's normal range (without a bias the ordered phase decays to q* = 0: tanh at
+        σ_w = 0.5 underflows by depth ~510) or a correlation c^l its quadrature cannot hold;
+        E[φ'(y^l)²] = 0 at a hidden layer (no gradient below it).
+
     References
     ----------
     Schoenholz et al. (2017), §4 (backpropagation of the error signal, q̃^l = q̃^{l+1} χ₁);
@@ -398,6 +407,11 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
         averages (the prediction's own Monte-Carlo error; compare it with a simulation's);
         ``draws``: how many draws it averages.
 
+    Raises
+    ------
+    InputError, InputTypeError
+        As :func:`predict_critical_sparsity`.
+
     Examples
     --------
     >>> from meanfield.prediction import critical_sparsity_distribution
@@ -481,6 +495,15 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         E[s_cr] ∈ [0, 1] (a fraction of all weights, readout included); an array of the shape of
         ``depth`` if ``depth`` is an array. With ``return_std``, a pair (mean, std).
 
+    Raises
+    ------
+    InputError, InputTypeError
+        As :func:`layer_gradient_scales`, and: a layer of more than 2^40 scores (width > 2^20),
+        beyond what the score laws resolve; distinct depths adding up to more than 100 000
+        layers; arrays that cannot fit in memory; a draw without an answer in float64 (a
+        layer's scores all exactly zero, e.g. a softmax saturated by logits of variance ≫ 1,
+        or a backward signal that vanishes exactly).
+
     References
     ----------
     Hayou, Ton, Doucet, Teh (2021), Robust Pruning at Initialization (critical sparsity);
@@ -545,6 +568,12 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
         weighted mean Σ n_l kept_l / Σ n_l equals 1 − s up to ~1e-12. Like E[s_cr], the kept
         fractions are averaged over the fixed-seed draws;
         ``df.attrs["threshold"]`` holds the geometric mean of the thresholds t (score units).
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As :func:`predict_critical_sparsity`, with layers of up to 2^63 − 1 weights (the kept
+        fractions need no tail of the score laws).
 
     Examples
     --------
