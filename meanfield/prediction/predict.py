@@ -180,8 +180,8 @@ def _check_forward(act, sw, sb, depth, arch="ffnn"):
     * a variance q^l that is not a finite normal float. Without a bias (or with a tiny one) and
       σ_w² E[φ'(0)²] < 1, q^l decays geometrically to q* = 0 (docs/critical_sparsity.md eq. (4);
       e.g. tanh at σ_w = 0.5, σ_b = 0 loses a factor 4 a layer and underflows by layer ~510);
-      a large σ_w makes it overflow; or a correlation c^l that is NaN (its quadrature overflows
-      for q^l ≳ 1e154);
+      a large σ_w makes it overflow; or a correlation c^l that is not finite (a guard: the
+      correlation map has a value wherever q^l is a normal float, docs/theory.md §2);
     * E[φ'(y^l)²] = 0 at a hidden layer: the gradients of every layer below vanish (eq. (7)),
       and SNIP has no scores to rank (an activation flat where y^l lies, or one whose
       quadrature underflows at an extreme q^l).
@@ -198,7 +198,7 @@ def _check_forward(act, sw, sb, depth, arch="ffnn"):
         raise InputError(f"{names}: the forward variance q^l of {where} is {float(q[i])!r}, "
                          f"outside float64's normal range [{_TINY:.4g}, "
                          f"{np.finfo(np.float64).max:.4g}]; choose {hint}")
-    if not np.all(np.isfinite(c)):      # the correlation map's quadrature overflows (q ≳ 1e154)
+    if not np.all(np.isfinite(c)):      # a guard: the correlation map has a value wherever q does
         i = int(np.argmin(np.isfinite(c)))
         where = "the logits" if i == depth else f"layer {i + 1}"
         raise InputError(f"{names}: the forward correlation c^l of {where} is {float(c[i])!r} "

@@ -1,5 +1,5 @@
 """Global masks from scores, kept fractions, rescaling after pruning, shuffled masks
-(docs/theory.md §6; docs/training.md).
+(docs/theory.md §4–5; docs/training.md).
 """
 
 from __future__ import annotations

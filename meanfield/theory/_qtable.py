@@ -1,4 +1,4 @@
-"""The variance map's fixed point from a table (numba kernels, private). docs/theory.md §2 and §7.
+"""The variance map's fixed point from a table (numba kernels, private). docs/theory.md §2 and Numerics.
 
 q*, χ₁ and F_q'(q*) depend on the activation only through three one-dimensional expectations,
 
