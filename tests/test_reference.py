@@ -296,7 +296,7 @@ def _e1_num(name, a, b, q, m=0):
 def _e2_num(name, a, b, q1, q2, c):
     act = mf.get_activation(name)
     px, ps, pk = act._points
-    return _gauss.e2(act.kernel, act.param, a, b, q1, q2, c, px, ps, pk)
+    return _gauss.e2(act.kernel, act.param, (a, b), (q1, q2, c), (px, ps, pk))
 
 
 # ---------------------------------------------------------------------------------------------

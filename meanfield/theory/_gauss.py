@@ -210,16 +210,22 @@ def e1(phi, p, a, b, m, q, px, ps):
 
 
 @jit
-def e2(phi, p, a, b, q1, q2, c, px, ps, pk):
-    """E[φ^(a)(u₁) φ^(b)(u₂)], u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂), by nested quadrature."""
-    return e2_both(phi, p, a, b, q1, q2, c, px, ps, pk, False)[0]
+def e2(phi, p, orders, point, feat):
+    """E[φ^(a)(u₁) φ^(b)(u₂)] at a :class:`Point`, u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂), by
+    nested quadrature on φ's :class:`Features`; (a, b) are the :class:`Orders` (each structure a
+    namedtuple, or a plain tuple in its field order)."""
+    return e2_both(phi, p, orders, point, feat, False)[0]
 
 
 @jit
-def e2_both(phi, p, a, b, q1, q2, c, px, ps, pk, both):
+def e2_both(phi, p, orders, point, feat, both):
     """``(e2(a, b), e2(a + 1, b + 1))`` on one nested rule (the second only if ``both``, else 0):
     a Newton step on the correlation map needs F_c and, by Price's theorem, its slope
     q E[φ'(u₁) φ'(u₂)] at the same c."""
+    orders, point, feat = Orders(*orders), Point(*point), Features(*feat)
+    a, b = orders.a, orders.b
+    q1, q2, c = point.q1, point.q2, point.c
+    px, ps, pk = feat.px, feat.ps, feat.pk
     r1 = math.sqrt(q1)
     r2 = math.sqrt(q2)
     s = math.sqrt((1.0 - c) * (1.0 + c))
@@ -399,12 +405,12 @@ def pair(phi, p, a, b, point, sides, feat, tol):
     """E[φ^(a)(u₁) φ^(b)(u₂)] at a :class:`Point`: Mehler's series (:class:`Sides`) over the first
     min(len(A), len(B)) terms where its error bound |c|^N √(T_A T_B) is below the absolute
     tolerance ``tol``, else the nested quadrature (on φ's :class:`Features`)."""
-    q1, q2, c = point.q1, point.q2, point.c
+    c = point.c
     A, B = sides.A, sides.B
     n = min(A.size, B.size)
     if abs(c) ** n * math.sqrt(sides.TA * sides.TB) <= tol:
         return series(A[:n], B[:n], c)
-    return e2(phi, p, a, b, q1, q2, c, feat.px, feat.ps, feat.pk)
+    return e2(phi, p, Orders(a, b), point, feat)
 
 
 def e1_many(phi, p, a, b, m, q, px, ps, out):

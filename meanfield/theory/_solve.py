@@ -9,6 +9,7 @@ in the direction of F_q(q⁰) − q⁰: we bracket exactly that root by stepping
 from __future__ import annotations
 
 import math
+from collections import namedtuple
 
 import numpy as np
 from numba import prange
@@ -19,6 +20,9 @@ from ._gauss import (
     _HMAX_COEF_1,
     _NCOEF,
     _NCOEF_1,
+    Features,
+    Orders,
+    Point,
     e1,
     e2,
     e2_both,
@@ -33,6 +37,25 @@ _MODE_EOC = 1
 _QMAX = 1e12
 _QMIN = 1e-250
 
+# The structures the longer kernels take (as in :mod:`meanfield.theory._gauss`: named at module
+# level, passed between compiled functions; from Python a plain tuple in field order, named on
+# entry). Arguments of one dtype that travel together go in one, so that a swap cannot compile.
+Bracket = namedtuple("Bracket", "a fa b fb")
+Bracket.__doc__ = """A bracket [a, b] of a root and the function's values there (fa·fb <= 0)."""
+
+Chaotic = namedtuple("Chaotic", "sw sb q den d1")
+Chaotic.__doc__ = """A point of the chaotic phase, or flat arrays of them (:func:`chaos_many`): the
+weights σ_w, σ_b, q = q*, den = F_q(q*) (the normalisation of F_c) and d1 = E[φ'(√q* Z)²]."""
+
+Options = namedtuple("Options", "rtol odd jumps")
+Options.__doc__ = """How :func:`chaos_point` works: the relative tolerance of Mehler's series, and
+whether φ is odd and whether φ itself jumps (then Price's slope misses a term)."""
+
+Series = namedtuple("Series", "sw sb den A mass index")
+Series.__doc__ = """F_c from Mehler's series (:func:`_series_g`): the weights, den = F_q(q*), the
+Hermite coefficients ``A`` and the Parseval ``mass`` of the terms past them at the mean index
+``index``."""
+
 
 @jit
 def _g(mode, x, phi, p, sw, sb, px, ps):
@@ -44,8 +67,9 @@ def _g(mode, x, phi, p, sw, sb, px, ps):
 
 
 @jit
-def _brent(mode, a, fa, b, fb, phi, p, sw, sb, px, ps):
-    """Brent's method on [a, b] with fa·fb ≤ 0, to the last bits of the root."""
+def _brent(mode, br, phi, p, sw, sb, px, ps):
+    """Brent's method on a :class:`Bracket` [a, b] with fa·fb ≤ 0, to the last bits of the root."""
+    a, fa, b, fb = br.a, br.fa, br.b, br.fb
     if fa == 0.0:
         return a
     if fb == 0.0:
@@ -127,7 +151,7 @@ def qstar(phi, p, sw, sb, q0, px, ps):
                 return 0.0
             hi, ghi = lo, glo
             k += 1
-    return _brent(_MODE_Q, lo, glo, hi, ghi, phi, p, sw, sb, px, ps)
+    return _brent(_MODE_Q, Bracket(lo, glo, hi, ghi), phi, p, sw, sb, px, ps)
 
 
 @jit_parallel
@@ -157,7 +181,7 @@ def eoc_q(phi, p, sb, px, ps):
         hi = lo * 1.5
         ghi = _g(_MODE_EOC, hi, phi, p, 1.0, sb, px, ps)
         if ghi >= 0.0:
-            return _brent(_MODE_EOC, lo, glo, hi, ghi, phi, p, 1.0, sb, px, ps)
+            return _brent(_MODE_EOC, Bracket(lo, glo, hi, ghi), phi, p, 1.0, sb, px, ps)
         lo, glo = hi, ghi
     return math.nan
 
@@ -189,13 +213,16 @@ def _power_tail(c, n0, beta):
 
 
 @jit
-def _series_g(c, sw, sb, den, A, tail_mass, tail_index, fix=(0.0, 0.0, 0.0)):
-    """F_c(c) − c from the truncated series plus an estimate of what it leaves out: the missing
-    terms Σ_{n>=N} A_n² cⁿ carry the Parseval mass ``tail_mass`` at the mean index ``tail_index``
+def _series_g(c, ser, fix=(0.0, 0.0, 0.0)):
+    """F_c(c) − c from the truncated :class:`Series` plus an estimate of what it leaves out: the
+    missing terms Σ_{n>=N} A_n² cⁿ carry the Parseval mass ``ser.mass`` at the mean index
+    ``ser.index``
     (known from E[φ²] and E[φ'²]). With A_n² ∝ n^−β beyond N, as for φ smooth but for a kink
     (β = 5/2), that mean fixes β = (2r − 1)/(r − 1), r = tail_index / N; else T c^n̄, a (Jensen)
     lower bound. ``fix`` = (a, b, c₀) adds a + b (c − c₀): the model matched to the exact value
     and slope at c₀."""
+    sw, sb, den, A = ser.sw, ser.sb, ser.den, ser.A
+    tail_mass, tail_index = ser.mass, ser.index
     n0 = float(A.size)
     r = tail_index / n0
     if r > 1.0 + 1e-9 and tail_mass > 0.0:
@@ -206,10 +233,12 @@ def _series_g(c, sw, sb, den, A, tail_mass, tail_index, fix=(0.0, 0.0, 0.0)):
 
 
 @jit
-def _newton_start(sw, sb, q, den, d1, A, lo):
-    """(c₀, β, T, n̄): the root above ``lo`` of the series with N = len(A) terms plus a model of
-    its tail (:func:`_series_g`), the model's exponent β (A_n² ∝ n^−β past N; inf where the tail
-    falls faster than any power), the tail's mass T and mean index n̄."""
+def _newton_start(pt, A, lo):
+    """(c₀, β, series): at a :class:`Chaotic` point, the root above ``lo`` of the series with
+    N = len(A) terms plus a model of its tail (:func:`_series_g`), the model's exponent β
+    (A_n² ∝ n^−β past N; inf where the tail falls faster than any power), and that
+    :class:`Series` (with the tail's mass T and mean index n̄)."""
+    sw, sb, q, den, d1 = pt.sw, pt.sb, pt.q, pt.den, pt.d1
     # Parseval: Σ A_n² = E[φ²] and, by Stein's lemma, Σ n A_n² = q E[φ'²]
     mass = 0.0
     first = 0.0
@@ -221,33 +250,36 @@ def _newton_start(sw, sb, q, den, d1, A, lo):
     t_index = max((q * d1 - first) / t_mass, A.size) if t_mass > 0.0 else A.size
     r = t_index / A.size
     beta = (2.0 * r - 1.0) / (r - 1.0) if r > 1.0 + 1e-9 else math.inf
-    a, ga = lo, _series_g(lo, sw, sb, den, A, t_mass, t_index)
+    ser = Series(sw, sb, den, A, t_mass, t_index)
+    a, ga = lo, _series_g(lo, ser)
     for _ in range(52):
         b = 1.0 - 0.5 * (1.0 - a)
-        gb = _series_g(b, sw, sb, den, A, t_mass, t_index)
+        gb = _series_g(b, ser)
         if gb < 0.0:
-            return _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index), beta, t_mass, t_index
+            return _brent_series(Bracket(a, ga, b, gb), ser), beta, ser
         a, ga = b, gb
-    return 0.5 * (lo + 1.0), beta, t_mass, t_index
+    return 0.5 * (lo + 1.0), beta, ser
 
 
 @jit
-def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk, jumps):
+def _cstar_newton(phi, p, pt, model, lo, feat, jumps):
     """(c*, χ_c) where c* lies beyond the range in which Mehler's series is proven accurate
-    (near the EOC, c* → 1). ``model`` = (c₀, β, T, n̄) from :func:`_newton_start`. Each step
+    (near the EOC, c* → 1), at a :class:`Chaotic` point, on φ's :class:`Features`. ``model`` =
+    (c₀, β, :class:`Series`) from :func:`_newton_start`. Each step
     evaluates F_c and its slope F_c' = σ_w² q E[φ'(u₁) φ'(u₂)] / F_q(q) by the nested quadrature
     on one rule. The first step goes to the root of the series-and-tail model matched to that
     value and slope (Newton's step with the model's curvature, which near c = 1 is large: for a
     kinked φ, F_c'' grows like 1/√(1 − c)), the next ones are Newton's; a bisection of the
     bracket [lo, 1) where a step leaves it. Steps stop at the rounding of F_c amplified by
     1/|F_c' − 1|; χ_c is σ_w² E[φ'(u₁) φ'(u₂)] at the root."""
-    c, _, t_mass, t_index = model
+    sw, sb, q, den = pt.sw, pt.sb, pt.q, pt.den
+    c, _, ser = model
     hi = 1.0
     chic = math.nan
     last = math.inf  # the last step (inf after a bisection)
     first = True
     for _ in range(60):
-        e00, e11 = e2_both(phi, p, 0, 0, q, q, c, px, ps, pk, True)
+        e00, e11 = e2_both(phi, p, Orders(0, 0), Point(q, q, c), feat, True)
         g = (sb * sb + sw * sw * e00) / den - c
         chic = sw * sw * e11
         if g > 0.0:
@@ -258,7 +290,7 @@ def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk, jumps):
             return c, chic
         gp = sw * sw * q * e11 / den - 1.0
         # the model's curvature helps from afar; close to the root its error outweighs it
-        cn = _model_step(c, g, gp, lo, hi, sw, sb, den, A, t_mass, t_index) if first else math.nan
+        cn = _model_step(c, g, gp, lo, hi, ser) if first else math.nan
         first = False
         good = lo < cn < hi
         if not good:
@@ -276,7 +308,7 @@ def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk, jumps):
         if step <= max(1e-14, noise) or hi - lo <= 4.4e-16 or quadratic:
             # χ_c can vary fast with c (for kinked φ as 1/√(1 − c)): evaluate it at the root
             if cn != c:
-                chic = sw * sw * e2(phi, p, 1, 1, q, q, cn, px, ps, pk)
+                chic = sw * sw * e2(phi, p, Orders(1, 1), Point(q, q, cn), feat)
             return cn, chic
         last = step if good else math.inf
         c = cn
@@ -284,41 +316,41 @@ def _cstar_newton(phi, p, sw, sb, q, den, A, model, lo, px, ps, pk, jumps):
 
 
 @jit
-def _model_step(c, g, gp, lo, hi, sw, sb, den, A, t_mass, t_index):
-    """The root in (lo, hi) of the model matched to g = F_c(c) − c and its slope gp at c; nan if
-    none is found."""
+def _model_step(c, g, gp, lo, hi, ser):
+    """The root in (lo, hi) of the model (the :class:`Series`) matched to g = F_c(c) − c and its
+    slope gp at c; nan if none is found."""
     e = 1e-7 * (1.0 - c)
-    dm = (_series_g(c + e, sw, sb, den, A, t_mass, t_index)
-          - _series_g(c - e, sw, sb, den, A, t_mass, t_index)) / (2.0 * e)
-    fix = (g - _series_g(c, sw, sb, den, A, t_mass, t_index), gp - dm, c)
+    dm = (_series_g(c + e, ser) - _series_g(c - e, ser)) / (2.0 * e)
+    fix = (g - _series_g(c, ser), gp - dm, c)
     if gp == 0.0:
         return math.nan
     # from the Newton point outwards until the matched model changes sign (it is convex)
     b = c - g / gp
     b = min(max(b, lo), hi)
     for _ in range(60):
-        gb = _series_g(b, sw, sb, den, A, t_mass, t_index, fix)
+        gb = _series_g(b, ser, fix)
         if (gb < 0.0) == (g > 0.0) or gb == 0.0:
-            return _brent_series(c, g, b, gb, sw, sb, den, A, t_mass, t_index, fix)
+            return _brent_series(Bracket(c, g, b, gb), ser, fix)
         nb = b + (b - c)
         b = min(max(nb, lo), hi)
         if b == lo or b == hi:
-            gb = _series_g(b, sw, sb, den, A, t_mass, t_index, fix)
+            gb = _series_g(b, ser, fix)
             if (gb < 0.0) == (g > 0.0):
-                return _brent_series(c, g, b, gb, sw, sb, den, A, t_mass, t_index, fix)
+                return _brent_series(Bracket(c, g, b, gb), ser, fix)
             return math.nan
     return math.nan
 
 
 @jit
-def _brent_series(a, ga, b, gb, sw, sb, den, A, t_mass, t_index, fix=(0.0, 0.0, 0.0)):
-    """Root of :func:`_series_g` in [a, b] by regula falsi with the Illinois modification (the
-    start of a Newton iteration: a few ulps do not matter)."""
+def _brent_series(br, ser, fix=(0.0, 0.0, 0.0)):
+    """Root of :func:`_series_g` in a :class:`Bracket` [a, b] by regula falsi with the Illinois
+    modification (the start of a Newton iteration: a few ulps do not matter)."""
+    a, ga, b, gb = br.a, br.fa, br.b, br.fb
     side = 0
     c = a
     for _ in range(100):
         c = (a * gb - b * ga) / (gb - ga)
-        gc = _series_g(c, sw, sb, den, A, t_mass, t_index, fix)
+        gc = _series_g(c, ser, fix)
         if gc == 0.0 or abs(b - a) <= 1e-15:
             return c
         if gc * gb < 0.0:
@@ -400,13 +432,17 @@ def _cstar_series(sw, sb, den, A, T, atol):
 
 
 @jit
-def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps):
-    """(c*, χ_c) in the chaotic phase at q = q*, with den = F_q(q*) and d1 = E[φ'(√q* Z)²].
+def chaos_point(phi, p, pt, feat, opts):
+    """(c*, χ_c) at a :class:`Chaotic` point (q = q*, den = F_q(q*), d1 = E[φ'(√q* Z)²]), on φ's
+    :class:`Features`, with the :class:`Options`.
 
     Mehler's series with ever more Hermite coefficients (``_STAGE_N``) wherever the series'
     proven range contains c* (docs/theory.md, Numerics); beyond the last, Newton on the nested quadrature
     (:func:`_cstar_newton`). χ_c from the series of φ' (Stein) where its bound holds at c*, else
     the next stage, else by quadrature (always where φ itself jumps: ``jumps``)."""
+    sw, sb, q, den, d1 = pt.sw, pt.sb, pt.q, pt.den, pt.d1
+    rtol, odd, jumps = opts.rtol, opts.odd, opts.jumps
+    px, ps = feat.px, feat.ps
     coef = np.zeros(_NMAX)
     c = -1.0
     A = coef[:1]
@@ -429,7 +465,7 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps):
         c = 0.0 if odd and sb == 0.0 else _cstar_series(sw, sb, den, A, T, atol)
         if c >= 0.0:
             if jumps:  # φ' is not φ's Stein derivative: the quadrature gives χ_c
-                return c, sw * sw * e2(phi, p, 1, 1, q, q, c, px, ps, pk)
+                return c, sw * sw * e2(phi, p, Orders(1, 1), Point(q, q, c), feat)
             chic = _chi_c_series(A, q, d1, c, rtol)
             if chic == chic:
                 return c, sw * sw * chic
@@ -437,13 +473,13 @@ def chaos_point(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps):
             # where the tail falls like a power (φ with a kink: β = 5/2), the last stage's proven
             # range can be foretold: if it will not hold c* either, go to the quadrature now
             c_ok = _c_ok(A.size, T, atol)
-            model = _newton_start(sw, sb, q, den, d1, A, c_ok)
+            model = _newton_start(pt, A, c_ok)
             n_last = _STAGE_N[-1]
             if N == n_last or model[0] > _c_ok(n_last, T * (n_last / N) ** (1.0 - model[1]), atol):
-                return _cstar_newton(phi, p, sw, sb, q, den, A, model, c_ok, px, ps, pk, jumps)
+                return _cstar_newton(phi, p, pt, model, c_ok, feat, jumps)
     # the last stage returns above; here χ_c's series did not hold at a c* that the last stage's
     # series found
-    return c, sw * sw * e2(phi, p, 1, 1, q, q, c, px, ps, pk)
+    return c, sw * sw * e2(phi, p, Orders(1, 1), Point(q, q, c), feat)
 
 
 @jit
@@ -454,8 +490,11 @@ def _c_ok(n, T, atol):
 
 
 @jit_parallel
-def chaos_many(phi, p, sw, sb, q, den, d1, rtol, px, ps, pk, odd, jumps, out):
-    """``chaos_point`` over flat arrays, (c*, χ_c) into the columns of ``out``."""
+def chaos_many(phi, p, pts, feat, opts, out):
+    """``chaos_point`` over :class:`Chaotic` flat arrays, (c*, χ_c) into the columns of ``out``
+    (a separate argument: numba loses a prange loop's writes to an array taken from a tuple)."""
+    pts, feat, opts = Chaotic(*pts), Features(*feat), Options(*opts)
+    sw, sb, q, den, d1 = pts.sw, pts.sb, pts.q, pts.den, pts.d1
     for i in prange(sw.size):
-        out[i, 0], out[i, 1] = chaos_point(phi, p, sw[i], sb[i], q[i], den[i], d1[i], rtol, px,
-                                           ps, pk, odd, jumps)
+        out[i, 0], out[i, 1] = chaos_point(phi, p, Chaotic(sw[i], sb[i], q[i], den[i], d1[i]),
+                                           feat, opts)

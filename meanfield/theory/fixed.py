@@ -207,9 +207,10 @@ def _chaos(act, sw, sb, q, chi, fq_at_q):
     out = np.empty((idx.size, 2))
     order = interleaved(idx.size)
     with threads_for(idx.size):
-        _solve.chaos_many(act.kernel, act.param, swc[order], sbc[order], qc[order], den[order],
-                          chi[idx][order] / swc[order] ** 2, _expect.RTOL, px, ps, pk, act.odd,
-                          act.jumps, out)
+        _solve.chaos_many(act.kernel, act.param,
+                          (swc[order], sbc[order], qc[order], den[order],
+                           chi[idx][order] / swc[order] ** 2),  # Chaotic
+                          (px, ps, pk), (_expect.RTOL, act.odd, act.jumps), out)  # Features, Options
     cs[idx[order]], chic[idx[order]] = out[:, 0], out[:, 1]
     return cs, chic
 
