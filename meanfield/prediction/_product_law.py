@@ -13,7 +13,6 @@ import functools
 import math
 
 import numpy as np
-from scipy import fft
 from scipy.special import erf, erfc, k0, k0e, k1, modstruve
 
 from .._jit import jit
@@ -76,6 +75,7 @@ def kernel_table(kind):
 
 @functools.lru_cache(maxsize=16)
 def _kernel_spectra(kind, nfft):
+    from scipy import fft  # lazy: `import meanfield` stays light (tests/test_package.py)
     _, cdf_tab, tail_tab = kernel_table(kind)
     return fft.rfft(cdf_tab, nfft), fft.rfft(tail_tab, nfft)
 
@@ -83,6 +83,7 @@ def _kernel_spectra(kind, nfft):
 def _convolve(W, kind, width):
     """The rows of W (R, size) convolved with the kernel's CDF and tail tables (full linear
     convolutions, ``width`` = size + table − 1 long): one forward FFT serves both."""
+    from scipy import fft  # lazy: `import meanfield` stays light (tests/test_package.py)
     nfft = fft.next_fast_len(width, real=True)
     spec = fft.rfft(W, nfft, axis=1)
     cdf_hat, tail_hat = _kernel_spectra(kind, nfft)

@@ -12,9 +12,7 @@ import functools
 import math
 
 import numpy as np
-from scipy.optimize import brentq
 from scipy.special import ndtri
-from scipy.stats import qmc
 
 from . import _top_block
 from ._moments import SEED, NoPrediction, hermite
@@ -80,6 +78,7 @@ class ReadoutDraws:
 def qmc_points(classes, n):
     """n scrambled-Sobol points mapped to independent standard normals (U, V, ξ₁ … ξ_C): the
     shared components U (row) and V (column) and the batch-sum fluctuation ξ ∈ R^C. Fixed seed."""
+    from scipy.stats import qmc  # lazy: `import meanfield` stays light (tests/test_package.py)
     u = qmc.Sobol(d=2 + classes, scramble=True, seed=SEED).random(n)
     z = ndtri(np.clip(u, 1e-300, 1.0 - 1e-16))
     return z[:, 0].copy(), z[:, 1].copy(), np.ascontiguousarray(z[:, 2:])
@@ -417,6 +416,7 @@ def scr_law(groups, n):
 def kept_fractions(groups, n, d, s):
     """Kept fraction per layer and log threshold for draw d at sparsity s > 0 (eq. (21)): the
     global threshold t solves Σ_l n_l T_l(t) = (1 − s) Σ_l n_l."""
+    from scipy.optimize import brentq  # lazy: `import meanfield` stays light (tests/test_package.py)
     target = (1.0 - s) * n.sum()
     rows = [slice(d * r, (d + 1) * r) for _, r in groups]
     lo = min(int(law.start[sl].min()) for (law, _), sl in zip(groups, rows))

@@ -30,7 +30,6 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
 
 from .._threads import one_blas_thread
 from .._validate import (
@@ -297,6 +296,7 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
     ([1, 2, 3, 4], [100, 100, 100, 10])
     """
 
+    import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, draws=False)
@@ -582,6 +582,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     >>> round(float((df.kept_fraction * df.n_weights).sum() / df.n_weights.sum()), 6)
     0.3
     """
+    import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
     finite_width = check_bool("finite_width", finite_width)
     arch = _check_arch(arch)

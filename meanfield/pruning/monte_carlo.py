@@ -15,7 +15,6 @@ import itertools
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from .._progress import progress_bar
 from .._threads import with_one_blas_thread
@@ -176,6 +175,7 @@ def _run(worker, configs, trials, executor, store, progress, key):
 
 
 
+    import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
     trials = check_int("trials", trials, low=1)
     progress = check_bool("progress", progress)
     # the trial indices to run and the rows they return (a few hundred bytes each, kept in

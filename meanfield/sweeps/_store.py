@@ -36,7 +36,6 @@ from pathlib import Path
 
 import numba
 import numpy as np
-import pandas as pd
 
 from .._validate import InputError, InputTypeError, check_path
 from .._version import __version__
@@ -118,6 +117,7 @@ class TrialStore:
         return f"`store` == {str(self.path)!r}"
 
     def _read(self):
+        import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
         try:
             data = self.path.read_bytes()
         except FileNotFoundError:
@@ -183,6 +183,7 @@ class TrialStore:
         """The stored rows (earlier runs' and this one's), one per key, as a pandas DataFrame of
         the result columns (every row's provenance is this process's: see the module's notes)."""
 
+        import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
         parts = [p for p in (self._stored, pd.DataFrame(self._new, columns=self.columns))
                  if p is not None and len(p)]
         if not parts:

@@ -6,7 +6,6 @@ data of Figure 4; :func:`meanfield.plotting.plot_correlation_convergence` draws 
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 
 from .._validate import check_int
 from ..activations import get_activation
@@ -39,6 +38,7 @@ def convergence_table(activation="tanh", sigma_b=0.3, sigma_w=(0.8, None, 3.0), 
     """
 
 
+    import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
     act = get_activation(activation)
     depth = check_int("depth", depth, low=1)
     ordered, at_eoc, chaotic = sigma_w

@@ -12,7 +12,6 @@ import math
 import warnings
 
 import numpy as np
-from scipy.optimize import brentq
 
 from .._validate import (
     InputError,
@@ -100,6 +99,7 @@ def _far_fixed_point(act, sw, sb):
     above 1e12 with F_q(q) <= q: scan decades (all points at once), then Brent. inf where F_q(q) > q
     up to 1e300 (truly divergent, or beyond float range)."""
 
+    from scipy.optimize import brentq  # lazy: `import meanfield` stays light (tests/test_package.py)
     out = np.full(sw.shape, np.inf)
     lo = np.full(sw.shape, _SOLVER_QMAX)
     todo = np.arange(sw.size)

@@ -12,8 +12,6 @@ import math
 import warnings
 
 import numpy as np
-import pandas as pd
-from scipy.optimize import brentq
 
 from .._progress import progress_bar
 from .._validate import (
@@ -121,6 +119,7 @@ def _far_eoc_q(act, sb):
     (H(1e8) < σ_b², else the scan would have stopped), then Brent. nan where H stays below σ_b²
     up to 1e200 (no EOC point, or beyond what the quadrature resolves)."""
 
+    from scipy.optimize import brentq  # lazy: `import meanfield` stays light (tests/test_package.py)
     def h(q):
         with np.errstate(all="ignore"):
             return q - _expect.diag(act, 0, 0, 0, q) / _expect.diag(act, 1, 1, 0, q)
@@ -255,6 +254,7 @@ def eoc_curve(activation, sigma_b=None, num=200):
     2       tanh      2.0  2.325025  7.947507    True
     """
 
+    import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
     act = get_activation(activation)
     num = check_int("num", num, low=1)
     check_memory(f"`num` == {num}", num * 8 * 8)  # σ_b, σ_w, q*, ... of every point
@@ -339,6 +339,7 @@ def phase_diagram(activation, sigma_w, sigma_b, tol=1e-9, progress=False):
     (['ordered', 'chaotic'], [1.0, 0.068364])
     """
 
+    import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
     act = get_activation(activation)
     axes = {}
     for name, values in (("sigma_w", sigma_w), ("sigma_b", sigma_b)):
@@ -394,6 +395,8 @@ def fixed_points(activation, sigma_w, sigma_b, q_max=1e8):
     [[0.362, 0.853, True], [1.4, 1.094, False]]
     """
 
+    import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
+    from scipy.optimize import brentq  # lazy: `import meanfield` stays light (tests/test_package.py)
     act = get_activation(activation)
     sw = float(check_array("sigma_w", sigma_w, scalar=True))
     sb = float(check_array("sigma_b", sigma_b, scalar=True))

@@ -12,7 +12,6 @@ import math
 import time
 
 import numpy as np
-import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from .._progress import progress_bar
@@ -101,8 +100,9 @@ def _check_rescale(rescale):
     if isinstance(rescale, str) and rescale in RESCALE_OPTIONS:
         return None if rescale == "none" else rescale
     err = InputError if isinstance(rescale, str) else InputTypeError
-    raise err(f"`rescale` == {rescale!r}: must be False, True (= 'neuron'), "
-              f"{', '.join(map(repr, RESCALE_OPTIONS))}")
+    *rest, last = map(repr, RESCALE_OPTIONS)
+    raise err(f"`rescale` == {rescale!r}: must be False, True (= 'neuron'), {', '.join(rest)} "
+              f"or {last}")
 
 
 _STREAMS = {"split": 1, "scores_batch": 2, "scores": 3, "shuffle": 4, "batches": 5}
@@ -284,6 +284,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     """
 
 
+    import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
     act = get_activation(activation)
     epochs = check_int("epochs", epochs, low=0, high=MAX_EPOCHS)
     batch = check_int("batch", batch, low=1)
