@@ -20,7 +20,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import signal
 import warnings
 
 import numpy as np
@@ -31,6 +30,7 @@ from hypothesis import strategies as st
 
 import meanfield as mf
 from meanfield.cli import main as cli_main
+from tests._timeouts import time_limit as _time_limit
 
 HUGE = 10 ** 12  # a size no machine holds: width², trials, depth, num … must be refused early
 
@@ -125,19 +125,6 @@ def test_the_table_covers_every_public_function():
     assert public == set(BASELINES)
 
 
-@contextlib.contextmanager
-def _time_limit(seconds):
-    """A hang is a failure: SIGALRM after ``seconds`` raises in the test."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"no answer after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _nan_outside(result, documented=()):

@@ -14,7 +14,6 @@ import contextlib
 import io
 import math
 import pathlib
-import signal
 import warnings
 
 import mpmath as mp
@@ -24,6 +23,7 @@ import pytest
 import meanfield as mf
 from meanfield._validate import InputError, InputTypeError
 from meanfield.cli import main as cli_main
+from tests._timeouts import time_limit
 
 SMOOTH = ["tanh", "erf", "gelu", "silu", "hard_tanh", "linear"]  # φ(0) = 0, φ'(0) ≠ 0, smooth at 0
 KINKED = ["relu", "leaky_relu:0.2", "elu:0.5", "selu"]            # φ(0) = 0, φ' jumps at 0
@@ -31,19 +31,6 @@ C = np.array([-1.0, -0.7, 0.0, 0.3, 0.9, 1.0])
 SELU_ALPHA = 1.6732632423543772848170429916717
 
 
-@contextlib.contextmanager
-def time_limit(seconds):
-    """A run that goes on is a failure, not a hung test."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"no answer after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 # ------------------------------------------------------------------------------------------------

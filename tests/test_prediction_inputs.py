@@ -4,9 +4,7 @@ computation; where float64 or the method has no answer they refuse with an ``Inp
 names the parameters. Each test covers a class of inputs, not one call.
 """
 
-import contextlib
 import math
-import signal
 import warnings
 
 import numpy as np
@@ -23,23 +21,11 @@ from meanfield.prediction import (
     predict_critical_sparsity,
     predict_kept_per_layer,
 )
+from tests._timeouts import time_limit as _time_limit
 
 SMALL = dict(batch=8, classes=3)
 
 
-@contextlib.contextmanager
-def _time_limit(seconds):
-    """A call that runs for hours is a failure, not a hang of the test run."""
-    def on_alarm(signum, frame):
-        raise TimeoutError(f"no answer after {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, on_alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
 
 
 def _lgs(act, width, depth, sw, sb, **kw):
