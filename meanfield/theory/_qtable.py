@@ -217,11 +217,17 @@ def qstar(sw, sb, q0, edges, coef):
 
 
 @jit_parallel
-def fixed_many(phi, p, sw, sb, q0, edges, coef, px, ps, out):
+def fixed_many(phi, p, sw, sb, q0, table, features, out):
     """q*, χ₁ = σ_w² D(q*), F_q'(q*) = σ_w² S(q*) and F_q(q*) for flat arrays, into the columns of
     ``out``; q* = nan where the table does not reach (see :func:`qstar`), F_q(q*) = nan where it
     was not evaluated. The table's root, off by the interpolation error (a few ulps), is polished
-    by one Newton step on the exact F_q, so that F_q(q*) = q* holds to rounding."""
+    by one Newton step on the exact F_q, so that F_q(q*) = q* holds to rounding.
+
+    ``table`` = (edges, coef) of the table, ``features`` = (px, ps) of φ's quadrature; ``out``
+    stays an argument of its own: the loop writes it in parallel, and numba drops such writes to
+    an array taken from a tuple (numba issue 5872)."""
+    edges, coef = table
+    px, ps = features
     phi0 = phi(0.0, p, 0)
     # E[φ'(√q Z)²] as q → 0: φ'(0)², or the mean of the one-sided squares at a kink
     d0 = 0.5 * (phi(-1e-300, p, 1) ** 2 + phi(1e-300, p, 1) ** 2)

@@ -53,8 +53,8 @@ def _fixed(act, sw, sb, q0=None):
         out = np.empty((sw.size, 4))
         order = interleaved(sw.size)
         with threads_for(sw.size):
-            _qtable.fixed_many(act.kernel, act.param, sw[order], sb[order], q0[order], edges, coef,
-                               act._points[0], act._points[1], out)
+            _qtable.fixed_many(act.kernel, act.param, sw[order], sb[order], q0[order],
+                               (edges, coef), (act._points[0], act._points[1]), out)
         out[order] = out.copy()
         q, chi, fq, fq_at_q = (np.ascontiguousarray(col) for col in out.T)
         miss = np.flatnonzero(np.isnan(q))
