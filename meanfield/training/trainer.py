@@ -59,9 +59,9 @@ def _dataset(dataset):
     out = []
     for name, X, y in (("train", X_train, y_train), ("test", X_test, y_test)):
         X = np.asarray(X)
-        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)) \
-                or X.dtype == np.bool_:
-            # a complex X would lose its imaginary part in the cast to float32, silently
+        if not (np.issubdtype(X.dtype, np.floating) or np.issubdtype(X.dtype, np.integer)):
+            # a complex X would lose its imaginary part in the cast to float32, silently (bool is
+            # not an integer dtype to numpy, so it is refused here too)
             raise InputTypeError(f"`dataset` {name} inputs have dtype {X.dtype}: must be real "
                                  f"numbers (float or integer)")
         X = np.ascontiguousarray(X, dtype=np.float32)
