@@ -87,6 +87,33 @@ def _zig_slow(bits, pos, u):
 
 
 @jit(error_model="numpy")
+def _zig_fast(first, out, s):
+    """out[i] = s · (the fast-path value of word first[i]) for every i, rounded to out's dtype
+    (right for the ≈ 98.5% of words that pass the fast test; the rest are redone). A loop over
+    whole arrays: numba vectorises it, where a loop over range(start, stop) of larger arrays
+    ran 2x slower (measured)."""
+    for i in range(first.size):
+        u = first[i]
+        x = np.float32((u >> 9) & 0x7FFFFF) * _ZIG_W[u & 0xFF]
+        if (u >> 8) & 1:
+            x = -x
+        out[i] = x * s
+
+
+@jit(error_model="numpy")
+def _zig_missed(first, rejected):
+    """The indices i of the words first[i] that miss the fast test, in order, into
+    ``rejected``; returns their count."""
+    nr = 0
+    for i in range(first.size):
+        u = first[i]
+        if (u >> 9) & 0x7FFFFF >= _ZIG_K[u & 0xFF]:
+            rejected[nr] = i
+            nr += 1
+    return nr
+
+
+@jit(error_model="numpy")
 def _ziggurat(first, extra, pos, out, stops, scales, seg, rejected):
     """Ziggurat samples out[i] = scales[k] · Z_i (stops[k−1] <= i < stops[k]), segment by segment
     from segment ``seg``, the product rounded to out's dtype.
@@ -102,25 +129,16 @@ def _ziggurat(first, extra, pos, out, stops, scales, seg, rejected):
         stop = stops[seg]
         # two passes: every sample's fast-path value (a loop that vectorises), then the indices
         # of those that missed the fast test; one loop doing both ran scalar, 3x slower
-        for i in range(start, stop):
-            u = first[i]
-            x = np.float32((u >> 9) & 0x7FFFFF) * _ZIG_W[u & 0xFF]
-            if (u >> 8) & 1:
-                x = -x
-            out[i] = x * s
-        nr = 0
-        for i in range(start, stop):
-            u = first[i]
-            if (u >> 9) & 0x7FFFFF >= _ZIG_K[u & 0xFF]:
-                rejected[nr] = i
-                nr += 1
+        f, o = first[start:stop], out[start:stop]
+        _zig_fast(f, o, s)
+        nr = _zig_missed(f, rejected)
         p = pos
         for j in range(nr):
             i = rejected[j]
-            x, p = _zig_slow(extra, p, first[i])
+            x, p = _zig_slow(extra, p, f[i])
             if p < 0:
                 return seg, pos
-            out[i] = x * s
+            o[i] = x * s
         pos = p
         start = stop
         seg += 1
