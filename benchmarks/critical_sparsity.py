@@ -13,7 +13,15 @@ in the three phases: ordered σ_w = 0.8, EOC σ_w = 1.3955839751549, chaotic σ_
   with ``rng.standard_normal`` and cast, a loop over layers with ``@`` and ``np.tanh``, the
   softmax cross-entropy gradient, ``np.abs(W * G)``, min of the maxima, concatenate and count;
 * **torch**: the same network and batch as numpy (drawn by the same code), forward in PyTorch,
-  ``torch.autograd.grad`` of ``F.cross_entropy``, scores and count in torch (if torch imports).
+  ``torch.autograd.grad`` of ``F.cross_entropy``, scores and count in torch (if torch imports);
+* **floor** (not a trial: :func:`floor_trial`): the part of meanfield's trial that no faster
+  implementation computing the same numbers could skip, each at the speed of the library that
+  does it: the rng's random words (``rng.integers``, as many as meanfield's sampler draws), the
+  three BLAS products per layer (y = h Wᵀ, ∂ℒ/∂W = uᵀ h, u W) and numpy's float32 ``np.tanh``.
+  meanfield computes exactly numpy's tanh and OpenBLAS's products (bit-identical results are a
+  rule of the project), so numpy's time over the floor's is the largest speed-up over numpy
+  that such an implementation could reach on this machine; meanfield's time over the floor's
+  is what its sampler, bias, score and count work and its Python cost add.
 
 Trial i of every configuration uses ``np.random.default_rng(SeedSequence(seed).spawn(n)[i])`` for
 every method, so numpy and torch see identical trials; meanfield draws its normals with its own
@@ -139,6 +147,43 @@ def torch_trial(width, depth, sigma_w, sigma_b, batch, classes, rng):
     return kept / sum(s.numel() for s in scores)
 
 
+def floor_trial(width, depth, sigma_w, sigma_b, batch, classes, rng):
+    """The floor (see the module's docstring): the random words, the products and tanh of a
+    trial, on buffers allocated once per shape; returns 0.0 (no s_cr)."""
+    key = (width, depth, batch, classes)
+    if _FLOOR.get("key") != key:
+        r = np.random.default_rng(0)
+        _FLOOR.update(key=key, W=[(r.standard_normal((n, width)) / np.sqrt(width)).astype(
+            np.float32) for n in [width] * depth + [classes]],
+            X=r.standard_normal((batch, width)).astype(np.float32),
+            H=np.empty((depth, batch, width), np.float32),
+            u=(r.standard_normal((batch, width)) / batch).astype(np.float32),
+            t=np.empty((batch, width), np.float32), G=np.empty((width, width), np.float32),
+            z=np.empty((batch, classes), np.float32), uz=np.zeros((batch, classes), np.float32),
+            Gz=np.empty((classes, width), np.float32))
+    f = _FLOOR
+    n = depth * width * width + classes * width + depth * width + classes + batch * width
+    rng.integers(0, np.iinfo(np.uint64).max, size=(n + n // 16 + 64) // 2, dtype=np.uint64,
+                 endpoint=True)
+    rng.integers(classes, size=batch)
+    W, H, h = f["W"], f["H"], f["X"]
+    for k in range(depth):
+        np.dot(h, W[k].T, out=H[k])
+        np.tanh(H[k], out=H[k])
+        h = H[k]
+    np.dot(h, W[depth].T, out=f["z"])
+    np.dot(f["uz"].T, h, out=f["Gz"])
+    np.dot(f["uz"], W[depth], out=f["t"])
+    for k in range(depth - 1, -1, -1):
+        np.dot(f["u"].T, f["X"] if k == 0 else H[k - 1], out=f["G"])
+        if k > 0:
+            np.dot(f["u"], W[k], out=f["t"])
+    return 0.0
+
+
+_FLOOR = {}
+
+
 def meanfield_trial(width, depth, sigma_w, sigma_b, batch, classes, rng):
     return snip_critical_sparsity_trial("tanh", width, depth, sigma_w, sigma_b, batch=batch,
                                         classes=classes, rng=rng)
@@ -222,7 +267,9 @@ def main(argv=None):
     methods = {"meanfield": meanfield_trial, "numpy": numpy_trial}
     if torch is not None and not opts.no_torch:
         methods["torch"] = torch_trial
+    methods["floor"] = floor_trial
     others = [m for m in methods if m != "meanfield"]
+    trials = [m for m in methods if m != "floor"]  # the methods that compute s_cr
     print(f"SNIP critical sparsity, tanh FFNN, sigma_b = {SIGMA_B}, batch {BATCH}, {CLASSES} "
           f"classes, {opts.trials} trials per configuration, seed {opts.seed}")
     print(f"meanfield {meanfield.__version__}, numpy {np.__version__}, OPENBLAS_NUM_THREADS="
@@ -242,15 +289,16 @@ def main(argv=None):
             for m in others:
                 row[f"speedup_vs_{m}"] = mf["trials_per_s"] / res[m]["trials_per_s"]
                 row[f"cpu_speedup_vs_{m}"] = mf["trials_per_cpu_s"] / res[m]["trials_per_cpu_s"]
+            row["ceiling_vs_numpy"] = res["floor"]["trials_per_cpu_s"] / nps["trials_per_cpu_s"]
             rows.append(row)
 
     print("\nE[s_cr] ± standard error")
-    print(f"{'N':>4}{'L':>5} {'phase':<8}" + "".join(f"{m:>20}" for m in methods)
+    print(f"{'N':>4}{'L':>5} {'phase':<8}" + "".join(f"{m:>20}" for m in trials)
           + "   meanfield vs numpy")
     for r in rows:
         print(f"{r['width']:>4}{r['depth']:>5} {r['phase']:<8}"
               + "".join(f"{r['results'][m]['mean']:>11.4f} ± {r['results'][m]['se']:.4f}"
-                        for m in methods)
+                        for m in trials)
               + f"   {'agree' if r['agree'] else 'DIFFER'} ({r['z_meanfield_vs_numpy']:.1f} SE)")
     print("\ntrials/s (wall clock), trials per CPU-second (all threads), meanfield's speed-up")
     print(f"{'N':>4}{'L':>5} {'phase':<8}" + "".join(f"{m + ' wall':>15}{'cpu':>8}" for m in methods)
@@ -261,9 +309,16 @@ def main(argv=None):
                         f"{r['results'][m]['trials_per_cpu_s']:>8.1f}" for m in methods)
               + "".join(f"{r[f'speedup_vs_{m}']:>8.2f}/{r[f'cpu_speedup_vs_{m}']:<7.2f}"
                         for m in others))
+    print("\nThe ceiling: numpy's CPU time over the floor's, the largest speed-up over numpy of an "
+          "implementation that computes numpy's tanh and OpenBLAS's products")
+    print(f"{'N':>4}{'L':>5} {'phase':<8}{'ceiling':>9}{'meanfield':>11}{'of ceiling':>12}")
+    for r in rows:
+        print(f"{r['width']:>4}{r['depth']:>5} {r['phase']:<8}{r['ceiling_vs_numpy']:>9.2f}"
+              f"{r['cpu_speedup_vs_numpy']:>11.2f}"
+              f"{r['cpu_speedup_vs_numpy'] / r['ceiling_vs_numpy']:>11.0%}")
     print(f"\n(speed-up: wall / cpu.) meanfield agrees with numpy (|Δ E[s_cr]| <= 2 combined SE) "
           f"in {sum(r['agree'] for r in rows)} of {len(rows)} configurations")
-    both_cores(rows, opts, others)
+    both_cores(rows, opts, [m for m in others if m != "floor"])
     print(json.dumps({"benchmark": "critical_sparsity", "trials": opts.trials,
                       "seed": opts.seed, "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
                       "torch_threads": torch.get_num_threads() if "torch" in methods else None,
