@@ -107,3 +107,21 @@ def test_a_user_activation_runs_through_the_passes():
         down = loss(W)
         W[k][i, j] += h
         assert gw[k][i, j] == pytest.approx((up - down) / (2 * h), rel=1e-6, abs=1e-9)
+
+
+def test_no_kernel_takes_a_function_inside_a_tuple():
+    """numba types a function inside a tuple as an experimental first-class function and warns
+    at every call (90 times in one prediction, and CI runs with warnings as errors): the kernels
+    take φ as an argument of its own. The theory's maps, an EOC, a prediction and a trial run
+    with that warning as an error."""
+    import warnings
+
+    from numba.core.errors import NumbaExperimentalFeatureWarning
+
+    import meanfield as mf
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", NumbaExperimentalFeatureWarning)
+        mf.c_map("erf", 0.5, 1.3, 0.2)
+        mf.eoc("swish", 0.3)
+        mf.predict_critical_sparsity("softplus", 50, 5, 1.0, 0.3, batch=16)
+        mf.simulate_critical_sparsity("selu", 20, 3, 1.0, 0.2, trials=2)

@@ -73,13 +73,11 @@ Points.__doc__ = """Flat arrays of (q₁, q₂, c) and the rows of q₁ and q₂
 Point = namedtuple("Point", "q1 q2 c")
 Point.__doc__ = """One (q₁, q₂, c): u₁ = √q₁ Z₁, u₂ = √q₂ (c Z₁ + √(1−c²) Z₂)."""
 
-Hermite = namedtuple("Hermite", "phi p k")
-Hermite.__doc__ = """Which Hermite series: of φ^(k) (``phi`` the address of φ's kernel, ``p`` its
-parameter, ``k`` the derivative order)."""
-
-Tolerance = namedtuple("Tolerance", "rtol full")
-Tolerance.__doc__ = """When a series is long enough: its Parseval tail below ``rtol`` E[φ^(k)²],
-trying the longer series only if ``full``."""
+Hermite = namedtuple("Hermite", "p k rtol full")
+Hermite.__doc__ = """Which Hermite series of φ, and how long: of φ^(k), ``p`` φ's parameter, long
+enough that its Parseval tail is below ``rtol`` E[φ^(k)²], trying the longer series only if
+``full``. (φ itself travels apart: numba types a function inside a tuple as an experimental
+first-class function, and warns at every call.)"""
 
 Orders = namedtuple("Orders", "a b")
 Orders.__doc__ = """The derivative orders (a, b) of E[φ^(a)(u₁) φ^(b)(u₂)]."""
@@ -439,16 +437,16 @@ def coeffs_many(phi, p, k, q, px, ps, coef, nused, norm2, tails, rtol, full):
     Parseval tail for each q (a :class:`Table`'s columns, by :func:`_coeffs_many`): _NCOEF_1 terms, or, if
     ``full``, _NCOEF where the tail exceeds ``rtol`` E[φ^(k)²] (the series then serves c closer
     to ±1)."""
-    _coeffs_many((phi, p, k), q, (px, ps, None), (rtol, full), coef, nused, norm2, tails)
-    # Hermite, Features, Tolerance
+    _coeffs_many(phi, (p, k, rtol, full), q, (px, ps, None), coef, nused, norm2, tails)
+    # Hermite, Features
 
 
 @jit_parallel
-def _coeffs_many(series, q, feat, tol, coef, nused, norm2, tails):
+def _coeffs_many(phi, series, q, feat, coef, nused, norm2, tails):
     # the outputs stay separate arguments: numba loses the writes of a prange loop to an array
     # taken from a tuple (numba issue 5872); the inputs travel in tuples
-    series, feat, tol = Hermite(*series), Features(*feat), Tolerance(*tol)
-    phi, p, k, rtol, full = series.phi, series.p, series.k, tol.rtol, tol.full
+    series, feat = Hermite(*series), Features(*feat)
+    p, k, rtol, full = series.p, series.k, series.rtol, series.full
     for i in prange(q.size):
         row = coef[i]
         n2 = hermite_coeffs(phi, p, k, q[i], feat, _HMAX_COEF_1, row[:_NCOEF_1])
