@@ -244,13 +244,15 @@ def plot_scr(data, x="depth", group="phase", *, prediction=True, bound=None, bou
     ----------
     data : pandas.DataFrame
         Columns ``x, group, s_cr_mean, se`` (as the simulations write them), optionally
-        ``prediction``.
+        ``prediction`` and ``prediction_in_domain``.
     x : str
         ``"depth"`` or ``"width"``.
     group : str
         ``"phase"`` or ``"arch"``.
     prediction : bool
-        Draw the ``prediction`` column if present.
+        Draw the ``prediction`` column if present; where a ``prediction_in_domain`` column is
+        False, the point is marked "×", outside the theory's domain
+        (docs/critical_sparsity.md §5d).
     bound : (array, array), optional
         x and y of a fitted rate curve to draw, e.g. C·(log(LN²)/L + 1/√(LN²)) from
         :func:`meanfield.prediction.ordered_phase_bound` with C from
@@ -274,6 +276,10 @@ def plot_scr(data, x="depth", group="phase", *, prediction=True, bound=None, bou
         if prediction and "prediction" in df:
             ax.plot(df[x], df.prediction, ls="--", color=bar[0].get_color(),
                     label=f"{name} (mean field)")
+            if "prediction_in_domain" in df and not df.prediction_in_domain.all():
+                out = df[~df.prediction_in_domain.astype(bool)]
+                ax.plot(out[x], out.prediction, ls="none", marker="x", color=bar[0].get_color(),
+                        label=f"{name}: outside the theory's domain")
     if bound is not None:
         ax.plot(*bound, color="gray", ls=":", label=BOUND_LABEL if bound_label is None else bound_label)
     ax.set_xscale("log")
@@ -292,7 +298,8 @@ def plot_kept_per_layer(data, group="phase", *, ax=None):
     ----------
     data : pandas.DataFrame
         Columns ``layer, kept_fraction, kept_se, group`` (as :func:`meanfield.kept_per_layer`
-        returns plus a group column), optionally ``prediction``.
+        returns plus a group column), optionally ``prediction`` (dotted, and labelled so, where
+        a ``prediction_in_domain`` column is False: docs/critical_sparsity.md §5d).
     group : str
     ax : matplotlib Axes, optional
 
@@ -310,8 +317,11 @@ def plot_kept_per_layer(data, group="phase", *, ax=None):
                         100 * (df.kept_fraction + 2 * df.kept_se), color=line.get_color(),
                         alpha=0.25)
         if "prediction" in df:
-            ax.plot(df.layer, 100 * df.prediction, ls="--", color=line.get_color(),
-                    label=f"{name} (mean field)")
+            inside = "prediction_in_domain" not in df or df.prediction_in_domain.all()
+            ax.plot(df.layer, 100 * df.prediction, ls="--" if inside else ":",
+                    color=line.get_color(),
+                    label=f"{name} (mean field" + (")" if inside else
+                                                   ", outside the theory's domain)"))
     ax.set_xlabel("layer")
     ax.set_ylabel("% of weights kept")
     ax.legend(fontsize=8)

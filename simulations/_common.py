@@ -60,6 +60,20 @@ def summarise(df, by):
     return out.rename(columns={"mean": "s_cr_mean", "std": "s_cr_sd", "count": "trials"})
 
 
+def predicted(fn, *args, **kw):
+    """``fn(*args, **kw)`` (a prediction function) and whether it was asked inside its theory's
+    domain: False where it warned with a ``PredictionRangeWarning`` (docs/critical_sparsity.md
+    §5d), which is recorded, not printed."""
+    import warnings
+
+    from meanfield import PredictionRangeWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PredictionRangeWarning)
+        out = fn(*args, **kw)
+    return out, not any(issubclass(w.category, PredictionRangeWarning) for w in caught)
+
+
 def finish(df, path, t0):
     df.to_csv(path, index=False)
     print(f"wrote {path} ({len(df)} rows, {time.perf_counter() - t0:.1f} s)", file=sys.stderr)

@@ -8,7 +8,7 @@ import pandas as pd
 from meanfield.prediction import predict_kept_per_layer
 from meanfield.pruning import sweep_kept_per_layer
 
-from ._common import executor, finish, output, parse, phase_names
+from ._common import executor, finish, output, parse, phase_names, predicted
 
 
 def main(argv=None):
@@ -23,8 +23,9 @@ def main(argv=None):
     df["phase"] = phase_names(df)
     preds = []
     for sw in df.sigma_w.unique():
-        p = predict_kept_per_layer("tanh", 100, 100, float(sw), 0.3, 0.7)
-        preds.append(p.assign(sigma_w=sw)[["sigma_w", "layer", "kept_fraction"]]
+        p, inside = predicted(predict_kept_per_layer, "tanh", 100, 100, float(sw), 0.3, 0.7)
+        preds.append(p.assign(sigma_w=sw, prediction_in_domain=inside)
+                     [["sigma_w", "layer", "kept_fraction", "prediction_in_domain"]]
                      .rename(columns={"kept_fraction": "prediction"}))
     df = df.merge(pd.concat(preds), on=["sigma_w", "layer"], how="left")
     finish(df, path, t0)

@@ -1,11 +1,23 @@
 """The mean-field prediction of E[s_cr] against the Monte Carlo (docs/critical_sparsity.md §8):
 tanh FFNNs in the three phases at widths 50–200 and depths 10–200 (σ_b = 0.2), and ResNets and
-Stable ResNets (σ_w = 1, σ_b = 0.3), 200 trials each (8 with ``--quick``). For every
-configuration: the Monte-Carlo mean and standard error, the finite-width and the wide-limit
-prediction with the prediction's own standard error, the gap in Monte-Carlo standard errors,
-whether it is within the target max(3 SE, 0.004), and the time of one prediction and of the
-Monte Carlo."""
+Stable ResNets (σ_w = 1, σ_b = 0.3), 200 trials each (8 with ``--quick``).
 
+For every configuration: the Monte-Carlo mean and standard error; the default finite-width
+prediction and the wide limit, each with its own standard error, its route (what it is made of:
+``critical_sparsity_distribution(...)["route"]``) and whether the configuration is inside the
+chain's domain (no ``PredictionRangeWarning``); where it is not, also the simulated network
+(``finite_width="simulated"``, a Monte Carlo of the gradients, reported apart). Three verdicts
+per prediction, as separate columns: |gap| ≤ 3 SE (the Monte Carlo's SE alone), |gap| ≤
+max(3 SE, 0.004) (the target, with its floor) and |gap| ≤ 3 √(SE² + own SE²) (both sides'
+errors combined). Also the time of each prediction and of the Monte Carlo.
+
+Writes ``<results>/prediction_check.csv``; ``--analyse-only`` reads it back instead of running.
+Either way prints the markdown table of docs §8 (:func:`markdown`) with the verdict counts; the
+committed record is ``docs/data/prediction_check.csv``, and ``tests/test_docs_numbers.py`` checks
+that the docs' table is this function's output for it.
+"""
+
+import sys
 import time
 
 import numpy as np
@@ -15,10 +27,11 @@ from meanfield import eoc
 from meanfield.prediction import critical_sparsity_distribution
 from meanfield.pruning import simulate_critical_sparsity
 
-from ._common import executor, finish, output, parse
+from ._common import executor, finish, output, parse, predicted
 
 SHAPES = [(50, 10), (64, 40), (100, 30), (150, 80), (200, 100), (100, 200)]
 RESNET_SHAPES = [(100, 20), (64, 40), (100, 50)]
+FLOOR = 0.004                # the target's floor, max(3 SE, FLOOR)
 
 
 def configurations(quick):
@@ -31,9 +44,30 @@ def configurations(quick):
     return out
 
 
-def main(argv=None):
-    args = parse(__doc__, argv)
-    t0 = time.perf_counter()
+def verdicts(row, name):
+    """The gap of prediction ``name`` and its three verdicts, as columns of ``row``."""
+    gap = row[name] - row["mc"]
+    se, own = row["mc_se"], row[f"{name}_se"]
+    own = 0.0 if not np.isfinite(own) else own
+    row[f"{name}_gap"] = gap
+    row[f"{name}_gap_in_se"] = gap / se
+    row[f"{name}_within_3se"] = bool(abs(gap) <= 3 * se)
+    row[f"{name}_on_target"] = bool(abs(gap) <= max(3 * se, FLOOR))
+    row[f"{name}_within_combined"] = bool(abs(gap) <= 3 * np.hypot(se, own))
+
+
+def predict(row, name, **kw):
+    """One prediction into ``row``: value, own SE, route, domain, time and verdicts."""
+    t = time.perf_counter()
+    d, row[f"{name}_in_domain"] = predicted(
+        critical_sparsity_distribution, "tanh", row["width"], row["depth"], row["sigma_w"],
+        row["sigma_b"], arch=row["arch"], **kw)
+    row[f"{name}_seconds"] = time.perf_counter() - t
+    row[name], row[f"{name}_se"], row[f"{name}_route"] = d["mean"], d["se"], d["route"]
+    verdicts(row, name)
+
+
+def run(args):
     trials = 8 if args.quick else 200
     path = output(args, "prediction_check")
     rows = []
@@ -45,20 +79,78 @@ def main(argv=None):
                                             store=path.with_suffix(".trials.csv"),
                                             progress=args.progress)
             t_mc = time.perf_counter() - t
-            mean, se = mc.s_cr.mean(), mc.s_cr.std(ddof=1) / np.sqrt(len(mc))
             row = dict(arch=arch, sigma_w=sw, sigma_b=sb, width=n, depth=L, trials=len(mc),
-                       mc=mean, mc_se=se, mc_seconds=t_mc)
-            for name, finite in (("finite", True), ("wide", False)):
-                t = time.perf_counter()
-                d = critical_sparsity_distribution("tanh", n, L, sw, sb, arch=arch,
-                                                   finite_width=finite)
-                row[name] = d["mean"]
-                row[f"{name}_se"] = d["se"]
-                row[f"{name}_seconds"] = time.perf_counter() - t
-                row[f"{name}_gap_in_se"] = (d["mean"] - mean) / se
-                row[f"{name}_on_target"] = abs(d["mean"] - mean) <= max(3 * se, 0.004)
+                       mc=mc.s_cr.mean(), mc_se=mc.s_cr.std(ddof=1) / np.sqrt(len(mc)),
+                       mc_seconds=t_mc)
+            predict(row, "finite", finite_width=True)
+            predict(row, "wide", finite_width=False)
+            if not row["finite_in_domain"]:
+                predict(row, "simulated", finite_width="simulated")
             rows.append(row)
-    finish(pd.DataFrame(rows), path, t0)
+    return pd.DataFrame(rows), path
+
+
+def _phase(row):
+    if row.arch != "ffnn":
+        return row.arch
+    return {0.9: "ordered", 2.5: "chaotic"}.get(round(row.sigma_w, 6), "EOC")
+
+
+def _yes(v):
+    return "yes" if v else "no"
+
+
+def markdown(df):
+    """The table of docs/critical_sparsity.md §8 for a check's CSV, and the verdict counts."""
+    lines = ["| network | N × L | MC ± SE | route | finite width ± own SE | gap (gap / SE) "
+             "| 3 SE / target / combined | wide limit | gap (gap / SE) | 3 SE / target / combined "
+             "| time: prediction / MC |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in df.itertuples():
+        route = r.finite_route + ("" if r.finite_in_domain else ", **outside its domain**")
+        lines.append(
+            f"| {_phase(r)} | {r.width} × {r.depth} | {r.mc:.4f} ± {r.mc_se:.4f} | {route} "
+            f"| {r.finite:.4f} ± {r.finite_se:.4f} | {r.finite_gap:+.4f} ({r.finite_gap_in_se:+.1f}) "
+            f"| {_yes(r.finite_within_3se)} / {_yes(r.finite_on_target)} / "
+            f"{_yes(r.finite_within_combined)} | {r.wide:.4f} | {r.wide_gap:+.4f} "
+            f"({r.wide_gap_in_se:+.1f}) | {_yes(r.wide_within_3se)} / {_yes(r.wide_on_target)} / "
+            f"{_yes(r.wide_within_combined)} | {r.finite_seconds:.1f} s / {r.mc_seconds:.1f} s |")
+    inside = df[df.finite_in_domain]
+    n, k = len(df), len(inside)
+    lines += ["", f"Of {n} configurations, {k} are inside the finite-width chain's domain. There "
+                  f"the finite-width prediction is within 3 SE at "
+                  f"{int(inside.finite_within_3se.sum())} of {k}, on target (max(3 SE, {FLOOR})) "
+                  f"at {int(inside.finite_on_target.sum())} and within 3 combined SE at "
+                  f"{int(inside.finite_within_combined.sum())}; the wide limit at "
+                  f"{int(df.wide_within_3se.sum())}, {int(df.wide_on_target.sum())} and "
+                  f"{int(df.wide_within_combined.sum())} of all {n}."]
+    if "simulated" in df and df.simulated.notna().any():
+        out = df[~df.finite_in_domain]
+        lines += ["", "Outside the domain, the simulated network (`finite_width=\"simulated\"`, "
+                      "a Monte Carlo of the gradients):", ""]
+        for r in out.itertuples():
+            lines.append(f"- {_phase(r)} {r.width} × {r.depth}: {r.simulated:.4f} ± "
+                         f"{r.simulated_se:.4f}, gap {r.simulated_gap:+.4f} "
+                         f"({r.simulated_gap_in_se:+.1f} SE), on target: "
+                         f"{_yes(r.simulated_on_target)}; {r.simulated_seconds:.1f} s")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    import argparse
+
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--analyse-only", action="store_true",
+                     help="read <results>/prediction_check.csv instead of running the check")
+    known, rest = pre.parse_known_args(argv)
+    args = parse(__doc__, rest)
+    t0 = time.perf_counter()
+    if known.analyse_only:
+        df = pd.read_csv(output(args, "prediction_check"))
+    else:
+        df, path = run(args)
+        finish(df, path, t0)
+    sys.stdout.write(markdown(df))
 
 
 if __name__ == "__main__":

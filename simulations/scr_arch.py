@@ -6,7 +6,7 @@ import time
 from meanfield.prediction import predict_critical_sparsity
 from meanfield.pruning import sweep_critical_sparsity
 
-from ._common import executor, finish, output, parse, summarise
+from ._common import executor, finish, output, parse, predicted, summarise
 
 
 def main(argv=None):
@@ -21,10 +21,10 @@ def main(argv=None):
                                      seed=args.seed, executor=ex,
                                      store=path.with_suffix(".trials.csv"), progress=args.progress)
     summary = summarise(df, ["arch", "sigma_w", "sigma_b", "width", "depth"])
-    summary["prediction"] = [
-        float(predict_critical_sparsity("tanh", int(r.width), int(r.depth), r.sigma_w, r.sigma_b,
-                                        arch=r.arch))
-        for r in summary.itertuples()]
+    preds = [predicted(predict_critical_sparsity, "tanh", int(r.width), int(r.depth), r.sigma_w,
+                       r.sigma_b, arch=r.arch) for r in summary.itertuples()]
+    summary["prediction"] = [float(v) for v, _ in preds]
+    summary["prediction_in_domain"] = [inside for _, inside in preds]
     finish(summary, path, t0)
 
 

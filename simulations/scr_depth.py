@@ -7,7 +7,7 @@ import time
 from meanfield.prediction import predict_critical_sparsity
 from meanfield.pruning import sweep_critical_sparsity
 
-from ._common import executor, finish, output, parse, phase_names, summarise
+from ._common import executor, finish, output, parse, phase_names, predicted, summarise
 
 PHASES = ("ordered", "eoc", "chaotic")  # σ_w by meanfield.theory.resolve_sigma_w
 
@@ -25,9 +25,10 @@ def main(argv=None):
                                      store=path.with_suffix(".trials.csv"), progress=args.progress)
     df["phase"] = phase_names(df)
     summary = summarise(df, ["phase", "sigma_w", "sigma_b", "width", "depth"])
-    summary["prediction"] = [
-        float(predict_critical_sparsity("tanh", int(r.width), int(r.depth), r.sigma_w, r.sigma_b))
-        for r in summary.itertuples()]
+    preds = [predicted(predict_critical_sparsity, "tanh", int(r.width), int(r.depth), r.sigma_w,
+                       r.sigma_b) for r in summary.itertuples()]
+    summary["prediction"] = [float(v) for v, _ in preds]
+    summary["prediction_in_domain"] = [inside for _, inside in preds]
     finish(summary, path, t0)
 
 

@@ -58,7 +58,8 @@ def cases():
     c["predict/wide"] = lambda: mf.predict_critical_sparsity("tanh", 100, [5, 20], 1.3956, 0.3,
                                                                finite_width=False, return_std=True)
     c["predict/finite"] = lambda: mf.predict_critical_sparsity("tanh", 60, 10, 2.5, 0.3, batch=32)
-    c["predict/whole_net"] = lambda: mf.predict_critical_sparsity("tanh", 24, 8, 1.3956, 0.3, batch=16)
+    c["predict/whole_net"] = lambda: mf.predict_critical_sparsity("tanh", 24, 8, 1.3956, 0.3, batch=16,
+                                                                  finite_width="simulated")
     c["predict/resnet"] = lambda: mf.predict_critical_sparsity("relu", 60, 8, 1.4, 0.1, batch=32,
                                                                  arch="resnet")
     c["predict/disconnect"] = lambda: mf.predict_critical_sparsity("tanh", 40, 12, 2.0, 0.3, batch=16,

@@ -69,3 +69,26 @@ def test_scr_plot_labels_the_fitted_rate_as_a_fitted_rate():
     np.testing.assert_allclose(line[0].get_ydata(), mf.ordered_phase_bound(32, L, C))
     ax = plotting.plot_scr(df, bound=(L, mf.ordered_phase_bound(32, L, C)), bound_label="C = 1.3")
     assert "C = 1.3" in [ln.get_label() for ln in ax.get_lines()]
+
+
+def test_predictions_outside_the_domain_are_marked():
+    """A prediction made outside the chain's domain (docs/critical_sparsity.md §5d) is drawn
+    apart: "×" at exactly those depths in plot_scr, a dotted, labelled line in
+    plot_kept_per_layer."""
+    import pandas as pd
+
+    df = pd.DataFrame({"phase": "eoc", "depth": [10, 20, 40], "s_cr_mean": [0.99, 0.98, 0.95],
+                       "se": 0.01, "prediction": [0.991, 0.982, 0.97],
+                       "prediction_in_domain": [True, True, False]})
+    ax = plotting.plot_scr(df)
+    marked = [ln for ln in ax.get_lines() if ln.get_marker() == "x"]
+    assert len(marked) == 1 and list(marked[0].get_xdata()) == [40]
+    assert "outside the theory's domain" in marked[0].get_label()
+    assert not [ln for ln in plotting.plot_scr(df.assign(prediction_in_domain=True)).get_lines()
+                if ln.get_marker() == "x"]
+    kept = pd.DataFrame({"layer": [1, 2, 3], "kept_fraction": 0.3, "kept_se": 0.01,
+                         "phase": "eoc", "prediction": 0.3, "prediction_in_domain": False})
+    ax = plotting.plot_kept_per_layer(kept)
+    pred = [ln for ln in ax.get_lines() if "mean field" in ln.get_label()]
+    assert len(pred) == 1 and pred[0].get_linestyle() == ":"
+    assert "outside the theory's domain" in pred[0].get_label()

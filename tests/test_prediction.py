@@ -4,6 +4,7 @@ Identities are checked against independent scipy quadrature; the prediction itse
 Monte Carlo of finite networks written here in plain numpy (docs/critical_sparsity.md §6)."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from scipy import integrate
 from scipy.special import expit
 
 import meanfield as mf
+from meanfield._validate import InputError, InputTypeError
 from meanfield.prediction import _moments as SM
 from meanfield.prediction import _product_law as PL
 from meanfield.prediction import _score_laws as SL
@@ -411,11 +413,16 @@ def test_prediction_against_monte_carlo(sw, width, depth, trials):
     forward kernel's fluctuations coupled to the readout error; docs §5c): at 50 × 10 the block
     starts at the inputs and scores the top 3 layers, at 50 × 20 it starts at layer 7 above the
     chain (measured: −0.0057 against 0.5913 ± 0.0038; the wide limit −0.036), and at 40 × 20,
-    narrower than 50, the whole network is simulated (§5d; measured: +0.0020 against
-    0.5861 ± 0.0033, with the chain below the block −0.0073; the wide limit −0.044)."""
+    narrower than 50, outside the chain's domain, the simulated network is asked for (§5d;
+    measured: +0.0020 against 0.5861 ± 0.0033, with the chain below the block −0.0073; the
+    wide limit −0.044)."""
     rng = np.random.default_rng(2021)
     mc = np.array([snip_critical_sparsity(rng, width, depth, sw, SB) for _ in range(trials)])
-    pred = mf.prediction.critical_sparsity_distribution("tanh", width, depth, sw, SB)
+    route = "simulated" if width < 50 else "chain"
+    pred = mf.prediction.critical_sparsity_distribution("tanh", width, depth, sw, SB,
+                                                        finite_width=route)
+    assert pred["route"] == ("simulated network" if width < 50 or depth <= 3
+                             else "finite-width chain + simulated top block")
     se = math.sqrt(mc.var(ddof=1) / trials + pred["se"] ** 2)
     assert abs(pred["mean"] - mc.mean()) <= max(3 * se, 0.004), (pred, mc.mean(), se)
 
@@ -533,70 +540,94 @@ def test_arch_is_checked():
 
 @pytest.mark.parametrize("width,depth,definition,chain_gap", [(40, 80, "layer", 0.0507),
                                                                (40, 30, "disconnect", 0.0131)])
-def test_near_the_eoc_the_whole_network_is_simulated_and_meets_the_monte_carlo(
+def test_outside_the_chains_domain_it_warns_and_the_simulated_network_meets_the_monte_carlo(
         width, depth, definition, chain_gap):
     """Near the EOC at L ≥ 0.6 N (and, for "disconnect", deeper than its exact ends) the batch's
     examples collapse onto a few directions and the class-space chain overestimates E[s_cr]
-    (docs §5d; measured here with the chain forced: +0.0507 and +0.0131, 8.5 and 4.2 SE): the
-    prediction simulates the whole network for each draw instead. Against 100 nets (B = 64,
-    fixed seed) it must be within max(3 SE, 0.004), SE combining both sides' (measured: +0.0081
-    and +0.0037, 1.1 and 1.2 SE)."""
-    from meanfield.prediction import _top_block as TB
-    act = mf.get_activation("tanh")
-    assert TB.exact_top(act, width, depth, SW_EOC, SB, "ffnn", 64, definition) == depth
+    (docs §5d; measured: +0.0507 and +0.0131, 8.5 and 4.2 SE). There the default route warns
+    that it is outside its domain, and the route that simulates every layer for each draw
+    (``finite_width="simulated"``, named as the simulation it is) must be within
+    max(3 SE, 0.004) of 100 nets (B = 64, fixed seed), SE combining both sides' (measured:
+    +0.0081 and +0.0037, 1.1 and 1.2 SE)."""
+    kw = dict(batch=64, definition=definition)
+    with pytest.warns(mf.PredictionRangeWarning, match="outside the finite-width chain's domain"):
+        chain = mf.prediction.critical_sparsity_distribution("tanh", width, depth, SW_EOC, SB, **kw)
     df = mf.simulate_critical_sparsity("tanh", width, depth, SW_EOC, SB, batch=64, trials=100,
                                        seed=5, definition=definition)
     mc, se = df.s_cr.mean(), df.s_cr.std(ddof=1) / math.sqrt(len(df))
-    d = mf.prediction.critical_sparsity_distribution("tanh", width, depth, SW_EOC, SB, batch=64,
-                                                     definition=definition)
+    d = mf.prediction.critical_sparsity_distribution("tanh", width, depth, SW_EOC, SB,
+                                                     finite_width="simulated", **kw)
+    assert d["route"] == "simulated network"
     tol = max(3 * math.hypot(se, d["se"]), 0.004)
     assert abs(d["mean"] - mc) <= tol, (d["mean"], mc, se, d["se"])
+    assert abs(chain["mean"] - mc - chain_gap) < 0.005, chain["mean"] - mc  # the measured gap
     assert chain_gap > tol                 # the test can tell the two routes apart
 
 
-def test_the_whole_network_route_is_taken_only_in_its_range():
-    """The route's rule: an FFNN narrower than 50, or near the EOC (ξ_c ≥ L) with L ≥ 0.6 N for
-    the paper's event, or with ξ_c ≥ 10 beyond depth 20 for "disconnect"; never a ResNet."""
+def test_the_chains_domain_and_the_exact_layers_of_each_route():
+    """The chain's domain (docs §5d): not an FFNN narrower than 50, nor one near the EOC
+    (ξ_c ≥ L) with L ≥ 0.6 N for the paper's event, nor one with ξ_c ≥ 10 beyond depth 20 for
+    "disconnect"; a ResNet always. The chain simulates its top block whatever the domain; the
+    simulated route, every layer."""
     from meanfield.prediction import _top_block as TB
     act = mf.get_activation("tanh")
     top = TB.TOP_LAYERS["ffnn"]
-    assert TB.exact_top(act, 100, 60, SW_EOC, SB, "ffnn", 128) == 60
-    assert TB.exact_top(act, 100, 59, SW_EOC, SB, "ffnn", 128) == top
-    assert TB.exact_top(act, 49, 30, SW_ORDERED, SB, "ffnn", 128) == 30
-    assert TB.exact_top(act, 50, 30, SW_ORDERED, SB, "ffnn", 128) == top
-    assert TB.exact_top(act, 50, 30, SW_CHAOTIC, SB, "ffnn", 128) == top
-    assert TB.exact_top(act, 20, 30, 1.0, SB, "stable_resnet", 128) == TB.TOP_LAYERS["resnet"]
-    assert TB.exact_top(act, 50, 25, 1.4, 0.2, "ffnn", 128, "disconnect") == 25
-    assert TB.exact_top(act, 50, 25, SW_ORDERED, 0.2, "ffnn", 128, "disconnect") == 10
-    # too large to simulate whole for each draw: the chain
-    assert TB.exact_top(act, 49, 10 ** 4, SW_ORDERED, SB, "ffnn", 128) == top
+
+    def outside(*a):
+        return bool(TB.collapse_range(act, *a))
+
+    assert outside(100, 60, SW_EOC, SB, "ffnn") and not outside(100, 59, SW_EOC, SB, "ffnn")
+    assert outside(49, 30, SW_ORDERED, SB, "ffnn") and not outside(50, 30, SW_ORDERED, SB, "ffnn")
+    assert not outside(50, 30, SW_CHAOTIC, SB, "ffnn")
+    assert not outside(20, 30, 1.0, SB, "stable_resnet")
+    assert outside(50, 25, 1.4, 0.2, "ffnn", "disconnect")
+    assert not outside(50, 25, SW_ORDERED, 0.2, "ffnn", "disconnect")
+    assert TB.exact_top(60, "ffnn") == top and TB.exact_top(60, "ffnn", whole=True) == 60
+    assert TB.exact_top(30, "stable_resnet") == TB.TOP_LAYERS["resnet"]
+    assert TB.exact_top(25, "ffnn", "disconnect") == 10
+    assert TB.exact_top(25, "ffnn", "disconnect", whole=True) == 25
 
 
-def test_the_prediction_warns_where_the_whole_network_does_not_fit(monkeypatch):
-    """Where the whole network would be too costly to simulate per draw, the chain is used and
-    the prediction says it misses there, naming depth, width, batch and why; not where the
-    route fits, off the EOC at N ≥ 50, or for ResNets. (The cost cap is lowered so the test
-    stays small.)"""
-    import warnings
-
+def test_the_routes_are_reported_and_the_domain_is_warned_not_switched(monkeypatch):
+    """Outside the chain's domain the prediction is the chain's, with a warning naming depth,
+    width and why and pointing to the Monte Carlo; inside it, no warning, and never for ResNets.
+    The simulated route is refused beyond its cost cap (lowered here so that the test stays
+    small), and each value reports its route."""
     from meanfield.prediction import _top_block as TB
-    monkeypatch.setattr(TB, "MAX_WHOLE_WORK", 50 * 50 * 16 * 30)
     with pytest.warns(mf.PredictionRangeWarning,
-                      match=r"`depth` == 40, `width` == 50, `batch` == 16: near the EOC"):
+                      match=r"`depth` == 40, `width` == 50: near the EOC.*simulate_critical_sp"):
         predict_critical_sparsity("tanh", 50, [20, 40], SW_EOC, SB, batch=16)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        predict_critical_sparsity("tanh", 50, 30, SW_EOC, SB, batch=16)     # fits: exact
         predict_critical_sparsity("tanh", 50, 29, SW_EOC, SB, batch=16)     # below 0.6 N
         predict_critical_sparsity("tanh", 50, 40, SW_ORDERED, SB, batch=16)
         predict_critical_sparsity("tanh", 50, 40, SW_CHAOTIC, SB, batch=16)
         predict_critical_sparsity("tanh", 30, 40, 1.0, SB, batch=16, arch="stable_resnet")
         predict_critical_sparsity("tanh", 50, 40, SW_ORDERED, SB, batch=16,
                                   definition="disconnect")
+        predict_critical_sparsity("tanh", 40, 20, SW_EOC, SB, batch=16, finite_width="simulated")
     with pytest.warns(mf.PredictionRangeWarning, match=r"`depth` == 45.*'disconnect' deeper"):
         predict_critical_sparsity("tanh", 50, 45, 1.4, 0.2, batch=16, definition="disconnect")
     with pytest.warns(mf.PredictionRangeWarning, match=r"`width` == 40.*narrower than 50"):
         predict_critical_sparsity("tanh", 40, 60, SW_ORDERED, SB, batch=16)
+    monkeypatch.setattr(TB, "MAX_WHOLE_WORK", 50 * 50 * 16 * 30)
+    with pytest.raises(InputError, match=r"'simulated', `depth` == 31.*2\^30"):
+        predict_critical_sparsity("tanh", 50, 31, SW_ORDERED, SB, batch=16,
+                                  finite_width="simulated")
+    with pytest.raises(InputTypeError, match="`finite_width` == 1.0"):
+        predict_critical_sparsity("tanh", 50, 31, SW_ORDERED, SB, finite_width=1.0)
+    with pytest.raises(InputError, match="`finite_width` == 'exact'"):
+        predict_critical_sparsity("tanh", 50, 31, SW_ORDERED, SB, finite_width="exact")
+    dist = mf.prediction.critical_sparsity_distribution
+    assert dist("tanh", 50, 3, SW_ORDERED, SB, batch=16)["route"] == "simulated network"
+    assert dist("tanh", 50, 8, SW_ORDERED, SB, batch=16)["route"] == \
+        "finite-width chain + simulated top block"
+    assert dist("tanh", 50, 24, SW_ORDERED, SB, batch=16, definition="disconnect")["route"] == \
+        "finite-width chain + simulated ends"
+    assert dist("tanh", 50, 8, SW_ORDERED, SB, batch=16, finite_width=False)["route"] == \
+        "wide limit"
+    assert dist("tanh", 50, 8, SW_ORDERED, SB, batch=16, finite_width="wide")["route"] == \
+        "wide limit"
 
 
 def test_a_block_that_cannot_fit_is_refused_before_it_is_drawn():
@@ -610,17 +641,15 @@ def test_a_block_that_cannot_fit_is_refused_before_it_is_drawn():
 def test_the_burn_in_rule_does_not_leak_warnings_of_the_depth_scales():
     """ReLU at σ_w = 1.6 has no finite q* (depth_scales warns and gives NaN): the block's burn-in
     then takes its cap, silently; the prediction itself has nothing to warn about."""
-    import warnings
-
     from meanfield.prediction._top_block import MAX_BURN_IN, burn_in
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert burn_in(mf.get_activation("relu"), 1.6, 0.1, "ffnn") == MAX_BURN_IN
-        d = mf.prediction.critical_sparsity_distribution("relu", 30, 10, 1.6, 0.1, batch=16)
+        d = mf.prediction.critical_sparsity_distribution("relu", 50, 10, 1.6, 0.1, batch=16)
     assert 0.0 < d["mean"] < 1.0
 
 
-@pytest.mark.parametrize("arch,sw,width,depth", [("ffnn", SW_ORDERED, 40, 24),
+@pytest.mark.parametrize("arch,sw,width,depth", [("ffnn", SW_ORDERED, 50, 24),
                                                  ("ffnn", SW_CHAOTIC, 64, 24),
                                                  ("ffnn", SW_CHAOTIC, 30, 12),
                                                  ("resnet", 1.0, 48, 16)])
@@ -630,13 +659,19 @@ def test_disconnect_prediction_against_monte_carlo(arch, sw, width, depth):
     layers are exact and the four between taken as complete; at depth 12 the exact block is the
     whole net; the ResNet's path runs W¹ → skips → its top block. The paper's event comes later
     for an FFNN and earlier for a ResNet, by more than the tolerance (checked too), so the test
-    fails if the definition is not threaded through."""
+    fails if the definition is not threaded through. (The 30 × 12 net, narrower than the
+    chain's domain, is within its exact block: no chain, no warning, checked.)"""
     kw = dict(arch=arch, batch=64)
     mc = mf.simulate_critical_sparsity("tanh", width, depth, sw, SB, trials=80, seed=9,
                                        definition="disconnect", **kw)
-    d = mf.prediction.critical_sparsity_distribution("tanh", width, depth, sw, SB,
-                                                     definition="disconnect", **kw)
-    layer = predict_critical_sparsity("tanh", width, depth, sw, SB, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mf.PredictionRangeWarning)
+        d = mf.prediction.critical_sparsity_distribution("tanh", width, depth, sw, SB,
+                                                         definition="disconnect", **kw)
+    assert d["route"] == ("simulated network" if depth == 12 else
+                          "finite-width chain + simulated ends")
+    layer = predict_critical_sparsity("tanh", width, depth, sw, SB, **kw,
+                                      finite_width="simulated" if width < 50 else True)
     se = math.sqrt(mc.s_cr.var(ddof=1) / len(mc) + d["se"] ** 2)
     assert abs(d["mean"] - mc.s_cr.mean()) <= max(3 * se, 0.004), (d, mc.s_cr.mean(), se)
     assert abs(layer - d["mean"]) > max(3 * se, 0.004)

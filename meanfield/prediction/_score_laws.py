@@ -487,18 +487,19 @@ def s_at(groups, n, log_t):
     return (F * n).sum(axis=1) / n.sum()
 
 
-def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition="layer"):
+def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition="layer",
+                whole=False):
     """(readout draws, backward signal) in chunks of draws: ``DRAWS_FINITE`` draws of the top
     block (:mod:`._top_block`, which makes Δ) and of the width-N backward chain below it, or
     ``DRAWS`` of Δ with the wide-limit signal. The chain adds the net-to-net spread of the layer
     scales (its per-draw s_cr spreads like the Monte Carlo's), hence the larger count; the caller
     may stop after any block of ``DRAW_BLOCK`` draws (chunks never straddle one). Chunks bound
     the memory of the score laws. With ``definition="disconnect"`` (finite width only) each
-    draw's backward signal also carries ``m_star``: see :func:`disconnect_thresholds`."""
+    draw's backward signal also carries ``m_star``: see :func:`disconnect_thresholds`. With
+    ``whole`` the block is the whole network (the simulated route)."""
     L = m.depth
     count = DRAWS_FINITE if finite else DRAWS
-    top = _top_block.exact_top(act, width, L, sw, sb, m.arch, batch, definition) if finite \
-        else 0
+    top = _top_block.exact_top(L, m.arch, definition, whole) if finite else 0
     chain = L - top
     burn = _top_block.burn_in(act, sw, sb, m.arch) if finite else 0
     # chunk sizes are powers of two that divide DRAW_BLOCK, so that no chunk straddles a block

@@ -35,10 +35,11 @@ MAX_BURN_IN = 16             # … at most this many layers (ξ_c is infinite on
 RESNET_BURN_IN = 2
 MAX_ATOMS = 2 ** 20          # gradient entries kept per layer (evenly spaced quantiles beyond)
 DISCONNECT_LAYERS = 10       # exact layers at each end of an FFNN for definition="disconnect"
-WHOLE_WIDTH = 50             # an FFNN narrower than this is exact throughout …
+# the chain's domain (collapse_range): an FFNN narrower than this is outside it …
+WHOLE_WIDTH = 50
 WHOLE_DEPTH_RATIO = 0.6      # … and, near the EOC, one at least this × N deep …
-DISCONNECT_XI_C = 10.0       # … and, for "disconnect", deeper than its exact ends from ξ_c ≥ this
-MAX_WHOLE_WORK = 2 ** 30     # … if one draw's L · N² · B fits (else the chain, with a warning)
+DISCONNECT_XI_C = 10.0       # … and, for "disconnect", one deeper than its exact ends from ξ_c ≥ this
+MAX_WHOLE_WORK = 2 ** 30     # the largest L · N² · B of one draw of the simulated network
 
 
 def top_layers(depth, arch, definition="layer"):
@@ -66,9 +67,8 @@ def bottom_layers(depth, arch, definition="layer", top=None):
 
 
 def collapse_range(act, width, depth, sw, sb, arch, definition="layer"):
-    """Why an FFNN is where the class-space chain below the block misses
-    (``docs/critical_sparsity.md`` §5d), so that the whole network is simulated instead; ""
-    if it is not:
+    """Why an FFNN is outside the domain of the class-space chain below the block, where it
+    misses the Monte Carlo (``docs/critical_sparsity.md`` §5d); "" if it is not:
 
     * narrower than ``WHOLE_WIDTH``, where N Gaussian rows per layer are too few for the
       chain's law (−0.015 to +0.028 at N = 24–40; the whole network costs no more there);
@@ -95,17 +95,15 @@ def collapse_range(act, width, depth, sw, sb, arch, definition="layer"):
 
 def whole_fits(width, depth, batch):
     """Whether one draw of the whole network (L · N² · B multiply-adds a pass) is cheap enough
-    to be simulated for each of the prediction's draws (``MAX_WHOLE_WORK``)."""
+    to be simulated for each of the prediction's draws (``MAX_WHOLE_WORK``), the route
+    ``finite_width="simulated"``."""
     return depth * width * width * batch <= MAX_WHOLE_WORK
 
 
-def exact_top(act, width, depth, sw, sb, arch, batch, definition="layer"):
-    """How many hidden layers the block simulates: all ``depth`` in the collapse range
-    (:func:`collapse_range`) when they fit (:func:`whole_fits`), else :func:`top_layers`."""
-    if collapse_range(act, width, depth, sw, sb, arch, definition) \
-            and whole_fits(width, depth, batch):
-        return depth
-    return top_layers(depth, arch, definition)
+def exact_top(depth, arch, definition="layer", whole=False):
+    """How many hidden layers the block simulates: all ``depth`` if ``whole`` (the simulated
+    network, ``finite_width="simulated"``), else :func:`top_layers`."""
+    return depth if whole else top_layers(depth, arch, definition)
 
 
 def quiet_depth_scales(act, sw, sb):

@@ -13,14 +13,18 @@ of :func:`layer_gradient_scales` are the wide-limit values under the gradient-in
 assumption (Schoenholz et al. 2017). :func:`predict_critical_sparsity` and
 :func:`predict_kept_per_layer` keep the B × C readout error matrix of the batch random and, by
 default (``finite_width=True``) sample a width-N network's finite-width effects too: each draw
-simulates the top few layers and the readout exactly (docs §5c: near the readout the forward
-kernel's fluctuations couple to the readout error), and below them samples the backward
-signal's class-space covariance layer by layer from N rows, a product of Wishart matrices whose
-rank collapses with the distance from the readout (docs §5a). Where that chain is known to miss
-(FFNNs narrower than 50, near the EOC at L ≥ 0.6 N, "disconnect" near the EOC deeper than 20)
-each draw simulates the whole network instead (docs §5d). Given them, each layer's scores
-are treated as independent draws from their conditional law, and the layers as independent.
-``finite_width=False`` gives the wide limit at fixed B and C. The comparison with Monte Carlo is in docs §8.
+*simulates* the top few layers and the readout (docs §5c: near the readout the forward
+kernel's fluctuations couple to the readout error), and below them samples the theory's
+backward signal, its class-space covariance layer by layer from N rows, a product of Wishart
+matrices whose rank collapses with the distance from the readout (docs §5a). Where that chain
+is known to miss (FFNNs narrower than 50, near the EOC at L ≥ 0.6 N, "disconnect" near the EOC
+deeper than 20: docs §5d) the functions warn (:class:`PredictionRangeWarning`) and
+:func:`meanfield.pruning.simulate_critical_sparsity` is the tool; ``finite_width="simulated"``
+simulates every layer for each draw, a Monte Carlo of the gradients, and is named as one. Given
+them, each layer's scores are treated as independent draws from their conditional law, and the
+layers as independent. ``finite_width=False`` gives the wide limit at fixed B and C.
+:func:`critical_sparsity_distribution` reports which route a value took. The comparison with
+Monte Carlo is in docs §8.
 """
 
 from __future__ import annotations
@@ -74,23 +78,63 @@ __all__ = [
 
 
 class PredictionRangeWarning(RuntimeWarning):
-    """The finite-width prediction is asked where its cheap route is known to miss the Monte
-    Carlo and the exact route is too large to take. An FFNN narrower than 50, one near the EOC
-    at least 0.6 times as deep as it is wide (ξ_c ≥ L), or, for ``definition="disconnect"``, one
-    deeper than 20 with ξ_c ≥ 10 is simulated whole for each draw (docs/critical_sparsity.md
-    §5d), which costs L · N² · B per draw; beyond 2^30 of it the class-space chain is used
-    instead, which misses there (by how much, measured against Monte Carlos: the same section)."""
+    """The finite-width prediction is asked outside the domain of its theory, where the
+    class-space chain is known to miss the Monte Carlo (docs/critical_sparsity.md §5d): an FFNN
+    narrower than 50, one near the EOC at least 0.6 times as deep as it is wide (ξ_c ≥ L), or,
+    for ``definition="disconnect"``, one deeper than 20 with ξ_c ≥ 10. The prediction is still
+    the chain's; there :func:`meanfield.pruning.simulate_critical_sparsity` is the tool (or
+    ``finite_width="simulated"``, which simulates the whole network for each draw: a Monte Carlo
+    of its gradients, not a theory)."""
 
 
-def _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition="layer"):
+#: ``finite_width``'s routes by name (True is "chain", False is "wide").
+FINITE_WIDTH = ("chain", "wide", "simulated")
+
+
+def _check_finite_width(finite_width):
+    """``finite_width`` as one of :data:`FINITE_WIDTH`."""
+    if isinstance(finite_width, (bool, np.bool_)):
+        return "chain" if finite_width else "wide"
+    if isinstance(finite_width, str):
+        return check_choice("finite_width", finite_width, FINITE_WIDTH)
+    raise InputTypeError(f"`finite_width` == {_show(finite_width)}: must be True (the finite-width "
+                         f"chain), False (the wide limit) or one of {FINITE_WIDTH}")
+
+
+def route(mode, depth, arch, definition="layer"):
+    """What a prediction of ``finite_width`` route ``mode`` is made of (docs/critical_sparsity.md
+    §5–§5d): "wide limit" (mean-field theory at fixed B and C), "finite-width chain + simulated
+    top block" (the theory's class-space chain below a simulated top block; "+ simulated ends"
+    for ``definition="disconnect"``, whose first layers are simulated too) or "simulated
+    network" (every hidden layer simulated: asked for, or a network no deeper than its block)."""
+    if mode == "wide":
+        return "wide limit"
+    if mode == "simulated":
+        return "simulated network"
+    top = _top_block.top_layers(depth, arch, definition)
+    bottom = _top_block.bottom_layers(depth, arch, definition, top)
+    if top + bottom >= depth:
+        return "simulated network"
+    return "finite-width chain + simulated " + ("ends" if bottom else "top block")
+
+
+def _check_route(act, width, depths, sw, sb, arch, batch, mode, definition="layer"):
+    """Warn where the chain is asked outside its domain; refuse a simulated network that is too
+    large to simulate for each draw."""
     for L in np.unique(depths).tolist():
-        why = _top_block.collapse_range(act, width, L, sw, sb, arch, definition)
-        if why and not _top_block.whole_fits(width, L, batch):
-            warnings.warn(f"`depth` == {L}, `width` == {width}, `batch` == {batch}: {why}, "
-                          f"the class-space chain misses E[s_cr] (docs/critical_sparsity.md "
-                          f"§5d), and simulating the whole network for each draw would take "
-                          f"L·N²·B = {L * width * width * batch:.3g} > 2^30 multiply-adds; the "
-                          f"chain is used: compare it with simulate_critical_sparsity",
+        if mode == "simulated" and not _top_block.whole_fits(width, L, batch):
+            raise InputError(f"`finite_width` == 'simulated', `depth` == {L}, `width` == {width}, "
+                             f"`batch` == {batch}: one draw of the simulated network would take "
+                             f"L·N²·B = {L * width * width * batch:.3g} > 2^30 multiply-adds; use "
+                             f"simulate_critical_sparsity, or a smaller network")
+        # a network no deeper than its simulated block has no chain in it to leave its domain
+        chained = mode == "chain" and route(mode, L, arch, definition) != "simulated network"
+        why = chained and _top_block.collapse_range(act, width, L, sw, sb, arch, definition)
+        if why:
+            warnings.warn(f"`depth` == {L}, `width` == {width}: {why}, outside the finite-width "
+                          f"chain's domain, where it misses E[s_cr] (docs/critical_sparsity.md "
+                          f"§5d); simulate_critical_sparsity is the tool there "
+                          f"(finite_width='simulated' simulates the whole network for each draw)",
                           PredictionRangeWarning, stacklevel=3)
             return
 
@@ -128,11 +172,12 @@ def _check_depths(depth):
 
 
 def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, draws=True,
-                  finite=True, arch="ffnn", definition="layer", max_count=_MAX_COUNT):
+                  finite=True, arch="ffnn", definition="layer", max_count=_MAX_COUNT,
+                  whole=False):
     """Validate the common arguments and refuse sizes whose arrays cannot fit: ``draws`` if the
     caller draws readout errors, ``finite`` if also the finite-width chains and the exact
-    layers of ``arch`` and ``definition`` (both checked by the caller); and widths whose layers
-    hold more than ``max_count`` weights."""
+    layers of ``arch`` and ``definition`` (both checked by the caller; all of them if
+    ``whole``); and widths whose layers hold more than ``max_count`` weights."""
     act = get_activation(activation)
     # sizes stay below 2^53, where a float still counts them exactly
     width = check_int("width", width, low=1, high=2 ** 53)
@@ -154,8 +199,7 @@ def _check_common(activation, width, sigma_w, sigma_b, batch, classes, depth=1, 
     # set of exact layers (their N × N weights and gradients, B × N activations of every
     # simulated layer)
     finite = draws and finite
-    top = _top_block.exact_top(act, width, depth, sw, sb, arch, batch, definition) if finite \
-        else 0
+    top = _top_block.exact_top(depth, arch, definition, whole) if finite else 0
     top += _top_block.bottom_layers(depth, arch, definition, top)
     block = width * (3 * top * width + 3 * (min(depth, top + _top_block.MAX_BURN_IN) + 1) * batch)
     readout_draws = (laws.DRAWS_FINITE if finite else laws.DRAWS) * draws
@@ -334,9 +378,9 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
 # the law of s_cr
 
 
-def _check_definition(definition, finite_width):
+def _check_definition(definition, mode):
     definition = check_event(definition)
-    if definition == "disconnect" and not finite_width:
+    if definition == "disconnect" and mode == "wide":
         raise InputError("`definition` == 'disconnect' needs `finite_width=True`: the wide limit "
                          "has no network to find a path in")
     return definition
@@ -346,17 +390,18 @@ def _check_arch(arch):
     return check_choice("arch", arch, ARCHS)
 
 
-def _predict(act, width, depth, sw, sb, batch, classes, fwd, finite=True, arch="ffnn",
+def _predict(act, width, depth, sw, sb, batch, classes, fwd, mode="chain", arch="ffnn",
              definition="layer"):
     """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, se, draws), se
     the standard error of the mean from the number of draws averaged (NaN for one draw);
-    ``fwd``: the checked forward moments (:func:`_check_forward`)."""
+    ``fwd``: the checked forward moments (:func:`_check_forward`); ``mode``: the route."""
     with _no_prediction(act, width, depth, sw, sb):
-        return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
+        return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch,
                               definition)
 
 
-def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch, definition):
+def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch, definition):
+    finite = mode != "wide"
     m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
     n = m.n_weights
     means, seconds, p_first = [], [], []
@@ -365,7 +410,7 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, finite, arch,
                                          laws.N_QMC_FINITE if finite else laws.N_QMC)
         count = 0
         for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite,
-                                            definition):
+                                            definition, mode == "simulated"):
             groups = laws.score_laws(m, cond, draws, back, batch, classes)
             d = laws.scr_law(groups, n)
             if definition == "disconnect":      # one threshold per draw: s(m*) is a sample
@@ -405,7 +450,9 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
         paper's event, whatever ``definition``);
         ``se``: the standard error of ``mean`` from the finite number of fixed-seed draws it
         averages (the prediction's own Monte-Carlo error; compare it with a simulation's);
-        ``draws``: how many draws it averages.
+        ``draws``: how many draws it averages; ``route`` (str): what the value is made of
+        (:func:`route`): "wide limit", "finite-width chain + simulated top block" (or "+
+        simulated ends" for "disconnect") or "simulated network".
 
     Raises
     ------
@@ -420,18 +467,20 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     20
     """
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
-    finite_width = check_bool("finite_width", finite_width)
+    mode = _check_finite_width(finite_width)
     arch = _check_arch(arch)
-    definition = _check_definition(definition, finite_width)
+    definition = _check_definition(definition, mode)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, depth, finite=finite_width,
+                                                       classes, depth, finite=mode != "wide",
                                                        arch=arch, definition=definition,
-                                                       max_count=_MAX_SCORES)
+                                                       max_count=_MAX_SCORES,
+                                                       whole=mode == "simulated")
     fwd = _check_forward(act, sw, sb, depth, arch)
-    _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch, definition)
+    _check_route(act, width, np.array([depth]), sw, sb, arch, batch, mode, definition)
     mean, std, p_first, se, draws = _predict(act, width, depth, sw, sb, batch, classes, fwd,
-                                             finite=finite_width, arch=arch, definition=definition)
-    return dict(mean=mean, std=std, p_first=p_first, se=se, draws=draws)
+                                             mode=mode, arch=arch, definition=definition)
+    return dict(mean=mean, std=std, p_first=p_first, se=se, draws=draws,
+                route=route(mode, depth, arch, definition))
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
@@ -463,17 +512,26 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     classes : int >= 2, default 10
     return_std : bool, default False
         Also return the predicted standard deviation of s_cr over networks and batches.
-    finite_width : bool, default True
-        Model a width-N network: its top layers (3 hidden layers of an FFNN, 6 of a ResNet;
-        for ``definition="disconnect"`` see there) and readout simulated exactly, and below
-        them the backward signal's class-space covariance sampled from N rows (a product of
-        Wishart matrices; docs §5a, §5c), or the whole network where that chain misses (FFNNs
-        narrower than 50, near the EOC at L ≥ 0.6 N; docs §5d);
-        fixed-seed draws in blocks of 32, up to 128, until the average's own standard error is
-        ≤ 5e-4. ``False``: the wide limit (32 draws of the readout error only). The
-        finite-width value is within max(3 SE, 0.004) of 200-net Monte Carlos at 23 of 24
-        configurations (24 with its own SE), the wide limit at 15 (docs §8); both are
-        deterministic.
+    finite_width : {True, False, "chain", "wide", "simulated"}, default True
+        The route (docs §5–§5d; :func:`critical_sparsity_distribution` reports it):
+
+        * ``True`` or ``"chain"``: a width-N network, part theory and part simulation: its
+          top layers (3 hidden layers of an FFNN, 6 of a ResNet; for
+          ``definition="disconnect"`` see there) and readout **simulated**, and below them the
+          mean-field theory's backward signal, its class-space covariance sampled from N rows
+          (a product of Wishart matrices; docs §5a, §5c). Outside the chain's domain (FFNNs
+          narrower than 50, near the EOC at L ≥ 0.6 N; docs §5d) it misses the Monte Carlo,
+          and a :class:`PredictionRangeWarning` says so.
+        * ``False`` or ``"wide"``: the wide limit at fixed B and C (theory; 32 draws of the
+          readout error only).
+        * ``"simulated"``: every hidden layer simulated for each draw, scored by its realised
+          gradients: a Monte Carlo of the network's gradients fed to the score laws of §6, not a
+          theory (what the chain's domain check used to switch to silently); refused beyond
+          L · N² · B = 2^30 multiply-adds per draw.
+
+        Finite-width routes average fixed-seed draws in blocks of 32, up to 128, until the
+        average's own standard error is ≤ 5e-4; all routes are deterministic. How each compares
+        with 200-net Monte Carlos: docs §8.
     arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
         The network of :func:`meanfield.nets.init_network`: for ResNets the forward maps of
         the residual stream and the backward signal of its gradient (docs §5b).
@@ -486,7 +544,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         up to depth 20; a ResNet's first layer and top block), the layers between taken as
         connecting every unit (FFNN) or as skips (ResNet), and averages s(m*) (docs §10).
         Near the EOC (ξ_c ≥ 10) deeper than 20, where the middle layers do not connect every
-        unit, each draw simulates the whole network instead (docs §5d). Within max(3 SE,
+        unit, this is outside the chain's domain: it warns (docs §5d). Within max(3 SE,
         0.004) of 100-net Monte Carlos at 12 configurations (docs §10).
 
     Returns
@@ -517,14 +575,15 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     True
     """
     depths, scalar = _check_depths(depth)
-    finite_width = check_bool("finite_width", finite_width)
+    mode = _check_finite_width(finite_width)
     arch = _check_arch(arch)
-    definition = _check_definition(definition, finite_width)
+    definition = _check_definition(definition, mode)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, int(depths.max()),
-                                                       finite=finite_width, arch=arch,
+                                                       finite=mode != "wide", arch=arch,
                                                        definition=definition,
-                                                       max_count=_MAX_SCORES)
+                                                       max_count=_MAX_SCORES,
+                                                       whole=mode == "simulated")
     return_std = check_bool("return_std", return_std)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
@@ -533,11 +592,11 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         fwds = dict.fromkeys(np.unique(depths).tolist(), deepest)
     else:
         fwds = {L: _check_forward(act, sw, sb, L, arch) for L in np.unique(depths).tolist()}
-    _warn_outside_range(act, width, depths, sw, sb, arch, batch, definition)
+    _check_route(act, width, depths, sw, sb, arch, batch, mode, definition)
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for L in fwds:                          # once per distinct depth
-        mean, std, *_ = _predict(act, width, L, sw, sb, batch, classes, fwds[L], finite_width,
-                                 arch, definition)
+        mean, std, *_ = _predict(act, width, L, sw, sb, batch, classes, fwds[L], mode, arch,
+                                 definition)
         means[depths.ravel() == L], stds[depths.ravel() == L] = mean, std
     if scalar:
         out = (float(means[0]), float(stds[0]))
@@ -584,15 +643,16 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     """
     import pandas as pd  # lazy: `import meanfield` stays light (tests/test_package.py)
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
-    finite_width = check_bool("finite_width", finite_width)
+    mode = _check_finite_width(finite_width)
+    finite_width = mode != "wide"
     arch = _check_arch(arch)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=finite_width,
-                                                       arch=arch)
+                                                       arch=arch, whole=mode == "simulated")
 
     s = check_probability("sparsity", sparsity)
     fwd = _check_forward(act, sw, sb, depth, arch)
-    _warn_outside_range(act, width, np.array([depth]), sw, sb, arch, batch)
+    _check_route(act, width, np.array([depth]), sw, sb, arch, batch, mode)
     m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
     n = m.n_weights.astype(np.float64)
     if s == 0.0:
@@ -603,7 +663,7 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
             cond = laws.forward_conditionals(act, m, classes,
                                              laws.N_QMC_FINITE if finite_width else laws.N_QMC)
             for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes,
-                                                finite_width):
+                                                finite_width, whole=mode == "simulated"):
                 law = laws.score_laws(m, cond, draws, back, batch, classes)
                 for d in range(len(draws)):
                     k, lt = laws.kept_fractions(law, n, d, s)

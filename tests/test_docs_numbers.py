@@ -1,0 +1,27 @@
+"""The docs' tables of measured numbers are the output of the script that measured them, for the
+record committed beside them (docs/data/): a rerun that changes a number changes the record, and
+the docs cannot drift from it by hand."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from simulations import prediction_check
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def between(text, name):
+    """The text between ``<!-- name: begin -->`` and ``<!-- name: end -->``."""
+    begin, end = f"<!-- {name}: begin -->\n", f"<!-- {name}: end -->"
+    assert text.count(begin) == 1 and text.count(end) == 1, name
+    return text[text.index(begin) + len(begin):text.index(end)]
+
+
+def test_the_prediction_check_table_is_the_record_s():
+    """docs/critical_sparsity.md §8 against docs/data/prediction_check.csv, through
+    simulations/prediction_check.py's ``markdown``."""
+    record = pd.read_csv(DOCS / "data" / "prediction_check.csv")
+    assert len(record) == 24 and (record.trials == 200).all()
+    text = (DOCS / "critical_sparsity.md").read_text(encoding="utf-8")
+    assert between(text, "prediction_check") == prediction_check.markdown(record)
