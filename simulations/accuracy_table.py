@@ -1,7 +1,7 @@
 """Figure 10: test accuracy on mnist5k after pruning at initialization and training — a factorial,
 paired experiment (issue 11): every method with and without the rescaling, on an ordered and an EOC
 FFNN, standard and Stable ResNets, the layer-wise shuffle ablation, the data-aware first layer and
-the dense nets, with paired differences (same seeds) and their 95 % t-intervals.
+the dense nets, with paired differences (same seeds) and their 95 % t-intervals over seeds.
 
 Design (full run; ``--quick`` is a few minutes: depth 20, 90 %, one seed, 3 epochs, a subset of arms):
 
@@ -23,7 +23,8 @@ Design (full run; ``--quick`` is a few minutes: depth 20, 90 %, one seed, 3 epoc
 
 Writes ``accuracy_table.csv`` (one row per run), ``accuracy_table_lr.csv`` (the tuning runs and the
 choice), ``accuracy_table_cells.csv`` (mean and 95 % CI per cell), ``accuracy_table_paired.csv``
-(paired differences per cell, per depth and pooled) and ``accuracy_table_summary.md``. Runs are
+(paired differences per cell, per depth and pooled, with seeds as the unit: meanfield.stats)
+and ``accuracy_table_summary.md``. Runs are
 stored as they finish and a rerun resumes; ``--analyse-only`` writes the tables from the runs stored
 so far and trains nothing (cells missing a seed are left out).
 """
@@ -237,9 +238,9 @@ def paired_table(df, sparsities):
     comparison: per cell, per depth and pooled over the cells."""
     import pandas as pd
 
-    # a pruned arm against a dense one: the dense run of a seed pairs with each sparsity's run
-    # (pooled over sparsities, one dense run then enters several pairs: those pairs are not
-    # independent, and the pooled interval is somewhat too narrow); two dense arms: as they are
+    # a pruned arm against a dense one: the dense run of a seed pairs with each sparsity's run;
+    # two dense arms: as they are. Over several cells the pairs of a seed are averaged first and
+    # the interval is over seeds (meanfield.stats: the cells of one seed are not independent)
     spread = _with_dense_per_sparsity(df, sparsities)
     spread["arm"] = [arm_name(r) for r in spread[list(DESIGN)].to_dict("records")]
     plain = df.copy()
@@ -284,10 +285,13 @@ def summary(paired, lr_table, seconds=None):
     for r in lr_table.itertuples():
         lines.append(f"| {r.arch} | {r.init} | {r.lr:g} | {100 * r.val_accuracy:.1f} | {r.runs} | "
                      f"{'**yes**' if r.chosen else ''} |")
-    lines += ["", "Differences A − B of test accuracy in points, mean over paired runs with its 95 % "
-              "t-interval; *clear* when the interval excludes 0; cells +/−: cells (depth, sparsity) "
-              "whose own interval is clearly above/below 0.", "",
-              "| comparison | A | B | pooled (n) | depth 20 | depth 30 | depth 50 | cells +/−/unclear |",
+    lines += ["", "Differences A − B of test accuracy in points: over several cells, the mean over "
+              "seeds of each seed's mean difference, with the 95 % t-interval over seeds (n seeds); "
+              "in a cell, the paired t-interval. Uncorrected for multiplicity: exploratory (the "
+              "primary family, with Holm's correction, is in its own table). **bold**: the interval "
+              "excludes 0; cells +/−: cells (depth, sparsity) whose own interval is above/below 0.",
+              "",
+              "| comparison | A | B | pooled (n seeds) | depth 20 | depth 30 | depth 50 | cells +/−/unclear |",
               "|---|---|---|---|---|---|---|---|"]
 
     def fmt(r):

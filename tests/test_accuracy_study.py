@@ -77,14 +77,15 @@ def test_paired_table_pairs_seeds_and_dense():
     paired = paired_table(df, [0.9, 0.95])
     snip_random = paired[(paired.comparison == "SNIP vs random, both rescaled")]
     pooled = snip_random[snip_random.level == "all"].iloc[0]
-    assert pooled.n == 16
+    assert (pooled.n, pooled.pairs) == (4, 16)  # 4 seeds, the unit; 16 (cell, seed) pairs
     assert pooled["mean"] == pytest.approx(-0.05, abs=0.005)
     assert pooled.clear  # the seed effect (sd 0.05) is paired out; the noise is 0.005
     cells = snip_random[snip_random.level == "cell"]
     assert len(cells) == 4 and (cells.n == 4).all()
     vs_dense = paired[(paired.a == "ffnn eoc snip+neuron") & (paired.b == "ffnn eoc dense")
                       & (paired.level == "all")].iloc[0]
-    assert vs_dense.n == 16  # each dense run pairs with the pruned runs of every sparsity
+    # each dense run pairs with the pruned runs of every sparsity; still 4 seeds
+    assert (vs_dense.n, vs_dense.pairs) == (4, 16)
     a = df[(df.method == "snip") & (df.rescale == "neuron")].sort_values(["depth", "sparsity", "seed"])
     assert vs_dense["mean"] == pytest.approx(a.test_accuracy.mean() - 0.85, abs=1e-12)
     text = summary(paired, choose_lr(df.assign(init="eoc")))
@@ -101,5 +102,5 @@ def test_two_dense_arms_pair_once_per_seed():
     paired = paired_table(pd.concat([df, ordered]), [0.9, 0.95])
     row = paired[(paired.a == "ffnn eoc dense") & (paired.b == "ffnn ordered dense")
                  & (paired.level == "all")].iloc[0]
-    assert row.n == 8  # 2 depths x 4 seeds, not repeated per sparsity
+    assert (row.n, row.pairs) == (4, 8)  # 2 depths x 4 seeds, not repeated per sparsity
     assert row["mean"] == pytest.approx(0.75)
