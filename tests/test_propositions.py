@@ -11,7 +11,7 @@ means that could land on either side.
 
 Sizes: tanh, σ_b = 0.2, batch 128, 10 classes (the simulator's defaults); FFNN widths 32 and 64
 (small on purpose, so that L = 200 is cheap; the EOC caveat at L ≫ N is in docs/propositions.md);
-100 trials per configuration. The whole file takes about 35 s on one core.
+100 trials per configuration. Its run time is stated once, in docs/propositions.md.
 
 Tolerances. Each configuration is an independent Monte Carlo run (its own fixed seed, derived from
 the configuration, so different configurations never share random numbers): the mean of T = 100
@@ -19,8 +19,10 @@ i.i.d. s_cr is close to normal (CLT; s_cr ∈ [0, 1] has all moments), with stan
 SE = sd/√T from the sample sd. A difference of independent means has SE √(SE₁² + SE₂²). The
 least-squares constant C = Σ s_k f_k / Σ f_k² (``fit_bound_constant``) is linear in the means, so
 SE(C) = √(Σ f_k² SE_k²) / Σ f_k². A one-sided claim "a ≤ b" is asserted as a − b ≤ K·SE(a − b) with
-K = 3: if the claim holds, a test fails with probability ≤ 0.13 % (normal tail), so a failure is
-evidence against the claim, not noise. A claim that a gap is large ("many SE") is asserted as
+K = 3: if the claim holds with a = b, that assertion fails with probability 0.13 % (normal tail).
+The file makes 50 one-sided assertions at K SE, 28 of them of that form; were every claim at its
+boundary, a change of seeds would fail one of the 28 with probability up to 3.8 % (Bonferroni),
+not 0.13 % (docs/propositions.md). A claim that a gap is large ("many SE") is asserted as
 gap ≥ 10·SE. The seeds are fixed, so every run gives the same numbers; K guards against a change
 of seed or platform arithmetic, not against flakiness.
 """
@@ -41,7 +43,7 @@ WIDTHS = (32, 64)
 FIT_DEPTHS = (20, 30, 40)       # where C is fitted (L = 10 is left out: there C·f(L) > 1 ≥ s_cr)
 CHECK_DEPTHS = (60, 100, 200)   # where the fitted rate is tested
 TRIALS = 100
-K = 3.0       # one-sided tolerance in SE (false-failure probability 0.13 % per assertion)
+K = 3.0       # one-sided tolerance in SE (0.13 % per assertion at the claim's boundary)
 MANY = 10.0   # "many SE": a gap this large is not a Monte Carlo accident
 
 
@@ -153,7 +155,8 @@ def test_stable_resnet_scr_does_not_collapse_with_depth(activation, sigma_w, dep
     plain = [mc(sigma_w, width, L, "resnet", activation, trials) for L in depths]
     m0, s0 = stable[0]
     for L, (m, se) in zip(depths, stable):
-        assert m - m0 >= -K * math.hypot(se, s0), (activation, L, m, m0)
+        if L != depths[0]:     # at the shallowest depth the comparison is with itself
+            assert m - m0 >= -K * math.hypot(se, s0), (activation, L, m, m0)
         assert m - K * se >= 0.95, (activation, L, m, se)
     (p0, ps0), (p1, ps1) = plain[0], plain[-1]
     assert p0 - p1 >= K * math.hypot(ps0, ps1), (activation, p0, p1)
