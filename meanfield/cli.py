@@ -32,7 +32,7 @@ from .pruning.scoring import GRASP_TEMPERATURE, METHODS
 from .sweeps import open_executor
 from .theory.archs import ARCHS
 from .theory.phases import SIGMA_W_PRESETS
-from .training.trainer import RESCALE_OPTIONS, train
+from .training.trainer import RESCALE_AS, RESCALE_OPTIONS, train
 
 _EXIT_USAGE = 2
 _EXIT_FAILURE = 1
@@ -266,6 +266,7 @@ def _cmd_train(args):
                progress=not args.quiet, threads=args.threads,
                sparse={"on": True, "off": False}.get(args.sparse, args.sparse),
                shuffle_masks=args.shuffle_masks, val_fraction=args.val_fraction,
+               rescale_as=args.rescale_as,
                grasp_temperature=args.grasp_temperature)
     _write_table(df, args.out)
 
@@ -375,6 +376,9 @@ def build_parser():
                    "neuron (SBP-SR; `--rescale` alone means this), per layer, or 'data' (per "
                    "neuron, the first layer restoring each neuron's pre-activation variance on "
                    "the scoring batch); default none")
+    p.add_argument("--rescale-as", default="weights", choices=RESCALE_AS,
+                   help="train the rescaled net with ρ folded into its weights (default) or as a "
+                   "fixed multiplier on each row, as the paper writes SBP-SR")
     p.add_argument("--shuffle-masks", action="store_true",
                    help="permute the kept positions at random within each layer after pruning")
     p.add_argument("--val-fraction", type=_scalar, default=0.0,

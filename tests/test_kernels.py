@@ -122,6 +122,6 @@ def test_no_kernel_takes_a_function_inside_a_tuple():
     with warnings.catch_warnings():
         warnings.simplefilter("error", NumbaExperimentalFeatureWarning)
         mf.c_map("erf", 0.5, 1.3, 0.2)
-        mf.eoc("swish", 0.3)
+        mf.eoc("swish", 1.0)
         mf.predict_critical_sparsity("softplus", 50, 5, 1.0, 0.3, batch=16)
         mf.simulate_critical_sparsity("selu", 20, 3, 1.0, 0.2, trials=2)

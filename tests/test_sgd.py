@@ -73,11 +73,69 @@ def test_two_steps_match_full_batch_sgd(arch, n):
         assert np.all(w[~m] == 0.0)
 
 
+@pytest.mark.parametrize("arch", ["ffnn", "stable_resnet"])
+@pytest.mark.parametrize("sparse", [False, True])
+def test_gains_train_a_fixed_multiplier(arch, sparse):
+    """SBP-SR as the paper writes it: y = ρ ∘ (δ ∘ W̃) x + b, ρ fixed, W̃ trained by SGD with
+    momentum and weight decay. Reference: that SGD on W̃ itself (∂ℒ/∂W̃ = ρ ∂ℒ/∂W, the
+    textbook update on W̃, float64), three full-batch steps; DataParallelSGD with gains ρ²
+    on the effective weights W = ρ W̃ must give W = ρ W̃ after each, dense and sparse."""
+    net, rng = _net(arch)
+    n = 130
+    X, y = rng.standard_normal((n, 7)), rng.integers(4, size=n)
+    masks = global_masks(scores(net, X, y, "snip"), 0.6)
+    rho = [rng.uniform(0.5, 4.0, w.shape[0]) for w in net.weights]
+    wt = [w * m for w, m in zip(net.weights, masks)]          # W̃, trained
+    for w, t, r in zip(net.weights, wt, rho):
+        w[...] = r[:, None] * t                               # W = ρ W̃
+    ref = _net(arch)[0]
+    vt = [np.zeros_like(t) for t in wt]
+    vb = [np.zeros_like(b) for b in ref.biases]
+    lr, mu, wd = 0.05, 0.9, 0.01
+    with DataParallelSGD(net, masks, 256, lr, mu, wd, threads=2, sparse=sparse,
+                         gains=[r * r for r in rho]) as sgd:
+        for _ in range(3):
+            sgd.step(X, y)
+            for k, (t, r) in enumerate(zip(wt, rho)):
+                ref.weights[k][...] = r[:, None] * t
+            _, gw, gb = loss_and_grads(ref, X, y)
+            for k, r in enumerate(rho):
+                vt[k] = mu * vt[k] + r[:, None] * gw[k] + wd * wt[k]
+                wt[k] = (wt[k] - lr * vt[k]) * masks[k]
+                vb[k] = mu * vb[k] + gb[k] + wd * ref.biases[k]
+                ref.biases[k] = ref.biases[k] - lr * vb[k]
+        sgd.sync()
+    for k, (t, r) in enumerate(zip(wt, rho)):
+        np.testing.assert_allclose(net.weights[k], r[:, None] * t, rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(net.biases[k], ref.biases[k], rtol=1e-10, atol=1e-12)
+    # and it is not the plain update: without gains the weights end elsewhere
+    assert not np.allclose(net.weights[0], _net(arch)[0].weights[0] * masks[0], atol=1e-3)
+
+
+def test_train_rescale_as_multiplier():
+    """train(rescale_as="multiplier") starts from the same net as "weights" (same loss at epoch
+    0) and trains it differently; without rescaling the option changes nothing, bit for bit;
+    an unknown value is refused, naming it."""
+    kw = dict(width=16, depth=3, sigma_w="eoc", sigma_b=0.3, method="snip", sparsity=0.9,
+              epochs=1, batch=64, seed=3, threads=1)
+    a = train("tanh", "teacher", rescale=True, **kw)
+    b = train("tanh", "teacher", rescale=True, rescale_as="multiplier", **kw)
+    assert a.train_loss.iloc[0] == b.train_loss.iloc[0]
+    assert a.train_loss.iloc[1] != b.train_loss.iloc[1]
+    assert list(b.rescale_as.unique()) == ["multiplier"]
+    c = train("tanh", "teacher", rescale_as="multiplier", **kw)
+    d = train("tanh", "teacher", **kw)
+    pd.testing.assert_frame_equal(c.drop(columns=["seconds"]), d.drop(columns=["seconds"]))
+    with pytest.raises(ValueError, match="`rescale_as` == 'multiply'"):
+        train("tanh", "teacher", rescale=True, rescale_as="multiply", **kw)
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("masked", [False, True])
-def test_update_kernel_matches_the_formula_exactly(dtype, masked):
+@pytest.mark.parametrize("gained", [False, True])
+def test_update_kernel_matches_the_formula_exactly(dtype, masked, gained):
     # n spans several blocks (the last one partial); the kernel must do, element by element,
-    # exactly what the formula says in this order: g = s0 G0 + s1 G1 + s2 G2,
+    # exactly what the formula says in this order: g = s0 G0 + s1 G1 + s2 G2 (times the gain),
     # v = mu v + (g + wd w), w = w - lr v, pruned entries of w and v set to 0
     from meanfield.training._sgd import UPDATE_BLOCK, Hyper, _sgd_update
 
@@ -92,12 +150,15 @@ def test_update_kernel_matches_the_formula_exactly(dtype, masked):
         mask[0] = 0
     lr, mu, wd = dtype(0.01), dtype(0.9), dtype(1e-3)
     g = share[0] * G[0] + share[1] * G[1] + share[2] * G[2]
+    gain = rng.uniform(1, 150, n).astype(dtype) if gained else np.ones(1, dtype)
+    if gained:
+        g = g * gain
     v_ref = mu * v + (g + wd * w)
     w_ref = w - lr * v_ref
     if masked:
         v_ref[mask == 0] = 0
         w_ref[mask == 0] = 0
-    _sgd_update(w, v, G, share, mask, Hyper(lr=lr, momentum=mu, weight_decay=wd), masked)
+    _sgd_update(w, v, G, share, mask, gain, Hyper(lr=lr, momentum=mu, weight_decay=wd), masked)
     assert w.dtype == dtype and v.dtype == dtype
     np.testing.assert_array_equal(v, v_ref)
     np.testing.assert_array_equal(w, w_ref)

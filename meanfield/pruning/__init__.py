@@ -8,28 +8,37 @@ trials: :func:`simulate_critical_sparsity`, :func:`kept_per_layer`).
 
 from .chi import effective_chi
 from .critical import DEFINITIONS, critical_sparsity
-from .masks import RESCALE_MODES, first_layer_variance, global_masks, kept_fraction, rescale, shuffle_masks
+from .masks import (
+    RESCALE_MODES,
+    first_layer_variance,
+    global_masks,
+    kept_fraction,
+    rescale,
+    rescale_factors,
+    shuffle_masks,
+)
 from .monte_carlo import (
-    kept_per_layer,
-    simulate_critical_sparsity,
-    sweep_critical_sparsity,
-    sweep_kept_per_layer,
+                    kept_per_layer,
+                    simulate_critical_sparsity,
+                    sweep_critical_sparsity,
+                    sweep_kept_per_layer,
 )
 from .scoring import (
-    GRASP_TEMPERATURE,
-    METHODS,
-    grasp_scores,
-    hessian_vector_product,
-    magnitude_scores,
-    random_scores,
-    scores,
-    snip_scores,
-    synflow_scores,
+                    GRASP_TEMPERATURE,
+                    METHODS,
+                    grasp_scores,
+                    hessian_vector_product,
+                    magnitude_scores,
+                    random_scores,
+                    scores,
+                    snip_scores,
+                    synflow_scores,
 )
 from .trial import critical_sparsity_trial, snip_critical_sparsity_trial
 
 __all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", "random_scores",
            "scores", "global_masks", "critical_sparsity", "kept_fraction", "rescale",
+           "rescale_factors",
            "shuffle_masks", "RESCALE_MODES", "first_layer_variance", "effective_chi",
            "hessian_vector_product", "snip_critical_sparsity_trial", "critical_sparsity_trial",
            "METHODS", "GRASP_TEMPERATURE", "DEFINITIONS", "simulate_critical_sparsity", "kept_per_layer",

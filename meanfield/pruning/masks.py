@@ -127,6 +127,57 @@ def _check_rescale_X(net, X):
     return X
 
 
+def _check_rescale(net, masks, mode, X):
+    """The checked arguments of :func:`rescale` (X only for ``mode="data"``)."""
+    net = check_network(net)
+    masks = check_masks(net, masks)
+    if masks is None:
+        raise InputTypeError("`masks`: must be a list of arrays shaped like the weights")
+    if not isinstance(mode, str) or mode not in RESCALE_MODES:
+        raise InputError(f"`mode` == {mode!r}: must be one of {', '.join(map(repr, RESCALE_MODES))}")
+    if mode == "data":
+        X = _check_rescale_X(net, X)
+    return net, masks, X
+
+
+def _factors(net, masks, mode, X):
+    """ρ of each layer's rows (n_out,), float64, as :func:`rescale` defines them (checked
+    inputs; "layer": one value repeated over the rows)."""
+    axis = None if mode == "layer" else 1
+    out = []
+    for k, (w, m) in enumerate(zip(net.weights, masks)):
+        w64 = w.astype(np.float64)
+        kept = w64 * m.astype(np.float64)
+        num = np.atleast_1d((w64 * w64).sum(axis=axis))
+        den = np.atleast_1d((kept * kept).sum(axis=axis))
+        rho = np.ones_like(num)
+        ok = den > 0
+        rho[ok] = np.sqrt(num[ok] / den[ok])
+        if mode == "data" and k == 0:
+            v_dense = first_layer_variance(w64, X)
+            v_kept = first_layer_variance(kept, X)
+            informative = (v_dense > 0) & (v_kept > 0)
+            rho[informative] = np.sqrt(v_dense[informative] / v_kept[informative])
+        out.append(np.broadcast_to(rho, (w.shape[0],)).copy() if axis is None else rho)
+    return out
+
+
+def rescale_factors(net, masks, mode="neuron", X=None):
+    """The factors ρ of :func:`rescale`, per layer and row: ``rescale(net, masks, mode, X)``'s
+    weights are ``ρ[k][:, None] * masks[k] * net.weights[k]`` (computed in float64).
+
+    Parameters and errors as :func:`rescale`.
+
+    Returns
+    -------
+    list of ndarray, each (n_out,) float64
+        ρ ≥ 0 for every row of every layer, readout included ("layer": the layer's one factor
+        on every row).
+    """
+    net, masks, X = _check_rescale(net, masks, mode, X)
+    return _factors(net, masks, mode, X)
+
+
 def rescale(net, masks, mode="neuron", X=None):
     """The pruned network with its weights rescaled to restore their variance (SBP-SR, docs/theory.md §5).
 
@@ -180,30 +231,11 @@ def rescale(net, masks, mode="neuron", X=None):
     ----------
     Hayou, Ton, Doucet, Teh (2021), *Robust Pruning at Initialization*, §4 (SBP-SR).
     """
-    net = check_network(net)
-    masks = check_masks(net, masks)
-    if masks is None:
-        raise InputTypeError("`masks`: must be a list of arrays shaped like the weights")
-    if not isinstance(mode, str) or mode not in RESCALE_MODES:
-        raise InputError(f"`mode` == {mode!r}: must be one of {', '.join(map(repr, RESCALE_MODES))}")
-    if mode == "data":
-        X = _check_rescale_X(net, X)
-    axis = None if mode == "layer" else 1
+    net, masks, X = _check_rescale(net, masks, mode, X)
     new = []
-    for k, (w, m) in enumerate(zip(net.weights, masks)):
-        w64 = w.astype(np.float64)
-        kept = w64 * m.astype(np.float64)
-        num = np.atleast_1d((w64 * w64).sum(axis=axis))
-        den = np.atleast_1d((kept * kept).sum(axis=axis))
-        rho = np.ones_like(num)
-        ok = den > 0
-        rho[ok] = np.sqrt(num[ok] / den[ok])
-        if mode == "data" and k == 0:
-            v_dense = first_layer_variance(w64, X)
-            v_kept = first_layer_variance(kept, X)
-            informative = (v_dense > 0) & (v_kept > 0)
-            rho[informative] = np.sqrt(v_dense[informative] / v_kept[informative])
-        new.append(((rho[:, None] if axis else rho[0]) * kept).astype(w.dtype))
+    for w, m, rho in zip(net.weights, masks, _factors(net, masks, mode, X)):
+        kept = w.astype(np.float64) * m.astype(np.float64)
+        new.append((rho[:, None] * kept).astype(w.dtype))
     return Network(new, [b.copy() for b in net.biases], net.activation, net.arch, net.depth,
                    net.sigma_w, net.sigma_b)
 

@@ -90,9 +90,11 @@ def _step_block(w, v, g, mask, hyper, masked, zero):
 
 
 @jit_nogil
-def _sgd_update(w, v, G, share, mask, hyper, masked):
+def _sgd_update(w, v, G, share, mask, gain, hyper, masked):
     """In place, elementwise: g = Σ_s share[s] G[s] (in shard order; share[s] = the shard's
-    fraction of the batch, G[s] its mean gradient); v ← μ v + g + λ w; w ← w − lr v (``hyper``, a
+    fraction of the batch, G[s] its mean gradient), times ``gain`` where it has one entry per
+    element (n,) (a layer trained under a fixed multiplier: see :class:`DataParallelSGD`; a
+    1-element ``gain`` is ignored); v ← μ v + g + λ w; w ← w − lr v (``hyper``, a
     :class:`Hyper`); with a mask (``masked``), pruned entries of v and w stay 0. w, v (n,),
     G (S, n) C-contiguous. Worked through in blocks of ``UPDATE_BLOCK`` elements, whose summed
     gradient stays in the L1 cache (the same arithmetic, element by element, as one pass)."""
@@ -101,23 +103,30 @@ def _sgd_update(w, v, G, share, mask, hyper, masked):
     flat = G.reshape(-1)
     g = np.empty(UPDATE_BLOCK, w.dtype)
     zero = np.zeros(1, w.dtype)[0]
+    scaled = gain.size == n and n > 1
     for a in range(0, n, UPDATE_BLOCK):
         b = min(n, a + UPDATE_BLOCK)
         _sum_shards(g, flat, n, a, b - a, share)
+        if scaled:
+            ga = gain[a:b]
+            for j in range(b - a):
+                g[j] *= ga[j]
         _step_block(w[a:b], v[a:b], g, mask[a:b] if masked else mask, hyper, masked, zero)
 
 
 @jit_nogil
-def _packed_update(net, vel, grads, share, hyper, perm):
+def _packed_update(net, vel, grads, share, gain, hyper, perm):
     """The update of every layer of a packed sparse network (``net`` a
     :class:`meanfield.training._sparse.Packed`, ``vel`` its :class:`Momenta`, ``grads`` the
-    shards' gradients (S, nnz) and (S, Σ n_out)), weights then biases, as :func:`_sgd_update`
-    does it layer by layer (the same arithmetic element by element); then its kept values in
-    column order, ``values[perm]``."""
+    shards' gradients (S, nnz) and (S, Σ n_out), ``gain`` the kept weights' gains (nnz,) or a
+    1-element array for none), weights then biases, as :func:`_sgd_update` does it layer by
+    layer (the same arithmetic element by element); then its kept values in column order,
+    ``values[perm]``."""
     net, vel, grads = Packed(*net), Momenta(*vel), Grads(*grads)
     nomask = np.ones(1, np.uint8)
-    _sgd_update(net.values, vel.w, grads.G, share, nomask, hyper, False)
-    _sgd_update(net.biases, vel.b, grads.gb, share, nomask, hyper, False)
+    nogain = np.ones(1, net.values.dtype)
+    _sgd_update(net.values, vel.w, grads.G, share, nomask, gain, hyper, False)
+    _sgd_update(net.biases, vel.b, grads.gb, share, nomask, nogain, hyper, False)
     values, values_t = net.values, net.values_t
     for q in range(perm.size):
         values_t[q] = values[perm[q]]
@@ -169,6 +178,12 @@ class DataParallelSGD:
         kept weights only, in ``params``; :meth:`sync` writes them back into ``net.weights``),
         False every layer dense with its mask, "auto" the layers whose kept fraction is at most
         ``SPARSE_MAX_DENSITY`` sparse. Without masks every layer is dense.
+    gains : list of arrays (n_out,) or None
+        Per layer, a factor on the gradient of each row's weights (biases are not scaled). SBP-SR
+        as the paper writes it, y = ρ ∘ (δ ∘ W̃) x + b with ρ a fixed multiplier and W̃ trained,
+        is this with gains ρ²: for the effective weights W = ρ W̃, SGD with momentum on W̃ is
+        u ← μ u + ρ² ∂ℒ/∂W + λ W, W ← W − lr u (u = ρ × W̃'s velocity; weight decay λ W̃ on W̃
+        is λ W on W). None: no gains (the update as without this argument, bit for bit).
 
     If a step raises (a floating-point error under ``np.errstate(...="raise")``, say), the layers
     that every shard had passed are updated and the others not: the network is then in no
@@ -176,7 +191,7 @@ class DataParallelSGD:
     """
 
     def __init__(self, net, masks, batch, lr, momentum, weight_decay, threads=None,
-                 sparse="auto"):
+                 sparse="auto", gains=None):
         for name, arrays in (("weights", net.weights), ("biases", net.biases)):
             for k, a in enumerate(arrays):
                 if not a.flags.c_contiguous:  # an internal invariant (train draws its networks)
@@ -227,6 +242,17 @@ class DataParallelSGD:
             self.grad_b = [np.empty((S, *b.shape), dtype) for b in net.biases]
             self.vel_w = [np.zeros(w.size, dtype) for w in self.params]
             self.vel_b = [np.zeros_like(b) for b in net.biases]
+        # each trained weight's gain (see ``gains``), laid out as the layer's trained values;
+        # a 1-element array where there is none
+        self._nogain = np.ones(1, dtype)
+        self.gains = [self._nogain] * len(self.layers)
+        if gains is not None:
+            for k, (w, sl, rho2) in enumerate(zip(net.weights, self.layers, gains)):
+                full = np.broadcast_to(np.asarray(rho2, dtype)[:, None], w.shape)
+                self.gains[k] = (np.ascontiguousarray(full).reshape(-1) if sl is None
+                                 else sl.gather(full).astype(dtype))
+        self._packed_gain = (self._nogain if gains is None or self.packed is None
+                             else np.concatenate(self.gains))
         # a dense layer of a pruned network is masked in its update
         self.masked = [masks is not None and sl is None for sl in self.layers]
         self.masks = [m.astype(np.uint8).ravel() if masked else np.ones(1, np.uint8)
@@ -329,10 +355,10 @@ class DataParallelSGD:
                 last = pending[k] == 0
             if last:  # every shard's gradient of layer k is written and W^k no longer read
                 _sgd_update(self.params[k].reshape(-1), self.vel_w[k],
-                            self.grad_w[k].reshape(S, -1), share, self.masks[k], self._hyper,
-                            self.masked[k])
+                            self.grad_w[k].reshape(S, -1), share, self.masks[k], self.gains[k],
+                            self._hyper, self.masked[k])
                 _sgd_update(net.biases[k], self.vel_b[k], self.grad_b[k], share, self.masks[k],
-                            self._hyper, False)
+                            self._nogain, self._hyper, False)
                 if self.layers[k] is not None:
                     self.layers[k].by_column(self.params[k], out=self.params_t[k])
 
@@ -372,6 +398,6 @@ class DataParallelSGD:
                     self.grad_b[s] = 0
 
         self.map(shards, range(self.threads))
-        _packed_update(pk.wire, self._packed_vel, self._packed_grads, share, self._hyper,
-                       pk.perm)
+        _packed_update(pk.wire, self._packed_vel, self._packed_grads, share, self._packed_gain,
+                       self._hyper, pk.perm)
         self._biases_synced = False

@@ -31,6 +31,7 @@ from ..nets.network import init_network
 from ..pruning.chi import effective_chi
 from ..pruning.masks import RESCALE_MODES, global_masks
 from ..pruning.masks import rescale as rescale_net
+from ..pruning.masks import rescale_factors
 from ..pruning.masks import shuffle_masks as shuffle
 from ..pruning.scoring import GRASP_TEMPERATURE, METHODS, check_temperature, scores
 from ..theory.phases import SIGMA_W_PRESETS, resolve_sigma_w
@@ -91,6 +92,8 @@ def _dataset(dataset):
 #: the values of ``rescale`` besides False/True: no rescaling, or a mode of
 #: :func:`meanfield.pruning.rescale`
 RESCALE_OPTIONS = ("none", *RESCALE_MODES)
+#: how a rescaled net is trained: ρ folded into the trained weights, or a fixed multiplier
+RESCALE_AS = ("weights", "multiplier")
 
 
 def _check_rescale(rescale):
@@ -190,7 +193,8 @@ def _accuracy_and_loss(logits_of, X, y, mapper=None, chunk=512):
 def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", method="none",
           sparsity=0.0, rescale=False, epochs=10, batch=128, lr=0.01, momentum=0.9,
           weight_decay=0.0, seed=0, progress=False, return_network=False, threads=None,
-          sparse="auto", shuffle_masks=False, val_fraction=0.0, grasp_temperature=GRASP_TEMPERATURE):
+          sparse="auto", shuffle_masks=False, val_fraction=0.0, grasp_temperature=GRASP_TEMPERATURE,
+          rescale_as="weights"):
     """Prune a random network at initialization, then train it by mini-batch SGD with momentum.
 
     Parameters
@@ -219,6 +223,14 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         norm factor assumes exchangeable inputs, which pixels are not
         (:func:`meanfield.pruning.rescale`). False and "none": no rescaling. No effect without
         pruning.
+    rescale_as : {"weights", "multiplier"}, default "weights"
+        How the rescaled net is trained. "weights": ρ folded into the weights, which SGD then
+        trains (W ← ρ ∘ δ ∘ W at step 0). "multiplier": the paper's form, y^l = ρ^l ∘ (δ^l ∘ W̃^l)
+        y^{l−1} + b^l with ρ a fixed multiplier and W̃ trained — the same network at step 0, but
+        SGD moves a rescaled row's effective weights ρ² times as far (for a first-layer neuron
+        keeping 5 of 784 pixels, ρ² ≈ 150); trained as gradient gains ρ² on the effective
+        weights (:class:`meanfield.training._sgd.DataParallelSGD`, exact). No effect without
+        ``rescale``.
     epochs, batch : int
     lr, momentum, weight_decay : float
     seed : int
@@ -267,7 +279,8 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     pandas.DataFrame (or ``(DataFrame, Network, masks)`` with ``return_network``)
         One row per epoch (epoch 0: before training): ``epoch, train_loss, train_accuracy,
         test_accuracy, val_accuracy, seconds, kept_weights, sparse_layers, flops`` and the
-        parameters (``rescale`` as "none", "neuron" or "layer"). ``val_accuracy`` is nan
+        parameters (``rescale`` as "none", "neuron", "layer" or "data"; ``rescale_as`` "none"
+        without rescaling). ``val_accuracy`` is nan
         without a validation split.
         ``train_loss`` and ``train_accuracy`` are measured on the whole training set after the
         epoch; a diverged run shows nan losses. ``kept_weights``: weights not pruned;
@@ -293,6 +306,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         threads = check_int("threads", threads, low=1)
     sparse = check_sparse(sparse)
     rescale_mode = _check_rescale(rescale)
+    rescale_as = check_choice("rescale_as", rescale_as, RESCALE_AS)
     shuffle_masks = check_bool("shuffle_masks", shuffle_masks)
     val_fraction = _check_val_fraction(val_fraction)
     grasp_temperature = check_temperature(grasp_temperature, "grasp_temperature")
@@ -314,7 +328,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         X_train, y_train, X_val, y_val = X_train[tr], y_train[tr], X_train[va], y_train[va]
     net = init_network(act, width, depth, sigma_w, sigma_b, n_in=X_train.shape[1],
                        classes=classes, arch=arch, rng=_stream(seed, "init"))
-    masks = None
+    masks = gains = None
     pick = scoring_batch(X_train.shape[0], batch, seed)
     if method != "none":
         sc = scores(net, X_train[pick], y_train[pick], method, sparsity=sparsity,
@@ -323,6 +337,9 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
         if shuffle_masks:
             masks = shuffle(masks, _stream(seed, "shuffle"))
         if rescale_mode is not None:
+            if rescale_as == "multiplier":
+                gains = [rho * rho for rho in
+                         rescale_factors(net, masks, rescale_mode, X=X_train[pick])]
             net = rescale_net(net, masks, rescale_mode, X=X_train[pick])
         for w, m in zip(net.weights, masks):
             w *= m
@@ -331,6 +348,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     params = {"activation": act.name, "width": width, "depth": depth, "sigma_w": sigma_w,
               "init": init if isinstance(init, str) else "custom", "sigma_b": sigma_b,
               "arch": arch, "method": method, "sparsity": sparsity, "rescale": rescale_mode or "none",
+              "rescale_as": rescale_as if rescale_mode else "none",
               "shuffle_masks": bool(shuffle_masks), "val_fraction": val_fraction,
               "grasp_temperature": grasp_temperature,
               "epochs": epochs, "batch": batch, "lr": lr, "momentum": momentum,
@@ -355,7 +373,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     blas = threadpool_limits(limits=1 if width <= 512 or shard_count(batch) > 1 else None,
                              user_api="blas")
     with (blas, DataParallelSGD(net, masks, batch, lr, momentum, weight_decay, threads,
-                                sparse) as sgd,
+                                sparse, gains) as sgd,
           progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar):
         rows = [evaluate(0, 0.0)]
         rng = _stream(seed, "batches")
