@@ -12,9 +12,9 @@ import math
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from .._progress import progress_bar
+from .._threads import blas_threads
 from .._validate import (
     InputError,
     InputTypeError,
@@ -29,9 +29,8 @@ from ..activations import get_activation
 from ..nets._pass import _softmax_xent
 from ..nets.network import init_network
 from ..pruning.chi import effective_chi
-from ..pruning.masks import RESCALE_MODES, global_masks
+from ..pruning.masks import RESCALE_MODES, global_masks, rescale_factors
 from ..pruning.masks import rescale as rescale_net
-from ..pruning.masks import rescale_factors
 from ..pruning.masks import shuffle_masks as shuffle
 from ..pruning.scoring import GRASP_TEMPERATURE, METHODS, check_temperature, scores
 from ..theory.phases import SIGMA_W_PRESETS, resolve_sigma_w
@@ -370,8 +369,7 @@ def train(activation, dataset, *, width, depth, sigma_w, sigma_b, arch="ffnn", m
     # one BLAS thread per stepping thread: on products of B × width² OpenBLAS's own threads cost
     # more than they bring (and far more on a busy machine); a single shard of a net wider than
     # 512 keeps BLAS's own threads
-    blas = threadpool_limits(limits=1 if width <= 512 or shard_count(batch) > 1 else None,
-                             user_api="blas")
+    blas = blas_threads(1 if width <= 512 or shard_count(batch) > 1 else None)
     with (blas, DataParallelSGD(net, masks, batch, lr, momentum, weight_decay, threads,
                                 sparse, gains) as sgd,
           progress_bar(epochs, progress, desc="epochs", unit="epoch") as bar):
