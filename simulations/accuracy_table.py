@@ -89,12 +89,14 @@ def arm_name(arm):
     return f"{arm['arch']}{init} {method}{r}{s}"
 
 
-def _run(arch, init, method, rescale, shuffle_masks, sparsity, depth, seed, epochs, lr, threads):
+def _run(arch, init, method, rescale, shuffle_masks, sparsity, depth, seed, epochs, lr, threads,
+         rescale_as="weights"):
     sigma_w = init if arch == "ffnn" else float(init)
     df, _, masks = train("tanh", "mnist5k", width=100, depth=depth, sigma_w=sigma_w, sigma_b=0.3,
                          arch=arch, method=method, sparsity=sparsity, rescale=rescale,
                          shuffle_masks=shuffle_masks, epochs=epochs, lr=lr, seed=seed,
-                         threads=threads, val_fraction=VAL_FRACTION, return_network=True)
+                         threads=threads, val_fraction=VAL_FRACTION, return_network=True,
+                         rescale_as=rescale_as)
     last = df.iloc[-1]
     row = {"arch": arch, "init": init, "method": method, "rescale": rescale,
            "shuffle_masks": shuffle_masks, "sparsity": sparsity, "depth": depth, "seed": seed,
@@ -291,7 +293,8 @@ def summary(paired, lr_table, seconds=None):
               "primary family, with Holm's correction, is in its own table). **bold**: the interval "
               "excludes 0; cells +/−: cells (depth, sparsity) whose own interval is above/below 0.",
               "",
-              "| comparison | A | B | pooled (n seeds) | depth 20 | depth 30 | depth 50 | cells +/−/unclear |",
+              "| comparison | A | B | pooled (n seeds) | depth 20 | depth 30 | depth 50 "
+              "| cells +/−/unclear |",
               "|---|---|---|---|---|---|---|---|"]
 
     def fmt(r):

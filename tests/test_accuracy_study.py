@@ -104,3 +104,49 @@ def test_two_dense_arms_pair_once_per_seed():
                  & (paired.level == "all")].iloc[0]
     assert (row.n, row.pairs) == (4, 8)  # 2 depths x 4 seeds, not repeated per sparsity
     assert row["mean"] == pytest.approx(0.75)
+
+
+def test_the_primary_family_is_declared_and_holm_corrected_per_form():
+    """simulations/accuracy_primary.py on synthetic runs: nine declared comparisons per form,
+    the seed as the unit (10 seeds, 3 sparsities each), Holm within each form, and the seeds
+    that train counted per arm with McNemar's exact test."""
+    from meanfield.stats import holm
+    from simulations.accuracy_primary import (
+        DESIGN_P,
+        FORMS,
+        SPARSITIES,
+        analyse,
+        arm_label,
+        arms,
+        markdown,
+        primary,
+    )
+
+    assert all(len(primary(f)) == 9 for f in FORMS) and len(arms()) == 22
+    rng = np.random.default_rng(1)
+    seed_effect = rng.normal(0, 0.05, 10)
+    rows = []
+    for arm in arms():
+        label = arm_label(arm)
+        # SBP-SR [multiplier] is 3 points above everything; the shuffled [weights] arm trains
+        # only at seeds 0-2 (accuracy 0.1 elsewhere: at chance)
+        effect = 0.03 if label == "ffnn snip+neuron [multiplier]" else 0.0
+        for seed in range(10):
+            for s in SPARSITIES:
+                acc = 0.8 + effect + seed_effect[seed] + rng.normal(0, 0.002)
+                if label == "ffnn snip+neuron (shuffled) [weights]" and seed > 2:
+                    acc = 0.1
+                rows.append({**{c: arm[c] for c in DESIGN_P}, "sparsity": s, "seed": seed,
+                             "test_accuracy": acc})
+    table = analyse(pd.DataFrame(rows))
+    assert len(table) == 18 and (table.n_seeds == 10).all()
+    first = table[(table.form == "multiplier")
+                  & (table.comparison == "SBP-SR vs random + rescaling")].iloc[0]
+    assert first["mean"] == pytest.approx(0.03, abs=0.002) and first.p_holm < 1e-6
+    for form, part in table.groupby("form"):
+        np.testing.assert_allclose(part.p_holm, holm(part.p), rtol=1e-15)
+    shuffle = table[(table.form == "weights")
+                    & (table.comparison == "SBP-SR vs its layer-wise shuffle")].iloc[0]
+    assert (shuffle.trained_a, shuffle.trained_b) == (10, 3)
+    assert shuffle.p_exact == pytest.approx(2 / 2 ** 7, rel=1e-12)  # 7 discordant, all one way
+    assert markdown(table).count("\n") == 20
