@@ -35,7 +35,9 @@ Writes ``accuracy_study.csv`` (one row per run, with provenance: meanfield and n
 threads) and ``accuracy_primary.csv`` (``comparison, form, A, B, n_seeds, mean, lo, hi, p,
 p_holm, trained_a, trained_b, p_exact``), and prints the markdown table of docs/training.md
 (:func:`markdown`). Runs are stored as they finish and a rerun resumes; ``--analyse-only``
-reads ``accuracy_study.csv`` and writes ``accuracy_primary.csv`` without training.
+reads ``accuracy_study.csv`` and writes ``accuracy_primary.csv`` without training, as does
+``python -m simulations.accuracy_table --analyse-only --results docs/data`` for the committed
+record (docs/data/).
 """
 
 from __future__ import annotations
@@ -173,6 +175,19 @@ def markdown(table):
     return "\n".join(lines) + "\n"
 
 
+def _bar(results, tasks, args):
+    return tqdm(results, total=len(tasks), disable=not args.progress, unit="run")
+
+
+def write_primary(folder):
+    """Read ``folder/accuracy_study.csv``, write ``folder/accuracy_primary.csv``; the table."""
+    df = pd.read_csv(folder / "accuracy_study.csv")
+    df["init"] = df["init"].astype(str)
+    table = analyse(df)
+    table.to_csv(folder / "accuracy_primary.csv", index=False)
+    return table
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     analyse_only = "--analyse-only" in argv
@@ -189,7 +204,7 @@ def main(argv=None):
             tuned = [a for a in arm_list if group(a)[2]]
             tasks = _tasks(tuned, [0.9], TUNE_SEEDS, lambda arm: MULTIPLIER_GRID, tune_store,
                            threads)
-            for _, row in tqdm(run_tasks(_run_p, tasks, ex), total=len(tasks), disable=not args.progress):
+            for _, row in _bar(run_tasks(_run_p, tasks, ex), tasks, args):
                 tune_store.append([row])
             tuning = tune_store.frame.assign(init=lambda d: d.init.astype(str))
             lr = {(*k, ""): v for k, v in STUDY_LR.items()}
@@ -197,14 +212,10 @@ def main(argv=None):
                 lr[(r.arch, r.init, "multiplier")] = r.lr
             tasks = _tasks(arm_list, SPARSITIES, seeds, lambda arm: [lr[group(arm)]], store,
                            threads)
-            for _, row in tqdm(run_tasks(_run_p, tasks, ex), total=len(tasks), disable=not args.progress):
+            for _, row in _bar(run_tasks(_run_p, tasks, ex), tasks, args):
                 store.append([row])
         finish(store.frame, path, t0)
-    df = pd.read_csv(path)
-    df["init"] = df["init"].astype(str)
-    table = analyse(df)
-    table.to_csv(path.with_name("accuracy_primary.csv"), index=False)
-    sys.stdout.write(markdown(table))
+    sys.stdout.write(markdown(write_primary(path.parent)))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ so far and trains nothing (cells missing a seed are left out).
 
 from __future__ import annotations
 
+import sys
 import time
 
 import numpy as np
@@ -319,8 +320,6 @@ def summary(paired, lr_table, seconds=None):
 
 
 def main(argv=None):
-    import sys
-
     argv = list(sys.argv[1:] if argv is None else argv)
     # --analyse-only: write the tables from the runs stored so far, training nothing (a study
     # stopped early: cells missing a seed are left out)
@@ -328,6 +327,16 @@ def main(argv=None):
     argv = [a for a in argv if a != "--analyse-only"]
     args = parse(__doc__, argv)
     t0 = time.perf_counter()
+    if analyse_only:
+        # the primary family's record (simulations/accuracy_primary.py) where the folder holds it;
+        # imported here: that module builds on this one
+        from .accuracy_primary import markdown, write_primary
+
+        folder = output(args, "accuracy_table").parent
+        if (folder / "accuracy_study.csv").exists():
+            sys.stdout.write(markdown(write_primary(folder)))
+        if not (folder / "accuracy_table.runs.csv").exists():
+            return
     if args.quick:
         sparsities, depths, seeds, epochs = [0.9], [20], [args.seed], 3
         grid, tune_seeds, tune_depth = (0.01, 0.05), (TUNE_SEEDS[0],), 20

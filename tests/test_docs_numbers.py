@@ -25,3 +25,19 @@ def test_the_prediction_check_table_is_the_record_s():
     assert len(record) == 24 and (record.trials == 200).all()
     text = (DOCS / "critical_sparsity.md").read_text(encoding="utf-8")
     assert between(text, "prediction_check") == prediction_check.markdown(record)
+
+
+def test_the_primary_family_table_is_the_record_s():
+    """docs/training.md's primary family against docs/data/accuracy_primary.csv (through
+    simulations/accuracy_primary.py's ``markdown``), and that CSV against the per-run record
+    docs/data/accuracy_study.csv it is computed from (``analyse``)."""
+    from simulations import accuracy_primary
+
+    runs = pd.read_csv(DOCS / "data" / "accuracy_study.csv")
+    runs["init"] = runs["init"].astype(str)
+    assert runs.seed.nunique() == 10 and len(runs) == 660
+    record = pd.read_csv(DOCS / "data" / "accuracy_primary.csv")
+    pd.testing.assert_frame_equal(accuracy_primary.analyse(runs), record, check_exact=False,
+                                  rtol=1e-12)
+    text = (DOCS / "training.md").read_text(encoding="utf-8")
+    assert between(text, "accuracy_primary") == accuracy_primary.markdown(record)
