@@ -277,6 +277,114 @@ def cell_table(df):
     return pd.DataFrame(rows)
 
 
+def _fmt(r):
+    """A difference in points with its interval, bold when the interval excludes 0."""
+    if r is None or np.isnan(r["mean"]):
+        return "–"
+    ci = "" if np.isnan(r["ci_low"]) else f" [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
+    mark = "**" if r["clear"] else ""
+    return f"{mark}{100 * r['mean']:+.1f}{mark}{ci}"
+
+
+def _paired_cells(g):
+    """One comparison's row after its names: pooled (n seeds), per depth, cells +/−/unclear."""
+    pooled = g[g.level == "all"]
+    pooled = pooled.iloc[0] if len(pooled) else None
+    per_depth = {int(r["depth"]): r for _, r in g[g.level == "depth"].iterrows()}
+    cells = g[g.level == "cell"]
+    pos = int((cells.clear & (cells["mean"] > 0)).sum())
+    neg = int((cells.clear & (cells["mean"] < 0)).sum())
+    n = "" if pooled is None else f" ({int(pooled['n'])})"
+    return (f"{_fmt(pooled)}{n} | " + " | ".join(_fmt(per_depth.get(d)) for d in (20, 30, 50))
+            + f" | {pos}/{neg}/{len(cells) - pos - neg} |")
+
+
+#: the comparisons docs/training.md shows (A, B), in its order
+DOCS_PAIRS = [
+    ("ffnn eoc snip+neuron", "ffnn eoc random+neuron"),
+    ("ffnn eoc snip+neuron", "ffnn eoc snip+neuron (shuffled)"),
+    ("ffnn eoc synflow+neuron", "ffnn eoc synflow+neuron (shuffled)"),
+    ("ffnn eoc snip+neuron", "ffnn eoc synflow+neuron"),
+    ("ffnn eoc snip+neuron", "ffnn eoc dense"),
+    *((f"ffnn eoc {m}+neuron", f"ffnn eoc {m}") for m in FFNN_METHODS),
+    ("resnet snip+neuron", "resnet snip"), ("resnet random+neuron", "resnet random"),
+    ("stable_resnet snip+neuron", "stable_resnet snip"),
+    ("stable_resnet random+neuron", "stable_resnet random"),
+    ("ffnn eoc dense", "ffnn ordered dense"),
+    ("ffnn eoc snip+neuron", "ffnn ordered snip+neuron"),
+    ("ffnn eoc random+neuron", "ffnn ordered random+neuron"),
+    ("ffnn eoc snip+data", "ffnn eoc snip+neuron"), ("ffnn eoc random+data", "ffnn eoc random+neuron"),
+    ("resnet snip+data", "resnet snip+neuron"), ("stable_resnet snip+data", "stable_resnet snip+neuron"),
+    ("stable_resnet snip+neuron", "resnet snip"), ("stable_resnet snip", "resnet snip"),
+    ("stable_resnet snip+neuron", "resnet snip+neuron"), ("stable_resnet random", "resnet random"),
+    ("stable_resnet dense", "resnet dense"),
+    ("stable_resnet snip+neuron", "stable_resnet random+neuron"), ("resnet snip", "resnet random"),
+    ("stable_resnet snip+neuron", "stable_resnet dense"), ("resnet snip", "resnet dense"),
+]
+
+
+def docs_paired(paired):
+    """The paired-differences table of docs/training.md (``DOCS_PAIRS``, seed-level)."""
+    lines = ["| A | B | all cells (n seeds) | depth 20 | depth 30 | depth 50 | cells +/−/unclear |",
+             "|---|---|---|---|---|---|---|"]
+    for a, b in DOCS_PAIRS:
+        g = paired[(paired.a == a) & (paired.b == b)]
+        g = g[g.comparison == g.comparison.iloc[0]] if len(g) else g
+        lines.append(f"| {a} | {b} | " + _paired_cells(g))
+    return "\n".join(lines) + "\n"
+
+
+def docs_cells(df, depth):
+    """docs/training.md's per-cell table at ``depth`` (markdown): a sentence on the ordered-FFNN
+    arms (at chance or not), then every other arm's mean ± half-width of the 95 % t-interval
+    over seeds, in %, per sparsity and for the dense nets."""
+    import pandas as pd
+
+    cells = cell_table(df[df.depth == depth])
+    cells["txt"] = [f"{100 * m:.1f} ± {100 * (h - m):.1f}" if np.isfinite(h) else f"{100 * m:.1f}"
+                    for m, h in zip(cells["mean"], cells.ci_high)]
+    ordered = cells[(cells.arch == "ffnn") & (cells.init == "ordered")]
+    rest = cells[~cells.index.isin(ordered.index)]
+    cols = {s: ("dense" if s == 0 else f"{100 * s:g} %") for s in sorted(rest.sparsity.unique())}
+    names = set(rest.arm)
+    order = [n for n in (arm_name(a) for a in arms()) if n in names]
+    wide = rest.pivot_table(index="arm", columns="sparsity", values="txt", aggfunc="first")
+    wide = wide.reindex(order)[sorted(cols, key=lambda s: (s == 0, s))].fillna("")
+    wide.columns = [cols[s] for s in wide.columns]
+    lines = []
+    if len(ordered):
+        count = ordered.arm.nunique()
+        lo, hi = 100 * ordered["mean"].min(), 100 * ordered["mean"].max()
+        lines.append(f"The {count} ordered-FFNN arms (σ_w = 0.8, the dense net included) have cell "
+                     f"means {lo:.1f}–{hi:.1f} (chance: 10).")
+        lines.append("")
+    lines.append(pd.DataFrame(wide).rename_axis("arm").reset_index().to_markdown(index=False))
+    return "\n".join(lines) + "\n"
+
+
+def docs_cell_tables(df):
+    """Every depth's table of :func:`docs_cells`, each under its heading."""
+    return "\n".join(f"#### Depth {d}\n\n" + docs_cells(df, d) for d in sorted(df.depth.unique()))
+
+
+def docs_kept(df):
+    """docs/training.md's table of what the FFNN masks kept at 90 % and 98 %: the mean over the
+    depths and seeds of the ``kept_*`` columns (masks before rescaling; the rescaled arms keep
+    the same), one row per init and method."""
+    part = df[(df.arch == "ffnn") & (df.method != "none") & (df.rescale == "none")
+              & ~df.shuffle_masks.astype(str).eq("True") & df.sparsity.isin([0.9, 0.98])]
+    g = part.groupby(["init", "method", "sparsity"])[
+        ["kept_first", "kept_hidden_median", "kept_hidden_min", "kept_readout",
+         "layers_emptied"]].mean().reset_index()
+    lines = ["| init | method | sparsity | first layer | median hidden | smallest hidden | readout "
+             "| layers emptied (mean) |", "|---|---|---|---|---|---|---|---|"]
+    for r in g.itertuples():
+        lines.append(f"| {r.init} | {r.method} | {100 * r.sparsity:g} % | {r.kept_first:.4f} | "
+                     f"{r.kept_hidden_median:.3f} | {r.kept_hidden_min:.4f} | {r.kept_readout:.3f} "
+                     f"| {r.layers_emptied:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
 def summary(paired, lr_table, seconds=None):
     """Markdown: the learning rates chosen and, per comparison, the pooled and per-depth paired
     differences (percentage points, 95 % CI) and how many cells are clearly positive/negative."""
@@ -298,24 +406,8 @@ def summary(paired, lr_table, seconds=None):
               "| cells +/−/unclear |",
               "|---|---|---|---|---|---|---|---|"]
 
-    def fmt(r):
-        if r is None or np.isnan(r["mean"]):
-            return "–"
-        ci = "" if np.isnan(r["ci_low"]) else f" [{100 * r['ci_low']:+.1f}, {100 * r['ci_high']:+.1f}]"
-        mark = "**" if r["clear"] else ""
-        return f"{mark}{100 * r['mean']:+.1f}{mark}{ci}"
-
     for (title, a, b), g in paired.groupby(["comparison", "a", "b"], sort=False):
-        pooled = g[g.level == "all"]
-        pooled = pooled.iloc[0] if len(pooled) else None
-        per_depth = {int(r["depth"]): r for _, r in g[g.level == "depth"].iterrows()}
-        cells = g[g.level == "cell"]
-        pos = int((cells.clear & (cells["mean"] > 0)).sum())
-        neg = int((cells.clear & (cells["mean"] < 0)).sum())
-        n = "" if pooled is None else f" ({int(pooled['n'])})"
-        lines.append(f"| {title} | {a} | {b} | {fmt(pooled)}{n} | "
-                     + " | ".join(fmt(per_depth.get(d)) for d in (20, 30, 50))
-                     + f" | {pos}/{neg}/{len(cells) - pos - neg} |")
+        lines.append(f"| {title} | {a} | {b} | " + _paired_cells(g))
     return "\n".join(lines) + "\n"
 
 

@@ -143,7 +143,7 @@ def test_the_primary_family_is_declared_and_holm_corrected_per_form():
     first = table[(table.form == "multiplier")
                   & (table.comparison == "SBP-SR vs random + rescaling")].iloc[0]
     assert first["mean"] == pytest.approx(0.03, abs=0.002) and first.p_holm < 1e-6
-    for form, part in table.groupby("form"):
+    for _form, part in table.groupby("form"):
         np.testing.assert_allclose(part.p_holm, holm(part.p), rtol=1e-15)
     shuffle = table[(table.form == "weights")
                     & (table.comparison == "SBP-SR vs its layer-wise shuffle")].iloc[0]
