@@ -17,7 +17,8 @@ in the three phases: ordered σ_w = 0.8, EOC σ_w = 1.3955839751549, chaotic σ_
 * **floor** (not a trial: :func:`floor_trial`): the part of meanfield's trial that no faster
   implementation computing the same numbers could skip, each at the speed of the library that
   does it: the rng's random words (``rng.integers``, as many as meanfield's sampler draws), the
-  three BLAS products per layer (y = h Wᵀ, ∂ℒ/∂W = uᵀ h, u W) and numpy's float32 ``np.tanh``.
+  three BLAS products per layer (y = h Wᵀ, ∂ℒ/∂W = uᵀ h, u W), the bias and numpy's float32
+  ``np.tanh`` (on the trial's kind of network: tanh's speed depends on its arguments).
   meanfield computes exactly numpy's tanh and OpenBLAS's products (bit-identical results are a
   rule of the project), so numpy's time over the floor's is the largest speed-up over numpy
   that such an implementation could reach on this machine; meanfield's time over the floor's
@@ -148,27 +149,30 @@ def torch_trial(width, depth, sigma_w, sigma_b, batch, classes, rng):
 
 
 def floor_trial(width, depth, sigma_w, sigma_b, batch, classes, rng):
-    """The floor (see the module's docstring): the random words, the products and tanh of a
-    trial, on buffers allocated once per shape; returns 0.0 (no s_cr)."""
-    key = (width, depth, batch, classes)
+    """The floor (see the module's docstring): the random words, and per layer the products, the
+    bias and tanh of a trial, on the trial's kind of weights (σ_w, σ_b: tanh's speed depends on
+    its arguments) drawn once per configuration into buffers; returns 0.0 (no s_cr)."""
+    key = (width, depth, sigma_w, sigma_b, batch, classes)
     if _FLOOR.get("key") != key:
-        r = np.random.default_rng(0)
-        _FLOOR.update(key=key, W=[(r.standard_normal((n, width)) / np.sqrt(width)).astype(
-            np.float32) for n in [width] * depth + [classes]],
-            X=r.standard_normal((batch, width)).astype(np.float32),
-            H=np.empty((depth, batch, width), np.float32),
-            u=(r.standard_normal((batch, width)) / batch).astype(np.float32),
-            t=np.empty((batch, width), np.float32), G=np.empty((width, width), np.float32),
-            z=np.empty((batch, classes), np.float32), uz=np.zeros((batch, classes), np.float32),
-            Gz=np.empty((classes, width), np.float32))
+        Ws, bs, X, _ = draw(width, depth, sigma_w, sigma_b, batch, classes,
+                            np.random.default_rng(0))
+        _FLOOR.update(key=key, W=Ws, b=bs, X=X, H=np.empty((depth, batch, width), np.float32),
+                      u=(np.random.default_rng(1).standard_normal((batch, width))
+                         / batch).astype(np.float32),
+                      t=np.empty((batch, width), np.float32),
+                      G=np.empty((width, width), np.float32),
+                      z=np.empty((batch, classes), np.float32),
+                      uz=np.zeros((batch, classes), np.float32),
+                      Gz=np.empty((classes, width), np.float32))
     f = _FLOOR
     n = depth * width * width + classes * width + depth * width + classes + batch * width
     rng.integers(0, np.iinfo(np.uint64).max, size=(n + n // 16 + 64) // 2, dtype=np.uint64,
                  endpoint=True)
     rng.integers(classes, size=batch)
-    W, H, h = f["W"], f["H"], f["X"]
+    W, b, H, h = f["W"], f["b"], f["H"], f["X"]
     for k in range(depth):
         np.dot(h, W[k].T, out=H[k])
+        np.add(H[k], b[k], out=H[k])
         np.tanh(H[k], out=H[k])
         h = H[k]
     np.dot(h, W[depth].T, out=f["z"])
