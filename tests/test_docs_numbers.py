@@ -41,3 +41,22 @@ def test_the_primary_family_table_is_the_record_s():
                                   rtol=1e-12)
     text = (DOCS / "training.md").read_text(encoding="utf-8")
     assert between(text, "accuracy_primary") == accuracy_primary.markdown(record)
+
+
+def test_the_exploratory_study_s_tables_are_the_record_s():
+    """docs/training.md's per-cell tables and its paired-differences table are
+    simulations/accuracy_table.py's output for the committed 3-seed record
+    docs/data/accuracy_table.runs.csv."""
+    from simulations import accuracy_chi
+    from simulations import accuracy_table as at
+
+    runs = pd.read_csv(DOCS / "data" / "accuracy_table.runs.csv")
+    runs["init"] = runs["init"].astype(str)
+    assert runs.seed.nunique() == 3 and len(runs) == 1404
+    text = (DOCS / "training.md").read_text(encoding="utf-8")
+    assert between(text, "accuracy_cells") == at.docs_cell_tables(runs)
+    sparsities = sorted(runs.loc[runs.method != "none", "sparsity"].unique())
+    assert between(text, "accuracy_paired") == at.docs_paired(at.paired_table(runs, sparsities))
+    assert between(text, "accuracy_kept") == at.docs_kept(runs)
+    at30 = runs[runs.depth == 30]
+    assert between(text, "accuracy_chi") == accuracy_chi.summary_table(at30, at30)
