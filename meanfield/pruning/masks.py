@@ -143,23 +143,35 @@ def _check_rescale(net, masks, mode, X):
 def _factors(net, masks, mode, X):
     """ρ of each layer's rows (n_out,), float64, as :func:`rescale` defines them (checked
     inputs; "layer": one value repeated over the rows)."""
-    axis = None if mode == "layer" else 1
     out = []
     for k, (w, m) in enumerate(zip(net.weights, masks)):
-        w64 = w.astype(np.float64)
-        kept = w64 * m.astype(np.float64)
-        num = np.atleast_1d((w64 * w64).sum(axis=axis))
-        den = np.atleast_1d((kept * kept).sum(axis=axis))
-        rho = np.ones_like(num)
-        ok = den > 0
-        rho[ok] = np.sqrt(num[ok] / den[ok])
+        rho = row_factors(w, m, "neuron" if mode == "data" else mode)
         if mode == "data" and k == 0:
+            w64 = w.astype(np.float64)
+            kept = w64 * m.astype(np.float64)
             v_dense = first_layer_variance(w64, X)
             v_kept = first_layer_variance(kept, X)
             informative = (v_dense > 0) & (v_kept > 0)
             rho[informative] = np.sqrt(v_dense[informative] / v_kept[informative])
-        out.append(np.broadcast_to(rho, (w.shape[0],)).copy() if axis is None else rho)
+        out.append(rho)
     return out
+
+
+def row_factors(w, mask, mode="neuron"):
+    """The norm-restoring factors ρ of one weight array's rows (docs/theory.md §5): row i of
+    ``w`` is output unit i (a dense row, or a conv filter's whole fan-in, any trailing shape),
+    ρ_i = √(Σ w_i² / Σ (δ_i w_i)²) for ``"neuron"``, one ρ = √(Σ w² / Σ (δ w)²) repeated over the
+    rows for ``"layer"``; ρ = 1 where nothing is kept. Checked inputs; float64, shape (n_out,).
+    Shared by :func:`rescale` and :func:`meanfield.torch.prune_at_init`."""
+    w64 = np.asarray(w, np.float64).reshape(np.shape(w)[0], -1)
+    kept = w64 * np.asarray(mask, np.float64).reshape(w64.shape)
+    axis = None if mode == "layer" else 1
+    num = np.atleast_1d((w64 * w64).sum(axis=axis))
+    den = np.atleast_1d((kept * kept).sum(axis=axis))
+    rho = np.ones_like(num)
+    ok = den > 0
+    rho[ok] = np.sqrt(num[ok] / den[ok])
+    return np.broadcast_to(rho, (w64.shape[0],)).copy() if axis is None else rho
 
 
 def rescale_factors(net, masks, mode="neuron", X=None):
