@@ -5,7 +5,8 @@ trained, and compared on test accuracy — paired by seed, the learning rate cho
 Declared before running (``PRIMARY``; A − B of test accuracy, a seed's cells (sparsities) averaged
 first, then the t-interval and paired t-test over seeds, Holm's correction over the family):
 for each architecture (ResNet, Stable ResNet), SBP-SR vs SNIP, vs GraSP, vs SynFlow and vs random
-+ rescaling — eight comparisons. The per-sparsity table is exploratory.
++ rescaling; and the paper's comparison, the Stable ResNet with SBP-SR vs the ResNet with SNIP,
+GraSP and SynFlow — eleven comparisons. The per-sparsity table is exploratory.
 
 Arms: SBP-SR = SNIP + the per-output-channel rescaling of ``meanfield.torch.prune_at_init``
 (``rescale="neuron"``) on the EOC-initialised network; "random + rescaling" = random scores + the
@@ -53,7 +54,12 @@ METHODS = ("sbp_sr", "snip", "grasp", "synflow", "random_rescaled")
 #: method → (meanfield.torch score, rescale)
 ARMS = {"sbp_sr": ("snip", "neuron"), "snip": ("snip", False), "grasp": ("grasp", False),
         "synflow": ("synflow", False), "random_rescaled": ("random", "neuron")}
-PRIMARY = [(arch, "sbp_sr", other) for arch in ARCHS for other in METHODS[1:]]
+#: the declared family, (arm A, arm B) with an arm (architecture, method): SBP-SR against every
+#: other method on the same architecture, and the paper's comparison, the Stable ResNet with
+#: SBP-SR against the standard ResNet pruned by SNIP, GraSP and SynFlow
+PRIMARY = ([((arch, "sbp_sr"), (arch, other)) for arch in ARCHS for other in METHODS[1:]]
+           + [(("stable_resnet", "sbp_sr"), ("resnet", other))
+              for other in ("snip", "grasp", "synflow")])
 TUNE_SEED = 1000
 KEY = ("dataset", "arch", "method", "depth", "width", "sparsity", "seed", "epochs", "lr")
 _DATA = {}
@@ -116,11 +122,12 @@ def analyse(df):
     for depth in sorted(df.depth.unique()):
         d = df[df.depth == depth]
         part = []
-        for arch, a, b in PRIMARY:
-            t = paired_comparisons(d[d.arch == arch], {"method": a}, {"method": b},
+        for a, b in PRIMARY:
+            t = paired_comparisons(d, {"arch": a[0], "method": a[1]},
+                                   {"arch": b[0], "method": b[1]},
                                    match=["sparsity", "seed"]).iloc[0]
-            part.append(dict(depth=depth, arch=arch, A=a, B=b, n_seeds=int(t.n), mean=t["mean"],
-                             lo=t.ci_low, hi=t.ci_high, p=t.p))
+            part.append(dict(depth=depth, A=" ".join(a), B=" ".join(b), n_seeds=int(t.n),
+                             mean=t["mean"], lo=t.ci_low, hi=t.ci_high, p=t.p))
         for r, q in zip(part, holm([r["p"] for r in part])):
             r["p_holm"] = q
         rows += part
@@ -131,11 +138,11 @@ def analyse(df):
 
 
 def markdown(primary, cells):
-    lines = ["| depth | architecture | A − B | seeds | A − B [95 % CI] (points) | p | p (Holm) |",
+    lines = ["| depth | A | B | seeds | A − B [95 % CI] (points) | p | p (Holm) |",
              "|---|---|---|---|---|---|---|"]
     for r in primary.itertuples():
         mark = "**" if r.p_holm <= 0.05 else ""
-        lines.append(f"| {r.depth} | {r.arch} | {r.A} − {r.B} | {r.n_seeds} | {mark}"
+        lines.append(f"| {r.depth} | {r.A} | {r.B} | {r.n_seeds} | {mark}"
                      f"{100 * r.mean:+.1f}{mark} [{100 * r.lo:+.1f}, {100 * r.hi:+.1f}] | "
                      f"{r.p:.2g} | {r.p_holm:.2g} |")
     lines += ["", "| depth | architecture | method | " + " | ".join(
@@ -146,6 +153,33 @@ def markdown(primary, cells):
                           part.sort_values("sparsity").itertuples())
         lines.append(f"| {depth} | {arch} | {method} | {vals} |")
     return "\n".join(lines) + "\n"
+
+
+def lr_table(tuning):
+    """Markdown: the tuning runs' validation accuracy per (architecture, method) and lr, the
+    chosen lr in bold."""
+    chosen = choose_lr(tuning)
+    g = tuning.groupby(["arch", "method", "lr"]).val_accuracy.mean()
+    lrs = sorted(tuning.lr.unique())
+    lines = ["| architecture | method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
+             "|---|---|" + "---|" * len(lrs)]
+    for arch in ARCHS:
+        for method in METHODS:
+            cells = []
+            for lr in lrs:
+                v = g.get((arch, method, lr), float("nan"))
+                txt = f"{100 * v:.1f}"
+                cells.append(f"**{txt}**" if chosen.get((arch, method)) == lr else txt)
+            lines.append(f"| {arch} | {method} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def docs_tables(runs, tuning):
+    """docs/torch.md's block: the primary family, the per-sparsity cells (test accuracy, % ±
+    SE over seeds) and the validation accuracies the learning rates were chosen on."""
+    primary, cells = analyse(runs)
+    return (markdown(primary, cells) + "\nValidation accuracy (%) of the tuning runs (seed "
+            f"{TUNE_SEED}, 90 %), the chosen learning rate in bold:\n\n" + lr_table(tuning))
 
 
 def _parser():
@@ -216,14 +250,11 @@ def main(argv=None):
                    seeds, threads)
         print(f"{len(store.frame)} runs in {path} ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr)
-    df = pd.read_csv(path)
+    df, tuning = pd.read_csv(path), pd.read_csv(tune_path)
     primary, cells = analyse(df)
     primary.to_csv(folder / "conv_study_primary.csv", index=False)
     cells.to_csv(folder / "conv_study_cells.csv", index=False)
-    lr = pd.read_csv(tune_path).groupby(["arch", "method", "lr"]).val_accuracy.mean()
-    sys.stdout.write(markdown(primary, cells) + "\nvalidation accuracy of the tuning runs:\n"
-                     + lr.unstack("lr").round(3).to_string() + "\n")
-
+    sys.stdout.write(docs_tables(df, tuning))
 
 if __name__ == "__main__":
     main()

@@ -119,7 +119,11 @@ def test_the_analysis_pairs_seeds_and_corrects_for_the_family():
                     rows.append(dict(arch=arch, method=method, depth=14, sparsity=s, seed=seed,
                                      test_accuracy=acc))
     primary, cells = conv_study.analyse(pd.DataFrame(rows))
-    assert len(primary) == 8 and (primary.n_seeds == 6).all()
-    assert np.allclose(primary["mean"], 0.02, atol=0.002)
-    assert (primary.p_holm >= primary.p).all() and (primary.p_holm < 0.05).all()
+    assert len(primary) == 11 and (primary.n_seeds == 6).all()
+    within = primary.A.str.split().str[0] == primary.B.str.split().str[0]
+    assert np.allclose(primary["mean"][within], 0.02, atol=0.002)
+    # across architectures the seed's base accuracies differ (drawn per arch): only the mean
+    # of 6 seeds' differences of two N(0.8, 0.05) draws, plus 0.02
+    assert (np.abs(primary["mean"][~within] - 0.02) < 4 * 0.05 * np.sqrt(2 / 6)).all()
+    assert (primary.p_holm >= primary.p).all() and (primary.p_holm[within] < 0.05).all()
     assert len(cells) == 2 * 5 * 3
