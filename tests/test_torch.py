@@ -308,3 +308,16 @@ def test_torchvision_resnet18_is_scored_whole():
     assert flow.connected(cut)
     assert not flow.connected([np.zeros_like(m) if n == "conv1.weight" else m
                                for n, m in zip(names, ones)])
+
+
+def test_readme_torch_snippet_runs():
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    block = text.split("**Your own PyTorch model**", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    torch.manual_seed(0)
+    ns = dict(model=nn.Sequential(nn.Linear(10, 30), nn.Tanh(), nn.Linear(30, 3)),
+              X=torch.randn(16, 10), y=torch.arange(16) % 3)
+    exec(compile(block, "README.md", "exec"), ns)
+    kept = sum(int(m.weight_mask.sum()) for _, m in mt.prunable(ns["model"]))
+    assert kept == 39  # 10 % of the 390 weights
