@@ -69,11 +69,6 @@ def test_teacher_spec_with_its_two_integers():
     assert set(np.unique(y_train)) <= {0, 1, 2}
 
 
-def test_synflow_has_no_critical_sparsity():
-    with pytest.raises(InputError, match=r"`method` == 'synflow'"):
-        mf.simulate_critical_sparsity("tanh", 8, 2, 1.0, 0.1, trials=1, batch=4, method="synflow")
-
-
 def test_the_cli_tells_usage_errors_by_type_not_by_message():
     assert cli._is_usage_error(InputError("anything at all"))
     assert cli._is_usage_error(InputTypeError("anything at all"))

@@ -199,3 +199,36 @@ def test_cli_definition_and_arch(tmp_path, capsys):
     table = pd.read_csv(io.StringIO(capsys.readouterr().out))
     q, _ = mf.propagate("relu", 1.0, 0.5, 1.0, 0.0, 4, arch="resnet")
     assert table.arch.tolist() == ["resnet"] * 5 and table.q.tolist() == q.tolist()
+
+
+def test_synflow_critical_sparsity_is_its_maximal_compression():
+    """SynFlow's s_cr by bisection over its target: iterative SynFlow keeps a path until fewer
+    weights than layers remain (Tanaka et al. 2020, Theorem 3, maximal critical compression), so
+    on an FFNN with n weights and L + 1 layers the event starts at the first target t with
+    ⌊(1 − t) n⌋ <= L, i.e. s_cr lies in (1 − (L + 1)/n, 1 − (L + 1)/n + 10⁻⁴]; both
+    definitions agree there (a path needs one weight per layer). The same with meanfield.torch
+    on the same network (its tolerance set to the core's)."""
+    import meanfield as mf
+
+    L, N = 4, 12
+    n = N * N * L + 10 * N
+    df = mf.simulate_critical_sparsity("tanh", N, L, 1.3956, 0.3, trials=2, method="synflow",
+                                       batch=8, seed=3)
+    lo = 1 - (L + 1) / n
+    assert ((df.s_cr > lo) & (df.s_cr <= lo + 1e-4)).all()
+    dis = mf.simulate_critical_sparsity("tanh", N, L, 1.3956, 0.3, trials=2, method="synflow",
+                                        batch=8, seed=3, definition="disconnect")
+    assert np.array_equal(dis.s_cr.values, df.s_cr.values)
+
+
+def test_synflow_critical_sparsity_from_the_cli(tmp_path):
+    from meanfield.cli import main
+
+    out = tmp_path / "scr.csv"
+    assert main(["scr", "-a", "tanh", "--width", "8", "--depth", "3", "--sigma-w", "1.4",
+                 "--sigma-b", "0.3", "--trials", "2", "--method", "synflow", "--batch", "8",
+                 "--quiet", "--out", str(out)]) in (0, None)
+    import pandas as pd
+
+    s = pd.read_csv(out).s_cr
+    assert ((s > 1 - 4 / (8 * 8 * 3 + 80)) & (s < 1)).all()

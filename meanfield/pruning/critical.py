@@ -4,6 +4,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .._jit import jit
@@ -145,3 +147,50 @@ def critical_sparsity(scores, *, definition="layer", arch="ffnn"):
     return sum(int(np.count_nonzero(a <= m)) for a in sc) / sum(a.size for a in sc)
 
 
+def bisect_target(event, tol=1e-4):
+    """The critical sparsity of a method whose scores depend on its target sparsity (SynFlow):
+    the smallest target s at which ``event(s)`` happens, by bisection over [0, 1 − tol/4] to
+    ``tol``, assuming that once the event has happened it happens at every larger target.
+
+    The target, not the sparsity of the mask found there, is returned: for SynFlow the two part
+    at the event, because once a round cuts the last path its flow is 0, every later score ties
+    at 0 and the whole network is pruned (a mask of sparsity 1 at every target past the event).
+
+    Parameters
+    ----------
+    event : callable
+        ``event(target) -> bool``: prune to ``target`` and say whether the event (an emptied
+        layer, a disconnection) happened.
+    tol : float in (0, 0.5], default 1e-4
+
+    Returns
+    -------
+    float
+        The smallest target found with the event, to within ``tol`` above the true one; nan if
+        even 1 − tol/4 has none. About log2(1/tol) + 1 calls of ``event``.
+
+    Examples
+    --------
+    >>> from meanfield.pruning.critical import bisect_target
+    >>> round(bisect_target(lambda s: s >= 0.7), 3)
+    0.7
+    """
+    lo, hi = 0.0, 1.0 - tol / 4
+    if not event(hi):
+        return math.nan
+    while hi - lo > tol:
+        mid = 0.5 * (lo + hi)
+        if event(mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
+
+
+def mask_event(masks, definition, arch):
+    """Whether boolean ``masks`` (one per layer, shaped like the weights) make the event of
+    ``definition`` happen: an emptied layer ("layer"), or no path of kept weights from an input
+    to a logit ("disconnect", a ResNet's skips counting as kept edges)."""
+    if definition == "layer":
+        return any(not m.any() for m in masks)
+    return _disconnect_threshold([m.astype(np.float64) for m in masks], arch) <= 0.0

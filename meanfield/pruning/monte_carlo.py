@@ -114,12 +114,6 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
                      f"`classes` == {classes} (one trial)", _trial_bytes(cfg))
         if s is not _NOT_KEPT:
             cfg["sparsity"] = check_probability("sparsity", s)
-        elif cfg["method"] == "synflow":
-            # SynFlow prunes iteratively towards a target sparsity: its scores, and so the order of
-            # the weights, change with the target, so no one ranking has a critical sparsity
-            raise InputError("`method` == 'synflow': s_cr needs one ranking of the weights, and "
-                             "SynFlow's depends on the target sparsity; use 'snip', 'grasp', "
-                             "'magnitude' or 'random' (kept_per_layer takes 'synflow')")
         out.append((act, cfg))
     return out
 

@@ -18,10 +18,19 @@ from ..nets._pass import _loss_and_grads, scratch
 from ..nets._sampler import standard_normal
 from ..nets.network import check_finite, draw_network
 from ..theory.archs import ARCHS
-from .critical import _check_definition, _count_le, _disconnect_threshold, critical_sparsity
+from .critical import (
+    _check_definition,
+    _count_le,
+    _disconnect_threshold,
+    bisect_target,
+    critical_sparsity,
+    mask_event,
+)
+from .masks import global_masks
 from .scoring import (
     METHODS,
     scores,
+    synflow_scores,
 )
 
 # ------------------------------------------------------------------------------------------------
@@ -125,6 +134,11 @@ def critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, metho
     scores), then ``critical_sparsity(scores(net, X, y, method, sparsity=sparsity, rng=rng),
     definition=definition, arch=arch)``.
 
+    SynFlow without ``sparsity``: its scores depend on the target sparsity, so there is no one
+    ranking to read s_cr from: s_cr is the smallest target at which the event happens, found by
+    bisection to 10⁻⁴ (:func:`meanfield.pruning.critical.bisect_target`), each step a full
+    iterative SynFlow (100 rounds): about 15 SynFlows a trial.
+
     Returns
     -------
     float
@@ -133,5 +147,11 @@ def critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, metho
     definition = _check_definition(definition)
     net, X, y = _trial_inputs(activation, width, depth, sigma_w, sigma_b, batch, classes, arch,
                               rng, dtype)
+    if method == "synflow" and sparsity is None:
+        def event(target):
+            return mask_event(global_masks(synflow_scores(net, target), target), definition,
+                              net.arch)
+
+        return bisect_target(event)
     sc = check_finite(net, scores(net, X, y, method, sparsity=sparsity, rng=rng), f"{method} scores")
     return critical_sparsity(sc, definition=definition, arch=net.arch)

@@ -5,7 +5,6 @@ with SBP-SR, the model's critical sparsity, what each layer keeps, and the masks
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import torch
 from torch.nn.utils import prune as tprune
 
 from .._validate import InputError, check_choice, check_path, check_probability, check_scalar
-from ..pruning.critical import DEFINITIONS
+from ..pruning.critical import DEFINITIONS, bisect_target, mask_event
 from ..pruning.critical import critical_sparsity as _core_critical
 from ..pruning.masks import global_masks, row_factors
 from ..pruning.scoring import GRASP_TEMPERATURE
@@ -142,7 +141,7 @@ def prune_at_init(model, X=None, y=None, method="snip", sparsity=0.9, *, rescale
 
 
 def _layer_event(masks):
-    return any(not m.any() for m in masks)
+    return mask_event(masks, "layer", None)
 
 
 class _Flow:
@@ -198,9 +197,10 @@ def critical_sparsity(model, X=None, y=None, method="snip", definition="layer", 
       never reconnects).
 
     SynFlow's scores depend on its target sparsity, so there is no single score list: its s_cr
-    is found by bisection over the target, to ``tol``, each step a full iterative SynFlow
-    (``synflow_iterations`` rounds), and it is the sparsity of the first mask found with the
-    event (it assumes the event, once reached, persists at larger targets).
+    is the smallest target at which the event happens, found by bisection to ``tol``, each step
+    a full iterative SynFlow (``synflow_iterations`` rounds)
+    (:func:`meanfield.pruning.critical.bisect_target`, which says why the target and not the
+    mask's sparsity).
 
     Parameters
     ----------
@@ -243,23 +243,10 @@ def critical_sparsity(model, X=None, y=None, method="snip", definition="layer", 
     tol = check_scalar("tol", tol, min_val=0.0, max_val=0.5, include_boundaries="right")
 
     def event(target):
-        sc = scores(model, X, y, "synflow", sparsity=target, **kw)
-        masks = _masks(sc, target, "global")
-        hit = _layer_event(masks) if flow is None else not flow.connected(masks)
-        return hit, 1.0 - sum(int(m.sum()) for m in masks) / sum(m.size for m in masks)
+        masks = _masks(scores(model, X, y, "synflow", sparsity=target, **kw), target, "global")
+        return _layer_event(masks) if flow is None else not flow.connected(masks)
 
-    lo, hi = 0.0, 1.0 - tol / 4
-    hit, s_hi = event(hi)
-    if not hit:
-        return math.nan  # no event below the largest target tried
-    while hi - lo > tol:
-        mid = 0.5 * (lo + hi)
-        hit, s_mid = event(mid)
-        if hit:
-            hi, s_hi = mid, s_mid
-        else:
-            lo = mid
-    return s_hi
+    return bisect_target(event, tol)
 
 
 def _input_shape(X, batches):
