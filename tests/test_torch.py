@@ -321,3 +321,15 @@ def test_readme_torch_snippet_runs():
     exec(compile(block, "README.md", "exec"), ns)
     kept = sum(int(m.weight_mask.sum()) for _, m in mt.prunable(ns["model"]))
     assert kept == 39  # 10 % of the 390 weights
+
+
+@pytest.mark.parametrize("module", ["scoring", "masks", "init", "convert", "models"])
+def test_doctests_of_the_torch_wing(module):
+    """The wing's docstring examples (pytest's doctest collection skips meanfield/torch, which
+    imports torch: see pyproject.toml)."""
+    import doctest
+    import importlib
+
+    mod = importlib.import_module(f"meanfield.torch.{module}")
+    result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
