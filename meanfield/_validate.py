@@ -50,6 +50,8 @@ _BOUNDS = {
     "c": (-1.0, True, 1.0, True, "in [-1, 1]"),
     "c0": (-1.0, True, 1.0, True, "in [-1, 1]"),
     "cov": (-np.inf, False, np.inf, False, "finite"),
+    "cov0": (-np.inf, False, np.inf, False, "finite"),
+    "x": (-np.inf, False, np.inf, False, "finite"),
     "width": (1.0, True, np.inf, False, ">= 1 and finite"),
     "depth": (1.0, True, np.inf, False, ">= 1 and finite"),
     "depths": (1.0, True, np.inf, False, ">= 1 and finite"),
