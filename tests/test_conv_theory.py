@@ -123,3 +123,17 @@ def test_errors():
         conv_cov_map("tanh", np.eye(4).reshape(2, 2, 2, 2), 1.0, 0.1, arch="conv_stable_resnet")
     with pytest.raises(InputError, match="`x`"):
         conv_input_covariance(np.ones((2, 3, 4, 5)), 1.0, 0.1)
+
+
+def test_the_cnn_phase_diagram_is_the_ffnn_s_with_its_spatial_modes():
+    from meanfield import conv_phase_diagram, phase_diagram
+
+    sw, sb = np.linspace(0.5, 4, 12), np.linspace(0, 1, 5)
+    t = conv_phase_diagram("tanh", sw, sb, kernel_size=3, image_size=8)
+    ref = phase_diagram("tanh", sw, sb)
+    assert t.phase.tolist() == ref.phase.tolist()
+    lam1 = (1 + 2 * np.cos(2 * np.pi / 8)) / 3  # the slowest non-uniform mode, ω = 2π(1, 0)/8
+    assert t.lambda_1.iloc[0] == pytest.approx(lam1, rel=1e-14)
+    finite = np.isfinite(t.xi_c)
+    np.testing.assert_allclose(t.xi_c_spatial, -1 / np.log(np.abs(t.chi_c * lam1)), rtol=1e-12)
+    assert (t.xi_c_spatial[finite] < t.xi_c[finite]).all()

@@ -38,7 +38,7 @@ from .fixed import chi_c
 from .maps import cov_map
 
 __all__ = ["conv_cov_map", "propagate_spatial", "conv_input_covariance", "conv_depth_scales",
-           "window_transfer", "CONV_ARCHS"]
+           "conv_phase_diagram", "window_transfer", "CONV_ARCHS"]
 
 CONV_ARCHS = ("cnn", "conv_resnet", "conv_stable_resnet")
 
@@ -247,3 +247,34 @@ def conv_depth_scales(activation, sigma_w, sigma_b, *, kernel_size=3, image_size
     omega = 2 * np.pi / h * np.hypot(wrap(p), wrap(r))
     return pd.DataFrame({"p": p.ravel(), "r": r.ravel(), "omega": omega.ravel(),
                          "lambda": lam.ravel(), "chi_c": cc, "xi": xi.ravel()})
+
+
+def conv_phase_diagram(activation, sigma_w, sigma_b, *, kernel_size=3, image_size=8):
+    """The phase diagram of a CNN: :func:`meanfield.phase_diagram`'s table (its phases, q*, χ₁,
+    c*, χ_c, ξ_q, ξ_c, which are the CNN's for spatially uniform inputs: docs/convolutional.md),
+    with the depth scale of the slowest spatial mode beside the uniform one.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :func:`meanfield.phase_diagram` and ``lambda_1`` (the largest |λ_ω| over
+        ω ≠ 0 of the k × k window on an h × h image) and ``xi_c_spatial`` = −1 / log |χ_c λ_1|,
+        the depth scale of the slowest non-uniform mode (every other decays faster).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from meanfield.theory.conv import conv_phase_diagram
+    >>> t = conv_phase_diagram("tanh", np.linspace(0.5, 4, 8), [0.0, 0.3], image_size=8)
+    >>> bool((t.xi_c_spatial < t.xi_c).all()), round(float(t.lambda_1[0]), 6)
+    (True, 0.804738)
+    """
+    from .phases import phase_diagram
+
+    lam = np.abs(window_transfer(kernel_size, image_size)).ravel()
+    lam1 = float(lam[1:].max()) if lam.size > 1 else 0.0
+    table = phase_diagram(activation, sigma_w, sigma_b)
+    g = np.abs(table.chi_c.to_numpy() * lam1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        xi = np.where(g >= 1.0, np.inf, -1.0 / np.log(g))
+    return table.assign(lambda_1=lam1, xi_c_spatial=xi)
