@@ -1,0 +1,249 @@
+"""Finite random convolutional networks: initialisation, forward pass, backpropagation
+(docs/convolutional.md; issue 22).
+
+``"cnn"`` of depth L: inputs x of shape (B, C₀, h, h); L conv layers of N channels with k × k
+kernels (k odd), stride 1, circular padding, cross-correlation, y¹ = W¹ ⊛ x + B¹ and
+y^l = W^l ⊛ φ(y^{l−1}) + B^l; then φ(y^L) averaged over the h² positions and the dense readout
+logits = W^out · pool + B^out; the loss is the mean cross-entropy. W^l ~ N(0, σ_w²/(C k²)) per
+entry (C the layer's input channels), W^out ~ N(0, σ_w²/N), biases N(0, σ_b²): the FFNN's
+conventions (:mod:`meanfield.nets.network`), which the CNN is exactly for k = 1 and h = 1.
+
+Weights are stored as torch stores them, (out, in, k, k). Each layer is one BLAS product on the
+im2col matrix of its input: the (B h², C k²) patches, column c k² + a k + b holding channel c at
+offset (a − r, b − r), r = k // 2 (so ``W.reshape(N, C k²)`` multiplies it as it is). Activations
+are kept channel-last, (B, h, h, C).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._validate import (
+    FLOAT_DTYPES,
+    InputError,
+    check_array,
+    check_dtype,
+    check_int,
+    check_memory,
+    check_rng,
+)
+from ..activations import Activation, get_activation
+from ._sampler import standard_normal
+
+__all__ = ["ConvNetwork", "init_conv_network", "conv_forward", "conv_loss_and_grads",
+           "conv_snip_scores"]
+
+
+@dataclass(eq=False)
+class ConvNetwork:
+    """A random CNN (module docstring).
+
+    Attributes
+    ----------
+    weights : list of ndarray
+        W¹ (N, C₀, k, k), W² … W^L (N, N, k, k), readout W^out (classes, N).
+    biases : list of ndarray
+        (N,) … (N,), (classes,).
+    activation : Activation
+    image_size : int
+        h.
+    sigma_w, sigma_b : float or None
+    """
+
+    weights: list
+    biases: list
+    activation: Activation
+    image_size: int
+    sigma_w: float | None = None
+    sigma_b: float | None = None
+    arch: str = "cnn"
+
+    def __post_init__(self):
+        self.activation = get_activation(self.activation)
+
+    @property
+    def depth(self):
+        return len(self.weights) - 1
+
+    @property
+    def kernel_size(self):
+        return self.weights[0].shape[2]
+
+    @property
+    def width(self):
+        return self.weights[0].shape[0]
+
+    @property
+    def in_channels(self):
+        return self.weights[0].shape[1]
+
+    @property
+    def classes(self):
+        return self.weights[-1].shape[0]
+
+    @property
+    def dtype(self):
+        return self.weights[0].dtype
+
+    @property
+    def n_weights(self):
+        return sum(w.size for w in self.weights)
+
+
+def init_conv_network(activation, width, depth, sigma_w, sigma_b, *, image_size=8, kernel_size=3,
+                      in_channels=None, classes=10, rng, dtype=np.float32):
+    """Draw a random CNN (module docstring): every weight of a layer with fan-in C k² from
+    N(0, σ_w²/(C k²)), the readout's from N(0, σ_w²/N), biases N(0, σ_b²), in this order
+    (layer by layer, weights then bias) from ``rng``.
+
+    Parameters
+    ----------
+    activation : str or Activation
+    width, depth : int >= 1
+        N channels, L conv layers.
+    sigma_w : float > 0
+    sigma_b : float >= 0
+    image_size : int >= 1, default 8
+    kernel_size : odd int >= 1, default 3
+    in_channels : int, default ``width``
+    classes : int >= 2, default 10
+    rng : numpy.random.Generator
+    dtype : numpy.float32 or numpy.float64
+
+    Returns
+    -------
+    ConvNetwork
+    """
+    act = get_activation(activation)
+    N, L = check_int("width", width, 1), check_int("depth", depth, 1)
+    h = check_int("image_size", image_size, 1)
+    k = check_int("kernel_size", kernel_size, 1)
+    if k % 2 == 0:
+        raise InputError(f"`kernel_size` == {k}: must be odd (a window centred on its position)")
+    C0 = N if in_channels is None else check_int("in_channels", in_channels, 1)
+    C = check_int("classes", classes, 2)
+    sw = float(check_array("sigma_w", sigma_w, scalar=True))
+    sb = float(check_array("sigma_b", sigma_b, scalar=True))
+    rng, dt = check_rng(rng), check_dtype(dtype)
+    shapes = [(N, C0, k, k)] + [(N, N, k, k)] * (L - 1) + [(C, N)]
+    n = sum(math.prod(s) for s in shapes)
+    check_memory(f"`width` == {N}, `depth` == {L}, `kernel_size` == {k} ({n} weights)",
+                 n * np.dtype(dt).itemsize)
+    weights, biases = [], []
+    for s in shapes:
+        fan_in = math.prod(s[1:])
+        weights.append(standard_normal(rng, s, dt) * dt.type(sw / math.sqrt(fan_in)))
+        biases.append(standard_normal(rng, (s[0],), dt) * dt.type(sb))
+    return ConvNetwork(weights, biases, act, h, sw, sb)
+
+
+def _im2col(H, k):
+    """(B, h, h, C) → (B h², C k²) patches (module docstring), circularly."""
+    B, h, _, C = H.shape
+    r = k // 2
+    P = np.empty((B, h, h, C, k, k), H.dtype)
+    for a in range(k):
+        for b in range(k):
+            P[..., a, b] = np.roll(H, (r - a, r - b), axis=(1, 2))
+    return P.reshape(B * h * h, C * k * k)
+
+
+def _col2im(dP, shape, k):
+    """The adjoint of :func:`_im2col`: (B h², C k²) → (B, h, h, C)."""
+    B, h, _, C = shape
+    r = k // 2
+    dP = dP.reshape(B, h, h, C, k, k)
+    out = np.zeros(shape, dP.dtype)
+    for a in range(k):
+        for b in range(k):
+            out += np.roll(dP[..., a, b], (a - r, b - r), axis=(1, 2))
+    return out
+
+
+def _check_images(net, X):
+    X = np.asarray(X)
+    h = net.image_size
+    if X.ndim != 4 or X.shape[1:] != (net.in_channels, h, h):
+        raise InputError(f"`X` has shape {X.shape}: must be (B, {net.in_channels}, {h}, {h})")
+    return np.ascontiguousarray(X.transpose(0, 2, 3, 1), dtype=net.dtype)
+
+
+def _forward(net, H, masks=None):
+    """Pre-activations Y^l (B, h, h, N) and patches of every conv layer, and the logits."""
+    act, k = net.activation, net.kernel_size
+    B = H.shape[0]
+    Ys, Ps = [], []
+    for l, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1])):
+        if masks is not None:
+            w = w * masks[l]
+        P = _im2col(H, k)
+        Y = (P @ w.reshape(w.shape[0], -1).T + b).reshape(B, H.shape[1], H.shape[2], -1)
+        Ys.append(Y), Ps.append(P)
+        H = act(Y, 0).astype(net.dtype, copy=False)
+    pooled = H.mean(axis=(1, 2))
+    wout = net.weights[-1] if masks is None else net.weights[-1] * masks[-1]
+    return Ys, Ps, pooled, pooled @ wout.T + net.biases[-1]
+
+
+def conv_forward(net, X, masks=None):
+    """Logits (B, classes) of ``net`` for images ``X`` (B, C₀, h, h)."""
+    return _forward(net, _check_images(net, X), masks)[3]
+
+
+def conv_loss_and_grads(net, X, y, masks=None):
+    """The mean cross-entropy of ``net`` on (X, y) and its gradients with respect to the weights
+    (shaped like ``net.weights``), by backpropagation through the im2col products.
+
+    Parameters
+    ----------
+    net : ConvNetwork
+    X : array_like, shape (B, C₀, h, h)
+    y : array_like of int, shape (B,)
+    masks : list of arrays shaped like the weights, optional
+        0/1: the loss of the masked network, gradients with respect to the dense weights.
+
+    Returns
+    -------
+    (loss, grads) : (float, list of ndarray)
+    """
+    H0 = _check_images(net, X)
+    y = np.asarray(y)
+    B = H0.shape[0]
+    if y.shape != (B,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 \
+            or y.max() >= net.classes:
+        raise InputError(f"`y` must be {B} integer labels in 0 … {net.classes - 1}")
+    Ys, Ps, pooled, z = _forward(net, H0, masks)
+    z64 = z.astype(np.float64)
+    z64 -= z64.max(axis=1, keepdims=True)
+    p = np.exp(z64)
+    p /= p.sum(axis=1, keepdims=True)
+    loss = float(-np.log(p[np.arange(B), y]).mean())
+    d = p
+    d[np.arange(B), y] -= 1.0
+    d = (d / B).astype(net.dtype)
+    L, act, k = net.depth, net.activation, net.kernel_size
+    grads = [None] * (L + 1)
+    grads[L] = d.T @ pooled
+    wout = net.weights[-1] if masks is None else net.weights[-1] * masks[-1]
+    h = net.image_size
+    dH = np.broadcast_to((d @ wout)[:, None, None, :] / (h * h), Ys[-1].shape)
+    for l in range(L - 1, -1, -1):
+        dY = (dH * act(Ys[l], 1)).reshape(-1, net.width).astype(net.dtype, copy=False)
+        w = net.weights[l] if masks is None else net.weights[l] * masks[l]
+        grads[l] = (dY.T @ Ps[l]).reshape(w.shape)
+        if l:
+            dH = _col2im(dY @ w.reshape(w.shape[0], -1), Ys[l - 1].shape, k)
+    return loss, grads
+
+
+def conv_snip_scores(net, X, y):
+    """SNIP scores |W ⊙ ∂ℒ/∂W| of every weight of a CNN (readout included), shaped like the
+    weights (docs/theory.md §4)."""
+    _, grads = conv_loss_and_grads(net, X, y)
+    return [np.abs(w * g) for w, g in zip(net.weights, grads)]
+
+
+DTYPES = FLOAT_DTYPES
