@@ -72,7 +72,7 @@ def test_agrees_with_torch_circular_convolutions():
     nn = torch.nn
     net, X, y = _case(k=3, h=6, L=3)
     layers = []
-    for l, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1])):
+    for w, b in zip(net.weights[:-1], net.biases[:-1]):
         conv = nn.Conv2d(w.shape[1], w.shape[0], 3, padding=1, padding_mode="circular").double()
         with torch.no_grad():
             conv.weight.copy_(torch.from_numpy(w))
