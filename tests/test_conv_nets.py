@@ -90,3 +90,55 @@ def test_agrees_with_torch_circular_convolutions():
         np.testing.assert_allclose(a, b.numpy(), rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(conv_forward(net, X), model(torch.from_numpy(X)).detach().numpy(),
                                rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.slow
+def test_kernel_one_on_one_pixel_has_the_ffnn_s_critical_sparsity():
+    """E[s_cr] of SNIP on CNNs with k = 1, h = 1 (400 independent draws) and on FFNNs of the same
+    width and depth (400 others): the same law, so the means agree within 3 combined SE."""
+    import meanfield as mf
+
+    kw = dict(trials=400, batch=32, seed=11)
+    conv = mf.simulate_critical_sparsity("tanh", 20, 6, 1.3956, 0.3, arch="cnn", image_size=1,
+                                         kernel_size=1, **kw).s_cr
+    dense = mf.simulate_critical_sparsity("tanh", 20, 6, 1.3956, 0.3, seed=12,
+                                          **{k: v for k, v in kw.items() if k != "seed"}).s_cr
+    se = np.hypot(conv.std(ddof=1), dense.std(ddof=1)) / np.sqrt(400)
+    assert abs(conv.mean() - dense.mean()) < 3 * se
+
+
+def test_cnn_monte_carlo_from_the_api_and_the_cli(tmp_path):
+    import pandas as pd
+
+    import meanfield as mf
+    from meanfield.cli import main
+
+    df = mf.simulate_critical_sparsity("tanh", 6, 3, 1.3, 0.2, arch="cnn", trials=3, batch=8,
+                                       image_size=4)
+    assert list(df.columns[-4:]) == ["image_size", "kernel_size", "trial", "s_cr"]
+    assert ((df.s_cr > 0) & (df.s_cr < 1)).all()
+    out = tmp_path / "scr.csv"
+    main(["scr", "-a", "tanh", "--width", "6", "--depth", "3", "--sigma-w", "1.3", "--sigma-b",
+          "0.2", "--trials", "3", "--batch", "8", "--arch", "cnn", "--image-size", "4",
+          "--quiet", "--out", str(out)])
+    np.testing.assert_array_equal(pd.read_csv(out).s_cr, df.s_cr)  # the same seed, the same draws
+    kept = mf.kept_per_layer("tanh", 6, 3, 1.3, 0.2, 0.8, arch="cnn", trials=2, batch=8,
+                             image_size=4)
+    assert kept.layer.tolist() == [1, 2, 3, 4]
+    dis = mf.simulate_critical_sparsity("tanh", 6, 3, 1.3, 0.2, arch="cnn", trials=3, batch=8,
+                                        image_size=4, definition="disconnect")
+    assert (dis.s_cr <= df.s_cr + 1e-12).all()  # a path crosses every layer: cut no later
+
+
+def test_cnn_monte_carlo_says_what_it_cannot_do_yet():
+    import meanfield as mf
+    from meanfield._validate import InputError
+
+    for kw, words in ((dict(arch="conv_resnet"), "not yet"), (dict(arch="cnn", method="grasp"),
+                                                               "so far"),
+                      (dict(arch="cnn", kernel_size=2), "odd"),
+                      (dict(arch=["ffnn", "cnn"]), "separately")):
+        fn = mf.sweep_critical_sparsity if isinstance(kw.get("arch"), list) else \
+            mf.simulate_critical_sparsity
+        with pytest.raises(InputError, match=words):
+            fn("tanh", 4, 2, 1.3, 0.2, trials=1, batch=4, **kw)

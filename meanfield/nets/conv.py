@@ -34,7 +34,7 @@ from ..activations import Activation, get_activation
 from ._sampler import standard_normal
 
 __all__ = ["ConvNetwork", "init_conv_network", "conv_forward", "conv_loss_and_grads",
-           "conv_snip_scores"]
+           "conv_snip_scores", "draw_conv_trial", "conv_trial_bytes", "channel_scores"]
 
 
 @dataclass(eq=False)
@@ -246,4 +246,31 @@ def conv_snip_scores(net, X, y):
     return [np.abs(w * g) for w, g in zip(net.weights, grads)]
 
 
+
+def channel_scores(scores):
+    """Per-layer 2-d arrays (fan_out, fan_in) of a CNN's scores for the "disconnect" event: a
+    conv weight array (N, C, k, k) becomes its maximum over the k × k offsets (with circular
+    padding and a global average, channel i reaches channel j through any kept offset), the
+    readout stays as it is."""
+    return [s.max(axis=(2, 3)) if s.ndim == 4 else s for s in scores]
+
+
 DTYPES = FLOAT_DTYPES
+
+
+def draw_conv_trial(act, width, depth, sigma_w, sigma_b, batch, classes, image_size, kernel_size,
+                    rng, dtype=np.float32):
+    """One Monte Carlo trial's draws, in this order from ``rng``: the CNN (in_channels = width),
+    the images X ~ N(0, 1) of shape (batch, width, h, h) and labels uniform over the classes."""
+    net = init_conv_network(act, width, depth, sigma_w, sigma_b, image_size=image_size,
+                            kernel_size=kernel_size, classes=classes, rng=rng, dtype=dtype)
+    X = standard_normal(rng, (batch, width, image_size, image_size), dtype)
+    return net, X, rng.integers(classes, size=batch)
+
+
+def conv_trial_bytes(width, depth, batch, classes, image_size, kernel_size):
+    """Memory of one trial (float32): the weights and their scores, the forward cache (Y and
+    patches per layer) and the backward's buffers. Python ints."""
+    N, P, kk = width, batch * image_size ** 2, kernel_size ** 2
+    weights = depth * N * N * kk + classes * N
+    return 4 * (3 * weights + depth * P * N * (2 + kk) + 4 * P * N * kk + 2 * batch * classes)

@@ -30,15 +30,22 @@ from .._validate import (
     check_probability,
 )
 from ..activations import get_activation
+from ..nets.conv import conv_trial_bytes, draw_conv_trial
 from ..nets.network import check_finite, parameter_count
 from ..sweeps._executors import run_tasks
 from ..sweeps._store import TrialStore
-from ..theory.archs import ARCHS
+from ..theory.archs import ARCHS, CONV_ARCHS
 from ..theory.phases import resolve_sigma_w
 from .critical import DEFINITIONS
 from .masks import global_masks, kept_fraction
 from .scoring import METHODS, scores
-from .trial import _trial_inputs, critical_sparsity_trial, snip_critical_sparsity_trial
+from .trial import (
+    _trial_inputs,
+    conv_critical_sparsity_trial,
+    conv_scores,
+    critical_sparsity_trial,
+    snip_critical_sparsity_trial,
+)
 
 __all__ = ["simulate_critical_sparsity", "kept_per_layer", "sweep_critical_sparsity",
            "sweep_kept_per_layer"]
@@ -80,6 +87,8 @@ def _trial_bytes(cfg):
     each), the backward's four B×N buffers, the logits and their gradient, the scores (one per
     weight). Python ints, so an absurd request is measured, not overflowed."""
     w, d, b, c = cfg["width"], cfg["depth"], cfg["batch"], cfg["classes"]
+    if "image_size" in cfg:
+        return conv_trial_bytes(w, d, b, c, cfg["image_size"], cfg["kernel_size"])
     params = parameter_count(w, d, w, c)
     return 4 * (2 * params + b * w * (1 + 2 * d + 4) + 2 * b * c)
 
@@ -88,7 +97,7 @@ _NOT_KEPT = object()  # the `sparsity` of an s_cr sweep: none (None itself is a 
 
 
 def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch, seed,
-             sparsity=_NOT_KEPT):
+             sparsity=_NOT_KEPT, image_size=8, kernel_size=3):
     """Validated configurations (dicts) of the Cartesian product of the list-valued arguments.
     ``sigma_w`` may be a number or a word of :func:`meanfield.theory.resolve_sigma_w` ("eoc": the EOC
     value at that σ_b). A configuration whose trial cannot fit in memory is refused here, before
@@ -109,18 +118,47 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
                "width": check_int("width", w, low=1), "depth": check_int("depth", d, low=1),
                "sigma_w": resolve_sigma_w(act_obj, sw, sb), "sigma_b": sb, "batch": batch,
                "classes": classes, "method": check_choice("method", m, METHODS),
-               "arch": check_choice("arch", a, ARCHS), "seed": seed}
+               "arch": check_choice("arch", a, ARCHS + CONV_ARCHS), "seed": seed}
+        if cfg["arch"] in CONV_ARCHS:
+            cfg.update(_conv_config(cfg, image_size, kernel_size))
         check_memory(f"`width` == {cfg['width']}, `depth` == {cfg['depth']}, `batch` == {batch}, "
                      f"`classes` == {classes} (one trial)", _trial_bytes(cfg))
         if s is not _NOT_KEPT:
             cfg["sparsity"] = check_probability("sparsity", s)
         out.append((act, cfg))
+    if len({"image_size" in cfg for _, cfg in out}) > 1:
+        raise InputError(f"`arch` == {arch!r}: dense and convolutional architectures make tables "
+                         f"of different columns; sweep them separately")
     return out
+
+
+def _conv_config(cfg, image_size, kernel_size):
+    """The CNN's own entries of a configuration, checked: what the Monte Carlo of finite conv
+    nets can do so far ("cnn"; SNIP, magnitude and random scores)."""
+    from .trial import CONV_METHODS
+
+    if cfg["arch"] != "cnn":
+        raise InputError(f"`arch` == {cfg['arch']!r}: the theory's spatial maps take it "
+                         f"(meanfield.propagate_spatial), the Monte Carlo of finite nets does not "
+                         f"yet; use 'cnn'")
+    if cfg["method"] not in CONV_METHODS:
+        raise InputError(f"`method` == {cfg['method']!r} with arch='cnn': the conv Monte Carlo "
+                         f"scores by {', '.join(map(repr, CONV_METHODS))} so far")
+    k = check_int("kernel_size", kernel_size, low=1)
+    if k % 2 == 0:
+        raise InputError(f"`kernel_size` == {k}: must be odd (a window centred on its position)")
+    return {"image_size": check_int("image_size", image_size, low=1), "kernel_size": k}
 
 
 def _scores(act, cfg, rng):
     """The scores of one trial: the same draws (network, X, y) as the SNIP fast path."""
 
+    if "image_size" in cfg:
+        net, X, y = draw_conv_trial(get_activation(act), cfg["width"], cfg["depth"],
+                                    cfg["sigma_w"], cfg["sigma_b"], cfg["batch"], cfg["classes"],
+                                    cfg["image_size"], cfg["kernel_size"], rng)
+        return check_finite(net, conv_scores(net, X, y, cfg["method"], rng),
+                            f"{cfg['method']} scores")
     net, X, y = _trial_inputs(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
                               cfg["batch"], cfg["classes"], cfg["arch"], rng, np.float32)
     sc = scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
@@ -137,7 +175,12 @@ def _scr_trials(act, cfg, trials):
         args = (act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"])
         kw = dict(batch=cfg["batch"], classes=cfg["classes"], arch=cfg["arch"], rng=rng,
                   definition=cfg.get("definition", "layer"))
-        if cfg["method"] == "snip":
+        if "image_size" in cfg:
+            kw.pop("arch")
+            s_cr = conv_critical_sparsity_trial(*args, method=cfg["method"],
+                                                image_size=cfg["image_size"],
+                                                kernel_size=cfg["kernel_size"], **kw)
+        elif cfg["method"] == "snip":
             s_cr = snip_critical_sparsity_trial(*args, **kw)
         else:
             s_cr = critical_sparsity_trial(*args, method=cfg["method"], **kw)
@@ -161,6 +204,8 @@ def _kept_trials(act, cfg, trials):
 def _chunk_size(cfg):
     """Trials per task: about _CHUNK_SECONDS of work, from the multiply-adds of one trial."""
     flops = 6.0 * cfg["batch"] * cfg["width"] ** 2 * (cfg["depth"] + 1)
+    if "image_size" in cfg:
+        flops *= cfg["image_size"] ** 2 * cfg["kernel_size"] ** 2
     return max(1, min(64, int(_CHUNK_SECONDS * 5e9 / flops)))
 
 
@@ -209,7 +254,8 @@ def _run(worker, configs, trials, executor, store, progress, key):
 
 def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
                             classes=10, method="snip", arch="ffnn", seed=0, executor=None,
-                            store=None, progress=False, definition="layer"):
+                            store=None, progress=False, definition="layer", image_size=8,
+                            kernel_size=3):
     """Monte Carlo critical sparsity over the grid of every list-valued argument.
 
     Each of ``activation, width, depth, sigma_w, sigma_b, method, arch`` may be a scalar or a list;
@@ -227,14 +273,20 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
 
     definition = check_choice("definition", definition, DEFINITIONS)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
-                       seed)
-    key = _PARAMS + ("trial",)
+                       seed, image_size=image_size, kernel_size=kernel_size)
+    params = _params_of(configs)
+    key = params + ("trial",)
     if definition != "layer":  # the default keeps the columns (and stores) of before
         configs = [(act, {**cfg, "definition": definition}) for act, cfg in configs]
-        key = _PARAMS + ("definition", "trial")
+        key = params + ("definition", "trial")
     elif store is not None:
         _check_store_definition(store)
     return _run(_scr_trials, configs, trials, executor, store, progress, key)
+
+
+def _params_of(configs):
+    """The parameter columns of a sweep's table: the CNN's add ``image_size, kernel_size``."""
+    return _PARAMS + (("image_size", "kernel_size") if "image_size" in configs[0][1] else ())
 
 
 def _check_store_definition(store):
@@ -252,7 +304,8 @@ def _check_store_definition(store):
 
 def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
                                classes=10, method="snip", arch="ffnn", seed=0, executor=None,
-                               store=None, progress=False, definition="layer"):
+                               store=None, progress=False, definition="layer", image_size=8,
+                               kernel_size=3):
     """Monte Carlo estimate of the critical sparsity s_cr of pruning at initialization.
 
     Each trial draws a random network (docs/theory.md §1: ``depth`` hidden layers of ``width`` units,
@@ -276,7 +329,11 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     batch : int, default 128
     classes : int, default 10
     method : {"snip", "grasp", "synflow", "magnitude", "random"}, default "snip"
-    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
+    arch : {"ffnn", "resnet", "stable_resnet", "cnn"}, default "ffnn"
+        ``"cnn"``: the random CNN of :mod:`meanfield.nets.conv` (``width`` channels, ``depth``
+        conv layers, circular padding, global average pooling, dense readout) on N(0, 1) images
+        of ``width`` channels, scored by "snip", "magnitude" or "random" so far
+        (docs/convolutional.md); the conv ResNets are not simulated yet.
     seed : int, default 0
         Trial i uses ``SeedSequence(seed).spawn(trials)[i]``.
     executor : None, concurrent.futures.Executor or dask.distributed.Client
@@ -292,7 +349,12 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     definition : {"layer", "disconnect"}, default "layer"
         Which event s_cr marks: some layer fully pruned (the paper's), or the output cut from the
         input (no path of kept weights; a ResNet's skips are never pruned). For ResNets they
-        differ: an emptied residual block leaves the skip.
+        differ: an emptied residual block leaves the skip. For a CNN, a path runs through
+        channels (any kept offset of a kernel connects its two channels).
+    image_size, kernel_size : int, default 8, 3
+        For ``arch="cnn"``: h and k (odd); the table then has these two columns after ``seed``.
+        SynFlow's s_cr (dense archs) is found by bisection over its target
+        (:func:`meanfield.pruning.critical_sparsity_trial`).
 
     Returns
     -------
@@ -312,21 +374,23 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     return sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, trials=trials,
                                    batch=batch, classes=classes, method=method, arch=arch,
                                    seed=seed, executor=executor, store=store, progress=progress,
-                                   definition=definition)
+                                   definition=definition, image_size=image_size,
+                                   kernel_size=kernel_size)
 
 
 def sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, trials,
                          batch=128, classes=10, method="snip", arch="ffnn", seed=0, executor=None,
-                         store=None, progress=False, per_trial=False):
+                         store=None, progress=False, per_trial=False, image_size=8, kernel_size=3):
     """:func:`kept_per_layer` over the grid of every list-valued argument (``sparsity`` too)."""
     per_trial = check_bool("per_trial", per_trial)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
-                       seed, sparsity=sparsity)
-    key = _PARAMS + ("sparsity", "trial", "layer")
+                       seed, sparsity=sparsity, image_size=image_size, kernel_size=kernel_size)
+    params = _params_of(configs)
+    key = params + ("sparsity", "trial", "layer")
     rows = _run(_kept_trials, configs, trials, executor, store, progress, key)
     if per_trial:
         return rows
-    group = list(_PARAMS) + ["sparsity", "layer"]
+    group = list(params) + ["sparsity", "layer"]
     agg = rows.groupby(group, sort=True).kept_fraction.agg(["mean", "std", "count"]).reset_index()
     agg = agg.rename(columns={"mean": "kept_fraction", "std": "kept_sd", "count": "trials"})
     agg["kept_se"] = agg.kept_sd / np.sqrt(agg.trials)
@@ -335,7 +399,7 @@ def sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *
 
 def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, trials, batch=128,
                    classes=10, method="snip", arch="ffnn", seed=0, executor=None, store=None,
-                   progress=False, per_trial=False):
+                   progress=False, per_trial=False, image_size=8, kernel_size=3):
     """Fraction of weights kept in each layer after global pruning at ``sparsity``.
 
     Parameters
@@ -346,7 +410,7 @@ def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, tria
         Return one row per (trial, layer) instead of the summary.
     activation, width, depth, sigma_w, sigma_b
         As in :func:`simulate_critical_sparsity`.
-    trials, batch, classes, method, arch, seed, executor, store, progress
+    trials, batch, classes, method, arch, seed, executor, store, progress, image_size, kernel_size
         As in :func:`simulate_critical_sparsity`.
 
     Returns
@@ -363,4 +427,5 @@ def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, tria
     return sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
                                 trials=trials, batch=batch, classes=classes, method=method,
                                 arch=arch, seed=seed, executor=executor, store=store,
-                                progress=progress, per_trial=per_trial)
+                                progress=progress, per_trial=per_trial, image_size=image_size,
+                                kernel_size=kernel_size)

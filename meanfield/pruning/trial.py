@@ -155,3 +155,44 @@ def critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, metho
         return bisect_target(event)
     sc = check_finite(net, scores(net, X, y, method, sparsity=sparsity, rng=rng), f"{method} scores")
     return critical_sparsity(sc, definition=definition, arch=net.arch)
+
+
+#: the scoring methods of the CNN trials so far (GraSP's and SynFlow's conv versions are to come)
+CONV_METHODS = ("snip", "magnitude", "random")
+
+
+def conv_scores(net, X, y, method, rng):
+    """Scores of a CNN's weights by ``method`` (one of :data:`CONV_METHODS`), keep-the-largest."""
+    from ..nets.conv import conv_snip_scores
+
+    if method == "snip":
+        return conv_snip_scores(net, X, y)
+    if method == "magnitude":
+        return [np.abs(w) for w in net.weights]
+    return [rng.random(w.shape) for w in net.weights]
+
+
+def conv_critical_sparsity_trial(activation, width, depth, sigma_w, sigma_b, *, method="snip",
+                                 batch=128, classes=10, image_size=8, kernel_size=3, rng,
+                                 dtype=np.float32, definition="layer"):
+    """One draw of the critical sparsity of a random CNN (docs/convolutional.md): the draws of
+    :func:`meanfield.nets.conv.draw_conv_trial` (network with in_channels = width, images
+    N(0, 1), uniform labels), then, for "random", the scores; s_cr by :func:`critical_sparsity`
+    ("disconnect": on the channel graph, :func:`meanfield.nets.conv.channel_scores`).
+
+    Returns
+    -------
+    float
+    """
+    from ..nets.conv import channel_scores, draw_conv_trial
+
+    check_choice("method", method, CONV_METHODS)
+    definition = _check_definition(definition)
+    net, X, y = draw_conv_trial(get_activation(activation), width, depth, sigma_w, sigma_b,
+                                batch, classes, image_size, kernel_size, rng, check_dtype(dtype))
+    sc = check_finite(net, conv_scores(net, X, y, method, rng),
+                      f"{method} scores")
+    if definition == "layer":
+        return critical_sparsity([a.ravel() for a in sc])
+    flat = np.concatenate([a.ravel() for a in sc])
+    return _count_le(flat, _disconnect_threshold(channel_scores(sc), "ffnn")) / flat.size

@@ -13,6 +13,15 @@ import math
 #: the architectures every module takes (``arch=``): the one list, read by the theory, the nets,
 #: pruning, the predictions, training and the command line
 ARCHS = ("ffnn", "resnet", "stable_resnet")
+#: the convolutional architectures (docs/convolutional.md): the theory's spatial maps take all
+#: three; the Monte Carlo of finite nets takes "cnn" (the conv ResNets are to come)
+CONV_ARCHS = ("cnn", "conv_resnet", "conv_stable_resnet")
+
+
+def conv_branch_scale(arch, depth):
+    """α of a conv architecture: as :func:`branch_scale` of its dense counterpart."""
+    return branch_scale({"cnn": "ffnn", "conv_resnet": "resnet",
+                         "conv_stable_resnet": "stable_resnet"}[arch], depth)
 
 
 def branch_scale(arch, depth):

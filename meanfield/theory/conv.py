@@ -34,13 +34,13 @@ import numpy as np
 
 from .._validate import InputError, check_array, check_choice, check_int, check_memory
 from ..activations import get_activation
+from .archs import CONV_ARCHS
 from .fixed import chi_c
 from .maps import cov_map
 
 __all__ = ["conv_cov_map", "propagate_spatial", "conv_input_covariance", "conv_depth_scales",
            "conv_phase_diagram", "window_transfer", "CONV_ARCHS"]
 
-CONV_ARCHS = ("cnn", "conv_resnet", "conv_stable_resnet")
 
 
 def _kernel(kernel_size):
