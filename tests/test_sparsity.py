@@ -147,8 +147,8 @@ def test_kept_per_layer_summary_and_per_trial():
 def test_bad_input():
     with pytest.raises(ValueError, match=r"`method` == 'snipp'"):
         mf.simulate_critical_sparsity("tanh", 10, 3, 1.0, 0.3, trials=1, method="snipp")
-    with pytest.raises(ValueError, match=r"`arch` == 'cnn'"):
-        mf.simulate_critical_sparsity("tanh", 10, 3, 1.0, 0.3, trials=1, arch="cnn")
+    with pytest.raises(ValueError, match=r"`arch` == 'vit'"):
+        mf.simulate_critical_sparsity("tanh", 10, 3, 1.0, 0.3, trials=1, arch="vit")
     with pytest.raises(ValueError, match=r"`trials` == 0"):
         mf.simulate_critical_sparsity("tanh", 10, 3, 1.0, 0.3, trials=0)
     with pytest.raises(ValueError, match=r"`width` == 0"):
