@@ -9,9 +9,10 @@ entry (C the layer's input channels), W^out ~ N(0, σ_w²/N), biases N(0, σ_b²
 conventions (:mod:`meanfield.nets.network`), which the CNN is exactly for k = 1 and h = 1.
 
 Weights are stored as torch stores them, (out, in, k, k). Each layer is one BLAS product on the
-im2col matrix of its input: the (B h², C k²) patches, column c k² + a k + b holding channel c at
-offset (a − r, b − r), r = k // 2 (so ``W.reshape(N, C k²)`` multiplies it as it is). Activations
-are kept channel-last, (B, h, h, C).
+im2col matrix of its input: the (B h², k² C) patches, column (a k + b) C + c holding channel c at
+offset (a − r, b − r), r = k // 2; the weights are reordered to (N, k² C) to multiply it (the patches are copied, and added back in
+the backward pass, by two small compiled kernels). Activations are kept channel-last,
+(B, h, h, C); φ = tanh is numpy's vectorised ``np.tanh``, as in the dense pass.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._jit import jit_pass
 from .._validate import (
     FLOAT_DTYPES,
     InputError,
@@ -140,27 +142,68 @@ def init_conv_network(activation, width, depth, sigma_w, sigma_b, *, image_size=
     return ConvNetwork(weights, biases, act, h, sw, sb)
 
 
-def _im2col(H, k):
-    """(B, h, h, C) → (B h², C k²) patches (module docstring), circularly."""
+@jit_pass
+def _im2col_kernel(H, k, P):
+    """P[n, i, j, a, b, :] = H[n, (i + a − r) mod h, (j + b − r) mod h, :]: one contiguous run of
+    C values at a time (numpy's slice copies of 16-value runs were the pass's slowest part)."""
     B, h, _, C = H.shape
     r = k // 2
-    P = np.empty((B, h, h, C, k, k), H.dtype)
-    for a in range(k):
-        for b in range(k):
-            P[..., a, b] = np.roll(H, (r - a, r - b), axis=(1, 2))
-    return P.reshape(B * h * h, C * k * k)
+    for n in range(B):
+        for i in range(h):
+            for j in range(h):
+                for a in range(k):
+                    ii = (i + a - r) % h
+                    for b in range(k):
+                        jj = (j + b - r) % h
+                        for c in range(C):
+                            P[n, i, j, a, b, c] = H[n, ii, jj, c]
+
+
+@jit_pass
+def _col2im_kernel(dP, k, out):
+    """The adjoint: out[n, (i + a − r) mod h, (j + b − r) mod h, :] += dP[n, i, j, a, b, :]."""
+    B, h, _, C = out.shape
+    r = k // 2
+    for n in range(B):
+        for i in range(h):
+            for j in range(h):
+                for a in range(k):
+                    ii = (i + a - r) % h
+                    for b in range(k):
+                        jj = (j + b - r) % h
+                        for c in range(C):
+                            out[n, ii, jj, c] += dP[n, i, j, a, b, c]
+
+
+def _im2col(H, k):
+    """(B, h, h, C) → (B h², k² C) patches, circularly: column (a k + b) C + c holds channel c at
+    offset (a − r, b − r)."""
+    B, h, _, C = H.shape
+    P = np.empty((B, h, h, k, k, C), H.dtype)
+    _im2col_kernel(np.ascontiguousarray(H), k, P)
+    return P.reshape(B * h * h, k * k * C)
 
 
 def _col2im(dP, shape, k):
-    """The adjoint of :func:`_im2col`: (B h², C k²) → (B, h, h, C)."""
+    """The adjoint of :func:`_im2col`: (B h², k² C) → (B, h, h, C)."""
     B, h, _, C = shape
-    r = k // 2
-    dP = dP.reshape(B, h, h, C, k, k)
     out = np.zeros(shape, dP.dtype)
-    for a in range(k):
-        for b in range(k):
-            out += np.roll(dP[..., a, b], (a - r, b - r), axis=(1, 2))
+    _col2im_kernel(np.ascontiguousarray(dP).reshape(B, h, h, k, k, C), k, out)
     return out
+
+
+def _matrix(w):
+    """A conv weight (N, C, k, k) as the (N, k² C) matrix that multiplies :func:`_im2col`."""
+    return w.transpose(0, 2, 3, 1).reshape(w.shape[0], -1)
+
+
+def _phi(act, Y):
+    # numpy's vectorised tanh for tanh (as the dense pass), the compiled kernel otherwise
+    return np.tanh(Y) if act.name == "tanh" else act(Y, 0).astype(Y.dtype, copy=False)
+
+
+def _dphi(act, Y, H):
+    return 1.0 - H * H if act.name == "tanh" else act(Y, 1).astype(Y.dtype, copy=False)
 
 
 def _check_images(net, X):
@@ -172,25 +215,26 @@ def _check_images(net, X):
 
 
 def _forward(net, H, masks=None):
-    """Pre-activations Y^l (B, h, h, N) and patches of every conv layer, and the logits."""
+    """Pre-activations Y^l and activations φ(Y^l) (B, h, h, N) and the patches of every conv
+    layer, the pooled features and the logits."""
     act, k = net.activation, net.kernel_size
     B = H.shape[0]
-    Ys, Ps = [], []
+    Ys, Hs, Ps = [], [], []
     for l, (w, b) in enumerate(zip(net.weights[:-1], net.biases[:-1])):
         if masks is not None:
             w = w * masks[l]
         P = _im2col(H, k)
-        Y = (P @ w.reshape(w.shape[0], -1).T + b).reshape(B, H.shape[1], H.shape[2], -1)
-        Ys.append(Y), Ps.append(P)
-        H = act(Y, 0).astype(net.dtype, copy=False)
+        Y = (P @ _matrix(w).T + b).reshape(B, H.shape[1], H.shape[2], -1)
+        H = _phi(act, Y)
+        Ys.append(Y), Hs.append(H), Ps.append(P)
     pooled = H.mean(axis=(1, 2))
     wout = net.weights[-1] if masks is None else net.weights[-1] * masks[-1]
-    return Ys, Ps, pooled, pooled @ wout.T + net.biases[-1]
+    return Ys, Hs, Ps, pooled, pooled @ wout.T + net.biases[-1]
 
 
 def conv_forward(net, X, masks=None):
     """Logits (B, classes) of ``net`` for images ``X`` (B, C₀, h, h)."""
-    return _forward(net, _check_images(net, X), masks)[3]
+    return _forward(net, _check_images(net, X), masks)[4]
 
 
 def conv_loss_and_grads(net, X, y, masks=None):
@@ -215,7 +259,7 @@ def conv_loss_and_grads(net, X, y, masks=None):
     if y.shape != (B,) or not np.issubdtype(y.dtype, np.integer) or y.min() < 0 \
             or y.max() >= net.classes:
         raise InputError(f"`y` must be {B} integer labels in 0 … {net.classes - 1}")
-    Ys, Ps, pooled, z = _forward(net, H0, masks)
+    Ys, Hs, Ps, pooled, z = _forward(net, H0, masks)
     z64 = z.astype(np.float64)
     z64 -= z64.max(axis=1, keepdims=True)
     p = np.exp(z64)
@@ -229,13 +273,14 @@ def conv_loss_and_grads(net, X, y, masks=None):
     grads[L] = d.T @ pooled
     wout = net.weights[-1] if masks is None else net.weights[-1] * masks[-1]
     h = net.image_size
-    dH = np.broadcast_to((d @ wout)[:, None, None, :] / (h * h), Ys[-1].shape)
+    dH = np.broadcast_to((d @ wout)[:, None, None, :] / net.dtype.type(h * h), Ys[-1].shape)
     for l in range(L - 1, -1, -1):
-        dY = (dH * act(Ys[l], 1)).reshape(-1, net.width).astype(net.dtype, copy=False)
+        dY = (dH * _dphi(act, Ys[l], Hs[l])).reshape(-1, net.width)
         w = net.weights[l] if masks is None else net.weights[l] * masks[l]
-        grads[l] = (dY.T @ Ps[l]).reshape(w.shape)
+        C = w.shape[1]
+        grads[l] = (dY.T @ Ps[l]).reshape(w.shape[0], k, k, C).transpose(0, 3, 1, 2)
         if l:
-            dH = _col2im(dY @ w.reshape(w.shape[0], -1), Ys[l - 1].shape, k)
+            dH = _col2im(dY @ _matrix(w), Ys[l - 1].shape, k)
     return loss, grads
 
 
@@ -244,7 +289,6 @@ def conv_snip_scores(net, X, y):
     weights (docs/theory.md §4)."""
     _, grads = conv_loss_and_grads(net, X, y)
     return [np.abs(w * g) for w, g in zip(net.weights, grads)]
-
 
 
 def channel_scores(scores):
