@@ -10,9 +10,10 @@ conventions (:mod:`meanfield.nets.network`), which the CNN is exactly for k = 1 
 
 Weights are stored as torch stores them, (out, in, k, k). Each layer is one BLAS product on the
 im2col matrix of its input: the (B h², k² C) patches, column (a k + b) C + c holding channel c at
-offset (a − r, b − r), r = k // 2; the weights are reordered to (N, k² C) to multiply it (the patches are copied, and added back in
-the backward pass, by two small compiled kernels). Activations are kept channel-last,
-(B, h, h, C); φ = tanh is numpy's vectorised ``np.tanh``, as in the dense pass.
+offset (a − r, b − r), r = k // 2; the weights are reordered to (N, k² C) to multiply it. The
+patches are copied, and added back in the backward pass, by two small compiled kernels.
+Activations are kept channel-last, (B, h, h, C); φ = tanh is numpy's vectorised ``np.tanh``, as
+in the dense pass.
 """
 
 from __future__ import annotations
