@@ -110,14 +110,23 @@ def run(dataset, path, arch, method, depth, width, sparsity, seed, epochs, lr, b
 
 
 def choose_lr(tuning):
-    """Per (arch, method): the lr with the best mean validation accuracy (ties: the smaller)."""
-    g = tuning.groupby(["arch", "method", "lr"]).val_accuracy.mean().reset_index()
+    """Per (depth, arch, method): the lr with the best mean validation accuracy (ties: the
+    smaller)."""
+    g = tuning.groupby(["depth", "arch", "method", "lr"]).val_accuracy.mean().reset_index()
     best = g.sort_values(["val_accuracy", "lr"], ascending=[False, True])
-    return best.groupby(["arch", "method"]).head(1).set_index(["arch", "method"]).lr.to_dict()
+    group = ["depth", "arch", "method"]
+    return best.groupby(group).head(1).set_index(group).lr.to_dict()
+
+
+def _this_design(df, args):
+    """The rows of this run's design (a results folder may hold other data sets or sizes)."""
+    keep = (df.dataset == args.dataset) & (df.width == args.width) & (df.epochs == args.epochs)
+    return df[keep & df.depth.isin(args.depths)]
 
 
 def analyse(df):
-    """The primary family (one row per declared comparison) and the exploratory cells."""
+    """The primary family (one row per declared comparison; Holm over the family of each depth,
+    a separate experiment) and the exploratory cells. ``df``: the runs of one design."""
     rows = []
     for depth in sorted(df.depth.unique()):
         d = df[df.depth == depth]
@@ -159,18 +168,19 @@ def lr_table(tuning):
     """Markdown: the tuning runs' validation accuracy per (architecture, method) and lr, the
     chosen lr in bold."""
     chosen = choose_lr(tuning)
-    g = tuning.groupby(["arch", "method", "lr"]).val_accuracy.mean()
+    g = tuning.groupby(["depth", "arch", "method", "lr"]).val_accuracy.mean()
     lrs = sorted(tuning.lr.unique())
-    lines = ["| architecture | method | " + " | ".join(f"lr {lr:g}" for lr in lrs) + " |",
-             "|---|---|" + "---|" * len(lrs)]
-    for arch in ARCHS:
-        for method in METHODS:
-            cells = []
-            for lr in lrs:
-                v = g.get((arch, method, lr), float("nan"))
-                txt = f"{100 * v:.1f}"
-                cells.append(f"**{txt}**" if chosen.get((arch, method)) == lr else txt)
-            lines.append(f"| {arch} | {method} | " + " | ".join(cells) + " |")
+    lines = ["| depth | architecture | method | " + " | ".join(f"lr {lr:g}" for lr in lrs)
+             + " |", "|---|---|---|" + "---|" * len(lrs)]
+    for depth in sorted(tuning.depth.unique()):
+        for arch in ARCHS:
+            for method in METHODS:
+                cells = []
+                for lr in lrs:
+                    v = g.get((depth, arch, method, lr), float("nan"))
+                    txt = f"{100 * v:.1f}"
+                    cells.append(f"**{txt}**" if chosen.get((depth, arch, method)) == lr else txt)
+                lines.append(f"| {depth} | {arch} | {method} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +218,7 @@ def _parser():
 def _tasks(args, methods_lr, sparsities, seeds, store, threads):
     out = []
     for depth in args.depths:
-        for (arch, method), lrs in methods_lr.items():
+        for (arch, method), lrs in methods_lr(depth).items():
             for s in sparsities:
                 for seed in seeds:
                     for lr in lrs:
@@ -243,14 +253,14 @@ def main(argv=None):
         groups = [(a, m) for a in ARCHS for m in METHODS]
         seeds = [args.seed + k for k in range(args.seeds)]
         with open_executor(args.workers, None) as ex:
-            _phase("tuning", args, ex, tune, {g: args.lr_grid for g in groups}, [0.9],
+            _phase("tuning", args, ex, tune, lambda d: {g: args.lr_grid for g in groups}, [0.9],
                    [TUNE_SEED], threads)
-            chosen = choose_lr(tune.frame)
-            _phase("study", args, ex, store, {g: [chosen[g]] for g in groups}, args.sparsities,
-                   seeds, threads)
+            chosen = choose_lr(_this_design(tune.frame, args))
+            _phase("study", args, ex, store, lambda d: {g: [chosen[(d, *g)]] for g in groups},
+                   args.sparsities, seeds, threads)
         print(f"{len(store.frame)} runs in {path} ({time.perf_counter() - t0:.0f} s)",
               file=sys.stderr)
-    df, tuning = pd.read_csv(path), pd.read_csv(tune_path)
+    df, tuning = (_this_design(pd.read_csv(f), args) for f in (path, tune_path))
     primary, cells = analyse(df)
     primary.to_csv(folder / "conv_study_primary.csv", index=False)
     cells.to_csv(folder / "conv_study_cells.csv", index=False)

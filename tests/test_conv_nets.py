@@ -142,3 +142,17 @@ def test_cnn_monte_carlo_says_what_it_cannot_do_yet():
             mf.simulate_critical_sparsity
         with pytest.raises(InputError, match=words):
             fn("tanh", 4, 2, 1.3, 0.2, trials=1, batch=4, **kw)
+
+
+def test_masked_gradients_are_those_of_the_kept_weights():
+    net, X, y = _case()
+    rng = np.random.default_rng(5)
+    masks = [rng.random(w.shape) < 0.6 for w in net.weights]
+    loss, grads = conv_loss_and_grads(net, X, y, masks)
+    pruned = ConvNetwork([w * m for w, m in zip(net.weights, masks)], net.biases, "tanh",
+                         net.image_size)
+    loss_p, grads_p = conv_loss_and_grads(pruned, X, y)
+    assert loss == pytest.approx(loss_p, rel=1e-13)
+    for g, gp, m in zip(grads, grads_p, masks):
+        np.testing.assert_allclose(g, gp * m, rtol=1e-12, atol=1e-15)
+        assert (g[~m] == 0).all()

@@ -333,3 +333,28 @@ def test_doctests_of_the_torch_wing(module):
     mod = importlib.import_module(f"meanfield.torch.{module}")
     result = doctest.testmod(mod, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_pruning_again_prunes_to_the_new_total_and_reports_what_is_kept(tmp_path):
+    """A second prune_at_init at a larger sparsity keeps none of the weights the first removed
+    (they score below every live one) and reaches the new target over the whole model; the table
+    counts the combined mask, as torch applies it."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(10, 12), nn.Tanh(), nn.Linear(12, 3))
+    X, y = torch.randn(8, 10), torch.arange(8) % 3
+    mt.prune_at_init(net, X, y, "random", 0.5, seed=1)
+    t = mt.prune_at_init(net, X, y, "random", 0.75, seed=2)
+    kept = [int(m.weight_mask.sum()) for _, m in mt.prunable(net)]
+    assert t.kept.tolist() == kept and sum(kept) == 156 - int(0.75 * 156)
+    with pytest.raises(InputError, match=".json"):
+        mt.save_masks(net, tmp_path / "masks.json")
+
+
+def test_batches_may_be_a_generator():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+    X, y = torch.randn(8, 6), torch.arange(8) % 3
+    ref = mt.critical_sparsity(net, X, y, "snip", "disconnect")
+    got = mt.critical_sparsity(net, method="snip", definition="disconnect",
+                               batches=((a, b) for a, b in [(X, y)]))
+    assert got == ref

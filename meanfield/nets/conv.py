@@ -248,7 +248,8 @@ def conv_loss_and_grads(net, X, y, masks=None):
     X : array_like, shape (B, C₀, h, h)
     y : array_like of int, shape (B,)
     masks : list of arrays shaped like the weights, optional
-        0/1: the loss of the masked network, gradients with respect to the dense weights.
+        0/1: the loss of the masked network and its gradients with respect to the kept weights
+        (0 at the pruned ones), as :func:`meanfield.nets.loss_and_grads`.
 
     Returns
     -------
@@ -282,6 +283,8 @@ def conv_loss_and_grads(net, X, y, masks=None):
         grads[l] = (dY.T @ Ps[l]).reshape(w.shape[0], k, k, C).transpose(0, 3, 1, 2)
         if l:
             dH = _col2im(dY @ _matrix(w), Ys[l - 1].shape, k)
+    if masks is not None:  # the dense weights' gradient, as meanfield.nets.loss_and_grads
+        grads = [g * m for g, m in zip(grads, masks)]
     return loss, grads
 
 

@@ -94,6 +94,8 @@ def as_batches(X, y, batches, dtype, need_labels=True):
         except (TypeError, IndexError, KeyError) as err:
             raise InputTypeError(f"`batches[{i}]`: must be an (inputs, labels) pair") from err
         xb = torch.as_tensor(xb).to(dtype)
+        if yb is None and need_labels:
+            raise InputError(f"batch {i} has no labels: this method needs (inputs, labels)")
         if yb is not None:
             yb = torch.as_tensor(yb)
             if yb.dtype.is_floating_point or yb.dtype == torch.bool:

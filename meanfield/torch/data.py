@@ -130,6 +130,10 @@ def _folder(root):
         index = {c: k for k, c in enumerate(classes)}
         pairs = [line.split("\t")[:2] for line in notes.read_text().splitlines() if line.strip()]
         tfiles = [test / "images" / f for f, _ in pairs]
+        unknown = sorted({c for _, c in pairs} - set(index))
+        if unknown:
+            raise InputError(f"{str(notes)!r} names class(es) {', '.join(unknown[:3])} that "
+                             f"train/ has no folder for")
         tlabels = [index[c] for _, c in pairs]
     else:
         tfiles, tlabels = _class_files(test, classes)

@@ -5,6 +5,7 @@ with SBP-SR, the model's critical sparsity, what each layer keeps, and the masks
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -26,8 +27,20 @@ SCOPES = ("global", "local")
 RESCALES = (False, True, "neuron", "layer")
 
 
-def _masks(sc, sparsity, scope):
-    arrays = [v.detach().cpu().double().numpy() for v in sc.values()]
+def _arrays(model, sc):
+    """The scores as float64 numpy arrays, a weight that an earlier pruning removed scored −inf
+    (below every live weight, so that a new mask keeps none of them and counts what is left)."""
+    out = []
+    for (_, m), v in zip(prunable(model), sc.values()):
+        a = v.detach().cpu().double().numpy().copy()
+        if hasattr(m, "weight_mask"):
+            a[m.weight_mask.detach().cpu().numpy() == 0] = -np.inf
+        out.append(a)
+    return out
+
+
+def _masks(model, sc, sparsity, scope):
+    arrays = _arrays(model, sc)
     if scope == "global":
         return global_masks(arrays, sparsity)
     return [global_masks([a], sparsity)[0] for a in arrays]
@@ -62,7 +75,7 @@ def kept_per_layer(model, X=None, y=None, method="snip", sparsity=0.9, *, scope=
     sc = scores(model, X, y, method, batches=batches, sparsity=s if method == "synflow" else None,
                 grasp_temperature=grasp_temperature, synflow_iterations=synflow_iterations,
                 seed=seed, dtype=dtype)
-    return _table(model, _masks(sc, s, scope))
+    return _table(model, _masks(model, sc, s, scope))
 
 
 def prune_at_init(model, X=None, y=None, method="snip", sparsity=0.9, *, rescale=False,
@@ -118,8 +131,7 @@ def prune_at_init(model, X=None, y=None, method="snip", sparsity=0.9, *, rescale
     sc = scores(model, X, y, method, batches=batches, sparsity=s if method == "synflow" else None,
                 grasp_temperature=grasp_temperature, synflow_iterations=synflow_iterations,
                 seed=seed, dtype=dtype)
-    masks = _masks(sc, s, scope)
-    table = _table(model, masks)
+    masks = _masks(model, sc, s, scope)
     rhos = []
     for (_, m), mask in zip(prunable(model), masks):
         w = getattr(m, "weight_orig", m.weight)
@@ -131,11 +143,14 @@ def prune_at_init(model, X=None, y=None, method="snip", sparsity=0.9, *, rescale
         if mode:
             with torch.no_grad():
                 shape = (-1,) + (1,) * (w.ndim - 1)
-                m.weight_orig.mul_(torch.from_numpy(rho).to(w.dtype).view(shape))
+                m.weight_orig.mul_(torch.from_numpy(rho).to(dtype=w.dtype, device=w.device)
+                                   .view(shape))
                 m.weight = m.weight_orig * m.weight_mask  # as the hook will at the next forward
             rhos.append(float(rho.mean()))
         else:
             rhos.append(1.0)
+    # what the layers keep now (an earlier mask and the new one combined, as torch combines them)
+    table = _table(model, [m.weight_mask.detach().cpu().numpy() != 0 for _, m in prunable(model)])
     table["rho"] = rhos
     return table
 
@@ -159,12 +174,13 @@ class _Flow:
                 if name.rsplit(".", 1)[-1] != "bias" and all(p is not q for _, q in self.params):
                     p.fill_(1.0)
         self.fan = [p[0].numel() for _, p in self.params]
-        self.ones = torch.ones((1,) + tuple(shape), dtype=torch.float64)
+        self.device = self.params[0][1].device
+        self.ones = torch.ones((1,) + tuple(shape), dtype=torch.float64, device=self.device)
 
     def connected(self, masks):
         with torch.no_grad():
             for (_, p), m, f in zip(self.params, masks, self.fan):
-                p.copy_(torch.from_numpy(m).double() / f)
+                p.copy_(torch.from_numpy(m).to(dtype=torch.float64, device=self.device) / f)
             return synflow_flow(self.twin, self.ones).item() > 0
 
 
@@ -172,6 +188,8 @@ def _disconnect(flat, masks_at, flow):
     """Smallest k such that pruning every score <= the k-th smallest distinct value disconnects,
     by bisection over the distinct values (pruning more never reconnects)."""
     values = np.unique(flat)
+    if flow.connected(masks_at(values[-1])):
+        return math.nan  # a path of unprunable edges: pruning everything does not disconnect
     lo, hi = -1, values.size - 1  # pruning <= values[hi] (everything) disconnects
     while hi - lo > 1:
         mid = (lo + hi) // 2
@@ -227,6 +245,8 @@ def critical_sparsity(model, X=None, y=None, method="snip", definition="layer", 
     """
     check_model(model)
     check_choice("definition", definition, DEFINITIONS)
+    if batches is not None:
+        batches = list(batches)  # read once: a generator would be spent by the first use
     kw = dict(batches=batches, grasp_temperature=grasp_temperature,
               synflow_iterations=synflow_iterations, seed=seed, dtype=dtype)
     flow = None
@@ -234,8 +254,7 @@ def critical_sparsity(model, X=None, y=None, method="snip", definition="layer", 
         shape = _input_shape(X, batches)
         flow = _Flow(model, shape)
     if method != "synflow":
-        sc = scores(model, X, y, method, **kw)
-        arrays = [v.detach().cpu().double().numpy() for v in sc.values()]
+        arrays = _arrays(model, scores(model, X, y, method, **kw))
         if definition == "layer":
             return _core_critical([a.ravel() for a in arrays])
         flat = np.concatenate([a.ravel() for a in arrays])
@@ -243,7 +262,8 @@ def critical_sparsity(model, X=None, y=None, method="snip", definition="layer", 
     tol = check_scalar("tol", tol, min_val=0.0, max_val=0.5, include_boundaries="right")
 
     def event(target):
-        masks = _masks(scores(model, X, y, "synflow", sparsity=target, **kw), target, "global")
+        masks = _masks(model, scores(model, X, y, "synflow", sparsity=target, **kw), target,
+                       "global")
         return _layer_event(masks) if flow is None else not flow.connected(masks)
 
     return bisect_target(event, tol)
@@ -262,6 +282,9 @@ def _mask_path(path):
     if path is None:
         raise InputError("`path` == None: must be a file path (str or Path)")
     path = Path(check_path("path", path))
+    if path.suffix == ".json":
+        raise InputError(f"`path` == {str(path)!r}: the masks' file cannot end in .json, the "
+                         f"name of the sparsity report written beside it (use .pt)")
     return path, path.with_suffix(".json")
 
 

@@ -50,7 +50,8 @@ def scores(model, X=None, y=None, method="snip", *, batches=None, sparsity=None,
       and BatchNorm's running means set to 0 and the activations to the identity (the
       linearised network of the paper's ℛ = 1ᵀ ∏|θ^l| 1; see :func:`linearised`), then prunes
       globally to s_k = 1 − (1 − s)^{k/n}, k = 1 … n; the last round's scores, divided by ℛ,
-      are returned, so that the global top (1 − s) of them is SynFlow's mask at ``sparsity``.
+      are returned (in float64), so that the global top (1 − s) of them is SynFlow's mask at
+      ``sparsity``.
       Needs ``sparsity`` unless ``synflow_iterations == 1`` (the one-shot scores). Needs no
       labels; ``X`` (or the first batch) gives the input's shape.
     * ``"magnitude"``: |θ|.   * ``"random"``: U[0, 1) draws from ``torch.Generator`` seeded by
@@ -118,23 +119,40 @@ def scores(model, X=None, y=None, method="snip", *, batches=None, sparsity=None,
     return _grasp(model, data, T, dtype)
 
 
+def _device(params):
+    return params[0][1].device
+
+
+def _unused(params, grads):
+    missing = [name for (name, _), g in zip(params, grads) if g is None]
+    if missing:
+        raise InputError(f"layer(s) {', '.join(missing)} of the model are not used by its "
+                         f"forward pass: they have no gradient to score")
+
+
 def _snip(model, data, dtype):
     twin, params = scoring_copy(model, dtype)
+    dev = _device(params)
     for xb, yb in data:
-        F.cross_entropy(twin(xb), yb).backward()
+        F.cross_entropy(twin(xb.to(dev)), yb.to(dev)).backward()
+    _unused(params, [p.grad for _, p in params])
     return {name: (p.grad * p).detach().abs() for name, p in params}
 
 
 def _grasp(model, data, T, dtype):
     twin, params = scoring_copy(model, dtype)
+    dev = _device(params)
     ws = [p for _, p in params]
     stopped = [torch.zeros_like(w) for w in ws]
     for xb, yb in data:
-        g = torch.autograd.grad(F.cross_entropy(twin(xb) / T, yb), ws)
+        g = torch.autograd.grad(F.cross_entropy(twin(xb.to(dev)) / T, yb.to(dev)), ws,
+                                allow_unused=True)
+        _unused(params, g)
         stopped = [a + b for a, b in zip(stopped, g)]
     hg = [torch.zeros_like(w) for w in ws]
     for xb, yb in data:
-        g = torch.autograd.grad(F.cross_entropy(twin(xb) / T, yb), ws, create_graph=True)
+        g = torch.autograd.grad(F.cross_entropy(twin(xb.to(dev)) / T, yb.to(dev)), ws,
+                                create_graph=True)
         gs = sum((a * b).sum() for a, b in zip(stopped, g))
         hg = [a + b for a, b in zip(hg, torch.autograd.grad(gs, ws))]
     return {name: (w * h).detach() for (name, _), w, h in zip(params, ws, hg)}
@@ -190,20 +208,23 @@ def synflow_flow(twin, ones):
 
 def _synflow(model, shape, sparsity, n, dtype):
     twin, params = _linear_twin(model, torch.float64 if dtype == torch.float32 else dtype)
+    dev = _device(params)
     absw = [p.detach().clone() for _, p in params]
-    ones = torch.ones((1,) + shape, dtype=absw[0].dtype)
+    ones = torch.ones((1,) + shape, dtype=absw[0].dtype, device=dev)
     masks = [np.ones(tuple(a.shape), bool) for a in absw]
     for k in range(1, n + 1):
         with torch.no_grad():
             for (_, p), a, m in zip(params, absw, masks):
-                p.copy_(a * torch.from_numpy(m))
+                p.copy_(a * torch.from_numpy(m).to(dev))
                 p.grad = None
         R = synflow_flow(twin, ones)
         if not math.isfinite(R.item()):
             raise InputError(f"SynFlow's flow ℛ overflows float64 on this model ({R.item()}): "
                              f"its |weights| multiply past 1e308 along the depth")
         R.backward()
+        _unused(params, [p.grad for _, p in params])
         sc = [(p.grad * p).detach().abs() / (R.item() if R.item() > 0 else 1.0) for _, p in params]
-        if n > 1 or sparsity > 0:
-            masks = global_masks([s.numpy() for s in sc], 1.0 - (1.0 - sparsity) ** (k / n))
-    return {name: s.to(dtype) for (name, _), s in zip(params, sc)}
+        if k < n:
+            masks = global_masks([s.cpu().numpy() for s in sc], 1.0 - (1.0 - sparsity) ** (k / n))
+    # float64 (or the dtype asked, if wider): rounding them back would only add ties
+    return {name: s for (name, _), s in zip(params, sc)}

@@ -6,7 +6,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from .._validate import check_int, check_scalar
+from .._validate import InputError, check_int, check_scalar
 from ._params import check_model
 
 __all__ = ["fit", "accuracy"]
@@ -15,6 +15,8 @@ __all__ = ["fit", "accuracy"]
 @torch.no_grad()
 def accuracy(model, X, y, *, batch=1000, device="cpu"):
     """Fraction of ``X`` (n, ...) classified as ``y`` (n,), in eval mode, ``batch`` at a time."""
+    if X.shape[0] == 0:
+        raise InputError("`X` is empty: no examples to score")
     model.eval()
     right = 0
     for i in range(0, X.shape[0], batch):
