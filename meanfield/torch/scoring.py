@@ -50,8 +50,8 @@ def scores(model, X=None, y=None, method="snip", *, batches=None, sparsity=None,
       and BatchNorm's running means set to 0 and the activations to the identity (the
       linearised network of the paper's ℛ = 1ᵀ ∏|θ^l| 1; see :func:`linearised`), then prunes
       globally to s_k = 1 − (1 − s)^{k/n}, k = 1 … n; the last round's scores, divided by ℛ,
-      are returned (in float64), so that the global top (1 − s) of them is SynFlow's mask at
-      ``sparsity``.
+      are returned, so that the global top (1 − s) of them is SynFlow's mask at ``sparsity``
+      (computed in float64, returned in ``dtype``).
       Needs ``sparsity`` unless ``synflow_iterations == 1`` (the one-shot scores). Needs no
       labels; ``X`` (or the first batch) gives the input's shape.
     * ``"magnitude"``: |θ|.   * ``"random"``: U[0, 1) draws from ``torch.Generator`` seeded by
@@ -226,5 +226,6 @@ def _synflow(model, shape, sparsity, n, dtype):
         sc = [(p.grad * p).detach().abs() / (R.item() if R.item() > 0 else 1.0) for _, p in params]
         if k < n:
             masks = global_masks([s.cpu().numpy() for s in sc], 1.0 - (1.0 - sparsity) ** (k / n))
-    # float64 (or the dtype asked, if wider): rounding them back would only add ties
-    return {name: s for (name, _), s in zip(params, sc)}
+    # in the model's dtype like the other methods' (computed in float64: ℛ's products overflow
+    # float32 early)
+    return {name: s.to(dtype) for (name, _), s in zip(params, sc)}
