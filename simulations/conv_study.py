@@ -157,10 +157,15 @@ def markdown(primary, cells):
     lines += ["", "| depth | architecture | method | " + " | ".join(
         f"{s:.0%}" for s in sorted(cells.sparsity.unique())) + " |",
         "|---|---|---|" + "---|" * cells.sparsity.nunique()]
-    for (depth, arch, method), part in cells.groupby(["depth", "arch", "method"], sort=False):
-        vals = " | ".join(f"{100 * r.mean:.1f} ± {100 * r.se:.1f}" for r in
-                          part.sort_values("sparsity").itertuples())
-        lines.append(f"| {depth} | {arch} | {method} | {vals} |")
+    for depth in sorted(cells.depth.unique()):
+        for arch in ARCHS:
+            for method in METHODS:
+                part = cells[(cells.depth == depth) & (cells.arch == arch)
+                             & (cells.method == method)]
+                if len(part):
+                    vals = " | ".join(f"{100 * r.mean:.1f} ± {100 * r.se:.1f}" for r in
+                                      part.sort_values("sparsity").itertuples())
+                    lines.append(f"| {depth} | {arch} | {method} | {vals} |")
     return "\n".join(lines) + "\n"
 
 
