@@ -60,3 +60,15 @@ def test_the_exploratory_study_s_tables_are_the_record_s():
     assert between(text, "accuracy_kept") == at.docs_kept(runs)
     at30 = runs[runs.depth == 30]
     assert between(text, "accuracy_chi") == accuracy_chi.summary_table(at30, at30)
+
+
+def test_the_conv_study_tables_are_the_record_s():
+    """docs/torch.md's conv study tables are simulations/conv_study.py's output for the committed
+    record (docs/data/conv_study.csv and conv_study_lr.csv)."""
+    from simulations import conv_study
+
+    text = (DOCS / "torch.md").read_text(encoding="utf-8")
+    runs = pd.read_csv(DOCS / "data" / "conv_study.csv")
+    tuning = pd.read_csv(DOCS / "data" / "conv_study_lr.csv")
+    assert len(tuning) == 30 and runs.seed.nunique() == 4 and len(runs) == 120
+    assert between(text, "conv_study") == conv_study.docs_tables(runs, tuning)
