@@ -72,3 +72,14 @@ def test_the_conv_study_tables_are_the_record_s():
     tuning = pd.read_csv(DOCS / "data" / "conv_study_lr.csv")
     assert len(tuning) == 30 and runs.seed.nunique() == 4 and len(runs) == 120
     assert between(text, "conv_study") == conv_study.docs_tables(runs, tuning)
+
+
+def test_the_resnet18_table_is_the_record_s():
+    """docs/torch.md's ResNet-18 table is simulations/resnet18_collapse.py's output for the
+    committed record docs/data/resnet18_collapse.csv."""
+    from simulations import resnet18_collapse
+
+    text = (DOCS / "torch.md").read_text(encoding="utf-8")
+    r18 = pd.read_csv(DOCS / "data" / "resnet18_collapse.csv")
+    assert len(r18) == 9 and set(r18.method) == {"snip", "grasp", "synflow"}
+    assert between(text, "resnet18") == resnet18_collapse.markdown(r18)
