@@ -75,6 +75,19 @@ BASELINES = {
     "chi_c": (mf.chi_c, dict(activation="tanh", sigma_w=2.0, sigma_b=0.1)),
     "depth_scales": (mf.depth_scales, dict(activation="tanh", sigma_w=1.2, sigma_b=0.1)),
     "eoc_rate": (mf.eoc_rate, dict(activation="relu", sigma_w=2 ** 0.5, sigma_b=0.0)),
+    "conv_cov_map": (mf.conv_cov_map, dict(
+        activation="tanh", cov=0.5 * np.eye(4).reshape(2, 2, 2, 2), sigma_w=1.2, sigma_b=0.1,
+        kernel_size=3, arch="cnn", depth=None)),
+    "propagate_spatial": (mf.propagate_spatial, dict(
+        activation="tanh", cov0=0.5 * np.eye(4).reshape(2, 2, 2, 2), sigma_w=1.2, sigma_b=0.1,
+        depth=2, kernel_size=3, arch="cnn")),
+    "conv_input_covariance": (mf.conv_input_covariance, dict(
+        x=np.arange(8.0).reshape(2, 1, 2, 2), sigma_w=1.2, sigma_b=0.1, kernel_size=3)),
+    "conv_depth_scales": (mf.conv_depth_scales, dict(activation="tanh", sigma_w=2.0, sigma_b=0.1,
+                                                     kernel_size=3, image_size=4)),
+    "conv_phase_diagram": (mf.conv_phase_diagram, dict(activation="tanh", sigma_w=[0.8, 3.0],
+                                                       sigma_b=[0.3], kernel_size=3,
+                                                       image_size=4)),
     "eoc": (mf.eoc, dict(activation="tanh", sigma_b=0.3)),
     "eoc_curve": (mf.eoc_curve, dict(activation="tanh", sigma_b=None, num=3)),
     "phase": (mf.phase, dict(activation="tanh", sigma_w=1.2, sigma_b=0.1, tol=1e-9)),

@@ -61,6 +61,7 @@ def _as_six(cov, name="cov"):
         raise InputError(f"`{name}` has shape {np.shape(cov)}: must be (h, h, h, h) for one input or "
                          f"(n, h, h, n, h, h) for n inputs (an h × h image each)")
     P = a.shape[0] * a.shape[1] ** 2
+    check_memory(f"`{name}` of {P} positions (the map's working arrays)", 48 * P * P)
     flat = a.reshape(P, P)
     if not np.allclose(flat, flat.T, rtol=1e-12, atol=1e-300):
         raise InputError(f"`{name}` is not symmetric: must be a covariance of positions")
@@ -165,7 +166,8 @@ def propagate_spatial(activation, cov0, sigma_w, sigma_b, depth, *, kernel_size=
     """
     depth = check_int("depth", depth, 0)
     a, one = _as_six(cov0, "cov0")
-    check_memory("the spatial covariances of every layer", (depth + 1) * a.nbytes)
+    check_memory(f"`depth` == {depth} (the spatial covariances of every layer)",
+                 (depth + 1) * a.nbytes)
     rows = [a]
     for _ in range(depth):
         rows.append(conv_cov_map(activation, rows[-1], sigma_w, sigma_b, kernel_size=kernel_size,
@@ -195,6 +197,8 @@ def conv_input_covariance(x, sigma_w, sigma_b, *, kernel_size=3):
     k = _kernel(kernel_size)
     sw = float(check_array("sigma_w", sigma_w, scalar=True))
     sb = float(check_array("sigma_b", sigma_b, scalar=True))
+    P = x.shape[0] * x.shape[2] ** 2
+    check_memory(f"`x` of shape {x.shape} (a covariance of {P} positions)", 24 * P * P)
     K = np.einsum("acij,bckl->aijbkl", x, x) / x.shape[1]
     return sb ** 2 + sw ** 2 * _window_average(K, k)
 
@@ -205,6 +209,7 @@ def window_transfer(kernel_size, image_size):
     [p, r]; λ[0, 0] = 1."""
     k = _kernel(kernel_size)
     h = check_int("image_size", image_size, 1)
+    check_memory(f"`image_size` == {h} (a table of its h² spatial modes)", 64 * h * h)
     r = k // 2
     w = 2 * np.pi * np.arange(h) / h
     one = np.array([sum(math.cos(f * d) for d in range(-r, r + 1)) / k for f in w])
@@ -236,9 +241,12 @@ def conv_depth_scales(activation, sigma_w, sigma_b, *, kernel_size=3, image_size
     """
     import pandas as pd  # lazily, as every table of the package (import meanfield stays light)
 
+    act = get_activation(activation)
+    sw = float(check_array("sigma_w", sigma_w, scalar=True))
+    sb = float(check_array("sigma_b", sigma_b, scalar=True))
     lam = window_transfer(kernel_size, image_size)
     h = lam.shape[0]
-    cc = float(chi_c(activation, float(sigma_w), float(sigma_b)))
+    cc = float(chi_c(act, sw, sb))
     p, r = np.meshgrid(np.arange(h), np.arange(h), indexing="ij")
     g = np.abs(cc * lam)
     with np.errstate(divide="ignore"):
