@@ -228,6 +228,15 @@ def check_probability(name, value, *, include_one=False):
 # Choices, flags, generators, dtypes
 # ------------------------------------------------------------------------------------------------
 
+def check_kernel_size(kernel_size):
+    """``kernel_size`` as an odd int >= 1 (a window centred on its position): the conv theory,
+    nets and Monte Carlo share it."""
+    k = check_int("kernel_size", kernel_size, 1)
+    if k % 2 == 0:
+        raise InputError(f"`kernel_size` == {k}: must be odd (a window centred on its position)")
+    return k
+
+
 def check_choice(name, value, allowed):
     """``value`` if it is one of ``allowed`` (a tuple of strings); else an ``InputError`` (a
     ``ValueError``, whatever the type: a choice has values, not a type) that lists them."""

@@ -25,11 +25,11 @@ import numpy as np
 
 from .._jit import jit_pass
 from .._validate import (
-    FLOAT_DTYPES,
     InputError,
     check_array,
     check_dtype,
     check_int,
+    check_kernel_size,
     check_memory,
     check_rng,
 )
@@ -123,9 +123,7 @@ def init_conv_network(activation, width, depth, sigma_w, sigma_b, *, image_size=
     act = get_activation(activation)
     N, L = check_int("width", width, 1), check_int("depth", depth, 1)
     h = check_int("image_size", image_size, 1)
-    k = check_int("kernel_size", kernel_size, 1)
-    if k % 2 == 0:
-        raise InputError(f"`kernel_size` == {k}: must be odd (a window centred on its position)")
+    k = check_kernel_size(kernel_size)
     C0 = N if in_channels is None else check_int("in_channels", in_channels, 1)
     C = check_int("classes", classes, 2)
     sw = float(check_array("sigma_w", sigma_w, scalar=True))
@@ -302,8 +300,6 @@ def channel_scores(scores):
     readout stays as it is."""
     return [s.max(axis=(2, 3)) if s.ndim == 4 else s for s in scores]
 
-
-DTYPES = FLOAT_DTYPES
 
 
 def draw_conv_trial(act, width, depth, sigma_w, sigma_b, batch, classes, image_size, kernel_size,

@@ -25,6 +25,7 @@ from .._validate import (
     check_bool,
     check_choice,
     check_int,
+    check_kernel_size,
     check_memory,
     check_path,
     check_probability,
@@ -144,9 +145,7 @@ def _conv_config(cfg, image_size, kernel_size):
     if cfg["method"] not in CONV_METHODS:
         raise InputError(f"`method` == {cfg['method']!r} with arch='cnn': the conv Monte Carlo "
                          f"scores by {', '.join(map(repr, CONV_METHODS))} so far")
-    k = check_int("kernel_size", kernel_size, low=1)
-    if k % 2 == 0:
-        raise InputError(f"`kernel_size` == {k}: must be odd (a window centred on its position)")
+    k = check_kernel_size(kernel_size)
     return {"image_size": check_int("image_size", image_size, low=1), "kernel_size": k}
 
 

@@ -32,7 +32,14 @@ import math
 
 import numpy as np
 
-from .._validate import InputError, check_array, check_choice, check_int, check_memory
+from .._validate import (
+    InputError,
+    check_array,
+    check_choice,
+    check_int,
+    check_kernel_size,
+    check_memory,
+)
 from ..activations import get_activation
 from .archs import CONV_ARCHS
 from .fixed import chi_c
@@ -41,13 +48,6 @@ from .maps import cov_map
 __all__ = ["conv_cov_map", "propagate_spatial", "conv_input_covariance", "conv_depth_scales",
            "conv_phase_diagram", "window_transfer", "CONV_ARCHS"]
 
-
-
-def _kernel(kernel_size):
-    k = check_int("kernel_size", kernel_size, 1)
-    if k % 2 == 0:
-        raise InputError(f"`kernel_size` == {k}: must be odd (a window centred on its position)")
-    return k
 
 
 def _as_six(cov, name="cov"):
@@ -122,7 +122,7 @@ def conv_cov_map(activation, cov, sigma_w, sigma_b, *, kernel_size=3, arch="cnn"
     """
     act = get_activation(activation)
     a, one = _as_six(cov)
-    k = _kernel(kernel_size)
+    k = check_kernel_size(kernel_size)
     check_choice("arch", arch, CONV_ARCHS)
     sw = float(check_array("sigma_w", sigma_w, scalar=True))
     sb = float(check_array("sigma_b", sigma_b, scalar=True))
@@ -194,7 +194,7 @@ def conv_input_covariance(x, sigma_w, sigma_b, *, kernel_size=3):
     x = check_array("x", x)
     if x.ndim != 4 or x.shape[2] != x.shape[3]:
         raise InputError(f"`x` has shape {np.shape(x)}: must be (n, C, h, h), images of h × h")
-    k = _kernel(kernel_size)
+    k = check_kernel_size(kernel_size)
     sw = float(check_array("sigma_w", sigma_w, scalar=True))
     sb = float(check_array("sigma_b", sigma_b, scalar=True))
     P = x.shape[0] * x.shape[2] ** 2
@@ -207,7 +207,7 @@ def window_transfer(kernel_size, image_size):
     """λ_ω = (1/k²) Σ_δ cos(ω · δ) for every spatial frequency ω = 2π (p, r)/h of an h × h image:
     the factor by which averaging over the k × k window multiplies a Fourier mode. Shape (h, h),
     [p, r]; λ[0, 0] = 1."""
-    k = _kernel(kernel_size)
+    k = check_kernel_size(kernel_size)
     h = check_int("image_size", image_size, 1)
     check_memory(f"`image_size` == {h} (a table of its h² spatial modes)", 64 * h * h)
     r = k // 2

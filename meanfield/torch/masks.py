@@ -18,7 +18,7 @@ from ..pruning.critical import DEFINITIONS, bisect_target, mask_event
 from ..pruning.critical import critical_sparsity as _core_critical
 from ..pruning.masks import global_masks, row_factors
 from ..pruning.scoring import GRASP_TEMPERATURE
-from ._params import check_model, prunable
+from ._params import check_model, effective_weight, prunable
 from .scoring import _linear_twin, scores, synflow_flow
 
 __all__ = ["prune_at_init", "critical_sparsity", "kept_per_layer", "save_masks", "load_masks"]
@@ -137,7 +137,7 @@ def prune_at_init(model, X=None, y=None, method="snip", sparsity=0.9, *, rescale
         w = getattr(m, "weight_orig", m.weight)
         tmask = torch.from_numpy(mask).to(dtype=w.dtype, device=w.device)
         if mode:
-            dense = (w * getattr(m, "weight_mask", 1.0)).detach().cpu().double().numpy()
+            dense = effective_weight(m).cpu().double().numpy()
             rho = row_factors(dense, mask, mode)
         tprune.custom_from_mask(m, "weight", tmask)
         if mode:

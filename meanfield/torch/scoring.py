@@ -13,7 +13,7 @@ from torch.overrides import TorchFunctionMode
 from .._validate import InputError, check_choice, check_int, check_probability, check_scalar
 from ..pruning.masks import global_masks
 from ..pruning.scoring import GRASP_TEMPERATURE, METHODS
-from ._params import as_batches, check_model, prunable, scoring_copy
+from ._params import as_batches, check_model, effective_weight, prunable, scoring_copy
 
 __all__ = ["scores", "METHODS", "linearised", "synflow_flow"]
 
@@ -93,8 +93,7 @@ def scores(model, X=None, y=None, method="snip", *, batches=None, sparsity=None,
     check_choice("method", method, METHODS)
     dtype = _dtype(model, dtype)
     if method == "magnitude":
-        return {name: m.weight.detach().abs().clone() if not hasattr(m, "weight_orig")
-                else (m.weight_orig * m.weight_mask).detach().abs() for name, m in prunable(model)}
+        return {name: effective_weight(m).abs() for name, m in prunable(model)}
     if method == "random":
         if seed is None:
             raise InputError("`seed` == None: method 'random' needs an integer seed")
