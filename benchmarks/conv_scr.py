@@ -9,7 +9,7 @@ N(0, σ_b²)), a batch of B images N(0, 1) of N channels and h × h pixels with 
 computes the SNIP scores |W ⊙ ∂ℒ/∂W| of the mean cross-entropy and returns
 s_cr = #{g <= m} / #{all}, m = min over layers of their largest score.
 
-* **meanfield**: ``meanfield.pruning.trial.conv_critical_sparsity_trial`` (float32; numpy's
+* **meanfield**: ``meanfield.pruning.conv.conv_critical_sparsity_trial`` (float32; numpy's
   im2col and OpenBLAS products);
 * **torch**: the same trial written in PyTorch the usual way (float32): weights from
   ``torch.randn`` with a seeded generator, ``F.pad(mode="circular")`` and ``F.conv2d`` per layer,
@@ -80,7 +80,7 @@ def main(argv=None):
 
     from meanfield import eoc
     from meanfield.nets.conv import draw_conv_trial
-    from meanfield.pruning.trial import conv_critical_sparsity_trial
+    from meanfield.pruning.conv import conv_critical_sparsity_trial
 
     torch.set_num_threads(1)
     sw, sb = float(eoc("tanh", 0.2)[0]), 0.2

@@ -30,7 +30,7 @@ from .pruning.critical import DEFINITIONS
 from .pruning.monte_carlo import sweep_critical_sparsity, sweep_kept_per_layer
 from .pruning.scoring import GRASP_TEMPERATURE, METHODS
 from .sweeps import open_executor
-from .theory.archs import ARCHS
+from .theory.archs import ARCHS, CONV_ARCHS
 from .theory.phases import SIGMA_W_PRESETS
 from .training.trainer import RESCALE_AS, RESCALE_OPTIONS, train
 
@@ -215,7 +215,8 @@ def _simulate(args, fn, **extra):
                   args.depth, args.sigma_w, list(args.sigma_b), trials=args.trials,
                   batch=args.batch, classes=args.classes, method=args.method, arch=args.arch,
                   seed=args.seed, executor=executor, store=args.store, progress=not args.quiet,
-                  image_size=args.image_size, kernel_size=args.kernel_size, **extra)
+                  image_size=args.image_size, kernel_size=args.kernel_size,
+                  stages=args.stages, **extra)
 
 
 def _cmd_scr(args):
@@ -241,10 +242,14 @@ def _add_simulation_arguments(p):
     p.add_argument("--classes", type=int, default=10)
     p.add_argument("--method", type=_words, default=["snip"],
                    help=f"{', '.join(METHODS)} (or a list)")
-    p.add_argument("--arch", type=_words, default=["ffnn"], help=", ".join(ARCHS + ("cnn",)))
-    p.add_argument("--image-size", type=int, default=8, help="h, for --arch cnn (default 8)")
+    p.add_argument("--arch", type=_words, default=["ffnn"], help=", ".join(ARCHS + CONV_ARCHS))
+    p.add_argument("--image-size", type=int, default=8,
+                   help="h, for the conv archs (default 8)")
     p.add_argument("--kernel-size", type=int, default=3,
-                   help="k (odd), for --arch cnn (default 3)")
+                   help="k (odd), for the conv archs (default 3)")
+    p.add_argument("--stages", type=int, default=1,
+                   help="for the conv archs: stages of doubling channels, halving positions, "
+                        "1x1 projection shortcuts in the ResNets (default 1)")
     p.add_argument("--seed", type=int, default=0)
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, help="processes on this machine")

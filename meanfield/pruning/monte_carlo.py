@@ -31,19 +31,18 @@ from .._validate import (
     check_probability,
 )
 from ..activations import get_activation
-from ..nets.conv import conv_trial_bytes, draw_conv_trial
+from ..nets.conv import conv_layout, conv_trial_bytes, draw_conv_trial
 from ..nets.network import check_finite, parameter_count
 from ..sweeps._executors import run_tasks
 from ..sweeps._store import TrialStore
 from ..theory.archs import ARCHS, CONV_ARCHS
 from ..theory.phases import resolve_sigma_w
+from .conv import conv_critical_sparsity_trial, conv_scores
 from .critical import DEFINITIONS
 from .masks import global_masks, kept_fraction
 from .scoring import METHODS, scores
 from .trial import (
     _trial_inputs,
-    conv_critical_sparsity_trial,
-    conv_scores,
     critical_sparsity_trial,
     snip_critical_sparsity_trial,
 )
@@ -89,7 +88,8 @@ def _trial_bytes(cfg):
     weight). Python ints, so an absurd request is measured, not overflowed."""
     w, d, b, c = cfg["width"], cfg["depth"], cfg["batch"], cfg["classes"]
     if "image_size" in cfg:
-        return conv_trial_bytes(w, d, b, c, cfg["image_size"], cfg["kernel_size"])
+        return conv_trial_bytes(w, d, b, c, cfg["image_size"], cfg["kernel_size"],
+                                cfg["stages"])
     params = parameter_count(w, d, w, c)
     return 4 * (2 * params + b * w * (1 + 2 * d + 4) + 2 * b * c)
 
@@ -98,7 +98,7 @@ _NOT_KEPT = object()  # the `sparsity` of an s_cr sweep: none (None itself is a 
 
 
 def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch, seed,
-             sparsity=_NOT_KEPT, image_size=8, kernel_size=3):
+             sparsity=_NOT_KEPT, image_size=8, kernel_size=3, stages=1):
     """Validated configurations (dicts) of the Cartesian product of the list-valued arguments.
     ``sigma_w`` may be a number or a word of :func:`meanfield.theory.resolve_sigma_w` ("eoc": the EOC
     value at that σ_b). A configuration whose trial cannot fit in memory is refused here, before
@@ -121,7 +121,7 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
                "classes": classes, "method": check_choice("method", m, METHODS),
                "arch": check_choice("arch", a, ARCHS + CONV_ARCHS), "seed": seed}
         if cfg["arch"] in CONV_ARCHS:
-            cfg.update(_conv_config(cfg, image_size, kernel_size))
+            cfg.update(_conv_config(cfg, image_size, kernel_size, stages))
         check_memory(f"`width` == {cfg['width']}, `depth` == {cfg['depth']}, `batch` == {batch}, "
                      f"`classes` == {classes} (one trial)", _trial_bytes(cfg))
         if s is not _NOT_KEPT:
@@ -133,20 +133,24 @@ def _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method,
     return out
 
 
-def _conv_config(cfg, image_size, kernel_size):
-    """The CNN's own entries of a configuration, checked: what the Monte Carlo of finite conv
-    nets can do so far ("cnn"; SNIP, magnitude and random scores)."""
-    from .trial import CONV_METHODS
-
-    if cfg["arch"] != "cnn":
-        raise InputError(f"`arch` == {cfg['arch']!r}: the theory's spatial maps take it "
-                         f"(meanfield.propagate_spatial), the Monte Carlo of finite nets does not "
-                         f"yet; use 'cnn'")
-    if cfg["method"] not in CONV_METHODS:
-        raise InputError(f"`method` == {cfg['method']!r} with arch='cnn': the conv Monte Carlo "
-                         f"scores by {', '.join(map(repr, CONV_METHODS))} so far")
+def _conv_config(cfg, image_size, kernel_size, stages):
+    """The conv networks' own entries of a configuration, checked (h a multiple of 2^(S−1), and
+    enough layers for the stages)."""
+    h = check_int("image_size", image_size, low=1)
     k = check_kernel_size(kernel_size)
-    return {"image_size": check_int("image_size", image_size, low=1), "kernel_size": k}
+    S = check_int("stages", stages, low=1)
+    if h % 2 ** (S - 1):
+        raise InputError(f"`image_size` == {h} with `stages` == {S}: must be a multiple of "
+                         f"{2 ** (S - 1)} (each stage halves it)")
+    conv_layout(cfg["arch"], cfg["depth"], S)
+    return {"image_size": h, "kernel_size": k, "stages": S}
+
+
+def _n_layers(cfg):
+    """The weight arrays of a configuration's network (the rows of a kept-per-layer trial)."""
+    if "image_size" in cfg:
+        return len(conv_layout(cfg["arch"], cfg["depth"], cfg["stages"]))
+    return cfg["depth"] + 1
 
 
 def _scores(act, cfg, rng):
@@ -155,9 +159,10 @@ def _scores(act, cfg, rng):
     if "image_size" in cfg:
         net, X, y = draw_conv_trial(get_activation(act), cfg["width"], cfg["depth"],
                                     cfg["sigma_w"], cfg["sigma_b"], cfg["batch"], cfg["classes"],
-                                    cfg["image_size"], cfg["kernel_size"], rng)
-        return check_finite(net, conv_scores(net, X, y, cfg["method"], rng),
-                            f"{cfg['method']} scores")
+                                    cfg["image_size"], cfg["kernel_size"], rng,
+                                    arch=cfg["arch"], stages=cfg["stages"])
+        sc = conv_scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
+        return check_finite(net, sc, f"{cfg['method']} scores")
     net, X, y = _trial_inputs(act, cfg["width"], cfg["depth"], cfg["sigma_w"], cfg["sigma_b"],
                               cfg["batch"], cfg["classes"], cfg["arch"], rng, np.float32)
     sc = scores(net, X, y, cfg["method"], sparsity=cfg.get("sparsity"), rng=rng)
@@ -175,10 +180,10 @@ def _scr_trials(act, cfg, trials):
         kw = dict(batch=cfg["batch"], classes=cfg["classes"], arch=cfg["arch"], rng=rng,
                   definition=cfg.get("definition", "layer"))
         if "image_size" in cfg:
-            kw.pop("arch")
             s_cr = conv_critical_sparsity_trial(*args, method=cfg["method"],
                                                 image_size=cfg["image_size"],
-                                                kernel_size=cfg["kernel_size"], **kw)
+                                                kernel_size=cfg["kernel_size"],
+                                                stages=cfg["stages"], **kw)
         elif cfg["method"] == "snip":
             s_cr = snip_critical_sparsity_trial(*args, **kw)
         else:
@@ -189,14 +194,19 @@ def _scr_trials(act, cfg, trials):
 
 @with_one_blas_thread
 def _kept_trials(act, cfg, trials):
-    """Rows ``{**cfg, trial, layer, kept_fraction}`` (layers 1 … depth + 1, the readout last)."""
+    """Rows ``{**cfg, trial, layer, kept_fraction}`` (layers 1 … depth + 1, the readout last;
+    a conv network's in the order of :func:`meanfield.nets.conv.conv_layout`, with a
+    ``layer_name``)."""
 
     rows = []
     for i in trials:
         rng = np.random.default_rng(trial_seed(cfg["seed"], i))
         kept = kept_fraction(global_masks(_scores(act, cfg, rng), cfg["sparsity"]))
-        rows += [{**cfg, "trial": int(i), "layer": layer + 1, "kept_fraction": float(k)}
-                 for layer, k in enumerate(kept)]
+        names = ({"layer_name": layer.name} for layer in
+                 conv_layout(cfg["arch"], cfg["depth"], cfg["stages"])) \
+            if "image_size" in cfg else itertools.repeat({})
+        rows += [{**cfg, "trial": int(i), "layer": layer + 1, **name, "kept_fraction": float(k)}
+                 for (layer, k), name in zip(enumerate(kept), names)]
     return rows
 
 
@@ -218,7 +228,7 @@ def _run(worker, configs, trials, executor, store, progress, key):
     progress = check_bool("progress", progress)
     # the trial indices to run and the rows they return (a few hundred bytes each, kept in
     # memory until the table is made): refused before the loop that would list them
-    rows_per_trial = max(cfg.get("depth", 0) + 1 if "sparsity" in cfg else 1 for _, cfg in configs)
+    rows_per_trial = max(_n_layers(cfg) if "sparsity" in cfg else 1 for _, cfg in configs)
     check_memory(f"`trials` == {trials} over {len(configs)} configuration(s)",
                  trials * len(configs) * rows_per_trial * 512)
     st = TrialStore(store, key)  # store=None: in memory
@@ -229,7 +239,7 @@ def _run(worker, configs, trials, executor, store, progress, key):
     tasks, total, done = [], 0, 0
     for act, cfg in configs:
         # a trial's rows are written in order: its last row present means the trial is done
-        last = {**cfg, "layer": cfg["depth"] + 1}
+        last = {**cfg, "layer": _n_layers(cfg)}
         todo = [i for i in range(trials) if not st.has({**last, "trial": i})]
         done += trials - len(todo)
         total += trials
@@ -254,7 +264,7 @@ def _run(worker, configs, trials, executor, store, progress, key):
 def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
                             classes=10, method="snip", arch="ffnn", seed=0, executor=None,
                             store=None, progress=False, definition="layer", image_size=8,
-                            kernel_size=3):
+                            kernel_size=3, stages=1):
     """Monte Carlo critical sparsity over the grid of every list-valued argument.
 
     Each of ``activation, width, depth, sigma_w, sigma_b, method, arch`` may be a scalar or a list;
@@ -272,7 +282,7 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
 
     definition = check_choice("definition", definition, DEFINITIONS)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
-                       seed, image_size=image_size, kernel_size=kernel_size)
+                       seed, image_size=image_size, kernel_size=kernel_size, stages=stages)
     params = _params_of(configs)
     key = params + ("trial",)
     if definition != "layer":  # the default keeps the columns (and stores) of before
@@ -284,8 +294,10 @@ def sweep_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trial
 
 
 def _params_of(configs):
-    """The parameter columns of a sweep's table: the CNN's add ``image_size, kernel_size``."""
-    return _PARAMS + (("image_size", "kernel_size") if "image_size" in configs[0][1] else ())
+    """The parameter columns of a sweep's table: the conv nets' add ``image_size, kernel_size,
+    stages``."""
+    return _PARAMS + (("image_size", "kernel_size", "stages") if "image_size" in configs[0][1]
+                      else ())
 
 
 def _check_store_definition(store):
@@ -304,7 +316,7 @@ def _check_store_definition(store):
 def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, trials, batch=128,
                                classes=10, method="snip", arch="ffnn", seed=0, executor=None,
                                store=None, progress=False, definition="layer", image_size=8,
-                               kernel_size=3):
+                               kernel_size=3, stages=1):
     """Monte Carlo estimate of the critical sparsity s_cr of pruning at initialization.
 
     Each trial draws a random network (docs/theory.md §1: ``depth`` hidden layers of ``width`` units,
@@ -328,11 +340,11 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     batch : int, default 128
     classes : int, default 10
     method : {"snip", "grasp", "synflow", "magnitude", "random"}, default "snip"
-    arch : {"ffnn", "resnet", "stable_resnet", "cnn"}, default "ffnn"
-        ``"cnn"``: the random CNN of :mod:`meanfield.nets.conv` (``width`` channels, ``depth``
-        conv layers, circular padding, global average pooling, dense readout) on N(0, 1) images
-        of ``width`` channels, scored by "snip", "magnitude" or "random" so far
-        (docs/convolutional.md); the conv ResNets are not simulated yet.
+    arch : {"ffnn", "resnet", "stable_resnet", "cnn", "conv_resnet", "conv_stable_resnet"}
+        Default "ffnn". The conv archs: the random conv networks of :mod:`meanfield.nets.conv`
+        (``width`` channels, ``depth`` conv layers, circular padding, global average pooling,
+        dense readout; the ResNets' blocks as the dense ones') on N(0, 1) images of ``width``
+        channels, every method (docs/convolutional.md).
     seed : int, default 0
         Trial i uses ``SeedSequence(seed).spawn(trials)[i]``.
     executor : None, concurrent.futures.Executor or dask.distributed.Client
@@ -351,9 +363,15 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
         differ: an emptied residual block leaves the skip. For a CNN, a path runs through
         channels (any kept offset of a kernel connects its two channels).
     image_size, kernel_size : int, default 8, 3
-        For ``arch="cnn"``: h and k (odd); the table then has these two columns after ``seed``.
-        SynFlow's s_cr (dense archs) is found by bisection over its target
-        (:func:`meanfield.pruning.critical_sparsity_trial`).
+        For the conv archs: h and k (odd); the table then has the columns ``image_size,
+        kernel_size, stages`` after ``seed``.
+    stages : int, default 1
+        For the conv archs: the CIFAR-style layout (:func:`meanfield.nets.conv.conv_layout`:
+        channels doubling, positions halving at each stage, 1 × 1 projection shortcuts in the
+        ResNets, which are weights and are scored); ``image_size`` a multiple of 2^(stages−1).
+
+    SynFlow's s_cr (every arch) is found by bisection over its target
+    (:func:`meanfield.pruning.critical_sparsity_trial`): its scores depend on the target.
 
     Returns
     -------
@@ -374,22 +392,25 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
                                    batch=batch, classes=classes, method=method, arch=arch,
                                    seed=seed, executor=executor, store=store, progress=progress,
                                    definition=definition, image_size=image_size,
-                                   kernel_size=kernel_size)
+                                   kernel_size=kernel_size, stages=stages)
 
 
 def sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, trials,
                          batch=128, classes=10, method="snip", arch="ffnn", seed=0, executor=None,
-                         store=None, progress=False, per_trial=False, image_size=8, kernel_size=3):
+                         store=None, progress=False, per_trial=False, image_size=8, kernel_size=3,
+                         stages=1):
     """:func:`kept_per_layer` over the grid of every list-valued argument (``sparsity`` too)."""
     per_trial = check_bool("per_trial", per_trial)
     configs = _configs(activation, width, depth, sigma_w, sigma_b, batch, classes, method, arch,
-                       seed, sparsity=sparsity, image_size=image_size, kernel_size=kernel_size)
+                       seed, sparsity=sparsity, image_size=image_size, kernel_size=kernel_size,
+                       stages=stages)
     params = _params_of(configs)
     key = params + ("sparsity", "trial", "layer")
     rows = _run(_kept_trials, configs, trials, executor, store, progress, key)
     if per_trial:
         return rows
-    group = list(params) + ["sparsity", "layer"]
+    group = list(params) + ["sparsity", "layer"] + (["layer_name"] if "layer_name" in rows
+                                                    else [])
     agg = rows.groupby(group, sort=True).kept_fraction.agg(["mean", "std", "count"]).reset_index()
     agg = agg.rename(columns={"mean": "kept_fraction", "std": "kept_sd", "count": "trials"})
     agg["kept_se"] = agg.kept_sd / np.sqrt(agg.trials)
@@ -398,7 +419,7 @@ def sweep_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *
 
 def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, trials, batch=128,
                    classes=10, method="snip", arch="ffnn", seed=0, executor=None, store=None,
-                   progress=False, per_trial=False, image_size=8, kernel_size=3):
+                   progress=False, per_trial=False, image_size=8, kernel_size=3, stages=1):
     """Fraction of weights kept in each layer after global pruning at ``sparsity``.
 
     Parameters
@@ -409,15 +430,18 @@ def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, tria
         Return one row per (trial, layer) instead of the summary.
     activation, width, depth, sigma_w, sigma_b
         As in :func:`simulate_critical_sparsity`.
-    trials, batch, classes, method, arch, seed, executor, store, progress, image_size, kernel_size
+    trials, batch, classes, method, arch, seed, executor, store, progress, image_size, kernel_size,
+    stages
         As in :func:`simulate_critical_sparsity`.
 
     Returns
     -------
     pandas.DataFrame
-        One row per layer (1 … depth + 1, the readout last): the parameters, ``layer,
-        kept_fraction`` (mean over trials), ``kept_sd``, ``trials``, ``kept_se`` (``kept_sd`` and
-        ``kept_se`` are nan with a single trial: one draw has no spread to estimate).
+        One row per layer (1 … depth + 1, the readout last; a conv network's weight arrays in
+        the order of :func:`meanfield.nets.conv.conv_layout`, named in ``layer_name``, its
+        projections their own layers): the parameters, ``layer, kept_fraction`` (mean over
+        trials), ``kept_sd``, ``trials``, ``kept_se`` (``kept_sd`` and ``kept_se`` are nan with a
+        single trial: one draw has no spread to estimate).
 
     References
     ----------
@@ -427,4 +451,4 @@ def kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, tria
                                 trials=trials, batch=batch, classes=classes, method=method,
                                 arch=arch, seed=seed, executor=executor, store=store,
                                 progress=progress, per_trial=per_trial, image_size=image_size,
-                                kernel_size=kernel_size)
+                                kernel_size=kernel_size, stages=stages)

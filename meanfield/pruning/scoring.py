@@ -242,38 +242,63 @@ def check_temperature(temperature, name="temperature"):
     return check_scalar(name, temperature, min_val=0.0, include_boundaries="neither")
 
 
-def _synflow_round(net, A):
-    """SynFlow scores A ∘ ∂ℛ/∂A for the linearised network with weights A = |W| ∘ δ (no
-    activation, no biases, residual branches kept), divided by ℛ. Vectors are normalised at every
-    layer and their log-scales carried, so nothing overflows at any depth."""
-    L, alpha, residual = net.depth, net.alpha, net.arch != "ffnn"
+def flow_steps(net):
+    """The layers of ``net``'s linearised network for :func:`flow_gradients`: per main layer (the
+    readout last) ``(index, skip)``, ``skip`` None (no skip), ``"identity"`` (a residual block's)
+    or the index of the block's projection weight. A dense :class:`Network` or a conv network
+    (whose weights :func:`iterate_synflow` sums over their offsets)."""
+    layers = getattr(net, "layers", None)
+    if layers is None:  # dense: W¹ and the readout without skip, residual blocks between
+        L, residual = net.depth, net.arch != "ffnn"
+        return [(k, "identity" if residual and 0 < k < L else None) for k in range(L + 1)]
+    steps = []
+    for i, layer in enumerate(layers):
+        if layer.kind == "shortcut":
+            continue
+        block = net.alpha is not None and layer.kind == "conv" and i > 0
+        proj = i + 1 if i + 1 < len(layers) and layers[i + 1].kind == "shortcut" else None
+        steps.append((i, (proj if proj is not None else "identity") if block else None))
+    return steps
+
+
+def flow_gradients(A, steps, alpha):
+    """∂ℛ/∂A / ℛ (SynFlow's score is A ∘ ∂ℛ/∂A) for the linearised network with weights A = |W| ∘ δ (2-d, no
+    activation, no biases, residual branches kept: r^l = S^l r^{l−1} + α A^l r^{l−1} in a block,
+    S^l the identity or a projection's A, r^0 = 1), divided by ℛ = 1ᵀ r^out. ``steps``: as
+    :func:`flow_steps`. Vectors are normalised at every layer and their log-scales carried, so
+    nothing overflows at any depth."""
 
     def unit(x):
         n = x.max()
         return (x / n, math.log(n)) if n > 0 else (x, 0.0)
 
-    r, c = unit(np.ones(net.n_in))
+    r, c = unit(np.ones(A[steps[0][0]].shape[1]))
     rs, cs = [r], [c]  # r^k = e^{cs[k]} rs[k]
-    for k in range(L + 1):
+    for k, skip in steps:
         nxt = A[k] @ r
-        if residual and 0 < k < L:
-            nxt = r + alpha * nxt
+        if skip is not None:
+            nxt = alpha * nxt + (r if skip == "identity" else A[skip] @ r)
         r, dc = unit(nxt)
         c += dc
         rs.append(r), cs.append(c)
+    out = [np.zeros_like(a) for a in A]
     total = r.sum()
     if total == 0.0:
-        return [np.zeros_like(a) for a in A]
+        return out
     log_r = c + math.log(total)
-    ell, e = np.ones(net.classes), 0.0  # ∂ℛ/∂r^{k+1} = e^e · ell
-    out = [None] * (L + 1)
-    for k in range(L, -1, -1):
-        res = residual and 0 < k < L
-        f = alpha if res else 1.0
-        scale = math.exp(e + cs[k] - log_r) * f
-        out[k] = A[k] * np.outer(ell, rs[k]) * scale
-        back = A[k].T @ ell
-        ell, de = unit(ell + f * back if res else back)
+    ell, e = np.ones(r.size), 0.0  # ∂ℛ/∂r^{k+1} = e^e · ell
+    for j in range(len(steps) - 1, -1, -1):
+        k, skip = steps[j]
+        f = alpha if skip is not None else 1.0
+        scale = math.exp(e + cs[j] - log_r)
+        out[k] = np.outer(ell, rs[j]) * (scale * f)
+        back = f * (A[k].T @ ell)
+        if skip == "identity":
+            back += ell
+        elif skip is not None:
+            out[skip] = np.outer(ell, rs[j]) * scale
+            back += A[skip].T @ ell
+        ell, de = unit(back)
         e += de
     return out
 
@@ -319,11 +344,24 @@ def synflow_scores(net, sparsity, iterations=100):
     net = check_network(net)
     s = _check_sparsity(sparsity)
     n = check_int("iterations", iterations, 1)
+    return iterate_synflow(net, s, n)
+
+
+def iterate_synflow(net, sparsity, iterations):
+    """The rounds of :func:`synflow_scores` for a dense or a conv network (validated arguments).
+    A conv weight (C_out, C_in, k, k) enters the linearised network summed over its offsets
+    (on the all-ones input with circular padding
+    every activation is constant over positions), so ∂ℛ/∂A[i, j, a, b] = ∂ℛ/∂M[i, j], M the
+    summed matrix: its score is A[i, j, a, b] · ∂ℛ/∂M[i, j], exactly."""
     absw = [np.abs(w.astype(np.float64)) for w in net.weights]
     masks = [np.ones(w.shape, bool) for w in net.weights]
-    for k in range(1, n + 1):
-        sc = _synflow_round(net, [a * m for a, m in zip(absw, masks)])
-        masks = global_masks(sc, 1.0 - (1.0 - s) ** (k / n))
+    steps = flow_steps(net)
+    for k in range(1, iterations + 1):
+        A = [a * m for a, m in zip(absw, masks)]
+        M = [a.sum(axis=(2, 3)) if a.ndim == 4 else a for a in A]
+        G = flow_gradients(M, steps, net.alpha)
+        sc = [a * (g[:, :, None, None] if a.ndim == 4 else g) for a, g in zip(A, G)]
+        masks = global_masks(sc, 1.0 - (1.0 - sparsity) ** (k / iterations))
     return sc
 
 

@@ -14,7 +14,7 @@ import math
 #: pruning, the predictions, training and the command line
 ARCHS = ("ffnn", "resnet", "stable_resnet")
 #: the convolutional architectures (docs/convolutional.md): the theory's spatial maps take all
-#: three; the Monte Carlo of finite nets takes "cnn" (the conv ResNets are to come)
+#: three, as does the Monte Carlo of finite nets (meanfield.nets.conv)
 CONV_ARCHS = ("cnn", "conv_resnet", "conv_stable_resnet")
 
 
