@@ -32,6 +32,7 @@ PIPELINE = [
     ("8 FFNN vs ResNets", "scr_arch", "scr_arch", None),
     ("9 training curves", "training_curves", "training_curves", "mlxtend"),
     ("10 accuracy table", "accuracy_table", "accuracy_table", "mlxtend"),
+    ("11 conv nets", "scr_conv", "scr_conv", None),
 ]
 
 

@@ -5,6 +5,7 @@ the docs cannot drift from it by hand."""
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from simulations import prediction_check
 
@@ -83,3 +84,21 @@ def test_the_resnet18_table_is_the_record_s():
     r18 = pd.read_csv(DOCS / "data" / "resnet18_collapse.csv")
     assert len(r18) == 9 and set(r18.method) == {"snip", "grasp", "synflow"}
     assert between(text, "resnet18") == resnet18_collapse.markdown(r18)
+
+
+def test_the_conv_pruning_tables_are_the_record_s():
+    """docs/convolutional.md's tables are simulations/scr_conv.py's output for the committed
+    record; the summary is the trials' own, and the Must-show rows (CNN, depths 8 and 16, three
+    phases) have 200 trials each."""
+    from simulations import scr_conv
+
+    text = (DOCS / "convolutional.md").read_text(encoding="utf-8")
+    summary = pd.read_csv(DOCS / "data" / "scr_conv.csv")
+    trials = pd.read_csv(DOCS / "data" / "scr_conv.trials.csv")
+    layers = pd.read_csv(DOCS / "data" / "scr_conv_layers.csv")
+    assert len(summary) == 27 and (summary.trials == 200).all() and len(trials) == 27 * 200
+    means = trials.groupby(["arch", "sigma_w", "depth"]).s_cr.mean()
+    for r in summary.itertuples():
+        assert means[(r.arch, r.sigma_w, r.depth)] == pytest.approx(r.s_cr_mean, abs=1e-12)
+    assert between(text, "scr_conv_depth") == scr_conv.depth_table(summary)
+    assert between(text, "scr_conv_layout") == scr_conv.layout_table(layers)

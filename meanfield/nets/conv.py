@@ -326,6 +326,11 @@ def _phi(act, Y, order=0):
     return act(Y, order).astype(Y.dtype, copy=False)
 
 
+def _dphi(act, Y, H):
+    # φ' = 1 − φ² for tanh, from the activations already made (as the dense pass)
+    return 1.0 - H * H if act.name == "tanh" else act(Y, 1).astype(Y.dtype, copy=False)
+
+
 def _check_images(net, X):
     X = np.asarray(X)
     h = net.image_size
@@ -347,9 +352,9 @@ def _forward(net, H0, W, V=None):
     float64 copy) and, given a direction ``V``, its tangents (dotted values, ``t`` + the name).
 
     Returns ``(cache, H, tH, z)``: per conv layer ``(l, P, tP, Y, tY, in_shape, sub, tsub,
-    proj)`` (patches, pre-activations, the input's shape; for a block with a projection its
-    index ``proj`` and the strided input ``sub`` it multiplies), the last activations φ(y^L) and
-    their tangent, the logits."""
+    proj, H)`` (patches, pre-activations, the input's shape; for a block with a projection its
+    index ``proj`` and the strided input ``sub`` it multiplies; the activations), the last
+    activations φ(y^L) and their tangent, the logits."""
     act, k, alpha = net.activation, net.kernel_size, net.alpha
     tan = V is not None
     B = H0.shape[0]
@@ -386,9 +391,10 @@ def _forward(net, H0, W, V=None):
         else:
             Y, tY = U, tU
         Y = Y.reshape(B, ho, ho, -1)
-        cache.append((l, P, tP, Y, tY, H.shape, sub, tsub, proj))
+        in_shape = H.shape
         H = _phi(act, Y)
-        tH = _phi(act, Y, 1) * tY.reshape(Y.shape) if tan else None
+        cache.append((l, P, tP, Y, tY, in_shape, sub, tsub, proj, H))
+        tH = _dphi(act, Y, H) * tY.reshape(Y.shape) if tan else None
         Yprev, tYprev = Y, tY
     z = H.mean(axis=(1, 2)) @ W[-1].T + net.biases[-1]
     return cache, H, tH, z
@@ -416,16 +422,16 @@ def _pass(net, H0, y, W, V=None):
     grads[-1] = d.T @ pooled
     wout, YL, tYL = W[-1], cache[-1][3], cache[-1][4]
     A = (d @ wout / H.dtype.type(hL * hL))[:, None, None, :]
-    dY = A * _phi(act, YL, 1)
+    dY = A * _dphi(act, YL, H)
     if tan:
         tpooled = tH.mean(axis=(1, 2))
         tz = tpooled @ wout.T + pooled @ V[-1].T
         td = p * (tz - (p * tz).sum(axis=1, keepdims=True)) / B
         hvp[-1] = td.T @ pooled + d.T @ tpooled
         tA = ((td @ wout + d @ V[-1]) / (hL * hL))[:, None, None, :]
-        tdY = tA * _phi(act, YL, 1) + A * _phi(act, YL, 2) * tYL.reshape(YL.shape)
+        tdY = tA * _dphi(act, YL, H) + A * _phi(act, YL, 2) * tYL.reshape(YL.shape)
     for i in range(len(cache) - 1, -1, -1):
-        l, P, tP, _, _, in_shape, sub, tsub, proj = cache[i]
+        l, P, tP, _, _, in_shape, sub, tsub, proj, _ = cache[i]
         s, w = net.layers[l].stride, W[l]
         N = w.shape[0]
         c = H.dtype.type(alpha if alpha is not None and i > 0 else 1.0)
@@ -438,9 +444,9 @@ def _pass(net, H0, y, W, V=None):
                 hvp[l] += _weight_grad(dU, tP, w.shape)
         if i == 0:
             break
-        Yp, tYp = cache[i - 1][3], cache[i - 1][4]
+        Yp, tYp, Hp = cache[i - 1][3], cache[i - 1][4], cache[i - 1][9]
         G = _col2im(dU @ _matrix(w), in_shape, k, s)
-        d1 = _phi(act, Yp, 1)
+        d1 = _dphi(act, Yp, Hp)
         ndY = G * d1
         if tan:
             tG = _col2im(tdU @ _matrix(w) + dU @ _matrix(V[l]), in_shape, k, s)

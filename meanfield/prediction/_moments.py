@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..theory import _expect
+from ..theory.archs import DENSE_OF
 from ..theory.maps import propagate
 
 SEED = 20210503
@@ -119,6 +120,9 @@ class LayerMoments:
     """(L,) bool: hidden layers whose gradient is a residual branch's α g^l a^{l−1}ᵀ, docs §5b."""
     log_alpha2: np.ndarray
     """(L,) float: log α² of each hidden layer's branch scale (0 where there is none), docs §5b."""
+    positions: int = 1
+    """A conv net's positions per image (h²): its scores see B · h² exchangeable (image,
+    position) pairs, the readout error of an image repeated at each (docs/convolutional.md)."""
 
     @property
     def depth(self):
@@ -141,7 +145,8 @@ class LayerMoments:
         return self.fan_in * self.fan_out
 
 
-def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffnn"):
+def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffnn", image_size=1,
+                  kernel_size=1):
     """The :class:`LayerMoments` of a depth-L network (``fwd``: the (q, c) of
     :func:`forward_moments` for this depth or, for an FFNN, a deeper one; computed if None).
 
@@ -154,12 +159,22 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
     ``log_alpha2`` holds log α² (0 for layer 1, whose gradient is g¹ xᵀ). Layer L keeps the
     feed-forward form (h^L with φ'(y^L) in the forward factor).
 
+    A conv net (``arch`` one of :data:`meanfield.theory.archs.CONV_ARCHS`, ``image_size`` h,
+    ``kernel_size`` k; docs/convolutional.md, "The prediction"): on i.i.d. images with circular
+    padding every two distinct (image, position) pairs have the dense net's correlation c^l, so
+    its moments are its dense counterpart's for a batch of B h² pairs, but for the conv layers'
+    fan-in N k² and the logits, made from the average of φ(y^L) over the h² positions:
+    q = σ_b² + σ_w² (K_d + (h² − 1) K_o) / h², c = (σ_b² + σ_w² K_o) / q.
+
     Trusts its arguments: the public functions have checked that every q^l is a finite normal
     float and every E[φ'(y^l)²] > 0 (``predict._check_forward``)."""
     L = depth
+    positions = image_size * image_size
+    arch = DENSE_OF.get(arch, arch)
     q, c = fwd if fwd is not None else forward_moments(act, sw, sb, L, arch)
-    q, c = q[: L + 1], c[: L + 1]          # q[l-1] = q^l, l = 1 … L + 1
+    q, c = q[: L + 1].copy(), c[: L + 1].copy()   # q[l-1] = q^l, l = 1 … L + 1
     fan_in = np.full(L + 1, width, dtype=np.int64)
+    fan_in[:L] *= kernel_size * kernel_size
     fan_out = np.full(L + 1, width, dtype=np.int64)
     fan_out[L] = classes
     # forward: the input a of layer l is x (l = 1) or φ(y^{l-1}); its second moment and the
@@ -167,6 +182,10 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
     qh, ch = q[:L], c[:L]                   # hidden pre-activations y^1 … y^L
     act_sq = np.concatenate([[1.0], _expect.diag(act, 0, 0, 0, qh)])
     act_cov = np.concatenate([[0.0], _expect.pair(act, 0, 0, qh, qh, ch)])
+    if positions > 1:   # the logits of the pooled features
+        q[L] = sb * sb + sw * sw * (act_sq[L] + (positions - 1) * act_cov[L]) / positions
+        c[L] = min(max((sb * sb + sw * sw * act_cov[L]) / q[L], 0.0), 1.0)
+        batch *= positions
     # backward: E[φ'(y^l)²] and E[φ'(y^l(b)) φ'(y^l(b'))] for the hidden layers
     d11 = _expect.diag(act, 1, 1, 0, qh)
     # k_o = E[φ'(u₁)φ'(u₂)] >= 0 for c >= 0 (Mehler, as O below): quadrature noise around 0
@@ -212,4 +231,4 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
     return LayerMoments(arch=arch, q=q, c=c, fan_in=fan_in, fan_out=fan_out, act_sq=act_sq,
                         act_cov=act_cov, chi=chi, log_q_grad=log_q_grad, rho_grad=rho_grad,
                         weight_var=weight_var, log_grad_var=log_grad_var, log_t=log_t, f=f,
-                        branch=branch, log_alpha2=log_alpha2)
+                        branch=branch, log_alpha2=log_alpha2, positions=positions)

@@ -67,6 +67,15 @@ class ReadoutDraws:
     def __len__(self):
         return self.gram.shape[0]
 
+    def repeated(self, times):
+        """The summaries of Δ ⊗ 1_times, each row of Δ repeated ``times`` times (a conv net's
+        (image, position) pairs: docs/convolutional.md), from those of Δ."""
+        out = object.__new__(ReadoutDraws)
+        out.gram, out.root = self.gram * times, self.root * math.sqrt(times)
+        out.col_sum, out.col_norm = self.col_sum * times, self.col_norm * math.sqrt(times)
+        out.sq_norm = self.sq_norm * times
+        return out
+
     def take(self, sl):
         out = object.__new__(ReadoutDraws)
         for name in ("gram", "root", "col_sum", "col_norm", "sq_norm"):
@@ -513,6 +522,8 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
                    chain_step)
     if not finite:
         draws = ReadoutDraws(float(m.q[L]), float(m.c[L]), batch, classes, count)
+        if m.positions > 1:
+            draws = draws.repeated(m.positions)
     for start in range(0, count, chain_step):
         ids = range(start, min(start + chain_step, count))
         if finite:

@@ -44,6 +44,7 @@ from .._validate import (
     check_bool,
     check_choice,
     check_int,
+    check_kernel_size,
     check_memory,
     check_probability,
     check_scalar,
@@ -51,7 +52,7 @@ from .._validate import (
 from ..activations import get_activation
 from ..pruning.critical import _check_definition as check_event
 from ..theory import _expect
-from ..theory.archs import ARCHS
+from ..theory.archs import ARCHS, CONV_ARCHS, DENSE_OF
 from . import _score_laws as laws
 from . import _top_block
 from ._moments import NoPrediction, forward_moments, layer_moments
@@ -386,23 +387,56 @@ def _check_definition(definition, mode):
     return definition
 
 
-def _check_arch(arch):
-    return check_choice("arch", arch, ARCHS)
+def _check_arch(arch, conv=False):
+    return check_choice("arch", arch, ARCHS + (CONV_ARCHS if conv else ()))
+
+
+def _check_conv(arch, finite_width, image_size, kernel_size):
+    """The route of ``finite_width`` (None: the chain for a dense arch, the wide limit for a conv
+    one, the only route it has) and the conv sizes (h, k), (1, 1) for a dense arch."""
+    if arch not in CONV_ARCHS:
+        return _check_finite_width(True if finite_width is None else finite_width), (1, 1)
+    mode = "wide" if finite_width is None else _check_finite_width(finite_width)
+    if mode != "wide":
+        raise InputError(f"`finite_width` == {finite_width!r} with `arch` == {arch!r}: the conv "
+                         f"prediction is the wide limit (finite_width=False or None); for a "
+                         f"finite conv net use simulate_critical_sparsity")
+    h = check_int("image_size", image_size, low=1, high=2 ** 12)
+    return mode, (h, check_kernel_size(kernel_size))
+
+
+def _warn_conv(arch, width, depths, sw, sb, act):
+    """Warn where the conv prediction (the wide limit) is asked outside its measured domain
+    (docs/convolutional.md, "The prediction"): a CNN in the chaotic phase deeper than half its
+    width, where it missed the Monte Carlo by +0.012 (4 SE) at N = 16, L = 16, as the dense wide
+    limit misses the chaotic phase's finite-width coupling (docs/critical_sparsity.md §5c)."""
+    from ..theory import phase
+
+    deep = [int(L) for L in np.unique(depths) if 2 * L > width]
+    # the phase by the theory's own tolerance: χ₁ on the EOC is 1 only to rounding
+    if arch == "cnn" and deep and str(phase(act, sw, sb)) == "chaotic":
+        warnings.warn(f"`arch` == 'cnn', `depth` == {deep[0]} > `width` / 2 == {width / 2:g} in the "
+                      f"chaotic phase: outside the conv prediction's measured domain (the wide "
+                      f"limit; docs/convolutional.md), where it overestimates E[s_cr] (+0.012 at "
+                      f"N = 16, L = 16); simulate_critical_sparsity is the tool there",
+                      PredictionRangeWarning, stacklevel=3)
 
 
 def _predict(act, width, depth, sw, sb, batch, classes, fwd, mode="chain", arch="ffnn",
-             definition="layer"):
+             definition="layer", conv=(1, 1)):
     """Average over the draws of the per-draw law of s_cr: (mean, std, p_first, se, draws), se
     the standard error of the mean from the number of draws averaged (NaN for one draw);
-    ``fwd``: the checked forward moments (:func:`_check_forward`); ``mode``: the route."""
+    ``fwd``: the checked forward moments (:func:`_check_forward`); ``mode``: the route;
+    ``conv``: (h, k) of a conv arch."""
     with _no_prediction(act, width, depth, sw, sb):
         return _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch,
-                              definition)
+                              definition, conv)
 
 
-def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch, definition):
+def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch, definition,
+                   conv=(1, 1)):
     finite = mode != "wide"
-    m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch)
+    m = layer_moments(act, width, depth, sw, sb, batch, classes, fwd, arch, *conv)
     n = m.n_weights
     means, seconds, p_first = [], [], []
     with one_blas_thread():
@@ -411,7 +445,7 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch, d
         count = 0
         for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite,
                                             definition, mode == "simulated"):
-            groups = laws.score_laws(m, cond, draws, back, batch, classes)
+            groups = laws.score_laws(m, cond, draws, back, batch * m.positions, classes)
             d = laws.scr_law(groups, n)
             if definition == "disconnect":      # one threshold per draw: s(m*) is a sample
                 d["mean"] = laws.s_at(groups, n, back.m_star)
@@ -433,12 +467,14 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch, d
 
 
 def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *, batch=128,
-                                   classes=10, finite_width=True, arch="ffnn", definition="layer"):
+                                   classes=10, finite_width=None, arch="ffnn", definition="layer",
+                                   image_size=8, kernel_size=3):
     """Mean-field summary of the law of the critical sparsity at one depth.
 
     Parameters
     ----------
-    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width, arch, definition
+    activation, width, depth, sigma_w, sigma_b, batch, classes, finite_width, arch, definition,
+    image_size, kernel_size
         As in :func:`predict_critical_sparsity`; ``depth`` a single int.
 
     Returns
@@ -467,25 +503,28 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     20
     """
     depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
-    mode = _check_finite_width(finite_width)
-    arch = _check_arch(arch)
+    arch = _check_arch(arch, conv=True)
+    mode, conv = _check_conv(arch, finite_width, image_size, kernel_size)
     definition = _check_definition(definition, mode)
+    dense = DENSE_OF.get(arch, arch)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=mode != "wide",
-                                                       arch=arch, definition=definition,
+                                                       arch=dense, definition=definition,
                                                        max_count=_MAX_SCORES,
                                                        whole=mode == "simulated")
-    fwd = _check_forward(act, sw, sb, depth, arch)
-    _check_route(act, width, np.array([depth]), sw, sb, arch, batch, mode, definition)
+    fwd = _check_forward(act, sw, sb, depth, dense)
+    _check_route(act, width, np.array([depth]), sw, sb, dense, batch, mode, definition)
+    _warn_conv(arch, width, [depth], sw, sb, act)
     mean, std, p_first, se, draws = _predict(act, width, depth, sw, sb, batch, classes, fwd,
-                                             mode=mode, arch=arch, definition=definition)
+                                             mode=mode, arch=arch, definition=definition,
+                                             conv=conv)
     return dict(mean=mean, std=std, p_first=p_first, se=se, draws=draws,
-                route=route(mode, depth, arch, definition))
+                route=route(mode, depth, dense, definition))
 
 
 def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
-                              return_std=False, finite_width=True, arch="ffnn",
-                              definition="layer"):
+                              return_std=False, finite_width=None, arch="ffnn",
+                              definition="layer", image_size=8, kernel_size=3):
     """Mean-field prediction of E[s_cr], the expected critical sparsity of SNIP.
 
     Model (``docs/critical_sparsity.md`` §5–§6, eqs. (12)–(20)): in the wide limit at fixed batch size B and
@@ -512,8 +551,9 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     classes : int >= 2, default 10
     return_std : bool, default False
         Also return the predicted standard deviation of s_cr over networks and batches.
-    finite_width : {True, False, "chain", "wide", "simulated"}, default True
-        The route (docs §5–§5d; :func:`critical_sparsity_distribution` reports it):
+    finite_width : {None, True, False, "chain", "wide", "simulated"}, default None
+        The route (docs §5–§5d; :func:`critical_sparsity_distribution` reports it). None: the
+        chain (True) for the dense archs, the wide limit for the conv archs (their only route).
 
         * ``True`` or ``"chain"``: a width-N network, part theory and part simulation: its
           top layers (3 hidden layers of an FFNN, 6 of a ResNet; for
@@ -532,9 +572,15 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         Finite-width routes average fixed-seed draws in blocks of 32, up to 128, until the
         average's own standard error is ≤ 5e-4; all routes are deterministic. How each compares
         with 200-net Monte Carlos: docs §8.
-    arch : {"ffnn", "resnet", "stable_resnet"}, default "ffnn"
-        The network of :func:`meanfield.nets.init_network`: for ResNets the forward maps of
-        the residual stream and the backward signal of its gradient (docs §5b).
+    arch : {"ffnn", "resnet", "stable_resnet", "cnn", "conv_resnet", "conv_stable_resnet"}
+        Default "ffnn". The network of :func:`meanfield.nets.init_network`: for ResNets the
+        forward maps of the residual stream and the backward signal of its gradient (docs
+        §5b). The conv archs (:mod:`meanfield.nets.conv`, ``stages=1``, on N(0, 1) images of
+        ``width`` channels): the wide limit, the dense theory with the B h² (image, position)
+        pairs as its batch (docs/convolutional.md, "The prediction"); it warns outside its
+        measured domain (a CNN in the chaotic phase deeper than half its width).
+    image_size, kernel_size : int, default 8, 3
+        h and k (odd) of a conv arch; ignored for the dense ones.
     definition : {"layer", "disconnect"}, default "layer"
         The event s_cr marks, as in :func:`meanfield.pruning.critical_sparsity`: the paper's
         (the first layer fully pruned; a ResNet is then not disconnected) or "the output no
@@ -575,28 +621,30 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     True
     """
     depths, scalar = _check_depths(depth)
-    mode = _check_finite_width(finite_width)
-    arch = _check_arch(arch)
+    arch = _check_arch(arch, conv=True)
+    mode, conv = _check_conv(arch, finite_width, image_size, kernel_size)
     definition = _check_definition(definition, mode)
+    dense = DENSE_OF.get(arch, arch)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, int(depths.max()),
-                                                       finite=mode != "wide", arch=arch,
+                                                       finite=mode != "wide", arch=dense,
                                                        definition=definition,
                                                        max_count=_MAX_SCORES,
                                                        whole=mode == "simulated")
     return_std = check_bool("return_std", return_std)
     # an FFNN's moments at depth L are the first rows of a deeper one's; a ResNet's are not
     # (its last row is the readout, and a Stable ResNet's branch scale is 1/√L)
-    if arch == "ffnn":
+    if dense == "ffnn":
         deepest = _check_forward(act, sw, sb, int(depths.max()))
         fwds = dict.fromkeys(np.unique(depths).tolist(), deepest)
     else:
-        fwds = {L: _check_forward(act, sw, sb, L, arch) for L in np.unique(depths).tolist()}
-    _check_route(act, width, depths, sw, sb, arch, batch, mode, definition)
+        fwds = {L: _check_forward(act, sw, sb, L, dense) for L in np.unique(depths).tolist()}
+    _check_route(act, width, depths, sw, sb, dense, batch, mode, definition)
+    _warn_conv(arch, width, depths, sw, sb, act)
     means, stds = np.empty(depths.size), np.empty(depths.size)
     for L in fwds:                          # once per distinct depth
         mean, std, *_ = _predict(act, width, L, sw, sb, batch, classes, fwds[L], mode, arch,
-                                 definition)
+                                 definition, conv)
         means[depths.ravel() == L], stds[depths.ravel() == L] = mean, std
     if scalar:
         out = (float(means[0]), float(stds[0]))

@@ -18,10 +18,14 @@ ARCHS = ("ffnn", "resnet", "stable_resnet")
 CONV_ARCHS = ("cnn", "conv_resnet", "conv_stable_resnet")
 
 
+#: the dense counterpart of each conv architecture: its branch scale, and its maps on spatially
+#: uniform inputs (docs/convolutional.md)
+DENSE_OF = {"cnn": "ffnn", "conv_resnet": "resnet", "conv_stable_resnet": "stable_resnet"}
+
+
 def conv_branch_scale(arch, depth):
     """α of a conv architecture: as :func:`branch_scale` of its dense counterpart."""
-    return branch_scale({"cnn": "ffnn", "conv_resnet": "resnet",
-                         "conv_stable_resnet": "stable_resnet"}[arch], depth)
+    return branch_scale(DENSE_OF[arch], depth)
 
 
 def branch_scale(arch, depth):
