@@ -328,3 +328,22 @@ def test_conv_resnet_scores_agree_with_torch():
             b = b.numpy().reshape(a.shape)
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12 * np.abs(b).max(),
                                        err_msg=method)
+
+
+def test_reused_buffers_give_the_same_results():
+    """The pass keeps its big arrays in per-thread buffers reused from call to call: a pass of
+    another shape (another stage layout, dtype, batch) in between changes nothing, and what a
+    call returned is not overwritten by the next (no buffer leaves the pass)."""
+    net, X, y = _case(h=4, L=4, arch="conv_resnet", stages=2, dtype=np.float32)
+    first = conv_loss_and_grads(net, X, y)
+    kept = [g.copy() for g in first[1]]
+    logits = conv_forward(net, X)
+    other, Xo, yo = _case(k=5, h=8, L=5, N=6, B=3, arch="conv_stable_resnet", stages=3)
+    conv_loss_and_grads(other, Xo, yo)
+    conv_forward(other, Xo)
+    again = conv_loss_and_grads(net, X, y)
+    assert first[0] == again[0]
+    for a, b, c in zip(first[1], again[1], kept):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+    np.testing.assert_array_equal(logits, conv_forward(net, X))
