@@ -2,11 +2,18 @@
 
 ``scoring`` (SNIP, GraSP, SynFlow, magnitude, random), ``masks`` (global masks, kept fractions,
 rescaling, shuffles), ``critical`` (s_cr of either event), ``chi`` (the measured backward gain),
-``trial`` (one Monte Carlo trial of s_cr) and ``monte_carlo`` (the sweeps over configurations and
-trials: :func:`simulate_critical_sparsity`, :func:`kept_per_layer`).
+``trial`` (one Monte Carlo trial of s_cr), ``conv`` (the scores, s_cr and trial of conv nets) and
+``monte_carlo`` (the sweeps over configurations and trials: :func:`simulate_critical_sparsity`,
+:func:`kept_per_layer`).
 """
 
 from .chi import effective_chi
+from .conv import (
+    conv_critical_sparsity,
+    conv_critical_sparsity_trial,
+    conv_mask_event,
+    conv_scores,
+)
 from .critical import DEFINITIONS, critical_sparsity
 from .masks import (
     RESCALE_MODES,
@@ -42,4 +49,5 @@ __all__ = ["snip_scores", "grasp_scores", "synflow_scores", "magnitude_scores", 
            "shuffle_masks", "RESCALE_MODES", "first_layer_variance", "effective_chi",
            "hessian_vector_product", "snip_critical_sparsity_trial", "critical_sparsity_trial",
            "METHODS", "GRASP_TEMPERATURE", "DEFINITIONS", "simulate_critical_sparsity", "kept_per_layer",
-           "sweep_critical_sparsity", "sweep_kept_per_layer"]
+           "sweep_critical_sparsity", "sweep_kept_per_layer", "conv_scores",
+           "conv_critical_sparsity", "conv_mask_event", "conv_critical_sparsity_trial"]

@@ -340,6 +340,8 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
     batch : int, default 128
     classes : int, default 10
     method : {"snip", "grasp", "synflow", "magnitude", "random"}, default "snip"
+        SynFlow's s_cr (every arch) is found by bisection over its target
+        (:func:`meanfield.pruning.critical_sparsity_trial`): its scores depend on the target.
     arch : {"ffnn", "resnet", "stable_resnet", "cnn", "conv_resnet", "conv_stable_resnet"}
         Default "ffnn". The conv archs: the random conv networks of :mod:`meanfield.nets.conv`
         (``width`` channels, ``depth`` conv layers, circular padding, global average pooling,
@@ -369,9 +371,6 @@ def simulate_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, tr
         For the conv archs: the CIFAR-style layout (:func:`meanfield.nets.conv.conv_layout`:
         channels doubling, positions halving at each stage, 1 × 1 projection shortcuts in the
         ResNets, which are weights and are scored); ``image_size`` a multiple of 2^(stages−1).
-
-    SynFlow's s_cr (every arch) is found by bisection over its target
-    (:func:`meanfield.pruning.critical_sparsity_trial`): its scores depend on the target.
 
     Returns
     -------
