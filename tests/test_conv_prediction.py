@@ -75,3 +75,17 @@ def test_conv_prediction_is_on_target_against_the_monte_carlo(arch, sigma_w):
     se = s.std(ddof=1) / np.sqrt(s.size)
     pred = mf.predict_critical_sparsity("tanh", 16, 6, sigma_w, 0.2, **kw)
     assert abs(pred - s.mean()) <= max(3 * se, 0.004)
+
+
+def test_conv_prediction_warns_outside_its_measured_domain():
+    """A chaotic CNN at L >= N/2 (where it misses: docs/convolutional.md) warns; the same depth on
+    the EOC, and a chaotic conv ResNet, do not."""
+    import warnings
+
+    with pytest.warns(mf.PredictionRangeWarning, match="chaotic"):
+        mf.predict_critical_sparsity("tanh", 16, 8, 2.5, 0.2, arch="cnn", image_size=4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", mf.PredictionRangeWarning)
+        mf.predict_critical_sparsity("tanh", 16, 8, 1.3041, 0.2, arch="cnn", image_size=4)
+        mf.predict_critical_sparsity("tanh", 16, 7, 2.5, 0.2, arch="cnn", image_size=4)
+        mf.predict_critical_sparsity("tanh", 16, 8, 2.5, 0.2, arch="conv_resnet", image_size=4)

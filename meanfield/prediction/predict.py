@@ -407,15 +407,16 @@ def _check_conv(arch, finite_width, image_size, kernel_size):
 
 def _warn_conv(arch, width, depths, sw, sb, act):
     """Warn where the conv prediction (the wide limit) is asked outside its measured domain
-    (docs/convolutional.md, "The prediction"): a CNN in the chaotic phase deeper than half its
-    width, where it missed the Monte Carlo by +0.012 (4 SE) at N = 16, L = 16, as the dense wide
-    limit misses the chaotic phase's finite-width coupling (docs/critical_sparsity.md §5c)."""
+    (docs/convolutional.md, "The prediction"): a CNN in the chaotic phase at depths of half its
+    width or more, where it missed the Monte Carlo at L = 16 by +0.012 (N = 16, 4 SE) and +0.009
+    (N = 32, 4 SE), and met it at N = 64 (+0.005, 2.8 SE): the chaotic phase's finite-width
+    coupling, which the dense wide limit misses too (docs/critical_sparsity.md §5c)."""
     from ..theory import phase
 
-    deep = [int(L) for L in np.unique(depths) if 2 * L > width]
+    deep = [int(L) for L in np.unique(depths) if 2 * L >= width]
     # the phase by the theory's own tolerance: χ₁ on the EOC is 1 only to rounding
     if arch == "cnn" and deep and str(phase(act, sw, sb)) == "chaotic":
-        warnings.warn(f"`arch` == 'cnn', `depth` == {deep[0]} > `width` / 2 == {width / 2:g} in the "
+        warnings.warn(f"`arch` == 'cnn', `depth` == {deep[0]} >= `width` / 2 == {width / 2:g} in the "
                       f"chaotic phase: outside the conv prediction's measured domain (the wide "
                       f"limit; docs/convolutional.md), where it overestimates E[s_cr] (+0.012 at "
                       f"N = 16, L = 16); simulate_critical_sparsity is the tool there",
@@ -578,7 +579,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
         §5b). The conv archs (:mod:`meanfield.nets.conv`, ``stages=1``, on N(0, 1) images of
         ``width`` channels): the wide limit, the dense theory with the B h² (image, position)
         pairs as its batch (docs/convolutional.md, "The prediction"); it warns outside its
-        measured domain (a CNN in the chaotic phase deeper than half its width).
+        measured domain (a CNN in the chaotic phase at depths of half its width or more).
     image_size, kernel_size : int, default 8, 3
         h and k (odd) of a conv arch; ignored for the dense ones.
     definition : {"layer", "disconnect"}, default "layer"
