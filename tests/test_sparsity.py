@@ -60,11 +60,18 @@ def test_dask_local_cluster_gives_the_same_results():
     distributed = pytest.importorskip("distributed")
     kw = dict(trials=4, batch=8, seed=5)
     serial = mf.simulate_critical_sparsity("tanh", 10, 4, 1.2, 0.3, **kw)
+    # a conv ResNet with a stage and its projection, scored by GraSP, kept per layer
+    conv = dict(arch="conv_resnet", stages=2, image_size=4, method="grasp", **kw)
+    conv_serial = mf.kept_per_layer("tanh", 4, 4, 1.2, 0.3, 0.8, per_trial=True, **conv)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster, \
             distributed.Client(cluster) as client:
         remote = mf.simulate_critical_sparsity("tanh", 10, 4, 1.2, 0.3, executor=client, **kw)
+        conv_remote = mf.kept_per_layer("tanh", 4, 4, 1.2, 0.3, 0.8, per_trial=True,
+                                        executor=client, **conv)
     pd.testing.assert_frame_equal(serial, remote)
+    pd.testing.assert_frame_equal(conv_serial, conv_remote)
+    assert "shortcut4" in set(conv_serial.layer_name)
 
 
 def test_store_resumes_without_redoing_or_losing(tmp_path):
