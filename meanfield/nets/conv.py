@@ -50,9 +50,9 @@ from ..theory.archs import CONV_ARCHS, conv_branch_scale
 from ._pass import scratch
 from ._sampler import standard_normal
 
-__all__ = ["ConvNetwork", "ConvLayer", "conv_layout", "init_conv_network", "conv_forward",
-           "conv_loss_and_grads", "conv_hessian_vector_product", "conv_snip_scores",
-           "conv_grasp_scores", "draw_conv_trial", "conv_trial_bytes",
+__all__ = ["ConvNetwork", "ConvLayer", "conv_layout", "check_stages", "init_conv_network",
+           "conv_forward", "conv_loss_and_grads", "conv_hessian_vector_product",
+           "conv_snip_scores", "conv_grasp_scores", "draw_conv_trial", "conv_trial_bytes",
            "channel_scores"]
 
 
@@ -72,6 +72,16 @@ class ConvLayer:
     name: str
     kind: str
     stride: int = 1
+
+
+def check_stages(image_size, stages):
+    """``stages`` as an int >= 1 whose stages can halve ``image_size`` (a checked int): h a
+    multiple of 2^(stages − 1)."""
+    S = check_int("stages", stages, 1)
+    if image_size % 2 ** (S - 1):
+        raise InputError(f"`image_size` == {image_size} with `stages` == {S}: must be a multiple "
+                         f"of {2 ** (S - 1)} (each stage halves it)")
+    return S
 
 
 def conv_layout(arch, depth, stages=1):
@@ -239,10 +249,7 @@ def init_conv_network(activation, width, depth, sigma_w, sigma_b, *, image_size=
     sb = float(check_array("sigma_b", sigma_b, scalar=True))
     rng, dt = check_rng(rng), check_dtype(dtype)
     layers = conv_layout(arch, depth, stages)
-    S = check_int("stages", stages, 1)
-    if h % 2 ** (S - 1):
-        raise InputError(f"`image_size` == {h} with `stages` == {S}: must be a multiple of "
-                         f"{2 ** (S - 1)} (each stage halves it)")
+    S = check_stages(h, stages)
     shapes = _shapes(layers, N, C0, k, C)
     n = sum(math.prod(s) for s in shapes)
     check_memory(f"`width` == {N}, `depth` == {depth}, `kernel_size` == {k} ({n} weights)",

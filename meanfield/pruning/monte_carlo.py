@@ -31,7 +31,7 @@ from .._validate import (
     check_probability,
 )
 from ..activations import get_activation
-from ..nets.conv import conv_layout, conv_trial_bytes, draw_conv_trial
+from ..nets.conv import check_stages, conv_layout, conv_trial_bytes, draw_conv_trial
 from ..nets.network import check_finite, parameter_count
 from ..sweeps._executors import run_tasks
 from ..sweeps._store import TrialStore
@@ -138,10 +138,7 @@ def _conv_config(cfg, image_size, kernel_size, stages):
     enough layers for the stages)."""
     h = check_int("image_size", image_size, low=1)
     k = check_kernel_size(kernel_size)
-    S = check_int("stages", stages, low=1)
-    if h % 2 ** (S - 1):
-        raise InputError(f"`image_size` == {h} with `stages` == {S}: must be a multiple of "
-                         f"{2 ** (S - 1)} (each stage halves it)")
+    S = check_stages(h, stages)
     conv_layout(cfg["arch"], cfg["depth"], S)
     return {"image_size": h, "kernel_size": k, "stages": S}
 

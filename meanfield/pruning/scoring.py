@@ -262,11 +262,11 @@ def flow_steps(net):
 
 
 def flow_gradients(A, steps, alpha):
-    """∂ℛ/∂A / ℛ (SynFlow's score is A ∘ ∂ℛ/∂A) for the linearised network with weights A = |W| ∘ δ (2-d, no
-    activation, no biases, residual branches kept: r^l = S^l r^{l−1} + α A^l r^{l−1} in a block,
-    S^l the identity or a projection's A, r^0 = 1), divided by ℛ = 1ᵀ r^out. ``steps``: as
-    :func:`flow_steps`. Vectors are normalised at every layer and their log-scales carried, so
-    nothing overflows at any depth."""
+    """∂ℛ/∂A / ℛ (SynFlow's score is A ∘ ∂ℛ/∂A) for the linearised network with weights
+    A = |W| ∘ δ (2-d; no activation, no biases, residual branches kept: r^l = S^l r^{l−1} +
+    α A^l r^{l−1} in a block, S^l the identity or a projection's A; r^0 = 1), ℛ = 1ᵀ r^out.
+    ``steps``: as :func:`flow_steps`. Vectors are normalised at every layer and their log-scales
+    carried, so nothing overflows at any depth."""
 
     def unit(x):
         n = x.max()
@@ -349,10 +349,10 @@ def synflow_scores(net, sparsity, iterations=100):
 
 def iterate_synflow(net, sparsity, iterations):
     """The rounds of :func:`synflow_scores` for a dense or a conv network (validated arguments).
-    A conv weight (C_out, C_in, k, k) enters the linearised network summed over its offsets
-    (on the all-ones input with circular padding
-    every activation is constant over positions), so ∂ℛ/∂A[i, j, a, b] = ∂ℛ/∂M[i, j], M the
-    summed matrix: its score is A[i, j, a, b] · ∂ℛ/∂M[i, j], exactly."""
+    A conv weight (C_out, C_in, k, k) enters the linearised network summed over its offsets (on
+    the all-ones input with circular padding every activation is constant over positions), so
+    ∂ℛ/∂A[i, j, a, b] = ∂ℛ/∂M[i, j], M the summed matrix: its score is
+    A[i, j, a, b] · ∂ℛ/∂M[i, j], exactly."""
     absw = [np.abs(w.astype(np.float64)) for w in net.weights]
     masks = [np.ones(w.shape, bool) for w in net.weights]
     steps = flow_steps(net)
