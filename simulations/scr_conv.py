@@ -70,7 +70,7 @@ def depth_part(args, ex, depths, trials):
     return pd.concat(rows, ignore_index=True), path
 
 
-def layout_trial(arch, method, seed, trial):
+def layout_trial(arch, method, seed, trial, width=LAYOUT["width"]):
     """s_cr and the names of the layers empty at it, for one draw of the CIFAR-style layout."""
     from meanfield.nets.conv import draw_conv_trial
     from meanfield.pruning.conv import conv_critical_sparsity, conv_mask_event, conv_scores
@@ -82,7 +82,7 @@ def layout_trial(arch, method, seed, trial):
 
     sw = float(eoc("tanh", SIGMA_B)[0])
     rng = np.random.default_rng(trial_seed(seed, trial))
-    net, X, y = draw_conv_trial("tanh", LAYOUT["width"], LAYOUT["depth"], sw, SIGMA_B, 128, 10,
+    net, X, y = draw_conv_trial("tanh", width, LAYOUT["depth"], sw, SIGMA_B, 128, 10,
                                 LAYOUT["image_size"], KERNEL, rng, arch=arch,
                                 stages=LAYOUT["stages"])
     names = [layer.name for layer in net.layers]
@@ -99,10 +99,10 @@ def layout_trial(arch, method, seed, trial):
         empty = [n for n, t in zip(names, top) if t <= min(top)]
     return dict(arch=arch, method=method, sigma_w=sw, sigma_b=SIGMA_B, trial=trial,
                 s_cr=float(s_cr), first_emptied=" ".join(empty),
-                seconds=time.perf_counter() - t0, **LAYOUT)
+                seconds=time.perf_counter() - t0, **{**LAYOUT, "width": width})
 
 
-def layout_part(args, ex, trials):
+def layout_part(args, ex, trials, width):
     from meanfield.sweeps import run_tasks
 
     path = output(args, "scr_conv_layers")
@@ -111,8 +111,8 @@ def layout_part(args, ex, trials):
     have = set(zip(done.arch, done.method, done.trial))
     todo = [(a, m, i) for a in ARCHS[1:] for m in LAYOUT_METHODS for i in range(trials)
             if (a, m, i) not in have]
-    new = [row for _, row in run_tasks(layout_trial, [(a, m, args.seed, i) for a, m, i in todo],
-                                       ex)]
+    tasks = [(a, m, args.seed, i, width) for a, m, i in todo]
+    new = [row for _, row in run_tasks(layout_trial, tasks, ex)]
     out = pd.concat([done, pd.DataFrame(new)], ignore_index=True) if new else done
     out = out[out.trial < trials].sort_values(["arch", "method", "trial"], kind="stable")
     return out.reset_index(drop=True), path
@@ -163,7 +163,10 @@ def main(argv=None):
     # threaded kernel (a later fork of a process using OpenMP is unsafe, and GNU OpenMP aborts)
     with executor(args) as ex:
         summary, path = depth_part(args, ex, depths, 10 if args.quick else 200)
-        layers, layers_path = layout_part(args, ex, 2 if args.quick else 40)
+        # --quick: 4 channels a stage-1 layer, not 8 (SynFlow's 15 bisection steps of 100
+        # rounds dominate the quick run)
+        layers, layers_path = layout_part(args, ex, 2 if args.quick else 40,
+                                          4 if args.quick else LAYOUT["width"])
     layers.to_csv(layers_path, index=False)
     finish(summary, path, t0)
     print(depth_table(summary))
