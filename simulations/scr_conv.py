@@ -162,10 +162,10 @@ def main(argv=None):
     # one pool for both parts: its workers are forked once, before this process runs any
     # threaded kernel (a later fork of a process using OpenMP is unsafe, and GNU OpenMP aborts)
     with executor(args) as ex:
-        summary, path = depth_part(args, ex, depths, 10 if args.quick else 200)
+        summary, path = depth_part(args, ex, depths, 6 if args.quick else 200)
         # --quick: 4 channels a stage-1 layer, not 8 (SynFlow's 15 bisection steps of 100
         # rounds dominate the quick run)
-        layers, layers_path = layout_part(args, ex, 2 if args.quick else 40,
+        layers, layers_path = layout_part(args, ex, 1 if args.quick else 40,
                                           4 if args.quick else LAYOUT["width"])
     layers.to_csv(layers_path, index=False)
     finish(summary, path, t0)
