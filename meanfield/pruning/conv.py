@@ -30,7 +30,7 @@ from .critical import (
     bisect_target,
 )
 from .masks import global_masks
-from .scoring import GRASP_TEMPERATURE, METHODS, iterate_synflow
+from .scoring import GRASP_TEMPERATURE, METHODS, flow_steps, iterate_synflow
 
 __all__ = ["conv_scores", "conv_critical_sparsity", "conv_mask_event",
            "conv_critical_sparsity_trial"]
@@ -73,19 +73,15 @@ def conv_scores(net, X, y, method, *, sparsity=None, rng=None,
 def _disconnect_threshold(net, G):
     """m*, the widest path's bottleneck from an input channel to a logit through the channel
     graph of 2-d scores ``G`` (:func:`meanfield.nets.conv.channel_scores`), as
-    :func:`meanfield.pruning.critical._disconnect_threshold` for dense nets."""
-    layers = net.layers
+    :func:`meanfield.pruning.critical._disconnect_threshold` for dense nets; the graph's layers
+    and skips are SynFlow's (:func:`meanfield.pruning.scoring.flow_steps`)."""
     b = np.full(G[0].shape[1], np.inf)
-    for i, layer in enumerate(layers):
-        if layer.kind == "shortcut":
-            continue
-        out = np.empty(G[i].shape[0])
-        block = net.alpha is not None and layer.kind == "conv" and i > 0
-        proj = i + 1 < len(layers) and layers[i + 1].kind == "shortcut"
-        _widest_step(G[i], b, block and not proj, out)
-        if block and proj:
+    for k, skip in flow_steps(net):
+        out = np.empty(G[k].shape[0])
+        _widest_step(G[k], b, skip == "identity", out)
+        if skip is not None and skip != "identity":  # a projection: an edge like any weight
             via = np.empty_like(out)
-            _widest_step(G[i + 1], b, False, via)
+            _widest_step(G[skip], b, False, via)
             out = np.maximum(out, via)
         b = out
     return b.max()
