@@ -136,6 +136,7 @@ class Backward:
     readout = None
     khat = None         # (D, L, C, C): the chain's K̂ per layer (kept by backward_finite)
     m_star = None       # (D,): the "disconnect" threshold of each draw, when asked for
+    readout_gain = 0.0  # the readout's relative 1/N raise of E[G²] (the analytic route, §5e)
 
     def __init__(self, draws, layers):
         D, C = draws.col_sum.shape
@@ -152,6 +153,7 @@ class Backward:
             value = getattr(self, name)
             setattr(out, name, None if value is None else value[sl])
         out._draws = self._draws.take(sl)
+        out.readout_gain = self.readout_gain
         return out
 
     def set(self, log_scale, K, noise):
@@ -246,15 +248,20 @@ def backward_finite(m, cond, draws, width, classes, sw, rngs, start=None):
         K = gain * ((V * (m1 * m1)[..., None]).transpose(0, 2, 1) @ V)
         quad = ((V @ draws.gram) * V).sum(axis=2)
         noise = gain * ((np.maximum(m2 - m1 * m1, 0.0) * quad).sum(axis=1) + m2.sum(axis=1) * noise)
-        scale = np.einsum("dcc->d", K) / classes + noise / sq
-        if not np.all(scale > 0.0):
-            raise NoPrediction(f"the backward signal vanishes exactly (or is not finite) at hidden "
-                               f"layer {i}")
-        log_scale = log_scale + np.log(scale)
-        K = K / scale[:, None, None]
-        noise = noise / scale
+        K, noise, log_scale = renormalise(K, noise, log_scale, sq, i)
     out.set(log_scales, Khat, noises)
     return out
+
+
+def renormalise(K, noise, log_scale, sq, layer):
+    """The chain's signal (K (D, C, C), noise (D,)) rescaled to unit size, tr K / C + noise / ‖Δ‖²
+    = 1, its log-size added to ``log_scale`` (D,): the scales of deep layers would under- or
+    overflow. ``sq`` = ‖Δ‖² per draw; ``layer`` names the layer in the error."""
+    scale = np.einsum("dcc->d", K) / K.shape[-1] + noise / sq
+    if not np.all(scale > 0.0):
+        raise NoPrediction(f"the backward signal vanishes exactly (or is not finite) at hidden "
+                           f"layer {layer}")
+    return K / scale[:, None, None], noise / scale, log_scale + np.log(scale)
 
 
 def _chain_layers(m, start):
@@ -359,7 +366,7 @@ def score_laws(m, cond, draws, back, batch, classes):
     sdr = np.sqrt(np.maximum(p2 - p1 * p1, 0.0))
     g = (p1 * draws.col_sum[..., None] + (sdr * xi[:, 0]) * draws.col_norm[..., None]) / batch
     with np.errstate(divide="ignore"):
-        log_r = np.log(np.abs(g)) + 0.5 * math.log(m.weight_var[-1])
+        log_r = np.log(np.abs(g)) + 0.5 * (math.log(m.weight_var[-1]) + math.log1p(back.readout_gain))
     return groups + [(ScoreLaws(log_r.reshape(D, -1), "normal"), 1)]
 
 
@@ -497,16 +504,21 @@ def s_at(groups, n, log_t):
 
 
 def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition="layer",
-                whole=False):
+                whole=False, analytic=False):
     """(readout draws, backward signal) in chunks of draws: ``DRAWS_FINITE`` draws of the top
     block (:mod:`._top_block`, which makes Δ) and of the width-N backward chain below it, or
-    ``DRAWS`` of Δ with the wide-limit signal. The chain adds the net-to-net spread of the layer
-    scales (its per-draw s_cr spreads like the Monte Carlo's), hence the larger count; the caller
+    ``DRAWS`` of Δ with the wide-limit signal, or (``analytic``) ``DRAWS_FINITE`` draws of Δ
+    with the analytic finite-width signal (:mod:`._analytic`, no simulated layer). The chain
+    adds the net-to-net spread of the layer scales (its per-draw s_cr spreads like the Monte
+    Carlo's), hence the larger count; the caller
     may stop after any block of ``DRAW_BLOCK`` draws (chunks never straddle one). Chunks bound
     the memory of the score laws. With ``definition="disconnect"`` (finite width only) each
     draw's backward signal also carries ``m_star``: see :func:`disconnect_thresholds`. With
     ``whole`` the block is the whole network (the simulated route)."""
     L = m.depth
+    if analytic:
+        yield from _analytic_chunks(act, m, cond, width, sw, sb, batch, classes)
+        return
     count = DRAWS_FINITE if finite else DRAWS
     top = _top_block.exact_top(L, m.arch, definition, whole) if finite else 0
     chain = L - top
@@ -543,6 +555,27 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
         else:
             chunk = draws.take(slice(ids.start, ids.stop))
             back = backward_wide(m, chunk, classes)
+        for sub in range(0, len(chunk), law_step):
+            sl = slice(sub, sub + law_step)
+            yield chunk.take(sl), back.take(sl)
+
+
+def _analytic_chunks(act, m, cond, width, sw, sb, batch, classes):
+    """:func:`draw_chunks` of the analytic route: Δ from the mean-field logits, the class-space
+    Wishart chain and the 1/N coupling (docs §5e)."""
+    # imported here: _analytic builds on this module's Backward
+    from ._analytic import backward_analytic
+    from ._vertex import gradient_coupling
+    coupling = gradient_coupling(act, m, width, sw, sb, batch, classes)
+    draws = ReadoutDraws(float(m.q[m.depth]), float(m.c[m.depth]), batch, classes, DRAWS_FINITE)
+    step = DRAW_BLOCK
+    for start in range(0, DRAWS_FINITE, step):
+        ids = range(start, start + step)
+        chunk = draws.take(slice(ids.start, ids.stop))
+        rngs = [np.random.default_rng([SEED, 3, d]) for d in ids]
+        back = backward_analytic(m, cond, chunk, width, classes, sw, rngs, coupling)
+        law_step = max(1, min(step, ATOMS_PER_CHUNK // max(m.depth * cond[0].shape[1], 1)))
+        law_step = 1 << (law_step.bit_length() - 1)
         for sub in range(0, len(chunk), law_step):
             sl = slice(sub, sub + law_step)
             yield chunk.take(sl), back.take(sl)

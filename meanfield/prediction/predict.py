@@ -20,7 +20,8 @@ matrices whose rank collapses with the distance from the readout (docs §5a). Wh
 is known to miss (FFNNs narrower than 50, near the EOC at L ≥ 0.6 N, "disconnect" near the EOC
 deeper than 20: docs §5d) the functions warn (:class:`PredictionRangeWarning`) and
 :func:`meanfield.pruning.simulate_critical_sparsity` is the tool; ``finite_width="simulated"``
-simulates every layer for each draw, a Monte Carlo of the gradients, and is named as one. Given
+simulates every layer for each draw, a Monte Carlo of the gradients, and is named as one;
+``finite_width="analytic"`` is the finite-width theory with no simulated layer (docs §5e). Given
 them, each layer's scores are treated as independent draws from their conditional law, and the
 layers as independent. ``finite_width=False`` gives the wide limit at fixed B and C.
 :func:`critical_sparsity_distribution` reports which route a value took. The comparison with
@@ -88,8 +89,10 @@ class PredictionRangeWarning(RuntimeWarning):
     of its gradients, not a theory)."""
 
 
+#: the archs of the analytic finite-width route
+ANALYTIC_ARCHS = ("ffnn",)
 #: ``finite_width``'s routes by name (True is "chain", False is "wide").
-FINITE_WIDTH = ("chain", "wide", "simulated")
+FINITE_WIDTH = ("chain", "wide", "simulated", "analytic")
 
 
 def _check_finite_width(finite_width):
@@ -112,6 +115,8 @@ def route(mode, depth, arch, definition="layer"):
         return "wide limit"
     if mode == "simulated":
         return "simulated network"
+    if mode == "analytic":
+        return "analytic finite-width theory"
     top = _top_block.top_layers(depth, arch, definition)
     bottom = _top_block.bottom_layers(depth, arch, definition, top)
     if top + bottom >= depth:
@@ -129,12 +134,14 @@ def _check_route(act, width, depths, sw, sb, arch, batch, mode, definition="laye
                              f"L·N²·B = {L * width * width * batch:.3g} > 2^30 multiply-adds; use "
                              f"simulate_critical_sparsity, or a smaller network")
         # a network no deeper than its simulated block has no chain in it to leave its domain
-        chained = mode == "chain" and route(mode, L, arch, definition) != "simulated network"
+        chained = (mode == "analytic"
+                   or mode == "chain" and route(mode, L, arch, definition) != "simulated network")
         why = chained and _top_block.collapse_range(act, width, L, sw, sb, arch, definition)
         if why:
-            warnings.warn(f"`depth` == {L}, `width` == {width}: {why}, outside the finite-width "
-                          f"chain's domain, where it misses E[s_cr] (docs/critical_sparsity.md "
-                          f"§5d); simulate_critical_sparsity is the tool there "
+            where = "analytic theory" if mode == "analytic" else "finite-width chain"
+            warnings.warn(f"`depth` == {L}, `width` == {width}: {why}, outside the {where}'s "
+                          f"domain, where it misses E[s_cr] (docs/critical_sparsity.md "
+                          f"§5d, §5e); simulate_critical_sparsity is the tool there "
                           f"(finite_width='simulated' simulates the whole network for each draw)",
                           PredictionRangeWarning, stacklevel=3)
             return
@@ -381,10 +388,17 @@ def layer_gradient_scales(activation, width, depth, sigma_w, sigma_b, *, batch=1
 
 def _check_definition(definition, mode):
     definition = check_event(definition)
-    if definition == "disconnect" and mode == "wide":
-        raise InputError("`definition` == 'disconnect' needs `finite_width=True`: the wide limit "
-                         "has no network to find a path in")
+    if definition == "disconnect" and mode in ("wide", "analytic"):
+        raise InputError(f"`definition` == 'disconnect' needs `finite_width=True`: the "
+                         f"{route(mode, 1, 'ffnn')} has no network to find a path in")
     return definition
+
+
+def _check_analytic(mode, arch):
+    """The analytic route's archs (docs/critical_sparsity.md §5e)."""
+    if mode == "analytic" and arch not in ANALYTIC_ARCHS:
+        raise InputError(f"`finite_width` == 'analytic' with `arch` == {arch!r}: the analytic "
+                         f"finite-width theory covers {ANALYTIC_ARCHS}; use finite_width=True")
 
 
 def _check_arch(arch, conv=False):
@@ -445,7 +459,8 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch, d
                                          laws.N_QMC_FINITE if finite else laws.N_QMC)
         count = 0
         for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite,
-                                            definition, mode == "simulated"):
+                                            definition, mode == "simulated",
+                                            mode == "analytic"):
             groups = laws.score_laws(m, cond, draws, back, batch * m.positions, classes)
             d = laws.scr_law(groups, n)
             if definition == "disconnect":      # one threshold per draw: s(m*) is a sample
@@ -508,8 +523,10 @@ def critical_sparsity_distribution(activation, width, depth, sigma_w, sigma_b, *
     mode, conv = _check_conv(arch, finite_width, image_size, kernel_size)
     definition = _check_definition(definition, mode)
     dense = DENSE_OF.get(arch, arch)
+    _check_analytic(mode, arch)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, depth, finite=mode != "wide",
+                                                       classes, depth,
+                                                       finite=mode in ("chain", "simulated"),
                                                        arch=dense, definition=definition,
                                                        max_count=_MAX_SCORES,
                                                        whole=mode == "simulated")
@@ -552,8 +569,8 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     classes : int >= 2, default 10
     return_std : bool, default False
         Also return the predicted standard deviation of s_cr over networks and batches.
-    finite_width : {None, True, False, "chain", "wide", "simulated"}, default None
-        The route (docs §5–§5d; :func:`critical_sparsity_distribution` reports it). None: the
+    finite_width : {None, True, False, "chain", "wide", "simulated", "analytic"}, default None
+        The route (docs §5–§5e; :func:`critical_sparsity_distribution` reports it). None: the
         chain (True) for the dense archs, the wide limit for the conv archs (their only route).
 
         * ``True`` or ``"chain"``: a width-N network, part theory and part simulation: its
@@ -569,6 +586,11 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
           gradients: a Monte Carlo of the network's gradients fed to the score laws of §6, not a
           theory (what the chain's domain check used to switch to silently); refused beyond
           L · N² · B = 2^30 multiply-adds per draw.
+        * ``"analytic"``: the finite-width theory with no simulated layer (FFNNs; docs §5e):
+          the readout error of the mean-field logits, the class-space chain drawn as C × C
+          Wishart matrices (a cost independent of N), and each layer's E[G²] raised by the 1/N
+          coupling of the forward kernel's fluctuations with the backward kernel, computed
+          from mean-field quantities. Its domain and gaps: docs §5e, §8.
 
         Finite-width routes average fixed-seed draws in blocks of 32, up to 128, until the
         average's own standard error is ≤ 5e-4; all routes are deterministic. How each compares
@@ -626,9 +648,11 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     mode, conv = _check_conv(arch, finite_width, image_size, kernel_size)
     definition = _check_definition(definition, mode)
     dense = DENSE_OF.get(arch, arch)
+    _check_analytic(mode, arch)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, int(depths.max()),
-                                                       finite=mode != "wide", arch=dense,
+                                                       finite=mode in ("chain", "simulated"),
+                                                       arch=dense,
                                                        definition=definition,
                                                        max_count=_MAX_SCORES,
                                                        whole=mode == "simulated")
@@ -695,8 +719,10 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
     mode = _check_finite_width(finite_width)
     finite_width = mode != "wide"
     arch = _check_arch(arch)
+    _check_analytic(mode, arch)
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
-                                                       classes, depth, finite=finite_width,
+                                                       classes, depth,
+                                                       finite=mode in ("chain", "simulated"),
                                                        arch=arch, whole=mode == "simulated")
 
     s = check_probability("sparsity", sparsity)
@@ -712,7 +738,8 @@ def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity,
             cond = laws.forward_conditionals(act, m, classes,
                                              laws.N_QMC_FINITE if finite_width else laws.N_QMC)
             for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes,
-                                                finite_width, whole=mode == "simulated"):
+                                                finite_width, whole=mode == "simulated",
+                                                analytic=mode == "analytic"):
                 law = laws.score_laws(m, cond, draws, back, batch, classes)
                 for d in range(len(draws)):
                     k, lt = laws.kept_fractions(law, n, d, s)

@@ -1,0 +1,143 @@
+"""The 1/N coupling of the forward kernel's fluctuations with the backward kernel, analytically
+(``docs/critical_sparsity.md`` §5e): how much a width-N FFNN raises E[G²] of each layer above
+its mean-field value, from mean-field quantities alone.
+
+At width N the realised kernel κ^l(b, b') = (1/N) Σ_j φ(y^l_j(b)) φ(y^l_j(b')) of a pair of
+examples fluctuates by O(1/√N). The pre-activations of the layer above have covariance
+Σ^{l+1} = σ_b² + σ_w² κ^l, so a fluctuation propagates upward, and through the softmax it moves
+the readout errors' overlap Δ_b · Δ_b' of the same pair. Since, exactly,
+E_ij[(G^l_ij)²] = (1/B²) Σ_{bb'} K_δ^l(b, b') κ^{l−1}(b, b'), the B(B − 1) pairs add
+Cov(K_δ^l(b, b'), κ^{l−1}(b, b')), which is O(1/N) against the mean-field (1/B) q̃ K_d: a relative
+raise of order B/N. Linear response gives it: with the pair state κ = (κ_11, κ_22, κ_12),
+
+    κ^p = F(Σ^p) + ν^p/√N,   Cov(ν^p) = Cov over one neuron of (φ₁², φ₂², φ₁φ₂),
+    V^p = Cov(κ^p) = J_p V^{p−1} J_pᵀ + Cov(ν^p)/N,   J_p = σ_w² ∂F/∂Σ (3 × 3),
+
+from V⁰ = diag(2, 2, 1)/N for the inputs x ~ N(0, I), and the backward kernel of layer l,
+K_δ^l = (σ_w²/N) (Δ_b·Δ_b') Π_{k=l}^{L} k_o(Σ^k) σ_w^{2(L−l)} with k_o = E[φ'(u₁)φ'(u₂)], responds to
+each Σ^m (m = l … L + 1, the last being the logits) through ∂ log k_o/∂Σ (Price's theorem by
+differences of a 2-d Gauss–Hermite rule) and ∂E[Δ_b·Δ_b']/∂Σ (Price's theorem on the softmax,
+Monte Carlo with a fixed seed). Cov(κ^{m−1}, κ^{l−1}) = J_{m−1} ⋯ J_l V^{l−1}.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._moments import SEED, hermite
+
+NODES = 40                   # 2-d Gauss–Hermite rule per layer for the pair expectations
+STEP = 1e-4                  # relative step of the central differences in Σ
+SOFTMAX_SAMPLES = 2 ** 17    # logit pairs for the softmax's Price derivatives (fixed seed)
+
+
+def _pair_points(S):
+    """u₁, u₂ (L, n, n) of the product rule for pairs with covariances S (L, 3) = (Σ₁₁, Σ₂₂, Σ₁₂),
+    and the weights (n, n)."""
+    z, w = hermite(NODES)
+    a = np.sqrt(S[:, 0])
+    b = S[:, 2] / a
+    c = np.sqrt(np.maximum(S[:, 1] - b * b, 0.0))
+    u1 = a[:, None, None] * z[None, :, None] + 0.0 * z[None, None, :]
+    u2 = b[:, None, None] * z[None, :, None] + c[:, None, None] * z[None, None, :]
+    return u1, u2, np.outer(w, w)
+
+
+def _pair_stats(act, S):
+    """Per layer: F = E[(φ₁², φ₂², φ₁φ₂)] (L, 3), its per-neuron covariance (L, 3, 3) and
+    k_o = E[φ'₁φ'₂] (L,)."""
+    u1, u2, w = _pair_points(S)
+    p1, p2 = act(u1, 0), act(u2, 0)
+    f = np.stack([p1 * p1, p2 * p2, p1 * p2], axis=1)                  # (L, 3, n, n)
+    mean = np.einsum("lkab,ab->lk", f, w)
+    second = np.einsum("liab,ljab,ab->lij", f, f, w)
+    ko = np.einsum("lab,ab->l", act(u1, 1) * act(u2, 1), w)
+    return mean, second - mean[:, :, None] * mean[:, None, :], ko
+
+
+def _gradients(act, S):
+    """∂F/∂Σ (L, 3, 3), [i, k] = ∂F_i/∂Σ_k, and ∂k_o/∂Σ (L, 3), by central differences."""
+    dF = np.empty((S.shape[0], 3, 3))
+    dk = np.empty((S.shape[0], 3))
+    h = STEP * S[:, 0]
+    for k in range(3):
+        e = np.zeros_like(S)
+        e[:, k] = h
+        Fp, _, kp = _pair_stats(act, S + e)
+        Fm, _, km = _pair_stats(act, S - e)
+        dF[:, :, k] = (Fp - Fm) / (2.0 * h[:, None])
+        dk[:, k] = (kp - km) / (2.0 * h)
+    return dF, dk
+
+
+def softmax_overlap(S, classes):
+    """E[Δ_b · Δ_b'] for two examples whose logits are i.i.d. over the classes with pair
+    covariance S = (Σ₁₁, Σ₂₂, Σ₁₂), and its gradient in S (3,), by Price's theorem:
+    ∂E[p_k p'_k]/∂Σ₁₂ = Σ_c E[∂_c p_k ∂_c p'_k] and ∂/∂Σ₁₁ = ½ Σ_c E[∂²_c p_k p'_k]. The label part
+    of Δ is independent of the logits, so E[Δ_b · Δ_b'] = Σ_k E[p_k p'_k] − 1/C. Monte Carlo
+    with a fixed seed."""
+    rng = np.random.default_rng([SEED, 25])
+    n = max(SOFTMAX_SAMPLES // classes, 4096)
+    a = math.sqrt(S[0])
+    b = S[2] / a
+    c = math.sqrt(max(S[1] - b * b, 0.0))
+    n1 = rng.standard_normal((n, classes))
+    z1, z2 = a * n1, b * n1 + c * rng.standard_normal((n, classes))
+
+    def softmax(z):
+        e = np.exp(z - z.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    p1, p2 = softmax(z1), softmax(z2)
+    pp = (p1 * p2).sum(axis=1)
+    value = pp.mean() - 1.0 / classes
+    # Σ_c ∂_c p_k ∂_c p'_k with ∂_c p_k = p_k (δ_kc − p_c), summed over k
+    d12 = (p1 * p2 * (1.0 - p1 - p2 + pp[:, None])).sum(axis=1).mean()
+
+    def curvature(p, other):      # ½ Σ_k Σ_c ∂²_c p_k · p'_k, ∂²_c p_k = p_k[(δ_kc − p_c)² − p_c(1 − p_c)]
+        s2 = (p * p).sum(axis=1, keepdims=True)
+        return 0.5 * (p * ((1.0 - p) ** 2 - p * p + 2.0 * s2 - 1.0) * other).sum(axis=1).mean()
+
+    return value, np.array([curvature(p1, p2), curvature(p2, p1), d12])
+
+
+def gradient_coupling(act, m, width, sw, sb, batch, classes):
+    """The relative 1/N raise r_l of E[(G^l)²] over its mean-field value, for the hidden layers
+    l = 1 … L and the readout (L + 1,), of an FFNN of width N = ``width`` (``m``:
+    :class:`meanfield.prediction._moments.LayerMoments`): E[(G^l)²] ≈ (1 + r_l) × mean field."""
+    L = m.depth
+    q, c = m.q, m.c
+    S = np.stack([q, q, q * c], axis=1)                 # Σ^l, l = 1 … L + 1
+    # deep layers sit at the fixed point: the pair expectations once per distinct Σ
+    _, first, back = np.unique(np.round(S[:L], 9), axis=0, return_index=True,
+                               return_inverse=True)
+    F, noise, ko = (x[back.ravel()] for x in _pair_stats(act, S[first]))
+    dF, dk = (x[back.ravel()] for x in _gradients(act, S[first]))
+    J = sw * sw * dF                                    # J[p − 1] = ∂κ^p/∂κ^{p−1}
+    V = np.empty((L + 1, 3, 3))                         # V[p] = Cov(κ^p), p = 0 … L
+    V[0] = np.diag([2.0, 2.0, 1.0]) / width
+    for p in range(1, L + 1):
+        V[p] = J[p - 1] @ V[p - 1] @ J[p - 1].T + noise[p - 1] / width
+    overlap, d_overlap = softmax_overlap(S[L], classes)
+    # R_l = Σ_{m ≥ l} ŵ_m J_{m−1} ⋯ J_l = ŵ_l + R_{l+1} J_l: the response of K_δ^l / P_l to κ^{l−1}, with
+    # P_l = (σ_w²/N) Π_{k=l}^{L} k_o^k σ_w^{2(L−l)}, ŵ_m = σ_w² E[Δ·Δ'] ∂log k_o^m/∂Σ (m ≤ L) and
+    # ŵ_{L+1} = σ_w² ∂E[Δ·Δ']/∂Σ
+    with np.errstate(divide="ignore", invalid="ignore"):
+        dlog = np.where(ko[:, None] > 0.0, dk / ko[:, None], 0.0)
+    log_P = np.empty(L)
+    R = np.empty((L, 3))
+    row = sw * sw * d_overlap
+    log_p = math.log(sw * sw / width)
+    for i in range(L - 1, -1, -1):                      # layer l = i + 1
+        row = sw * sw * overlap * dlog[i] + row @ J[i]
+        log_p += math.log(ko[i]) if ko[i] > 0.0 else -math.inf
+        log_P[i] = log_p
+        log_p += math.log(sw * sw)
+        R[i] = row
+    pairs = (batch - 1) / batch
+    extra = np.empty(L + 1)
+    extra[:L] = pairs * np.exp(log_P) * np.einsum("lk,lk->l", R, V[:L, :, 2])
+    extra[L] = pairs * sw * sw * (d_overlap @ V[L, :, 2]) / classes
+    return extra / np.exp(m.log_grad_var)
