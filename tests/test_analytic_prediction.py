@@ -24,7 +24,7 @@ def test_bartlett_draws_are_wishart():
     C, draws = 5, 4000
     rng = np.random.default_rng(3)
     for n in (3, 12):
-        S = AN._wishart(rng, np.full((draws, 1), n), C)[:, 0]
+        S = AN._wishart(rng, np.full(draws, n), C)
         off = S[:, 0, 1]
         diag = S[:, 2, 2]
         for x, mean, var in ((off, 0.0, n), (diag, n, 2.0 * n)):
@@ -47,8 +47,7 @@ def test_wishart_chain_has_the_law_of_the_n_row_chain_for_equal_weights():
     draws = one.take(np.zeros(chains, dtype=int))
     rows = SL.backward_finite(m, cond, draws, N, C, sw,
                               [np.random.default_rng([5, d]) for d in range(chains)])
-    wish = AN.backward_analytic(m, cond, draws, N, C, sw,
-                                [np.random.default_rng([6, d]) for d in range(chains)],
+    wish = AN.backward_analytic(m, cond, draws, N, C, sw, np.random.default_rng(6),
                                 np.zeros(L + 1))
     a, b = rows.log_scale, wish.log_scale
     se_mean = np.sqrt((a.var(0) + b.var(0)) / chains)

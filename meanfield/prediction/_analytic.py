@@ -38,21 +38,20 @@ def weight_classes(cond, width, classes):
 
 
 def _wishart(rng, counts, classes):
-    """S_k ~ Wishart(n_k, I_C) for counts (L, k), by Bartlett's decomposition S = T Tᵀ with T
-    lower triangular: T_jj² ~ χ²(n − j), T_jk ~ N(0, 1) below the diagonal, and only the first
-    n columns when n < C (the singular Wishart). Shape (L, k, C, C)."""
+    """S ~ Wishart(n, I_C) for each of the counts n (any shape s), by Bartlett's decomposition
+    S = T Tᵀ with T lower triangular: T_jj² ~ χ²(n − j), T_jk ~ N(0, 1) below the diagonal, and
+    only the first n columns when n < C (the singular Wishart). Shape s + (C, C)."""
     j = np.arange(classes)
-    n = counts[..., None]                                            # (L, k, 1)
-    T = np.tril(rng.standard_normal(counts.shape + (classes, classes)), -1)
-    T *= (j[None, None, None, :] < n[..., None])                     # columns k < n only
-    chi = np.sqrt(rng.chisquare(np.maximum(n - j, 1)) * (j < n))     # (L, k, C)
-    T[..., j, j] = chi
-    return T @ T.transpose(0, 1, 3, 2)
+    n = np.asarray(counts)[..., None]                                # s + (1,)
+    T = np.tril(rng.standard_normal(n.shape[:-1] + (classes, classes)), -1)
+    T *= j < n[..., None]                                            # columns k < n only
+    T[..., j, j] = np.sqrt(rng.chisquare(np.maximum(n - j, 1)) * (j < n))
+    return T @ np.swapaxes(T, -1, -2)
 
 
-def backward_analytic(m, cond, draws, width, classes, sw, rngs, coupling):
-    """The backward signal of an FFNN of width N for D draws, each drawn with its own generator
-    of ``rngs`` (a draw does not depend on how draws are chunked), with each hidden layer's
+def backward_analytic(m, cond, draws, width, classes, sw, rng, coupling):
+    """The backward signal of an FFNN of width N for D draws, drawn with the generator ``rng``
+    (the caller gives each fixed block of draws its own), with each hidden layer's
     scale raised by log(1 + r_l), r = ``coupling`` (:func:`._vertex.gradient_coupling`); the
     readout's r is kept as ``readout_gain`` for the score laws."""
     L = m.depth
@@ -62,8 +61,8 @@ def backward_analytic(m, cond, draws, width, classes, sw, rngs, coupling):
     gain = sw * sw / width
     sq = np.maximum(draws.sq_norm, 1e-300)
     p = np.full(k, 1.0 / k)
-    counts = np.stack([r.multinomial(width, p, size=L) for r in rngs])          # (D, L, k)
-    S = np.stack([_wishart(r, c, classes) for r, c in zip(rngs, counts)])       # (D, L, k, C, C)
+    counts = rng.multinomial(width, p, size=(D, L))                            # (D, L, k)
+    S = _wishart(rng, counts, classes)                                          # (D, L, k, C, C)
     log_scales = np.empty((D, L))
     Khat = np.empty((D, L, classes, classes))
     noises = np.empty((D, L))

@@ -400,10 +400,13 @@ def scr_law(groups, n):
     first = 0
     for law, r in groups:
         cols = slice(first, first + r)
-        with np.errstate(divide="ignore"):
-            a = np.exp(np.tile(n[cols], D)[:, None] * np.log1p(-law.T))
-        lo[:, cols] = _first_index(a > 1e-15, law.start, law.stop).reshape(D, -1)
-        hi[:, cols] = _first_index(a > 1.0 - 1e-15, law.start, law.stop).reshape(D, -1)
+        # P(max ≤ t) = (1 − T)^n_l exceeds p where T < 1 − p^(1/n_l): compared on T itself, as
+        # exp and log over every row's whole grid cost more than the rest of the law
+        nl = np.tile(n[cols], D)[:, None]
+        lo[:, cols] = _first_index(law.T < -np.expm1(math.log(1e-15) / nl), law.start,
+                                   law.stop).reshape(D, -1)
+        hi[:, cols] = _first_index(law.T < -np.expm1(math.log1p(-1e-15) / nl), law.start,
+                                   law.stop).reshape(D, -1)
         first += r
     lo = lo.min(axis=1) - 1
     hi = hi.min(axis=1) + 2
@@ -572,8 +575,8 @@ def _analytic_chunks(act, m, cond, width, sw, sb, batch, classes):
     for start in range(0, DRAWS_FINITE, step):
         ids = range(start, start + step)
         chunk = draws.take(slice(ids.start, ids.stop))
-        rngs = [np.random.default_rng([SEED, 3, d]) for d in ids]
-        back = backward_analytic(m, cond, chunk, width, classes, sw, rngs, coupling)
+        rng = np.random.default_rng([SEED, 3, start])         # one per block of draws
+        back = backward_analytic(m, cond, chunk, width, classes, sw, rng, coupling)
         law_step = max(1, min(step, ATOMS_PER_CHUNK // max(m.depth * cond[0].shape[1], 1)))
         law_step = 1 << (law_step.bit_length() - 1)
         for sub in range(0, len(chunk), law_step):
