@@ -3,7 +3,9 @@ tanh FFNNs in the three phases at widths 50–200 and depths 10–200 (σ_b = 0.
 Stable ResNets (σ_w = 1, σ_b = 0.3), 200 trials each (8 with ``--quick``).
 
 For every configuration: the Monte-Carlo mean and standard error; the default finite-width
-prediction and the wide limit, each with its own standard error, its route (what it is made of:
+prediction, the wide limit and (FFNNs) the analytic finite-width theory
+(``finite_width="analytic"``, with what its two 1/N terms add: :func:`finite_width_terms`), each
+with its own standard error, its route (what it is made of:
 ``critical_sparsity_distribution(...)["route"]``) and whether the configuration is inside the
 chain's domain (no ``PredictionRangeWarning``); where it is not, also the simulated network
 (``finite_width="simulated"``, a Monte Carlo of the gradients, reported apart). Three verdicts
@@ -24,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from meanfield import eoc
-from meanfield.prediction import critical_sparsity_distribution
+from meanfield.prediction import critical_sparsity_distribution, finite_width_terms
+from meanfield.prediction.predict import ANALYTIC_ARCHS
 from meanfield.pruning import simulate_critical_sparsity
 
 from ._common import executor, finish, output, parse, predicted
@@ -86,6 +89,10 @@ def run(args):
             predict(row, "wide", finite_width=False)
             if not row["finite_in_domain"]:
                 predict(row, "simulated", finite_width="simulated")
+            if arch in ANALYTIC_ARCHS:
+                predict(row, "analytic", finite_width="analytic")
+                terms, _ = predicted(finite_width_terms, "tanh", n, L, sw, sb)
+                row["chain_term"], row["coupling_term"] = terms["chain_term"], terms["coupling_term"]
             rows.append(row)
     return pd.DataFrame(rows), path
 
@@ -98,6 +105,13 @@ def _phase(row):
 
 def _yes(v):
     return "yes" if v else "no"
+
+
+def _counts(df, name):
+    """How many rows of ``df`` prediction ``name`` is within 3 SE, on target, within 3 combined
+    SE."""
+    return tuple(int(df[f"{name}_{v}"].astype(bool).sum())
+                 for v in ("within_3se", "on_target", "within_combined"))
 
 
 def markdown(df):
@@ -117,13 +131,12 @@ def markdown(df):
             f"{_yes(r.wide_within_combined)} | {r.finite_seconds:.1f} s / {r.mc_seconds:.1f} s |")
     inside = df[df.finite_in_domain]
     n, k = len(df), len(inside)
+    a, b, c = _counts(inside, "finite")
+    wa, wb, wc = _counts(df, "wide")
     lines += ["", f"Of {n} configurations, {k} are inside the finite-width chain's domain. There "
-                  f"the finite-width prediction is within 3 SE at "
-                  f"{int(inside.finite_within_3se.sum())} of {k}, on target (max(3 SE, {FLOOR})) "
-                  f"at {int(inside.finite_on_target.sum())} and within 3 combined SE at "
-                  f"{int(inside.finite_within_combined.sum())}; the wide limit at "
-                  f"{int(df.wide_within_3se.sum())}, {int(df.wide_on_target.sum())} and "
-                  f"{int(df.wide_within_combined.sum())} of all {n}."]
+                  f"the finite-width prediction is within 3 SE at {a} of {k}, on target "
+                  f"(max(3 SE, {FLOOR})) at {b} and within 3 combined SE at {c}; the wide limit "
+                  f"at {wa}, {wb} and {wc} of all {n}."]
     if "simulated" in df and df.simulated.notna().any():
         out = df[~df.finite_in_domain]
         lines += ["", "Outside the domain, the simulated network (`finite_width=\"simulated\"`, "
@@ -133,7 +146,37 @@ def markdown(df):
                          f"{r.simulated_se:.4f}, gap {r.simulated_gap:+.4f} "
                          f"({r.simulated_gap_in_se:+.1f} SE), on target: "
                          f"{_yes(r.simulated_on_target)}; {r.simulated_seconds:.1f} s")
+    if "analytic" in df:
+        lines += ["", analytic_markdown(df)]
     return "\n".join(lines) + "\n"
+
+
+def analytic_markdown(df):
+    """The analytic route's table (docs §5e): its gap and verdicts beside the default's, and
+    what its two 1/N terms add to the wide limit (:func:`finite_width_terms`)."""
+    lines = ["| network | N × L | MC ± SE | analytic ± own SE | gap (gap / SE) "
+             "| 3 SE / target / combined | default's gap | wide limit's gap | chain term "
+             "| coupling term | time |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    rows = df[df.analytic.notna()]
+    for r in rows.itertuples():
+        where = "" if bool(r.analytic_in_domain) else " (**outside its domain**)"
+        lines.append(
+            f"| {_phase(r)} | {r.width} × {r.depth}{where} | {r.mc:.4f} ± {r.mc_se:.4f} "
+            f"| {r.analytic:.4f} ± {r.analytic_se:.4f} | {r.analytic_gap:+.4f} "
+            f"({r.analytic_gap_in_se:+.1f}) | {_yes(r.analytic_within_3se)} / "
+            f"{_yes(r.analytic_on_target)} / {_yes(r.analytic_within_combined)} "
+            f"| {r.finite_gap:+.4f} | {r.wide_gap:+.4f} | {r.chain_term:+.4f} "
+            f"| {r.coupling_term:+.4f} | {r.analytic_seconds:.2f} s |")
+    domain = rows.analytic_in_domain.astype(bool)
+    inside = rows[domain]
+    n, k = len(rows), len(inside)
+    a, b, c = _counts(inside, "analytic")
+    lines += ["", f"The analytic route covers {n} of the {len(df)} configurations (the FFNNs); "
+                  f"{k} are inside its domain. There it is within 3 SE at {a} of {k}, on target "
+                  f"at {b} and within 3 combined SE at {c}; outside it, on target at "
+                  f"{_counts(rows[~domain], 'analytic')[1]} of {n - k}."]
+    return "\n".join(lines)
 
 
 def main(argv=None):

@@ -89,7 +89,7 @@ def test_the_coupling_raises_the_top_layers_as_networks_do():
     act = mf.get_activation("tanh")
     N, L, sw, sb, B, C = 100, 12, 2.5, 0.2, 128, 10
     m = SM.layer_moments(act, N, L, sw, sb, B, C)
-    r = gradient_coupling(act, m, N, sw, sb, B, C)
+    r = gradient_coupling(act, m, N, sw, B, C)
     g = _net_gradients(act, N, L, sw, sb, B, C, 150, 17) / np.exp(m.log_grad_var)
     mean, se = g.mean(0), g.std(0) / math.sqrt(g.shape[0])
     for layer in (L - 2, L - 1, L, L + 1):
@@ -151,3 +151,12 @@ def test_analytic_route_refuses_what_it_does_not_cover_and_warns_outside_its_dom
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         mf.predict_critical_sparsity("tanh", 60, 8, 2.5, 0.2, finite_width="analytic")
+
+
+def test_analytic_kept_fractions_keep_what_the_sparsity_says():
+    """Σ n_l kept_l / Σ n_l = 1 − s for the analytic route too (eq. (21)); the chaotic net keeps
+    less of its last hidden layer than of its first."""
+    df = mf.predict_kept_per_layer("tanh", 60, 8, 2.5, 0.2, 0.6, finite_width="analytic")
+    kept = float((df.kept_fraction * df.n_weights).sum() / df.n_weights.sum())
+    assert kept == pytest.approx(0.4, abs=1e-9)
+    assert df.kept_fraction.iloc[7] < df.kept_fraction.iloc[0]

@@ -102,3 +102,21 @@ def test_the_conv_pruning_tables_are_the_record_s():
         assert means[(r.arch, r.sigma_w, r.depth)] == pytest.approx(r.s_cr_mean, abs=1e-12)
     assert between(text, "scr_conv_depth") == scr_conv.depth_table(summary)
     assert between(text, "scr_conv_layout") == scr_conv.layout_table(layers)
+
+
+def test_the_score_law_assumptions_table_is_the_record_s():
+    """docs/critical_sparsity.md §9's table of what the score laws' assumptions cost on
+    networks is simulations/scr_approximations.py's output for the committed record (200
+    networks a configuration), and every variant's paired difference is its mean minus the
+    networks' own."""
+    from simulations import scr_approximations
+
+    record = pd.read_csv(DOCS / "data" / "scr_approximations.csv")
+    assert (record.trials == 200).all() and set(record.variant) == set(scr_approximations.VARIANTS)
+    for _, g in record.groupby(["arch", "width", "depth"]):
+        g = g.set_index("variant")
+        for v in scr_approximations.VARIANTS:
+            assert g.loc[v, "diff"] == pytest.approx(g.loc[v, "s_cr"] - g.loc["nets", "s_cr"],
+                                                     abs=1e-12)
+    text = (DOCS / "critical_sparsity.md").read_text(encoding="utf-8")
+    assert between(text, "scr_approximations") == scr_approximations.markdown(record) + "\n"

@@ -5,7 +5,7 @@ with the 1/N raise of each layer's E[G²] from :mod:`._vertex`.
 In the chain (:func:`meanfield.prediction._score_laws.backward_finite`) layer l − 1's class-space
 covariance is K^{l−1} = (σ_w²/N) Σ_i m_i² v_i v_iᵀ over the N rows v_i ~ N(0, K^l) of layer l, with
 the weight m_i² = E[φ'(y_i)|U_i]² of neuron i's shared Gaussian U_i. Here the neurons are put in
-``BINS`` classes of equal probability by their weight (quantiles of U's law): the counts n_k
+``BINS`` classes of equal probability by their weight (quantiles of m² under U's law): the counts n_k
 over the classes are multinomial(N, 1/k), and within a class the rows' sum Σ v_i v_iᵀ =
 K^{1/2} S_k K^{1/2} with S_k ~ Wishart(n_k, I_C), drawn by Bartlett's decomposition (singular
 when n_k < C). Every draw is then C × C sized: O(L · BINS · C³) per draw whatever N. What is

@@ -511,7 +511,8 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
     """(readout draws, backward signal) in chunks of draws: ``DRAWS_FINITE`` draws of the top
     block (:mod:`._top_block`, which makes Δ) and of the width-N backward chain below it, or
     ``DRAWS`` of Δ with the wide-limit signal, or (``analytic``) ``DRAWS_FINITE`` draws of Δ
-    with the analytic finite-width signal (:mod:`._analytic`, no simulated layer). The chain
+    with the analytic finite-width signal (:mod:`._analytic`, no simulated layer; ``"chain"``:
+    without the 1/N coupling of :mod:`._vertex`). The chain
     adds the net-to-net spread of the layer scales (its per-draw s_cr spreads like the Monte
     Carlo's), hence the larger count; the caller
     may stop after any block of ``DRAW_BLOCK`` draws (chunks never straddle one). Chunks bound
@@ -520,7 +521,8 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
     ``whole`` the block is the whole network (the simulated route)."""
     L = m.depth
     if analytic:
-        yield from _analytic_chunks(act, m, cond, width, sw, sb, batch, classes)
+        yield from _analytic_chunks(act, m, cond, width, sw, batch, classes,
+                                    analytic != "chain")
         return
     count = DRAWS_FINITE if finite else DRAWS
     top = _top_block.exact_top(L, m.arch, definition, whole) if finite else 0
@@ -563,13 +565,14 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
             yield chunk.take(sl), back.take(sl)
 
 
-def _analytic_chunks(act, m, cond, width, sw, sb, batch, classes):
+def _analytic_chunks(act, m, cond, width, sw, batch, classes, coupled=True):
     """:func:`draw_chunks` of the analytic route: Δ from the mean-field logits, the class-space
-    Wishart chain and the 1/N coupling (docs §5e)."""
+    Wishart chain and (if ``coupled``) the 1/N coupling (docs §5e)."""
     # imported here: _analytic builds on this module's Backward
     from ._analytic import backward_analytic
     from ._vertex import gradient_coupling
-    coupling = gradient_coupling(act, m, width, sw, sb, batch, classes)
+    coupling = (gradient_coupling(act, m, width, sw, batch, classes) if coupled
+                else np.zeros(m.depth + 1))
     draws = ReadoutDraws(float(m.q[m.depth]), float(m.c[m.depth]), batch, classes, DRAWS_FINITE)
     step = DRAW_BLOCK
     for start in range(0, DRAWS_FINITE, step):

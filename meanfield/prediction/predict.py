@@ -458,9 +458,9 @@ def _predict_draws(act, width, depth, sw, sb, batch, classes, fwd, mode, arch, d
         cond = laws.forward_conditionals(act, m, classes,
                                          laws.N_QMC_FINITE if finite else laws.N_QMC)
         count = 0
+        analytic = {"analytic": True, "analytic chain": "chain"}.get(mode, False)
         for draws, back in laws.draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite,
-                                            definition, mode == "simulated",
-                                            mode == "analytic"):
+                                            definition, mode == "simulated", analytic):
             groups = laws.score_laws(m, cond, draws, back, batch * m.positions, classes)
             d = laws.scr_law(groups, n)
             if definition == "disconnect":      # one threshold per draw: s(m*) is a sample
@@ -676,6 +676,54 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     else:
         out = (means.reshape(np.shape(depth)), stds.reshape(np.shape(depth)))
     return out if return_std else out[0]
+
+
+def finite_width_terms(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10):
+    """What the 1/N terms of the analytic finite-width theory add to E[s_cr] of an FFNN
+    (docs/critical_sparsity.md §5e): the wide limit, then the class-space chain (the backward
+    covariance sampled at width N: its rank loss and the layer scales' log-normal spread), then
+    the coupling of the forward kernel's fluctuations with the backward kernel (the full
+    ``finite_width="analytic"`` prediction).
+
+    Parameters
+    ----------
+    activation, width, depth, sigma_w, sigma_b, batch, classes
+        As in :func:`predict_critical_sparsity`; ``depth`` a single int.
+
+    Returns
+    -------
+    dict
+        ``wide``, ``chain`` (wide limit + chain), ``analytic`` (+ coupling): E[s_cr] of each;
+        ``chain_term`` = chain − wide and ``coupling_term`` = analytic − chain; ``se``: the
+        own standard errors of the three, by name. Chain and analytic use the same draws block
+        by block (the coupling only rescales layers), so their difference is sharper than
+        either.
+
+    Raises
+    ------
+    InputError, InputTypeError
+        As :func:`predict_critical_sparsity`.
+
+    Examples
+    --------
+    >>> t = finite_width_terms("tanh", 64, 10, 2.5, 0.2)
+    >>> bool(t["coupling_term"] > 0.01)       # chaotic, B/N = 2: the coupling raises s_cr
+    True
+    """
+    depth = check_int("depth", depth, low=1, high=_MAX_DEPTH)
+    act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
+                                                       classes, depth, finite=False,
+                                                       max_count=_MAX_SCORES)
+    fwd = _check_forward(act, sw, sb, depth)
+    _check_route(act, width, np.array([depth]), sw, sb, "ffnn", batch, "analytic")
+    out, se = {}, {}
+    for key, mode in (("wide", "wide"), ("chain", "analytic chain"), ("analytic", "analytic")):
+        out[key], _, _, se[key], _ = _predict(act, width, depth, sw, sb, batch, classes, fwd,
+                                              mode=mode)
+    out["chain_term"] = out["chain"] - out["wide"]
+    out["coupling_term"] = out["analytic"] - out["chain"]
+    out["se"] = se
+    return out
 
 
 def predict_kept_per_layer(activation, width, depth, sigma_w, sigma_b, sparsity, *, batch=128,
