@@ -282,7 +282,7 @@ def _cmd_train(args):
 def _cmd_reproduce(args):
 
     rows = reproduce.run(quick=args.quick, out=args.out, workers=args.workers,
-                         scheduler=args.scheduler, progress=not args.quiet)
+                         scheduler=args.scheduler, progress=not args.quiet, jobs=args.jobs)
     if any(r[1].startswith("FAILED") for r in rows):
         raise SystemExit(1)
 
@@ -418,6 +418,8 @@ def build_parser():
     group = p.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, help="processes on this machine")
     group.add_argument("--scheduler", help="address of a dask scheduler")
+    p.add_argument("--jobs", "-j", type=int, default=1,
+                   help="figures made at once, each in its own processes (default 1)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_reproduce)
     return parser

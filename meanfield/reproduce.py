@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from ._progress import progress_bar
-from ._validate import InputError
+from ._validate import InputError, check_int
 
 #: (figure, study, figure script, the optional package the study needs: the real data sets ship
 #: in the ``[data]`` extra)
@@ -55,19 +55,44 @@ def _available(module):
 
 
 def _run(root, args, log):
+    """``python -m <args>`` from the repository's root; its output appended to the list ``log``."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root),
                                                                       os.environ.get("PYTHONPATH")]))}
     proc = subprocess.run([sys.executable, "-m", *args], cwd=root, env=env, capture_output=True,
                           text=True)
-    log.write(f"$ python -m {' '.join(args)}\n{proc.stdout}{proc.stderr}\n")
+    log.append(f"$ python -m {' '.join(args)}\n{proc.stdout}{proc.stderr}\n")
     if proc.returncode != 0:
         tail = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise RuntimeError(f"python -m {args[0]} failed: {tail}")
 
 
-def run(quick=False, out=None, workers=None, scheduler=None, progress=True):
-    """Run the pipeline; return the summary rows (figure, file or status, seconds)."""
+def _step(root, step, results, figures, extra):
+    """One figure of the pipeline, its study then its figure script: (summary row, log lines)."""
+    name, study, figure, needs = step
+    log = []
+    t0 = time.perf_counter()
+    if not (root / "simulations" / f"{study}.py").exists():
+        return (name, f"needs simulations/{study}.py (not in this version)", "-"), log
+    if not _available(needs):
+        return (name, f"needs {needs}: pip install 'meanfield-toolkit[data]'", "-"), log
+    try:
+        _run(root, [f"simulations.{study}", "--results", str(results), *extra], log)
+        _run(root, [f"figures.{figure}", "--results", str(results), "--out", str(figures)], log)
+        made = sorted(p.name for p in figures.glob(f"fig{name.split()[0]}_*.png"))
+        row = (name, str(figures / made[0]) if made else "(no png)",
+               f"{time.perf_counter() - t0:.1f}")
+    except RuntimeError as exc:
+        row = (name, f"FAILED: {exc}", f"{time.perf_counter() - t0:.1f}")
+    return row, log
 
+
+def run(quick=False, out=None, workers=None, scheduler=None, progress=True, jobs=1):
+    """Run the pipeline; return the summary rows (figure, file or status, seconds). ``jobs``
+    figures are made at once (each its own processes; the studies write separate files); the
+    log and the summary keep the pipeline's order."""
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    jobs = check_int("jobs", jobs, low=1, high=len(PIPELINE))
     root = find_root()
     out = Path(out).resolve() if out else root
     results = out / "results"
@@ -79,30 +104,16 @@ def run(quick=False, out=None, workers=None, scheduler=None, progress=True):
         raise InputError(f"`--out` == {str(out)!r}: cannot create ({exc.strerror})") from None
     extra = (["--quick"] if quick else []) + (["--workers", str(workers)] if workers else []) + (
         ["--scheduler", scheduler] if scheduler else [])
-    rows = []
     total_start = time.perf_counter()
-    with open(out / "reproduce.log", "w") as log, progress_bar(len(PIPELINE), progress,
-                                                               desc="figures", unit="figure") as bar:
-        for name, study, figure, needs in PIPELINE:
-            t0 = time.perf_counter()
-            if not (root / "simulations" / f"{study}.py").exists():
-                rows.append((name, f"needs simulations/{study}.py (not in this version)", "-"))
-                bar.update()
-                continue
-            if not _available(needs):
-                rows.append((name, f"needs {needs}: pip install 'meanfield-toolkit[data]'", "-"))
-                bar.update()
-                continue
-            try:
-                _run(root, [f"simulations.{study}", "--results", str(results), *extra], log)
-                _run(root, [f"figures.{figure}", "--results", str(results), "--out", str(figures)],
-                     log)
-                made = sorted(p.name for p in figures.glob(f"fig{name.split()[0]}_*.png"))
-                rows.append((name, str(figures / made[0]) if made else "(no png)",
-                             f"{time.perf_counter() - t0:.1f}"))
-            except RuntimeError as exc:
-                rows.append((name, f"FAILED: {exc}", f"{time.perf_counter() - t0:.1f}"))
+    with ThreadPoolExecutor(jobs) as pool, progress_bar(len(PIPELINE), progress, desc="figures",
+                                                        unit="figure") as bar:
+        futures = [pool.submit(_step, root, step, results, figures, extra) for step in PIPELINE]
+        for _ in as_completed(futures):
             bar.update()
+    done = [f.result() for f in futures]
+    with open(out / "reproduce.log", "w") as log:
+        log.write("".join(line for _, lines in done for line in lines))
+    rows = [row for row, _ in done]
     rows.append(("total", str(out), f"{time.perf_counter() - total_start:.1f}"))
     width = max(len(r[0]) for r in rows)
     print(f"{'figure':<{width}}  {'file':<60}  seconds")

@@ -146,6 +146,9 @@ def test_analytic_route_refuses_what_it_does_not_cover_and_warns_outside_its_dom
     with pytest.raises(InputError, match="analytic"):
         mf.predict_critical_sparsity("tanh", 60, 8, 1.3, 0.2, finite_width="analytic",
                                      arch="cnn")
+    # ReLU above its EOC: q grows without bound, the fluctuations compound (r = −1.9 at layer 1)
+    with pytest.raises(InputError, match="first order.*finite_width=True"):
+        mf.predict_critical_sparsity("relu", 50, 20, 1.6, 0.2, finite_width="analytic")
     with pytest.warns(PredictionRangeWarning, match="analytic theory"):
         mf.predict_critical_sparsity("tanh", 40, 8, 2.5, 0.2, finite_width="analytic")
     with warnings.catch_warnings():

@@ -77,6 +77,16 @@ class NoPrediction(ArithmeticError):
     Raised by the wing's internals and turned by the public functions into an ``InputError``
     naming their arguments. Not a ``ValueError``: a ``ValueError`` from inside is a bug."""
 
+    #: how the public functions end their message
+    consequence = "so there is no prediction in float64"
+
+
+class BeyondFirstOrder(NoPrediction):
+    """The analytic route's 1/N coupling (:mod:`meanfield.prediction._vertex`) is too large for
+    its first order to mean anything (docs/critical_sparsity.md §5e)."""
+
+    consequence = "so the analytic route has no prediction there; use finite_width=True"
+
 
 @dataclass(frozen=True, eq=False)
 class LayerMoments:

@@ -26,13 +26,14 @@ import math
 
 import numpy as np
 
-from ._moments import SEED, hermite
+from ._moments import SEED, BeyondFirstOrder, hermite
 
 NODES = (40, 128)            # nodes per axis of the 2-d Gauss–Hermite rule: 40 + 4 q, at most 128
 # (a saturating φ at large q has a feature of width 1/√q in z: r_l to ~1e-4 relative at q = 6,
 # 1e-2 at q = 16, 5e-2 at q = 36, the largest of a tanh net at σ_w = 6)
 STEP = 1e-4                  # relative step of the central differences in Σ
 SOFTMAX_SAMPLES = 2 ** 17    # logit pairs for the softmax's Price derivatives (fixed seed)
+R_RANGE = (-0.5, 3.0)        # the raises r_l a first order is trusted with (tanh, N = 50: 1.1)
 
 
 def _pair_points(S):
@@ -144,4 +145,12 @@ def gradient_coupling(act, m, width, sw, batch, classes):
     extra = np.empty(L + 1)
     extra[:L] = pairs * np.exp(log_P) * np.einsum("lk,lk->l", R, V[:L, :, 2])
     extra[L] = pairs * sw * sw * (d_overlap @ V[L, :, 2]) / classes
-    return extra / np.exp(m.log_grad_var)
+    r = extra / np.exp(m.log_grad_var)
+    # where q runs away with depth (unbounded φ off its EOC) the fluctuations compound and the
+    # first order says nothing: 1 + r_l would be negative or many times the mean field
+    bad = ~((r > R_RANGE[0]) & (r < R_RANGE[1]))
+    if bad.any():
+        l = int(np.argmax(bad))
+        raise BeyondFirstOrder(f"the 1/N coupling's first order gives layer {l + 1} a relative "
+                               f"raise of E[G²] r = {r[l]:.3g}, outside {R_RANGE}, where it holds")
+    return r

@@ -273,8 +273,8 @@ def _no_prediction(act, width, depth, sw, sb):
         yield
     except NoPrediction as exc:
         raise InputError(f"`activation` == {act.name!r}, `width` == {width}, `depth` == {depth}, "
-                         f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: {exc}, so there is no "
-                         f"prediction in float64") from None
+                         f"`sigma_w` == {sw!r}, `sigma_b` == {sb!r}: {exc}, "
+                         f"{exc.consequence}") from None
 
 
 # ---------------------------------------------------------------------------------------------
