@@ -81,13 +81,12 @@ def variants(config, seed, trials, rng):
                                         for g in G])
     layer = np.arange(L1)
     m = top[(np.arange(T)[:, None] + offsets[None, :]) % T, layer[None, :]].min(axis=1)
-    below, total = np.zeros(T), 0
+    below = np.zeros(T)
     for u in range(T):
         W, G = network_grads(arch, sw, sb, width, depth, seed, u)
         for l, (w, g) in enumerate(zip(W, G)):
             below[(u - offsets[l]) % T] += int((np.abs(w * g) <= m[(u - offsets[l]) % T]).sum())
-            total += w.size if u == 0 else 0
-    out["layers_across_nets"] = below / total
+    out["layers_across_nets"] = below / sum(w.size for w in W)
     return out
 
 

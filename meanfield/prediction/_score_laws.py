@@ -528,10 +528,7 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
     top = _top_block.exact_top(L, m.arch, definition, whole) if finite else 0
     chain = L - top
     burn = _top_block.burn_in(act, sw, sb, m.arch) if finite else 0
-    # chunk sizes are powers of two that divide DRAW_BLOCK, so that no chunk straddles a block
-    def fit(n):
-        return 1 << min(max(int(n), 1).bit_length() - 1, DRAW_BLOCK.bit_length() - 1)
-
+    fit = _fit_block
     # per draw: the chain's normals and the block's gradient atoms; the laws' atoms
     atoms = (L - chain) * min(_top_block.MAX_ATOMS, width * width) + classes * width
     chain_step = fit(NORMALS_PER_CHUNK // (chain * width * classes + atoms)) if finite else count
@@ -560,9 +557,20 @@ def draw_chunks(act, m, cond, width, sw, sb, batch, classes, finite, definition=
         else:
             chunk = draws.take(slice(ids.start, ids.stop))
             back = backward_wide(m, chunk, classes)
-        for sub in range(0, len(chunk), law_step):
-            sl = slice(sub, sub + law_step)
-            yield chunk.take(sl), back.take(sl)
+        yield from _split(chunk, back, law_step)
+
+
+def _fit_block(n):
+    """The largest power of two ≤ n (at least 1, at most ``DRAW_BLOCK``): chunk sizes divide
+    ``DRAW_BLOCK``, so that no chunk straddles a block."""
+    return 1 << min(max(int(n), 1).bit_length() - 1, DRAW_BLOCK.bit_length() - 1)
+
+
+def _split(chunk, back, step):
+    """(readout draws, backward signal) of a chunk in pieces of ``step`` draws."""
+    for sub in range(0, len(chunk), step):
+        sl = slice(sub, sub + step)
+        yield chunk.take(sl), back.take(sl)
 
 
 def _analytic_chunks(act, m, cond, width, sw, batch, classes, coupled=True):
@@ -574,14 +582,9 @@ def _analytic_chunks(act, m, cond, width, sw, batch, classes, coupled=True):
     coupling = (gradient_coupling(act, m, width, sw, batch, classes) if coupled
                 else np.zeros(m.depth + 1))
     draws = ReadoutDraws(float(m.q[m.depth]), float(m.c[m.depth]), batch, classes, DRAWS_FINITE)
-    step = DRAW_BLOCK
-    for start in range(0, DRAWS_FINITE, step):
-        ids = range(start, start + step)
-        chunk = draws.take(slice(ids.start, ids.stop))
+    law_step = _fit_block(ATOMS_PER_CHUNK // (m.depth * cond[0].shape[1]))
+    for start in range(0, DRAWS_FINITE, DRAW_BLOCK):
+        chunk = draws.take(slice(start, start + DRAW_BLOCK))
         rng = np.random.default_rng([SEED, 3, start])         # one per block of draws
         back = backward_analytic(m, cond, chunk, width, classes, sw, rng, coupling)
-        law_step = max(1, min(step, ATOMS_PER_CHUNK // max(m.depth * cond[0].shape[1], 1)))
-        law_step = 1 << (law_step.bit_length() - 1)
-        for sub in range(0, len(chunk), law_step):
-            sl = slice(sub, sub + law_step)
-            yield chunk.take(sl), back.take(sl)
+        yield from _split(chunk, back, law_step)

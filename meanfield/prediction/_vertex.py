@@ -49,15 +49,17 @@ def _pair_points(S):
     return u1, u2, np.outer(w, w)
 
 
-def _pair_stats(act, S):
-    """Per layer: F = E[(φ₁², φ₂², φ₁φ₂)] (L, 3), its per-neuron covariance (L, 3, 3) and
-    k_o = E[φ'₁φ'₂] (L,)."""
+def _pair_stats(act, S, covariance=True):
+    """Per layer: F = E[(φ₁², φ₂², φ₁φ₂)] (L, 3), its per-neuron covariance (L, 3, 3; None
+    unless ``covariance``) and k_o = E[φ'₁φ'₂] (L,)."""
     u1, u2, w = _pair_points(S)
     p1, p2 = np.broadcast_to(act(u1, 0), u2.shape), act(u2, 0)
     f = np.stack([p1 * p1, p2 * p2, p1 * p2], axis=1)                  # (L, 3, n, n)
     mean = np.einsum("lkab,ab->lk", f, w)
-    second = np.einsum("liab,ljab,ab->lij", f, f, w)
     ko = np.einsum("lab,ab->l", act(u1, 1) * act(u2, 1), w)
+    if not covariance:
+        return mean, None, ko
+    second = np.einsum("liab,ljab,ab->lij", f, f, w)
     return mean, second - mean[:, :, None] * mean[:, None, :], ko
 
 
@@ -69,8 +71,8 @@ def _gradients(act, S):
     for k in range(3):
         e = np.zeros_like(S)
         e[:, k] = h
-        Fp, _, kp = _pair_stats(act, S + e)
-        Fm, _, km = _pair_stats(act, S - e)
+        Fp, _, kp = _pair_stats(act, S + e, covariance=False)
+        Fm, _, km = _pair_stats(act, S - e, covariance=False)
         dF[:, :, k] = (Fp - Fm) / (2.0 * h[:, None])
         dk[:, k] = (kp - km) / (2.0 * h)
     return dF, dk
