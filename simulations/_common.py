@@ -77,3 +77,13 @@ def predicted(fn, *args, **kw):
 def finish(df, path, t0):
     df.to_csv(path, index=False)
     print(f"wrote {path} ({len(df)} rows, {time.perf_counter() - t0:.1f} s)", file=sys.stderr)
+
+
+def script_main(doc, run, markdown, argv=None):
+    """A simulation's ``main``: parse the arguments (the description: ``doc``'s first line),
+    ``run`` them into (table, path), write the table and print its ``markdown``."""
+    args = parse(doc.splitlines()[0], argv)
+    t0 = time.perf_counter()
+    df, path = run(args)
+    finish(df, path, t0)
+    print(markdown(df))

@@ -3,7 +3,7 @@ tanh FFNNs in the three phases at widths 50–200 and depths 10–200 (σ_b = 0.
 Stable ResNets (σ_w = 1, σ_b = 0.3), 200 trials each (8 with ``--quick``).
 
 For every configuration: the Monte-Carlo mean and standard error; the default finite-width
-prediction, the wide limit and (FFNNs) the analytic finite-width theory
+prediction, the wide limit and the analytic finite-width theory
 (``finite_width="analytic"``, with what its two 1/N terms add: :func:`finite_width_terms`), each
 with its own standard error, its route (what it is made of:
 ``critical_sparsity_distribution(...)["route"]``) and whether the configuration is inside the
@@ -91,7 +91,7 @@ def run(args):
                 predict(row, "simulated", finite_width="simulated")
             if arch in ANALYTIC_ARCHS:
                 predict(row, "analytic", finite_width="analytic")
-                terms, _ = predicted(finite_width_terms, "tanh", n, L, sw, sb)
+                terms, _ = predicted(finite_width_terms, "tanh", n, L, sw, sb, arch=arch)
                 row["chain_term"], row["coupling_term"] = terms["chain_term"], terms["coupling_term"]
             rows.append(row)
     return pd.DataFrame(rows), path
@@ -172,7 +172,7 @@ def analytic_markdown(df):
     inside = rows[domain]
     n, k = len(rows), len(inside)
     a, b, c = _counts(inside, "analytic")
-    lines += ["", f"The analytic route covers {n} of the {len(df)} configurations (the FFNNs); "
+    lines += ["", f"The analytic route covers {n} of the {len(df)} configurations; "
                   f"{k} are inside its domain. There it is within 3 SE at {a} of {k}, on target "
                   f"at {b} and within 3 combined SE at {c}; outside it, on target at "
                   f"{_counts(rows[~domain], 'analytic')[1]} of {n - k}."]

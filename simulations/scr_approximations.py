@@ -33,7 +33,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from ._common import finish, output, parse
+from ._common import output, script_main
 
 CONFIGS = [("ffnn", 0.9, 0.2, n, L) for n, L in
            [(50, 10), (64, 40), (100, 30), (150, 80), (200, 100), (100, 200)]]
@@ -127,11 +127,7 @@ def markdown(df):
 
 
 def main(argv=None):
-    args = parse(__doc__.splitlines()[0], argv)
-    t0 = time.perf_counter()
-    df, path = run(args)
-    finish(df, path, t0)
-    print(markdown(df))
+    script_main(__doc__, run, markdown, argv)
 
 
 if __name__ == "__main__":

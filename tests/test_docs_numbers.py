@@ -120,3 +120,18 @@ def test_the_score_law_assumptions_table_is_the_record_s():
                                                      abs=1e-12)
     text = (DOCS / "critical_sparsity.md").read_text(encoding="utf-8")
     assert between(text, "scr_approximations") == scr_approximations.markdown(record) + "\n"
+
+
+def test_the_analytic_domain_table_is_the_record_s():
+    """docs/critical_sparsity.md §5e's ResNet grid is simulations/analytic_domain.py's output for
+    the committed record (200 networks a configuration), and the route's domain rule
+    (``_analytic.outside``) is what the record says it was when it ran."""
+    from meanfield.prediction import _analytic
+    from simulations import analytic_domain
+
+    record = pd.read_csv(DOCS / "data" / "analytic_domain.csv")
+    assert (record.trials == 200).all() and len(record) == len(analytic_domain.GRID)
+    for r in record.itertuples():
+        assert r.analytic_in_domain == (_analytic.outside(r.width, r.depth, r.arch) == "")
+    text = (DOCS / "critical_sparsity.md").read_text(encoding="utf-8")
+    assert between(text, "analytic_domain") == analytic_domain.markdown(record) + "\n"

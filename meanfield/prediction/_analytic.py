@@ -18,23 +18,46 @@ import math
 
 import numpy as np
 
+from ._moments import NoPrediction
 from ._score_laws import Backward, _roots, renormalise
+from ._top_block import WHOLE_WIDTH
 
 BINS = 8                     # weight classes of the neurons (at most; ≥ 2C neurons each on average)
+RESNET_DEPTH = 30            # plain ResNets deeper than this are outside the route's domain
 
 
-def weight_classes(cond, width, classes):
+def outside(width, depth, arch):
+    """Why a ResNet is outside the analytic route's measured domain (docs/critical_sparsity.md
+    §5e), "" if it is not (FFNNs: :func:`meanfield.prediction._top_block.collapse_range`):
+
+    * narrower than ``WHOLE_WIDTH``, as the FFNN's chain;
+    * a plain ResNet deeper than ``RESNET_DEPTH``: its top layers share the stream's neurons, and
+      with them their largest scores, which the score laws take as independent from layer to
+      layer; the route is 0.005–0.016 low at L = 40–100, whatever N (50–200)."""
+    if arch == "ffnn":
+        return ""
+    if width < WHOLE_WIDTH:
+        return f"narrower than {WHOLE_WIDTH}"
+    if arch == "resnet" and depth > RESNET_DEPTH:
+        return (f"a plain ResNet deeper than {RESNET_DEPTH}, whose top layers share the stream's "
+                f"neurons and with them their largest scores")
+    return ""
+
+
+def weight_classes(cond, width, classes, means=False):
     """Per hidden layer and class: the mean m², s² = Var(φ'|U) and M₂ = E[φ'²|U] over the
-    quasi-random points of U in that quantile class, shapes (L, k), and k."""
+    quasi-random points of U in that quantile class, shapes (L, k), and k; with ``means`` also
+    the class mean of m itself (L, k), last."""
     M1, M2, _, _ = cond
     k = int(min(BINS, max(1, width // (2 * classes))))
     order = np.argsort(M1 * M1, axis=1)
     parts = np.array_split(order, k, axis=1)
-    m2 = np.stack([np.take_along_axis(M1 * M1, p, 1).mean(axis=1) for p in parts], axis=1)
-    s2 = np.stack([np.take_along_axis(np.maximum(M2 - M1 * M1, 0.0), p, 1).mean(axis=1)
-                   for p in parts], axis=1)
-    e2 = np.stack([np.take_along_axis(M2, p, 1).mean(axis=1) for p in parts], axis=1)
-    return m2, s2, e2, k
+
+    def mean(x):
+        return np.stack([np.take_along_axis(x, p, 1).mean(axis=1) for p in parts], axis=1)
+
+    out = (mean(M1 * M1), mean(np.maximum(M2 - M1 * M1, 0.0)), mean(M2), k)
+    return out + (mean(M1),) if means else out
 
 
 def _wishart(rng, counts, classes):
@@ -79,6 +102,81 @@ def backward_analytic(m, cond, draws, width, classes, sw, rng, coupling):
         quad = np.einsum("dkce,dec->dk", rows, draws.gram)        # Σ_i∈class v_iᵀ ΔᵀΔ v_i
         noise = gain * (quad @ ws2[i] + (counts[:, i] @ we2[i]) * noise)
         K, noise, log_scale = renormalise(K, noise, log_scale, sq, i)
+    out.set(log_scales + np.log1p(coupling[:L])[None, :], Khat, noises)
+    out.readout_gain = float(coupling[L])
+    return out
+
+
+def _split(rng, counts, classes):
+    """The shares B_k = Q_kᵀ Q_k of the classes in WᵀW = P^{1/2} (Σ_k B_k) P^{1/2} for N i.i.d.
+    Gaussian rows W = Q P^{1/2} split into classes of n_k rows: Q is Haar on the Stiefel manifold
+    and independent of P, so B_k = T^{−1/2} G_k T^{−1/2} with G_k ~ Wishart(n_k, I_C) and
+    T = Σ_k G_k (symmetric roots). Σ_k B_k = I. ``counts`` (..., k); shape (..., k, C, C)."""
+    G = _wishart(rng, counts, classes)
+    w, Q = np.linalg.eigh(G.sum(axis=-3))
+    inv = ((Q / np.sqrt(w)[..., None, :]) @ np.swapaxes(Q, -1, -2))[..., None, :, :]
+    return inv @ G @ inv
+
+
+def _sym_roots(P):
+    """The symmetric square roots of a stack of PSD matrices."""
+    w, Q = np.linalg.eigh(P)
+    return (Q * np.sqrt(np.maximum(w, 0.0))[..., None, :]) @ np.swapaxes(Q, -1, -2)
+
+
+def backward_analytic_resnet(m, cond, draws, width, classes, sw, rng, coupling):
+    """:func:`backward_analytic` for a ResNet (docs/critical_sparsity.md §5e): the chain of
+    :func:`meanfield.prediction._score_laws._backward_finite_resnet` in class space. The residual
+    stream keeps its neurons, so its rows w_j cannot be redrawn each layer: the stream is carried
+    as its sum Σ_j w_j w_jᵀ = N K̂, and each layer splits it among the weight classes of the
+    receiving neurons (random, independent of w) by the matrix Dirichlet shares of
+    :func:`_split` (the rows taken as Gaussian). With u_j = z_j R, RᵀR = (σ_w²/N) N K̂, z_j
+    standard normal, and class k's rows W_k = Q_k P_k^{1/2}:
+
+        W_kᵀ Z_k = P_k^{1/2} Y_k,  Z_kᵀ Z_k = Y_kᵀ Y_k + Wishart(n_k − C, I_C),  Y_k ~ N(0, 1)^{C×C},
+        N K̂' = N K̂ + α Σ_k m̄_k (P_k^{1/2} Y_k R + Rᵀ Y_kᵀ P_k^{1/2}) + α² Σ_k m̄²_k Rᵀ Z_kᵀZ_k R,
+
+    exact for n_k ≥ C given Gaussian rows. Cost O(L k C³) per draw, whatever N."""
+    L = m.depth
+    D = len(draws)
+    out = Backward(draws, L)
+    wm2, ws2, we2, k, wm1 = weight_classes(cond, width, classes, means=True)
+    a = 1.0 / math.sqrt(L) if m.arch == "stable_resnet" else 1.0
+    gain = sw * sw / width
+    sq = np.maximum(draws.sq_norm, 1e-300)
+    p = np.full(k, 1.0 / k)
+    counts = rng.multinomial(width, p, size=(D, L))                            # (D, L, k)
+    log_scales = np.zeros((D, L))
+    Khat = np.empty((D, L, classes, classes))
+    noises = np.empty((D, L))
+    # layer L: h^L's rows v ~ N(0, (σ_w²/N) I) by class, then g^L = m ∘ h^L
+    Sv = gain * _wishart(rng, counts[:, L - 1], classes)                       # (D, k, C, C)
+    Khat[:, L - 1], noises[:, L - 1] = Sv.sum(axis=1) / width, 0.0
+    P = np.einsum("k,dkce->dce", wm2[L - 1], Sv)                                # N K̂ of g^L
+    noise = np.einsum("k,dkce,dec->d", ws2[L - 1], Sv, draws.gram) / width
+    log_scale = np.zeros(D)
+    for i in range(L - 2, -1, -1):                  # the stream of layer i + 1 from layer i + 2
+        R = _roots(np.ascontiguousarray(gain * P))                          # RᵀR = (σ_w²/N) N K̂
+        root = _sym_roots(P)[:, None]
+        Ps = root @ _split(rng, counts[:, i], classes) @ root               # P_k = W_kᵀ W_k
+        Y = rng.standard_normal((D, k, classes, classes))
+        ZZ = np.swapaxes(Y, -1, -2) @ Y + _wishart(rng, np.maximum(counts[:, i] - classes, 0),
+                                                    classes)
+        X = _sym_roots(Ps) @ Y @ R[:, None]                                 # W_kᵀ Z_k R
+        cross = np.einsum("k,dkce->dce", wm1[i], X)
+        UU = R.transpose(0, 2, 1)[:, None] @ ZZ @ R[:, None]                # Σ_k∈class u uᵀ
+        quad = np.einsum("dkce,dec->dk", UU, draws.gram)
+        noise = noise + a * a * (quad @ ws2[i] + sw * sw * (counts[:, i] @ we2[i]) * noise) / width
+        P = P + a * (cross + cross.transpose(0, 2, 1)) + a * a * np.einsum("k,dkce->dce",
+                                                                           wm2[i], UU)
+        Kh = P / width
+        scale = np.einsum("dcc->d", Kh) / classes + noise / sq
+        if not np.all(scale > 0.0):
+            raise NoPrediction(f"the backward signal vanishes exactly (or is not finite) at "
+                               f"hidden layer {i + 1}")
+        log_scale = log_scale + np.log(scale)
+        P, noise = P / scale[:, None, None], noise / scale
+        log_scales[:, i], Khat[:, i], noises[:, i] = log_scale, Kh / scale[:, None, None], noise
     out.set(log_scales + np.log1p(coupling[:L])[None, :], Khat, noises)
     out.readout_gain = float(coupling[L])
     return out

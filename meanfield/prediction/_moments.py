@@ -230,13 +230,17 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
             log_t[i], f[i] = t, math.exp(tf - t)
     log_h = np.concatenate([log_t + math.log(D), [math.log(D)]])
     rho_h = np.concatenate([f * O / D, [O / D]])            # E[h(b) h(b')] / E[h(b)²]
-    log_q_grad = log_h + np.log(np.concatenate([d11, [1.0]]))    # log E[δ^l_i(b)²]
-    rho_grad = rho_h * np.concatenate([p11 / d11, [1.0]])         # E[δ(b) δ(b')] / E[δ(b)²]
+    # δ = φ' ∘ h, but a residual branch's gradient α g^l a^{l−1}ᵀ takes the stream's g^l as is
+    own = np.concatenate([~branch, [False]])
+    log_q_grad = log_h + np.log(np.where(own, np.concatenate([d11, [1.0]]), 1.0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho_grad = rho_h * np.where(own, np.concatenate([p11 / d11, [1.0]]), 1.0)
     weight_var = sw * sw / fan_in
     # Var(∂ℒ/∂W) = [Q̃_d K_d + (B − 1) Q̃_o K_o] / B, in log form (Q̃ can over/underflow)
     ratio = (act_sq + (batch - 1) * rho_grad * act_cov) / batch
     with np.errstate(divide="ignore", invalid="ignore"):
-        log_grad_var = log_q_grad + np.log(np.maximum(ratio, 0.0))
+        log_grad_var = (log_q_grad + np.log(np.maximum(ratio, 0.0))
+                        + np.concatenate([log_alpha2, [0.0]]))
     chi = np.concatenate([sw * sw * d11, [np.nan]])
     return LayerMoments(arch=arch, q=q, c=c, fan_in=fan_in, fan_out=fan_out, act_sq=act_sq,
                         act_cov=act_cov, chi=chi, log_q_grad=log_q_grad, rho_grad=rho_grad,

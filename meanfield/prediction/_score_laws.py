@@ -577,14 +577,15 @@ def _analytic_chunks(act, m, cond, width, sw, batch, classes, coupled=True):
     """:func:`draw_chunks` of the analytic route: Δ from the mean-field logits, the class-space
     Wishart chain and (if ``coupled``) the 1/N coupling (docs §5e)."""
     # imported here: _analytic builds on this module's Backward
-    from ._analytic import backward_analytic
+    from ._analytic import backward_analytic, backward_analytic_resnet
     from ._vertex import gradient_coupling
     coupling = (gradient_coupling(act, m, width, sw, batch, classes) if coupled
                 else np.zeros(m.depth + 1))
+    backward = backward_analytic if m.arch == "ffnn" else backward_analytic_resnet
     draws = ReadoutDraws(float(m.q[m.depth]), float(m.c[m.depth]), batch, classes, DRAWS_FINITE)
     law_step = _fit_block(ATOMS_PER_CHUNK // (m.depth * cond[0].shape[1]))
     for start in range(0, DRAWS_FINITE, DRAW_BLOCK):
         chunk = draws.take(slice(start, start + DRAW_BLOCK))
         rng = np.random.default_rng([SEED, 3, start])         # one per block of draws
-        back = backward_analytic(m, cond, chunk, width, classes, sw, rng, coupling)
+        back = backward(m, cond, chunk, width, classes, sw, rng, coupling)
         yield from _split(chunk, back, law_step)

@@ -33,6 +33,7 @@ NODES = (40, 128)            # nodes per axis of the 2-d Gauss–Hermite rule: 4
 # 1e-2 at q = 16, 5e-2 at q = 36, the largest of a tanh net at σ_w = 6)
 STEP = 1e-4                  # relative step of the central differences in Σ
 SOFTMAX_SAMPLES = 2 ** 17    # logit pairs for the softmax's Price derivatives (fixed seed)
+PATH_SAMPLES = 2 ** 16       # one neuron's paths down a ResNet's stream (fixed seed)
 R_RANGE = (-0.5, 3.0)        # the raises r_l a first order is trusted with (tanh, N = 50: 1.1)
 
 
@@ -109,44 +110,96 @@ def softmax_overlap(S, classes):
     return value, np.array([curvature(p1, p2), curvature(p2, p1), d12])
 
 
+def path_covariance(act, S, depth, width):
+    """Cov(ξ^p, ξ^{p'}) (3L, 3L), p, p' = 1 … L, of the realised kernels' sampling noise
+    ξ^p = κ^p − F(Σ^p) of a ResNet's residual stream (docs/critical_sparsity.md §5e): its
+    neurons keep their identity from layer to layer, y^{p+1}_j = y^p_j + (a Gaussian increment of
+    covariance Σ^{p+1} − Σ^p), so the noise is not independent over the layers, as in an FFNN, but
+    the per-neuron covariance of (φ₁², φ₂², φ₁φ₂) along one neuron's path, over N. Monte Carlo
+    over ``PATH_SAMPLES`` paths of a pair of inputs with a fixed seed."""
+    L = depth
+    rng = np.random.default_rng([SEED, 26])
+    steps = np.vstack([S[:1], np.diff(S[:L], axis=0)])               # Σ¹, then the increments
+    a = np.sqrt(np.maximum(steps[:, 0], 0.0))
+    b = np.divide(steps[:, 2], a, out=np.zeros(L), where=a > 0.0)
+    c = np.sqrt(np.maximum(steps[:, 1] - b * b, 0.0))
+    second = np.zeros((3 * L, 3 * L))
+    first = np.zeros(3 * L)
+    block = max(1, PATH_SAMPLES // 16)
+    for _ in range(0, PATH_SAMPLES, block):
+        z = rng.standard_normal((2, block, L))
+        y1 = np.cumsum(a * z[0], axis=1)
+        y2 = np.cumsum(b * z[0] + c * z[1], axis=1)
+        p1, p2 = act(y1, 0), act(y2, 0)
+        f = np.stack([p1 * p1, p2 * p2, p1 * p2], axis=2).reshape(block, 3 * L)
+        second += f.T @ f
+        first += f.sum(axis=0)
+    n = block * (PATH_SAMPLES // block)
+    return (second / n - np.outer(first / n, first / n)) / width
+
+
 def gradient_coupling(act, m, width, sw, batch, classes):
     """The relative 1/N raise r_l of E[(G^l)²] over its mean-field value, for the hidden layers
-    l = 1 … L and the readout (L + 1,), of an FFNN of width N = ``width`` (``m``:
-    :class:`meanfield.prediction._moments.LayerMoments`): E[(G^l)²] ≈ (1 + r_l) × mean field."""
+    l = 1 … L and the readout (L + 1,), of an FFNN or a ResNet of width N = ``width`` (``m``:
+    :class:`meanfield.prediction._moments.LayerMoments`): E[(G^l)²] ≈ (1 + r_l) × mean field.
+
+    Linear response in the noise ξ = (ξ⁰, …, ξ^L) of the realised kernels (docs §5e): the law of
+    the pre-activations moves by δΣ¹ = σ_w² ξ⁰ and δΣ^{p+1} = c δΣ^p + g δκ^p with
+    δκ^p = J_p δΣ^p + ξ^p, where (c, g) = (0, σ_w²) in an FFNN and at the logits, and
+    (1, α²σ_w²) along a ResNet's stream; the log of layer l's backward kernel moves by
+    Σ_m w_m · δΣ^m; and Cov(ξ) is block diagonal in an FFNN (fresh neurons each layer) and
+    :func:`path_covariance` in a ResNet."""
     L = m.depth
+    resnet = m.arch != "ffnn"
+    a2 = 1.0 / L if m.arch == "stable_resnet" else 1.0
     q, c = m.q, m.c
     S = np.stack([q, q, q * c], axis=1)                 # Σ^l, l = 1 … L + 1
     # deep layers sit near the fixed point: the pair expectations once per Σ to 1e-4 (a first-
     # order theory does not see the difference)
     _, first, back = np.unique(np.round(S[:L], 4), axis=0, return_index=True,
                                return_inverse=True)
-    F, noise, ko = (x[back.ravel()] for x in _pair_stats(act, S[first]))
+    F, noise, ko = (None if x is None else x[back.ravel()]
+                    for x in _pair_stats(act, S[first], not resnet))
     dF, dk = (x[back.ravel()] for x in _gradients(act, S[first]))
-    J = sw * sw * dF                                    # J[p − 1] = ∂κ^p/∂κ^{p−1}
-    V = np.empty((L + 1, 3, 3))                         # V[p] = Cov(κ^p), p = 0 … L
-    V[0] = np.diag([2.0, 2.0, 1.0]) / width
-    for p in range(1, L + 1):
-        V[p] = J[p - 1] @ V[p - 1] @ J[p - 1].T + noise[p - 1] / width
     overlap, d_overlap = softmax_overlap(S[L], classes)
-    # R_l = Σ_{m ≥ l} ŵ_m J_{m−1} ⋯ J_l = ŵ_l + R_{l+1} J_l: the response of K_δ^l / P_l to κ^{l−1}, with
-    # P_l = (σ_w²/N) Π_{k=l}^{L} k_o^k σ_w^{2(L−l)}, ŵ_m = σ_w² E[Δ·Δ'] ∂log k_o^m/∂Σ (m ≤ L) and
-    # ŵ_{L+1} = σ_w² ∂E[Δ·Δ']/∂Σ
+    n = 3 * (L + 1)
+    Xi = np.zeros((n, n))                               # Cov(ξ); ξ⁰: the inputs' x·x'/N
+    Xi[:3, :3] = np.diag([2.0, 2.0, 1.0]) / width
+    if resnet:
+        Xi[3:, 3:] = path_covariance(act, S, L, width)
+    else:
+        for p in range(1, L + 1):
+            Xi[3 * p:3 * p + 3, 3 * p:3 * p + 3] = noise[p - 1] / width
+    # δΣ^p = A[p] ξ (p = 1 … L + 1) and δκ^p = Kc[p] ξ (p = 0 … L)
+    eye = np.eye(3)
+    A = np.zeros((L + 2, 3, n))
+    Kc = np.zeros((L + 1, 3, n))
+    Kc[0][:, :3] = eye
+    A[1] = sw * sw * Kc[0]
+    for p in range(1, L + 1):
+        Kc[p] = dF[p - 1] @ A[p]
+        Kc[p][:, 3 * p:3 * p + 3] += eye
+        A[p + 1] = (A[p] if resnet and p < L else 0.0) + (a2 if resnet and p < L else 1.0) \
+            * sw * sw * Kc[p]
+    # w_m = ∂ log(layer m's factor of the backward kernel)/∂Σ^m: k_o^m in an FFNN and at layer L,
+    # 1 + α²σ_w² k_o^m along a ResNet's stream; the logits' is ∂ log E[Δ·Δ']/∂Σ^{L+1}
     with np.errstate(divide="ignore", invalid="ignore"):
         dlog = np.where(ko[:, None] > 0.0, dk / ko[:, None], 0.0)
-    log_P = np.empty(L)
-    R = np.empty((L, 3))
-    row = sw * sw * d_overlap
-    log_p = math.log(sw * sw / width)
-    for i in range(L - 1, -1, -1):                      # layer l = i + 1
-        row = sw * sw * overlap * dlog[i] + row @ J[i]
-        log_p += math.log(ko[i]) if ko[i] > 0.0 else -math.inf
-        log_P[i] = log_p
-        log_p += math.log(sw * sw)
-        R[i] = row
+        factor = np.log(sw * sw * ko) if not resnet else np.log1p(a2 * sw * sw * ko)
+    if resnet:
+        dlog[:L - 1] = a2 * sw * sw * dk[:L - 1] / (1.0 + a2 * sw * sw * ko[:L - 1, None])
+    h = (d_overlap / overlap) @ A[L + 1]
+    log_K = math.log(sw * sw / width * overlap) + (math.log(ko[L - 1]) if ko[L - 1] > 0.0
+                                                   else -math.inf)
     pairs = (batch - 1) / batch
     extra = np.empty(L + 1)
-    extra[:L] = pairs * np.exp(log_P) * np.einsum("lk,lk->l", R, V[:L, :, 2])
-    extra[L] = pairs * sw * sw * (d_overlap @ V[L, :, 2]) / classes
+    for l in range(L, 0, -1):
+        h = h + dlog[l - 1] @ A[l]
+        if l < L:
+            log_K += factor[l - 1]
+        cov = h @ Xi @ Kc[l - 1][2]
+        extra[l - 1] = pairs * math.exp(m.log_alpha2[l - 1] + log_K) * cov
+    extra[L] = pairs * (d_overlap @ A[L + 1] @ Xi @ Kc[L][2]) / classes
     r = extra / np.exp(m.log_grad_var)
     # where q runs away with depth (unbounded φ off its EOC) the fluctuations compound and the
     # first order says nothing: 1 + r_l would be negative or many times the mean field

@@ -54,8 +54,8 @@ from ..activations import get_activation
 from ..pruning.critical import _check_definition as check_event
 from ..theory import _expect
 from ..theory.archs import ARCHS, CONV_ARCHS, DENSE_OF
+from . import _analytic, _top_block
 from . import _score_laws as laws
-from . import _top_block
 from ._moments import NoPrediction, forward_moments, layer_moments
 from .bounds import fit_bound_constant, ordered_phase_bound
 
@@ -90,7 +90,7 @@ class PredictionRangeWarning(RuntimeWarning):
 
 
 #: the archs of the analytic finite-width route
-ANALYTIC_ARCHS = ("ffnn",)
+ANALYTIC_ARCHS = ("ffnn", "resnet", "stable_resnet")
 #: ``finite_width``'s routes by name (True is "chain", False is "wide").
 FINITE_WIDTH = ("chain", "wide", "simulated", "analytic")
 
@@ -136,7 +136,8 @@ def _check_route(act, width, depths, sw, sb, arch, batch, mode, definition="laye
         # a network no deeper than its simulated block has no chain in it to leave its domain
         chained = (mode == "analytic"
                    or mode == "chain" and route(mode, L, arch, definition) != "simulated network")
-        why = chained and _top_block.collapse_range(act, width, L, sw, sb, arch, definition)
+        why = chained and (_top_block.collapse_range(act, width, L, sw, sb, arch, definition)
+                           or mode == "analytic" and _analytic.outside(width, L, arch))
         if why:
             where = "analytic theory" if mode == "analytic" else "finite-width chain"
             warnings.warn(f"`depth` == {L}, `width` == {width}: {why}, outside the {where}'s "
@@ -586,11 +587,12 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
           gradients: a Monte Carlo of the network's gradients fed to the score laws of §6, not a
           theory (what the chain's domain check used to switch to silently); refused beyond
           L · N² · B = 2^30 multiply-adds per draw.
-        * ``"analytic"``: the finite-width theory with no simulated layer (FFNNs; docs §5e):
-          the readout error of the mean-field logits, the class-space chain drawn as C × C
-          Wishart matrices (a cost independent of N), and each layer's E[G²] raised by the 1/N
-          coupling of the forward kernel's fluctuations with the backward kernel, computed
-          from mean-field quantities. Its domain and gaps: docs §5e, §8.
+        * ``"analytic"``: the finite-width theory with no simulated layer (FFNNs and ResNets;
+          docs §5e): the readout error of the mean-field logits, the class-space chain drawn as
+          C × C Wishart matrices (a cost independent of N), and each layer's E[G²] raised by
+          the 1/N coupling of the forward kernel's fluctuations with the backward kernel,
+          computed from mean-field quantities. Its domain and gaps: docs §5e, §8; it warns
+          outside (plain ResNets deeper than 30 among them).
 
         Finite-width routes average fixed-seed draws in blocks of 32, up to 128, until the
         average's own standard error is ≤ 5e-4; all routes are deterministic. How each compares
@@ -678,17 +680,19 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
     return out if return_std else out[0]
 
 
-def finite_width_terms(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10):
-    """What the 1/N terms of the analytic finite-width theory add to E[s_cr] of an FFNN
-    (docs/critical_sparsity.md §5e): the wide limit, then the class-space chain (the backward
+def finite_width_terms(activation, width, depth, sigma_w, sigma_b, *, batch=128, classes=10,
+                       arch="ffnn"):
+    """What the 1/N terms of the analytic finite-width theory add to E[s_cr] of an FFNN or a
+    ResNet (docs/critical_sparsity.md §5e): the wide limit, then the class-space chain (the backward
     covariance sampled at width N: its rank loss and the layer scales' log-normal spread), then
     the coupling of the forward kernel's fluctuations with the backward kernel (the full
     ``finite_width="analytic"`` prediction).
 
     Parameters
     ----------
-    activation, width, depth, sigma_w, sigma_b, batch, classes
-        As in :func:`predict_critical_sparsity`; ``depth`` a single int.
+    activation, width, depth, sigma_w, sigma_b, batch, classes, arch
+        As in :func:`predict_critical_sparsity`; ``depth`` a single int; ``arch`` one of
+        :data:`ANALYTIC_ARCHS`.
 
     Returns
     -------
@@ -714,12 +718,14 @@ def finite_width_terms(activation, width, depth, sigma_w, sigma_b, *, batch=128,
     act, width, sw, sb, batch, classes = _check_common(activation, width, sigma_w, sigma_b, batch,
                                                        classes, depth, finite=False,
                                                        max_count=_MAX_SCORES)
-    fwd = _check_forward(act, sw, sb, depth)
-    _check_route(act, width, np.array([depth]), sw, sb, "ffnn", batch, "analytic")
+    arch = _check_arch(arch)
+    _check_analytic("analytic", arch)
+    fwd = _check_forward(act, sw, sb, depth, arch)
+    _check_route(act, width, np.array([depth]), sw, sb, arch, batch, "analytic")
     out, se = {}, {}
     for key, mode in (("wide", "wide"), ("chain", "analytic chain"), ("analytic", "analytic")):
         out[key], _, _, se[key], _ = _predict(act, width, depth, sw, sb, batch, classes, fwd,
-                                              mode=mode)
+                                              mode=mode, arch=arch)
     out["chain_term"] = out["chain"] - out["wide"]
     out["coupling_term"] = out["analytic"] - out["chain"]
     out["se"] = se
