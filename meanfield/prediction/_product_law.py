@@ -82,13 +82,13 @@ def _kernel_spectra(kind, nfft):
 
 def _convolve(W, kind, width):
     """The rows of W (R, size) convolved with the kernel's CDF and tail tables (full linear
-    convolutions, ``width`` = size + table − 1 long): one forward FFT serves both."""
+    convolutions, the first ``width`` = size + table − 1 columns of the two (R, nfft) arrays
+    returned): one forward FFT serves both."""
     from scipy import fft  # lazy: `import meanfield` stays light (tests/test_package.py)
     nfft = fft.next_fast_len(width, real=True)
     spec = fft.rfft(W, nfft, axis=1)
     cdf_hat, tail_hat = _kernel_spectra(kind, nfft)
-    return (fft.irfft(spec * cdf_hat, nfft, axis=1)[:, :width],
-            fft.irfft(spec * tail_hat, nfft, axis=1)[:, :width])
+    return fft.irfft(spec * cdf_hat, nfft, axis=1), fft.irfft(spec * tail_hat, nfft, axis=1)
 
 
 class ScoreLaws:
@@ -115,34 +115,21 @@ class ScoreLaws:
         W = _atom_histogram(ls, H, top, first, size).reshape(R, size)
         self.start = first + j_min
         width = size + cdf_tab.size - 1
-        cum = np.cumsum(W, axis=1)
-        idx = np.arange(width)
-        above = idx - cdf_tab.size
         conv_cdf, conv_tail = _convolve(W, kind, width)
-        # F: the kernel CDF is 1 beyond the table: add the atoms whose offset exceeds j_max
-        self.F = (conv_cdf + self.zero[:, None]
-                  + np.where(above >= 0, cum[:, np.clip(above, 0, size - 1)], 0.0))
-        # T: the kernel tail is 1 below the table: add the atoms whose offset is below j_min
-        self.T = (conv_tail
-                  + np.where(idx < size - 1, cum[:, -1:] - cum[:, np.clip(idx, 0, size - 1)], 0.0))
-        np.clip(self.F, 0.0, 1.0, out=self.F)
-        np.clip(self.T, 0.0, 1.0, out=self.T)
-        self.T[self.T < 1e-300] = 0.0
+        self.F, self.T = _assemble(conv_cdf, conv_tail, W, self.zero, cdf_tab.size, width)
         self.stop = self.start + width
 
     def at(self, i, rows=slice(None)):
         """(F, T) of the rows ``rows`` at the integer grid indices ``i``: shape (W,) for every
         row, or (R', W) with one line of indices per row; returns two (R', W) arrays."""
-        start = self.start[rows]
-        F, T, zero = self.F[rows], self.T[rows], self.zero[rows]
-        j = np.asarray(i) - start[:, None]
-        inside = (j >= 0) & (j < F.shape[1])
-        jc = np.clip(j, 0, F.shape[1] - 1)
-        if jc.shape[0] != F.shape[0]:
-            jc = np.broadcast_to(jc, (F.shape[0], jc.shape[1]))
-        return (np.where(inside, np.take_along_axis(F, jc, 1), np.where(j < 0, zero[:, None], 1.0)),
-                np.where(inside, np.take_along_axis(T, jc, 1),
-                         np.where(j < 0, 1.0 - zero[:, None], 0.0)))
+        F, T = self.F[rows], self.T[rows]
+        j = np.asarray(i, dtype=np.int64) - self.start[rows][:, None]
+        j = np.ascontiguousarray(np.broadcast_to(j, (F.shape[0], j.shape[1])))
+        return _lookup(F, T, self.zero[rows], j)
+
+    def first_below(self, p):
+        """Per row r, the first grid index where T < p[r] (``stop[r]`` if none)."""
+        return _first_below(self.T, self.start, np.ascontiguousarray(p, dtype=np.float64))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -201,3 +188,76 @@ def _atom_histogram(ls, h, top, first, size):
                 lower[pos] += w * (1.0 - f)
                 upper[pos + 1] += w * f
     return lower + upper
+
+
+# ---------------------------------------------------------------------------------------------
+# the laws on the grid from the convolutions, and read back at given indices: compiled, as each
+# is a few passes over every row's whole grid per chunk of draws (numpy's temporaries and masks
+# took as long as the FFTs)
+
+
+@jit
+def _assemble(conv_cdf, conv_tail, W, zero, tab, width):
+    """F and T (R, width) of :class:`ScoreLaws` from the convolutions of the histogram W (R, size)
+    with the kernel's CDF and tail tables (rows of ``conv_*`` at least ``width`` long): the
+    kernel's CDF is 1 beyond its table (columns ≥ ``tab`` add the atoms whose offset exceeds
+    j_max), its tail 1 below it (columns < size − 1 add those whose offset is below j_min); both
+    clipped to [0, 1], and T below 1e-300 set to 0."""
+    R, size = W.shape
+    F = np.empty((R, width))
+    T = np.empty((R, width))
+    cum = np.empty(size)
+    for r in range(R):
+        acc = 0.0
+        for k in range(size):
+            acc += W[r, k]
+            cum[k] = acc
+        total = cum[size - 1]
+        for i in range(width):
+            f = conv_cdf[r, i] + zero[r]
+            if i >= tab:
+                f += cum[i - tab]
+            F[r, i] = min(max(f, 0.0), 1.0)
+            t = conv_tail[r, i]
+            if i < size - 1:
+                t += total - cum[i]
+            t = min(max(t, 0.0), 1.0)
+            T[r, i] = 0.0 if t < 1e-300 else t
+    return F, T
+
+
+@jit
+def _lookup(F, T, zero, j):
+    """(F, T) of each row r at its offsets j[r] (R, W) from the row's start: F = zero[r] and
+    T = 1 − zero[r] before the row's grid, F = 1 and T = 0 after it."""
+    R, n = j.shape
+    width = F.shape[1]
+    Fo = np.empty((R, n))
+    To = np.empty((R, n))
+    for r in range(R):
+        for w in range(n):
+            k = j[r, w]
+            if k < 0:
+                Fo[r, w] = zero[r]
+                To[r, w] = 1.0 - zero[r]
+            elif k < width:
+                Fo[r, w] = F[r, k]
+                To[r, w] = T[r, k]
+            else:
+                Fo[r, w] = 1.0
+                To[r, w] = 0.0
+    return Fo, To
+
+
+@jit
+def _first_below(T, start, p):
+    """:meth:`ScoreLaws.first_below`: a scan that stops at the first hit (a mask over the whole
+    grid cost as much as the rest of :func:`._score_laws.scr_law`)."""
+    R, width = T.shape
+    out = start + width
+    for r in range(R):
+        for i in range(width):
+            if T[r, i] < p[r]:
+                out[r] = start[r] + i
+                break
+    return out

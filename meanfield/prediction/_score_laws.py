@@ -381,11 +381,6 @@ def _rows_at(groups, idx):
     return np.concatenate(Fs, axis=1), np.concatenate(Ts, axis=1)
 
 
-def _first_index(mask, start, stop):
-    """Per row, the grid index of the first True in ``mask`` (rows of a ScoreLaws), else stop."""
-    return np.where(mask.any(axis=1), start + np.argmax(mask, axis=1), stop)
-
-
 def scr_law(groups, n):
     """Law of m = min over the layers of their largest score (layers independent,
     P(max_l ≤ t) = F_l(t)^{n_l}) and of s_cr = s(m), s(t) = Σ_l n_l F_l(t) / Σ_l n_l, for each
@@ -402,11 +397,9 @@ def scr_law(groups, n):
         cols = slice(first, first + r)
         # P(max ≤ t) = (1 − T)^n_l exceeds p where T < 1 − p^(1/n_l): compared on T itself, as
         # exp and log over every row's whole grid cost more than the rest of the law
-        nl = np.tile(n[cols], D)[:, None]
-        lo[:, cols] = _first_index(law.T < -np.expm1(math.log(1e-15) / nl), law.start,
-                                   law.stop).reshape(D, -1)
-        hi[:, cols] = _first_index(law.T < -np.expm1(math.log1p(-1e-15) / nl), law.start,
-                                   law.stop).reshape(D, -1)
+        nl = np.tile(n[cols], D)
+        lo[:, cols] = law.first_below(-np.expm1(math.log(1e-15) / nl)).reshape(D, -1)
+        hi[:, cols] = law.first_below(-np.expm1(math.log1p(-1e-15) / nl)).reshape(D, -1)
         first += r
     lo = lo.min(axis=1) - 1
     hi = hi.min(axis=1) + 2
