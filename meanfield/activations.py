@@ -55,14 +55,13 @@ def _sigmoid(x):
 
 
 def _tanh(x, p, k):
-    t = math.tanh(x)
     if k == 0:
-        return t
+        return math.tanh(x)
     e = math.exp(-2.0 * abs(x))
     s = 4.0 * e / ((1.0 + e) * (1.0 + e))  # sech², without the cancellation of 1 − tanh²
-    if k == 1:
+    if k == 1:              # no tanh: φ' is most of the prediction's activation calls
         return s
-    return -2.0 * t * s
+    return -2.0 * math.tanh(x) * s
 
 
 def _erf(x, p, k):

@@ -46,19 +46,28 @@ def readout_moments(q, c, classes):
     logits with a fixed seed (relative error ~1e-3), averaged over the classes by symmetry."""
     rng = np.random.default_rng(SEED)
     n = max(READOUT_SAMPLES // classes, 4096)
-    shared = rng.standard_normal((n, classes)) * math.sqrt(q * c)
+    shared = rng.standard_normal((n, classes))
+    shared *= math.sqrt(q * c)
     own = math.sqrt(q * (1.0 - c))
 
-    def softmax(z):
-        z = z - z.max(axis=1, keepdims=True)
-        e = np.exp(z)
-        return e / e.sum(axis=1, keepdims=True)
+    def softmax():
+        # in place on the fresh draw: the million-entry temporaries cost as much as the exp
+        z = rng.standard_normal((n, classes))
+        z *= own
+        z += shared
+        z -= z.max(axis=1, keepdims=True)
+        np.exp(z, out=z)
+        z /= z.sum(axis=1, keepdims=True)
+        return z
 
-    p1 = softmax(shared + own * rng.standard_normal((n, classes)))
-    p2 = softmax(shared + own * rng.standard_normal((n, classes)))
+    p1 = softmax()
+    p2 = softmax()
     ep2 = 0.5 * (np.mean(p1 * p1) + np.mean(p2 * p2))
     d = ep2 - 2.0 / classes ** 2 + 1.0 / classes
-    o = float(np.mean((p1 - 1.0 / classes) * (p2 - 1.0 / classes)))
+    p1 -= 1.0 / classes
+    p2 -= 1.0 / classes
+    p1 *= p2
+    o = float(np.mean(p1))
     # 0 <= O <= c Var(p_k), exactly: the logits are independent over the classes, each pair
     # (z_k(b), z_k(b')) with correlation c, so expanding p_k in the Hermite polynomials of the C
     # logits (Mehler's formula, as for the maps of docs/theory.md §2) gives
