@@ -74,15 +74,16 @@ def _wishart(rng, counts, classes):
     return T @ np.swapaxes(T, -1, -2)
 
 
-def backward_analytic(m, cond, draws, width, classes, sw, rng, coupling):
+def backward_analytic(m, cond, draws, width, classes, sw, rng, coupling, weights=None):
     """The backward signal of an FFNN of width N for D draws, drawn with the generator ``rng``
     (the caller gives each fixed block of draws its own), with each hidden layer's
     scale raised by log(1 + r_l), r = ``coupling`` (:func:`._vertex.gradient_coupling`); the
-    readout's r is kept as ``readout_gain`` for the score laws."""
+    readout's r is kept as ``readout_gain`` for the score laws. ``weights``: the
+    :func:`weight_classes` of ``cond`` if the caller has them (the same for every block)."""
     L = m.depth
     D = len(draws)
     out = Backward(draws, L)
-    wm2, ws2, we2, k = weight_classes(cond, width, classes)
+    wm2, ws2, we2, k = weights or weight_classes(cond, width, classes)
     gain = sw * sw / width
     sq = np.maximum(draws.sq_norm, 1e-300)
     p = np.full(k, 1.0 / k)
@@ -126,7 +127,7 @@ def _sym_roots(P):
     return (Q * np.sqrt(np.maximum(w, 0.0))[..., None, :]) @ np.swapaxes(Q, -1, -2)
 
 
-def backward_analytic_resnet(m, cond, draws, width, classes, sw, rng, coupling):
+def backward_analytic_resnet(m, cond, draws, width, classes, sw, rng, coupling, weights=None):
     """:func:`backward_analytic` for a ResNet (docs/critical_sparsity.md §5e): the chain of
     :func:`meanfield.prediction._score_laws._backward_finite_resnet` in class space. The residual
     stream keeps its neurons, so its rows w_j cannot be redrawn each layer: the stream is carried
@@ -142,7 +143,7 @@ def backward_analytic_resnet(m, cond, draws, width, classes, sw, rng, coupling):
     L = m.depth
     D = len(draws)
     out = Backward(draws, L)
-    wm2, ws2, we2, k, wm1 = weight_classes(cond, width, classes, means=True)
+    wm2, ws2, we2, k, wm1 = weights or weight_classes(cond, width, classes, means=True)
     a = 1.0 / math.sqrt(L) if m.arch == "stable_resnet" else 1.0
     gain = sw * sw / width
     sq = np.maximum(draws.sq_norm, 1e-300)

@@ -148,20 +148,28 @@ def _atom_cells(ls, h):
     tops = np.full(R, -np.inf)
     span = 0
     for r in range(R):
-        top = -np.inf
+        # one pass: ⌊x/h⌋ is non-decreasing in x, so the extreme cells are those of the extreme
+        # atoms; a second pass only for a row with atoms 80 below its largest (exact zeros)
+        top, low, count = -np.inf, np.inf, 0
         for k in range(n):
             v = ls[r, k]
-            if np.isfinite(v) and v > top:
-                top = v
+            if np.isfinite(v):
+                count += 1
+                top = max(top, v)
+                low = min(low, v)
         tops[r] = top
-        lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-        for k in range(n):
-            v = ls[r, k]
-            if np.isfinite(v) and v > top - 80.0:
-                kept[r] += 1
-                c = np.int64(np.floor(v / h))
-                lo = min(lo, c)
-                hi = max(hi, c)
+        if count and low > top - 80.0:
+            kept[r] = count
+            lo, hi = np.int64(np.floor(low / h)), np.int64(np.floor(top / h))
+        else:
+            lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
+            for k in range(n):
+                v = ls[r, k]
+                if np.isfinite(v) and v > top - 80.0:
+                    kept[r] += 1
+                    c = np.int64(np.floor(v / h))
+                    lo = min(lo, c)
+                    hi = max(hi, c)
         if kept[r]:
             first[r] = lo
             span = max(span, hi - lo)

@@ -351,11 +351,21 @@ def score_laws(m, cond, draws, back, batch, classes):
     sd = np.sqrt(np.maximum(m2 - mu * mu, 0.0))
     cross = back.b @ xi.T                                          # (D, L, n)
     quad = back.nu @ (xi * xi).T
-    s2 = (m2 * back.noise[..., None] + mu * mu * back.A[..., None] + 2.0 * mu * sd * cross
-          + sd * sd * quad) / batch ** 2
+    # s2 = (m2 noise + mu² A + 2 mu sd cross + sd² quad) / B², summed in that order, and its log,
+    # in place: the (D, L, n) temporaries cost more than the arithmetic
+    s2 = m2 * back.noise[..., None]
+    s2 += mu * mu * back.A[..., None]
+    cross *= 2.0 * mu * sd
+    s2 += cross
+    quad *= sd * sd
+    s2 += quad
+    s2 /= batch ** 2
+    log_s = np.maximum(s2, 0.0, out=s2)
     with np.errstate(divide="ignore"):
-        log_s = 0.5 * (back.log_scale[..., None] + np.log(np.maximum(s2, 0.0))
-                       + (np.log(m.weight_var[:L]) + m.log_alpha2[:L])[:, None])
+        np.log(log_s, out=log_s)
+    log_s += back.log_scale[..., None]
+    log_s += (np.log(m.weight_var[:L]) + m.log_alpha2[:L])[:, None]
+    log_s *= 0.5
     groups = [(ScoreLaws(log_s.reshape(D * L, n), "product"), L)] if L else []
     if back.top is not None:
         top = back.top.shape[1]
@@ -570,15 +580,16 @@ def _analytic_chunks(act, m, cond, width, sw, batch, classes, coupled=True):
     """:func:`draw_chunks` of the analytic route: Δ from the mean-field logits, the class-space
     Wishart chain and (if ``coupled``) the 1/N coupling (docs §5e)."""
     # imported here: _analytic builds on this module's Backward
-    from ._analytic import backward_analytic, backward_analytic_resnet
+    from ._analytic import backward_analytic, backward_analytic_resnet, weight_classes
     from ._vertex import gradient_coupling
     coupling = (gradient_coupling(act, m, width, sw, batch, classes) if coupled
                 else np.zeros(m.depth + 1))
     backward = backward_analytic if m.arch == "ffnn" else backward_analytic_resnet
     draws = ReadoutDraws(float(m.q[m.depth]), float(m.c[m.depth]), batch, classes, DRAWS_FINITE)
     law_step = _fit_block(ATOMS_PER_CHUNK // (m.depth * cond[0].shape[1]))
+    weights = weight_classes(cond, width, classes, means=m.arch != "ffnn")
     for start in range(0, DRAWS_FINITE, DRAW_BLOCK):
         chunk = draws.take(slice(start, start + DRAW_BLOCK))
         rng = np.random.default_rng([SEED, 3, start])         # one per block of draws
-        back = backward(m, cond, chunk, width, classes, sw, rng, coupling)
+        back = backward(m, cond, chunk, width, classes, sw, rng, coupling, weights)
         yield from _split(chunk, back, law_step)
