@@ -67,9 +67,10 @@ def _wishart(rng, counts, classes):
     j = np.arange(classes)
     n = np.asarray(counts)[..., None]                                # s + (1,)
     T = rng.standard_normal(n.shape[:-1] + (classes, classes))
-    # below the diagonal, columns k < n only: one pass in place (np.tril's copy of the million
-    # normals cost as much again)
-    T *= np.tri(classes, k=-1, dtype=bool) & (j < n[..., None])
+    # below the diagonal, in place (np.tril's copy of the million normals cost as much again)
+    T *= np.tri(classes, k=-1, dtype=bool)
+    if (n < classes).any():
+        T *= j < n[..., None]                                        # columns k < n only
     T[..., j, j] = np.sqrt(rng.chisquare(np.maximum(n - j, 1)) * (j < n))
     return T @ np.swapaxes(T, -1, -2)
 
