@@ -23,8 +23,8 @@ from ._common import output, script_main
 from .prediction_check import _counts, _yes, predict
 
 GRID = [("resnet", n, L) for n, L in
-        [(50, 10), (50, 20), (50, 40), (100, 10), (100, 30), (200, 20), (200, 50), (100, 100),
-         (200, 100)]]
+        [(50, 10), (50, 20), (50, 40), (100, 10), (100, 30), (200, 20), (200, 50), (50, 70),
+         (100, 70), (100, 100), (200, 100)]]
 GRID += [("stable_resnet", n, L) for n, L in
          [(50, 10), (50, 40), (50, 100), (100, 100), (100, 200), (200, 50), (200, 200)]]
 SIGMA_W, SIGMA_B = 1.0, 0.3
@@ -32,7 +32,7 @@ SIGMA_W, SIGMA_B = 1.0, 0.3
 
 def run(args):
     trials = 20 if args.quick else 200
-    grid = GRID[:2] + GRID[9:10] if args.quick else GRID
+    grid = GRID[:2] + GRID[11:12] if args.quick else GRID
     path = output(args, "analytic_domain")
     rows = []
     for arch, n, L in grid:

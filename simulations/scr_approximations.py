@@ -21,7 +21,8 @@ For each: the mean and SE over the T networks, and the mean paired difference fr
 with its SE (networks are the unit; ``layers_across_nets`` pairs pseudo-network t with
 network t). tanh, σ_b = 0.2, B = 128, C = 10; the six ordered rows of
 ``prediction_check`` (σ_w = 0.9) and, for comparison, the plain ResNet (σ_w = 1, σ_b = 0.3)
-whose chain misses by −0.01 (docs §5b). 200 networks each (20 with ``--quick``).
+whose wide limit missed by −0.01 before each neuron's own stream scale (docs §5b). 200
+networks each (20 with ``--quick``).
 
 Writes ``scr_approximations.csv``: one row per configuration and variant.
 """

@@ -23,7 +23,7 @@ from ._score_laws import Backward, _roots, renormalise
 from ._top_block import WHOLE_WIDTH
 
 BINS = 8                     # weight classes of the neurons (at most; ≥ 2C neurons each on average)
-RESNET_DEPTH = 30            # plain ResNets deeper than this are outside the route's domain
+RESNET_DEPTH = 50            # plain ResNets deeper than this are outside the route's domain
 
 
 def outside(width, depth, arch):
@@ -31,16 +31,18 @@ def outside(width, depth, arch):
     §5e), "" if it is not (FFNNs: :func:`meanfield.prediction._top_block.collapse_range`):
 
     * narrower than ``WHOLE_WIDTH``, as the FFNN's chain;
-    * a plain ResNet deeper than ``RESNET_DEPTH``: its top layers share the stream's neurons, and
-      with them their largest scores, which the score laws take as independent from layer to
-      layer; the route is 0.005–0.016 low at L = 40–100, whatever N (50–200)."""
+    * a plain ResNet deeper than ``RESNET_DEPTH``: the route is 0.009–0.019 high at L = 70–100
+      (N = 50–200, σ_w = 1), where the spread of the neurons' own stream scales ρ
+      (:func:`meanfield.prediction._moments.stream_row_scales`) at the top layers passes
+      SD(log ρ) ≈ 0.5. A candidate: the laws draw a layer's N² scores independently, each with
+      its own ρ, where its N rows share one ρ each, so they reach further into ρ's tail."""
     if arch == "ffnn":
         return ""
     if width < WHOLE_WIDTH:
         return f"narrower than {WHOLE_WIDTH}"
     if arch == "resnet" and depth > RESNET_DEPTH:
-        return (f"a plain ResNet deeper than {RESNET_DEPTH}, whose top layers share the stream's "
-                f"neurons and with them their largest scores")
+        return (f"a plain ResNet deeper than {RESNET_DEPTH}, whose neurons' own stream scales "
+                f"spread beyond what independent scores within a layer hold")
     return ""
 
 

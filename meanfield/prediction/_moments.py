@@ -157,6 +157,11 @@ class LayerMoments:
     positions: int = 1
     """A conv net's positions per image (h²): its scores see B · h² exchangeable (image,
     position) pairs, the readout error of an image repeated at each (docs/convolutional.md)."""
+    log_row_scale: np.ndarray | None = None
+    """(L, P) float, each row sorted: P equally likely values of log ρ^l, the variance of one
+    neuron's stream gradient g^l_i over its mean, for a dense ResNet's branch layers (0 for the
+    others); None where every row of a layer has the same law (FFNNs, conv nets). See
+    :func:`stream_row_scales`."""
 
     @property
     def depth(self):
@@ -266,7 +271,49 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
         log_grad_var = (log_q_grad + np.log(np.maximum(ratio, 0.0))
                         + np.concatenate([log_alpha2, [0.0]]))
     chi = np.concatenate([sw * sw * d11, [np.nan]])
+    rows = (stream_row_scales(act, q, c, sw, branch, 1.0 / L if arch == "stable_resnet" else 1.0)
+            if arch != "ffnn" and positions == 1 and L > 1 else None)
     return LayerMoments(arch=arch, q=q, c=c, fan_in=fan_in, fan_out=fan_out, act_sq=act_sq,
                         act_cov=act_cov, chi=chi, log_q_grad=log_q_grad, rho_grad=rho_grad,
                         weight_var=weight_var, log_grad_var=log_grad_var, log_t=log_t, f=f,
-                        branch=branch, log_alpha2=log_alpha2, positions=positions)
+                        branch=branch, log_alpha2=log_alpha2, positions=positions,
+                        log_row_scale=rows)
+
+
+ROW_PATHS = 2 ** 15          # one neuron's paths for the law of its stream-gradient scale
+ROW_GRID = 257               # points of the shared component at which E[φ'² | s] is tabulated
+
+
+def stream_row_scales(act, q, c, sw, branch, a2):
+    """The law of a ResNet's per-neuron stream-gradient scale (docs/critical_sparsity.md §5e):
+    (L, P) sorted values of log ρ^l, P = ``ROW_PATHS``, 0 where ``branch`` is False.
+
+    A neuron keeps its identity down the stream, and with it the shared component s^m of its
+    pre-activations y^m(b) = s^m + o^m(b) (s a random walk of variances q^m c^m, o independent
+    over the examples). Its gradient g^l_i = g^{l+1}_i + α φ'(y^l_i) ∘ (W^{l+1})ᵀ g^{l+1} then has,
+    given its path, the variance v^l = v^{l+1} + α² σ_w² E[φ'(y^l)² | s^l] E[v^{l+1}] from
+    v^L = E[φ'(y^L)² | s^L]: a different one for each neuron, even at infinite width, where the
+    mean field keeps only E[v^l]. The rows of a branch layer's gradient α g^l a^{l−1}ᵀ are
+    therefore a scale mixture over ρ^l = v^l / E[v^l]. Monte Carlo over the paths with a fixed
+    seed; E[φ'² | s] tabulated on a grid of s per layer (Gauss–Hermite in o)."""
+    L = branch.size
+    z, w = hermite(64)
+    shared = q[:L] * c[:L]
+    own = np.sqrt(np.maximum(q[:L] - shared, 0.0))
+    steps = np.sqrt(np.maximum(np.diff(np.concatenate([[0.0], shared])), 0.0))
+    rng = np.random.default_rng([SEED, 27])
+    paths = np.cumsum(steps * rng.standard_normal((ROW_PATHS, L)), axis=1)   # s^1 … s^L
+    M2 = np.empty_like(paths)
+    for l in range(L):
+        sd = math.sqrt(shared[l])
+        grid = np.linspace(-7.0 * sd, 7.0 * sd, ROW_GRID) if sd > 0.0 else np.zeros(1)
+        f = act(grid[:, None] + own[l] * z[None, :], 1)
+        M2[:, l] = np.interp(paths[:, l], grid, (f * f) @ w)
+    out = np.zeros((L, ROW_PATHS))
+    v = M2[:, L - 1].copy()
+    for l in range(L - 2, -1, -1):                  # g of layer l + 1 from that of layer l + 2
+        v += a2 * sw * sw * v.mean() * M2[:, l]
+        if branch[l]:
+            with np.errstate(divide="ignore"):
+                out[l] = np.sort(np.log(v / v.mean()))
+    return out

@@ -12,7 +12,7 @@ import functools
 import math
 
 import numpy as np
-from scipy.special import ndtri
+from scipy.special import ndtr, ndtri
 
 from . import _top_block
 from ._moments import SEED, NoPrediction, hermite
@@ -365,6 +365,13 @@ def score_laws(m, cond, draws, back, batch, classes):
         np.log(log_s, out=log_s)
     log_s += back.log_scale[..., None]
     log_s += (np.log(m.weight_var[:L]) + m.log_alpha2[:L])[:, None]
+    if m.log_row_scale is not None:
+        # a ResNet's branch rows: the neuron's own stream-gradient scale ρ, at the quantile of
+        # the atom's U (which these layers' laws do not otherwise use)
+        zu = qmc_points(classes, n)[0]
+        P = m.log_row_scale.shape[1]
+        pick = np.clip((ndtr(zu) * P).astype(np.int64), 0, P - 1)
+        log_s += m.log_row_scale[:L, pick]
     log_s *= 0.5
     groups = [(ScoreLaws(log_s.reshape(D * L, n), "product"), L)] if L else []
     if back.top is not None:
