@@ -522,12 +522,13 @@ def test_each_neurons_stream_scale_closes_the_plain_resnets_wide_gap(monkeypatch
 
 
 def test_stream_scales_are_a_mixture_of_mean_one_and_none_without_a_varying_phi_prime():
-    """ρ^l = v^l / E[v^l] has mean 1 at every branch layer (an identity of the construction, to
-    1e-12); a linear φ (φ' = 1 on every path) gives every neuron the same scale, log ρ = 0
-    exactly; and tanh's spread is largest at the top, where v sums over few layers."""
+    """ρ^l = v^l / E[v^l] has mean 1 at every branch layer (an identity of the paths; its table of
+    256 quantile midpoints to 1e-3); a linear φ (φ' = 1 on every path) gives every neuron the
+    same scale, log ρ = 0 exactly; and tanh's spread is largest at the top, where v sums over
+    few layers."""
     m = SM.layer_moments(mf.get_activation("tanh"), 100, 20, 1.0, 0.3, 128, 10, arch="resnet")
     rho = np.exp(m.log_row_scale)
-    assert np.allclose(rho[m.branch].mean(axis=1), 1.0, rtol=0, atol=1e-12)
+    assert np.allclose(rho[m.branch].mean(axis=1), 1.0, rtol=0, atol=1e-3)
     assert np.all(np.diff(rho, axis=1) >= 0.0)                  # sorted: a quantile table
     sd = np.log(rho[m.branch]).std(axis=1)
     assert sd[-1] > 2 * sd[0] > 0.05

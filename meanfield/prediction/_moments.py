@@ -158,7 +158,7 @@ class LayerMoments:
     """A conv net's positions per image (h²): its scores see B · h² exchangeable (image,
     position) pairs, the readout error of an image repeated at each (docs/convolutional.md)."""
     log_row_scale: np.ndarray | None = None
-    """(L, P) float, each row sorted: P equally likely values of log ρ^l, the variance of one
+    """(L, Q) float, each row sorted: Q equally likely values of log ρ^l, the variance of one
     neuron's stream gradient g^l_i over its mean, for a dense ResNet's branch layers (0 for the
     others); None where every row of a layer has the same law (FFNNs, conv nets). See
     :func:`stream_row_scales`."""
@@ -280,40 +280,47 @@ def layer_moments(act, width, depth, sw, sb, batch, classes, fwd=None, arch="ffn
                         log_row_scale=rows)
 
 
-ROW_PATHS = 2 ** 15          # one neuron's paths for the law of its stream-gradient scale
+ROW_PATHS = 2 ** 14          # one neuron's paths for the law of its stream-gradient scale
 ROW_GRID = 257               # points of the shared component at which E[φ'² | s] is tabulated
+ROW_QUANTILES = 256          # the law of log ρ^l is kept as this many equally likely values
 
 
 def stream_row_scales(act, q, c, sw, branch, a2):
-    """The law of a ResNet's per-neuron stream-gradient scale (docs/critical_sparsity.md §5e):
-    (L, P) sorted values of log ρ^l, P = ``ROW_PATHS``, 0 where ``branch`` is False.
+    """The law of a ResNet's per-neuron stream-gradient scale (docs/critical_sparsity.md §5b,
+    eq. (13c')): (L, Q) values of log ρ^l, each row sorted, at the midpoints of Q =
+    ``ROW_QUANTILES`` equal slices of probability; 0 where ``branch`` is False.
 
     A neuron keeps its identity down the stream, and with it the shared component s^m of its
-    pre-activations y^m(b) = s^m + o^m(b) (s a random walk of variances q^m c^m, o independent
-    over the examples). Its gradient g^l_i = g^{l+1}_i + α φ'(y^l_i) ∘ (W^{l+1})ᵀ g^{l+1} then has,
-    given its path, the variance v^l = v^{l+1} + α² σ_w² E[φ'(y^l)² | s^l] E[v^{l+1}] from
-    v^L = E[φ'(y^L)² | s^L]: a different one for each neuron, even at infinite width, where the
-    mean field keeps only E[v^l]. The rows of a branch layer's gradient α g^l a^{l−1}ᵀ are
-    therefore a scale mixture over ρ^l = v^l / E[v^l]. Monte Carlo over the paths with a fixed
-    seed; E[φ'² | s] tabulated on a grid of s per layer (Gauss–Hermite in o)."""
+    pre-activations y^m(b) = s^m + o^m(b) (s a random walk of variances Q_m = q^m c^m, o
+    independent over the examples). Its gradient g^l_i = g^{l+1}_i + α φ'(y^l_i) ∘ (W^{l+1})ᵀ g^{l+1}
+    then has, given its path, the variance v^l = v^{l+1} + α² σ_w² E[φ'(y^l)² | s^l] E[v^{l+1}]
+    from v^L = E[φ'(y^L)² | s^L]: a different one for each neuron, even at infinite width, where
+    the mean field keeps only E[v^l]. The rows of a branch layer's gradient α g^l a^{l−1}ᵀ are
+    therefore a scale mixture over ρ^l = v^l / E[v^l]. Monte Carlo over ``ROW_PATHS`` paths
+    with a fixed seed, drawn from the top down (s^l given s^{l+1} is N(s^{l+1} Q_l/Q_{l+1},
+    Q_l (1 − Q_l/Q_{l+1})), the random walk run backwards), so that memory does not grow with L;
+    E[φ'² | s] tabulated on a grid of s per layer (Gauss–Hermite in o)."""
     L = branch.size
     z, w = hermite(64)
     shared = q[:L] * c[:L]
     own = np.sqrt(np.maximum(q[:L] - shared, 0.0))
-    steps = np.sqrt(np.maximum(np.diff(np.concatenate([[0.0], shared])), 0.0))
     rng = np.random.default_rng([SEED, 27])
-    paths = np.cumsum(steps * rng.standard_normal((ROW_PATHS, L)), axis=1)   # s^1 … s^L
-    M2 = np.empty_like(paths)
-    for l in range(L):
+    probs = (np.arange(ROW_QUANTILES) + 0.5) / ROW_QUANTILES
+    out = np.zeros((L, ROW_QUANTILES))
+
+    def m2(l, s):                                   # E[φ'(y^l)² | s^l = s] on the paths
         sd = math.sqrt(shared[l])
         grid = np.linspace(-7.0 * sd, 7.0 * sd, ROW_GRID) if sd > 0.0 else np.zeros(1)
         f = act(grid[:, None] + own[l] * z[None, :], 1)
-        M2[:, l] = np.interp(paths[:, l], grid, (f * f) @ w)
-    out = np.zeros((L, ROW_PATHS))
-    v = M2[:, L - 1].copy()
+        return np.interp(s, grid, (f * f) @ w)
+
+    s = math.sqrt(shared[L - 1]) * rng.standard_normal(ROW_PATHS)
+    v = m2(L - 1, s)
     for l in range(L - 2, -1, -1):                  # g of layer l + 1 from that of layer l + 2
-        v += a2 * sw * sw * v.mean() * M2[:, l]
+        r = shared[l] / shared[l + 1] if shared[l + 1] > 0.0 else 0.0
+        s = r * s + math.sqrt(max(shared[l] * (1.0 - r), 0.0)) * rng.standard_normal(ROW_PATHS)
+        v += a2 * sw * sw * v.mean() * m2(l, s)
         if branch[l]:
             with np.errstate(divide="ignore"):
-                out[l] = np.sort(np.log(v / v.mean()))
+                out[l] = np.log(np.quantile(v / v.mean(), probs))
     return out

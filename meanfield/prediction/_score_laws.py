@@ -369,8 +369,8 @@ def score_laws(m, cond, draws, back, batch, classes):
         # a ResNet's branch rows: the neuron's own stream-gradient scale ρ, at the quantile of
         # the atom's U (which these layers' laws do not otherwise use)
         zu = qmc_points(classes, n)[0]
-        P = m.log_row_scale.shape[1]
-        pick = np.clip((ndtr(zu) * P).astype(np.int64), 0, P - 1)
+        Q = m.log_row_scale.shape[1]
+        pick = np.clip((ndtr(zu) * Q).astype(np.int64), 0, Q - 1)
         log_s += m.log_row_scale[:L, pick]
     log_s *= 0.5
     groups = [(ScoreLaws(log_s.reshape(D * L, n), "product"), L)] if L else []
