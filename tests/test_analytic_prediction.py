@@ -226,7 +226,7 @@ def test_analytic_route_refuses_what_it_does_not_cover_and_warns_outside_its_dom
                                      arch="resnet")
         mf.predict_critical_sparsity("tanh", 60, 100, 1.0, 0.3, finite_width="analytic",
                                      arch="stable_resnet")
-    # a deep plain ResNet's neurons' own stream scales spread beyond what the laws hold
+    # a plain ResNet deeper than 50: the laws with the neurons' own stream scales overshoot
     with pytest.warns(PredictionRangeWarning, match="plain ResNet deeper than 50"):
         mf.predict_critical_sparsity("tanh", 60, 51, 1.0, 0.3, finite_width="analytic",
                                      arch="resnet")

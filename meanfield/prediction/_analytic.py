@@ -34,15 +34,15 @@ def outside(width, depth, arch):
     * a plain ResNet deeper than ``RESNET_DEPTH``: the route is 0.009–0.019 high at L = 70–100
       (N = 50–200, σ_w = 1), where the spread of the neurons' own stream scales ρ
       (:func:`meanfield.prediction._moments.stream_row_scales`) at the top layers passes
-      SD(log ρ) ≈ 0.5. A candidate: the laws draw a layer's N² scores independently, each with
-      its own ρ, where its N rows share one ρ each, so they reach further into ρ's tail."""
+      SD(log ρ) ≈ 0.5. Why is open: letting a layer's rows share one ρ each, instead of its
+      N² scores drawing their own, moves E[s_cr] by at most 0.001 (docs §5e)."""
     if arch == "ffnn":
         return ""
     if width < WHOLE_WIDTH:
         return f"narrower than {WHOLE_WIDTH}"
     if arch == "resnet" and depth > RESNET_DEPTH:
-        return (f"a plain ResNet deeper than {RESNET_DEPTH}, whose neurons' own stream scales "
-                f"spread beyond what independent scores within a layer hold")
+        return (f"a plain ResNet deeper than {RESNET_DEPTH}, where the score laws with each "
+                f"neuron's own stream scale overshoot")
     return ""
 
 
