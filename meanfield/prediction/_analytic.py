@@ -23,7 +23,7 @@ from ._score_laws import Backward, _roots, renormalise
 from ._top_block import WHOLE_WIDTH
 
 BINS = 8                     # weight classes of the neurons (at most; ≥ 2C neurons each on average)
-RESNET_DEPTH = 50            # plain ResNets deeper than this are outside the route's domain
+RESNET_DEPTH = 30            # plain ResNets deeper than this are outside the route's domain
 
 
 def outside(width, depth, arch):
@@ -31,18 +31,17 @@ def outside(width, depth, arch):
     §5e), "" if it is not (FFNNs: :func:`meanfield.prediction._top_block.collapse_range`):
 
     * narrower than ``WHOLE_WIDTH``, as the FFNN's chain;
-    * a plain ResNet deeper than ``RESNET_DEPTH``: the route is 0.009–0.019 high at L = 70–100
-      (N = 50–200, σ_w = 1), where the spread of the neurons' own stream scales ρ
-      (:func:`meanfield.prediction._moments.stream_row_scales`) at the top layers passes
-      SD(log ρ) ≈ 0.5. Why is open: letting a layer's rows share one ρ each, instead of its
-      N² scores drawing their own, moves E[s_cr] by at most 0.001 (docs §5e)."""
+    * a plain ResNet deeper than ``RESNET_DEPTH``: the route is 0.005–0.014 low at L = 40–100
+      (N = 50–200, σ_w = 1), a gap that does not shrink with N, so no 1/N term; each neuron's
+      own stream scale (:func:`meanfield.prediction._moments.stream_row_scales`) closes a
+      quarter to a third of it, and the rest is open (docs §5e)."""
     if arch == "ffnn":
         return ""
     if width < WHOLE_WIDTH:
         return f"narrower than {WHOLE_WIDTH}"
     if arch == "resnet" and depth > RESNET_DEPTH:
-        return (f"a plain ResNet deeper than {RESNET_DEPTH}, where the score laws with each "
-                f"neuron's own stream scale overshoot")
+        return (f"a plain ResNet deeper than {RESNET_DEPTH}, where the score laws miss an "
+                f"effect of infinite width")
     return ""
 
 

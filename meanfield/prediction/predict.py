@@ -592,7 +592,7 @@ def predict_critical_sparsity(activation, width, depth, sigma_w, sigma_b, *, bat
           C × C Wishart matrices (a cost independent of N), and each layer's E[G²] raised by
           the 1/N coupling of the forward kernel's fluctuations with the backward kernel,
           computed from mean-field quantities. Its domain and gaps: docs §5e, §8; it warns
-          outside (plain ResNets deeper than 50 among them).
+          outside (plain ResNets deeper than 30 among them).
 
         Finite-width routes average fixed-seed draws in blocks of 32, up to 128, until the
         average's own standard error is ≤ 5e-4; all routes are deterministic. How each compares
