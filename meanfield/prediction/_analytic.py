@@ -18,7 +18,6 @@ import math
 
 import numpy as np
 
-from ._moments import NoPrediction
 from ._score_laws import Backward, _roots, renormalise
 from ._top_block import WHOLE_WIDTH
 
@@ -174,14 +173,9 @@ def backward_analytic_resnet(m, cond, draws, width, classes, sw, rng, coupling, 
         noise = noise + a * a * (quad @ ws2[i] + sw * sw * (counts[:, i] @ we2[i]) * noise) / width
         P = P + a * (cross + cross.transpose(0, 2, 1)) + a * a * np.einsum("k,dkce->dce",
                                                                            wm2[i], UU)
-        Kh = P / width
-        scale = np.einsum("dcc->d", Kh) / classes + noise / sq
-        if not np.all(scale > 0.0):
-            raise NoPrediction(f"the backward signal vanishes exactly (or is not finite) at "
-                               f"hidden layer {i + 1}")
-        log_scale = log_scale + np.log(scale)
-        P, noise = P / scale[:, None, None], noise / scale
-        log_scales[:, i], Khat[:, i], noises[:, i] = log_scale, Kh / scale[:, None, None], noise
+        Kh, noise, log_scale = renormalise(P / width, noise, log_scale, sq, i + 1)
+        P = Kh * width
+        log_scales[:, i], Khat[:, i], noises[:, i] = log_scale, Kh, noise
     out.set(log_scales + np.log1p(coupling[:L])[None, :], Khat, noises)
     out.readout_gain = float(coupling[L])
     return out
