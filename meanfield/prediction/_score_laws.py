@@ -338,7 +338,7 @@ def score_laws(m, cond, draws, back, batch, classes):
     L = back.log_scale.shape[1]
     D = len(draws)
     M1, M2, P1, P2 = cond
-    _, _, xi = qmc_points(classes, M1.shape[1])
+    zu, _, xi = qmc_points(classes, M1.shape[1])
     n = xi.shape[0]
     # E[φ'(y_i(b)) a_j(b) | U_i, V_j] and E[φ'(y_i(b))² a_j(b)² | U_i, V_j]; layer 1 sees x
     mu = np.vstack([np.zeros((1, n)), M1[1:] * P1[:-1]])
@@ -368,7 +368,6 @@ def score_laws(m, cond, draws, back, batch, classes):
     if m.log_row_scale is not None:
         # a ResNet's branch rows: the neuron's own stream-gradient scale ρ, at the quantile of
         # the atom's U (which these layers' laws do not otherwise use)
-        zu = qmc_points(classes, n)[0]
         Q = m.log_row_scale.shape[1]
         pick = np.clip((ndtr(zu) * Q).astype(np.int64), 0, Q - 1)
         log_s += m.log_row_scale[:L, pick]
